@@ -1,0 +1,1 @@
+namespace Kiln; public static class Placeholder {}
