@@ -1,1 +1,0 @@
-namespace Kiln; public static class Placeholder {}
