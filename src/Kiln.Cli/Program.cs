@@ -1,1 +1,1 @@
-System.Console.WriteLine("kiln");
+System.Console.WriteLine(Kiln.Graph.DType.F32);

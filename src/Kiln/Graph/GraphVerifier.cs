@@ -1,0 +1,46 @@
+namespace Kiln.Graph;
+
+/// <summary>
+/// Checks the IR's rules: every value defined once and before use, registered ops, attributes that
+/// match the schema, recorded types equal to inferred types, concrete parameter shapes, defined outputs.
+/// </summary>
+public static class GraphVerifier
+{
+    public static void Verify(ModelGraph graph)
+    {
+        var defined = new HashSet<Value>(ReferenceEqualityComparer.Instance);
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        void Define(Value value)
+        {
+            if (!defined.Add(value) || !names.Add(value.Name)) throw new GraphException($"value '{value.Name}' is defined twice");
+        }
+
+        foreach (var input in graph.Inputs) Define(input);
+        foreach (var parameter in graph.Parameters)
+        {
+            if (!parameter.Value.Shape.IsFullyKnown) throw new GraphException($"parameter '{parameter.Name}' has a symbolic shape");
+            Define(parameter.Value);
+        }
+        foreach (var buffer in graph.Buffers) Define(buffer.Value);
+
+        foreach (var node in graph.Nodes)
+        {
+            foreach (var input in node.Inputs)
+            {
+                if (!defined.Contains(input)) throw new GraphException($"{node.Op}: input '{input.Name}' is not defined before use");
+            }
+            var inferred = graph.Registry.Get(node.Op).InferTypes(node.Inputs.Select(i => i.Type).ToArray(), node.Attributes);
+            if (inferred.Length != node.Outputs.Count) throw new GraphException($"{node.Op}: {node.Outputs.Count} outputs, expected {inferred.Length}");
+            for (var i = 0; i < inferred.Length; i++)
+            {
+                if (inferred[i] != node.Outputs[i].Type)
+                    throw new GraphException($"{node.Op}: output '{node.Outputs[i].Name}' is recorded as {node.Outputs[i].Type}, inferred {inferred[i]}");
+                Define(node.Outputs[i]);
+            }
+        }
+        foreach (var output in graph.Outputs)
+        {
+            if (!defined.Contains(output)) throw new GraphException($"graph output '{output.Name}' is not defined");
+        }
+    }
+}

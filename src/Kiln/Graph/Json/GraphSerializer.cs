@@ -1,0 +1,75 @@
+using System.Text.Json;
+using Kiln.Ops;
+
+namespace Kiln.Graph.Json;
+
+/// <summary>
+/// Writes a graph as deterministic JSON and reads it back. Reading accepts only registered op names and
+/// verifies the graph, so a graph file is data: it can describe a computation but never run code.
+/// </summary>
+public static class GraphSerializer
+{
+    /// <summary>Bumped whenever the JSON form changes meaning.</summary>
+    public const int SchemaVersion = 1;
+
+    public static string ToJson(ModelGraph graph) =>
+        JsonSerializer.Serialize(ToDocument(graph), GraphJsonContext.Default.GraphDocument);
+
+    public static GraphDocument ToDocument(ModelGraph graph) => new(
+        SchemaVersion,
+        new SortedDictionary<string, string>(graph.Metadata, StringComparer.Ordinal),
+        graph.Inputs.Select(Describe).ToList(),
+        graph.Parameters.Select(p => new ParameterDocument(p.Name, p.Value.DType.Name(), p.Value.Shape.ToSizes(), p.Recipe)).ToList(),
+        graph.Buffers.Select(b => new BufferDocument(b.Name, b.Value.DType.Name(), b.Value.Shape.ToSizes(), b.Data)).ToList(),
+        graph.Nodes.Select(n => new NodeDocument(
+            n.Op,
+            n.Inputs.Select(i => i.Name).ToList(),
+            n.Outputs.Select(Describe).ToList(),
+            new SortedDictionary<string, AttributeValue>(n.Attributes, StringComparer.Ordinal))).ToList(),
+        graph.Outputs.Select(o => o.Name).ToList());
+
+    /// <summary>Reads a graph; any problem (bad JSON, other schema version, unknown op, failed verification) is a <see cref="GraphException"/>.</summary>
+    public static ModelGraph FromJson(string json, OpRegistry registry)
+    {
+        GraphDocument? document;
+        try
+        {
+            document = JsonSerializer.Deserialize(json, GraphJsonContext.Default.GraphDocument);
+        }
+        catch (JsonException e)
+        {
+            throw new GraphException($"malformed graph JSON: {e.Message}");
+        }
+        return FromDocument(document ?? throw new GraphException("graph JSON is null"), registry);
+    }
+
+    public static ModelGraph FromDocument(GraphDocument document, OpRegistry registry)
+    {
+        if (document.SchemaVersion != SchemaVersion)
+            throw new GraphException($"graph schema version {document.SchemaVersion}, this Kiln reads {SchemaVersion}");
+        var graph = new ModelGraph(registry);
+        foreach (var (key, value) in document.Metadata) graph.Metadata[key] = value;
+        foreach (var input in document.Inputs) graph.AddInput(input.Name, ParseDType(input.Dtype), input.Shape);
+        foreach (var p in document.Parameters) graph.AddParameter(p.Name, ParseDType(p.Dtype), p.Shape, p.Recipe);
+        foreach (var b in document.Buffers) graph.AddBuffer(b.Name, ParseDType(b.Dtype), b.Shape, b.Data);
+
+        var values = graph.ValuesByName();
+        foreach (var n in document.Nodes)
+        {
+            if (!registry.Contains(n.Op)) throw new GraphException($"unknown op '{n.Op}'");
+            var inputs = n.Inputs.Select(name => values.GetValueOrDefault(name) ?? throw new GraphException($"{n.Op}: input '{name}' is not defined before use")).ToArray();
+            var outputs = n.Outputs.Select(o => graph.Restore(o.Name, new TensorType(ParseDType(o.Dtype), o.Shape), ValueKind.NodeOutput)).ToArray();
+            foreach (var output in outputs) values[output.Name] = output;
+            graph.Nodes.Add(new Node(n.Op, inputs, outputs, n.Attributes));
+        }
+        foreach (var name in document.Outputs)
+            graph.Outputs.Add(values.GetValueOrDefault(name) ?? throw new GraphException($"graph output '{name}' is not defined"));
+        GraphVerifier.Verify(graph);
+        return graph;
+    }
+
+    private static ValueDocument Describe(Value v) => new(v.Name, v.DType.Name(), v.Shape);
+
+    private static DType ParseDType(string name) =>
+        DTypeExtensions.TryParse(name, out var type) ? type : throw new GraphException($"unknown dtype '{name}'");
+}

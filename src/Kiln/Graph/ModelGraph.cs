@@ -1,0 +1,97 @@
+using Kiln.Ops;
+using Kiln.Weights;
+
+namespace Kiln.Graph;
+
+/// <summary>
+/// The graph IR: inputs, parameters, buffers, a topologically ordered node list and outputs.
+/// Node output types are inferred by the op registry as nodes are added.
+/// </summary>
+public sealed class ModelGraph(OpRegistry registry)
+{
+    private readonly HashSet<string> _names = new(StringComparer.Ordinal);
+    private int _counter;
+
+    public OpRegistry Registry { get; } = registry;
+
+    public List<Value> Inputs { get; } = [];
+
+    public List<ParameterSpec> Parameters { get; } = [];
+
+    public List<BufferTensor> Buffers { get; } = [];
+
+    public List<Node> Nodes { get; } = [];
+
+    public List<Value> Outputs { get; } = [];
+
+    /// <summary>Facts about the model the runtime needs (architecture, vocabulary size, context length).</summary>
+    public SortedDictionary<string, string> Metadata { get; } = new(StringComparer.Ordinal);
+
+    public Value AddInput(string name, DType dtype, Shape shape)
+    {
+        var value = new Value(Claim(name), new TensorType(dtype, shape), ValueKind.Input);
+        Inputs.Add(value);
+        return value;
+    }
+
+    public ParameterSpec AddParameter(string name, DType dtype, long[] shape, LoadRecipe recipe)
+    {
+        var spec = new ParameterSpec(new Value(Claim(name), new TensorType(dtype, Shape.Of(shape)), ValueKind.Parameter), recipe);
+        Parameters.Add(spec);
+        return spec;
+    }
+
+    public BufferTensor AddBuffer(string name, DType dtype, long[] shape, byte[] data)
+    {
+        var expected = shape.Aggregate(1L, (a, b) => a * b) * dtype.ByteSize();
+        if (data.Length != expected) throw new GraphException($"buffer {name}: {data.Length} bytes for shape [{string.Join(", ", shape)}] of {dtype.Name()}");
+        var buffer = new BufferTensor(new Value(Claim(name), new TensorType(dtype, Shape.Of(shape)), ValueKind.Buffer), data);
+        Buffers.Add(buffer);
+        return buffer;
+    }
+
+    /// <summary>Appends a node; its outputs' types come from the op's shape inference.</summary>
+    public Node AddNode(string op, IReadOnlyList<Value> inputs, IReadOnlyDictionary<string, AttributeValue>? attributes = null, string? nameHint = null)
+    {
+        var node = CreateNode(op, inputs, attributes, nameHint);
+        Nodes.Add(node);
+        return node;
+    }
+
+    /// <summary>Makes a node with fresh output values without placing it; transforms insert it where they need it.</summary>
+    public Node CreateNode(string op, IReadOnlyList<Value> inputs, IReadOnlyDictionary<string, AttributeValue>? attributes = null, string? nameHint = null)
+    {
+        var definition = Registry.Get(op);
+        var attrs = attributes ?? new Dictionary<string, AttributeValue>();
+        var types = definition.InferTypes(inputs.Select(i => i.Type).ToArray(), attrs);
+        var outputs = types.Select(t => new Value(Claim(FreshName(nameHint ?? op)), t, ValueKind.NodeOutput)).ToArray();
+        return new Node(op, inputs, outputs, attrs);
+    }
+
+    /// <summary>Adds a value read back from a serialized graph, keeping its name.</summary>
+    internal Value Restore(string name, TensorType type, ValueKind kind) => new(Claim(name), type, kind);
+
+    /// <summary>All values by name: inputs, parameters, buffers and node outputs.</summary>
+    public Dictionary<string, Value> ValuesByName()
+    {
+        var values = new Dictionary<string, Value>(StringComparer.Ordinal);
+        foreach (var v in Inputs) values[v.Name] = v;
+        foreach (var p in Parameters) values[p.Name] = p.Value;
+        foreach (var b in Buffers) values[b.Name] = b.Value;
+        foreach (var n in Nodes) foreach (var o in n.Outputs) values[o.Name] = o;
+        return values;
+    }
+
+    private string FreshName(string hint)
+    {
+        string name;
+        do { name = $"{hint}_{_counter++}"; } while (_names.Contains(name));
+        return name;
+    }
+
+    private string Claim(string name)
+    {
+        if (!_names.Add(name)) throw new GraphException($"value name '{name}' is used twice");
+        return name;
+    }
+}

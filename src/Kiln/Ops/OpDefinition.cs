@@ -1,0 +1,33 @@
+using Kiln.Graph;
+
+namespace Kiln.Ops;
+
+/// <summary>
+/// An op, declared once: its name, how many inputs it takes, its attribute schema and its type inference.
+/// </summary>
+public sealed record OpDefinition(
+    string Name,
+    int MinInputs,
+    int MaxInputs,
+    IReadOnlyList<AttributeSpec> Attributes,
+    Func<InferenceContext, TensorType[]> Infer)
+{
+    /// <summary>Checks inputs and attributes against the schema and infers the output types.</summary>
+    public TensorType[] InferTypes(IReadOnlyList<TensorType> inputs, IReadOnlyDictionary<string, AttributeValue> attributes)
+    {
+        if (inputs.Count < MinInputs || inputs.Count > MaxInputs)
+            throw new GraphException($"{Name}: takes {MinInputs}..{MaxInputs} inputs, got {inputs.Count}");
+        foreach (var (name, value) in attributes)
+        {
+            var spec = Attributes.FirstOrDefault(a => a.Name == name) ?? throw new GraphException($"{Name}: unknown attribute '{name}'");
+            if (!spec.Accepts(value)) throw new GraphException($"{Name}: attribute '{name}' must be {spec.Kind}");
+        }
+        var complete = new Dictionary<string, AttributeValue>(attributes);
+        foreach (var spec in Attributes)
+        {
+            if (complete.ContainsKey(spec.Name)) continue;
+            complete[spec.Name] = spec.Default ?? throw new GraphException($"{Name}: attribute '{spec.Name}' is required");
+        }
+        return Infer(new InferenceContext(Name, inputs, complete));
+    }
+}
