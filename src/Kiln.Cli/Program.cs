@@ -1,1 +1,3 @@
-System.Console.WriteLine(Kiln.Graph.DType.F32);
+using Kiln.Cli;
+
+return KilnCommand.Create().Parse(args).Invoke();

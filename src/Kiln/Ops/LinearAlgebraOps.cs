@@ -1,3 +1,4 @@
+using Kiln.Compile;
 using Kiln.Graph;
 
 namespace Kiln.Ops;
@@ -15,7 +16,7 @@ public static class LinearAlgebraOps
             if (a[^1] != b[^2]) throw c.Error($"inner dimensions {a[^1]} and {b[^2]} differ");
             var batch = ShapeMath.Broadcast(new Shape(a.Dims.SkipLast(2)), new Shape(b.Dims.SkipLast(2)));
             return [new TensorType(c.SameDType(), new Shape(batch.Dims.Append(a[^2]).Append(b[^1])))];
-        });
+        }, l => l.Emit("MatMul", l.Inputs));
 
         // linear(x, weight[out, in], bias[out]?) = x @ weight^T + bias, as torch.nn.functional.linear.
         yield return new("linear", 2, 3, [], c =>
@@ -24,7 +25,7 @@ public static class LinearAlgebraOps
             if (w.Rank != 2 || x.Rank < 1 || x[^1] != w[1]) throw c.Error("weight must be [out, in] with in = x's last dimension");
             if (c.Inputs.Count == 3 && (c[2].Shape.Rank != 1 || c[2].Shape[0] != w[0])) throw c.Error("bias must be [out]");
             return [new TensorType(c.SameDType(), x.With(x.Rank - 1, w[0]))];
-        });
+        }, LowerLinear);
 
         yield return new("mean", 1, 1, [AttributeSpec.Ints("axes"), AttributeSpec.Int("keepdim", 1)], c =>
         {
@@ -34,12 +35,26 @@ public static class LinearAlgebraOps
             var dims = shape.Dims.Select((d, i) => (d, i)).Where(p => keep || !axes.Contains(p.i))
                 .Select(p => axes.Contains(p.i) ? Dim.Of(1) : p.d);
             return [c[0] with { Shape = new Shape(dims) }];
-        });
+        }, l => l.Emit("ReduceMean", [l.Input(0), l.Int64s("axes", l.Node.Ints("axes"))], new Dictionary<string, object> { ["keepdims"] = l.Node.Int("keepdim") }));
 
         yield return new("softmax", 1, 1, [AttributeSpec.Int("axis", -1)], c =>
         {
             c[0].Shape.NormalizeAxis(c.Int("axis"));
             return [c[0]];
-        });
+        }, l => l.Emit("Softmax", l.Inputs, new Dictionary<string, object> { ["axis"] = l.Node.Int("axis") }));
+    }
+
+    // com.microsoft FusedMatMul multiplies by the weight's transpose in the kernel (any batch rank), so the
+    // [out, in] weight is used as stored: no transposed copy, and nothing for ORT to constant-fold.
+    private static void LowerLinear(LoweringContext l)
+    {
+        var transposeB = new Dictionary<string, object> { ["transB"] = 1L };
+        if (l.Node.Inputs.Count == 2)
+        {
+            l.Emit("FusedMatMul", l.Inputs, transposeB, OnnxGraphBuilder.MicrosoftDomain);
+            return;
+        }
+        var product = l.Temp("FusedMatMul", [l.Input(0), l.Input(1)], transposeB, OnnxGraphBuilder.MicrosoftDomain);
+        l.Emit("Add", [product, l.Input(2)]);
     }
 }

@@ -1,16 +1,19 @@
+using Kiln.Compile;
 using Kiln.Graph;
 
 namespace Kiln.Ops;
 
 /// <summary>
-/// An op, declared once: its name, how many inputs it takes, its attribute schema and its type inference.
+/// An op, declared once: its name, how many inputs it takes, its attribute schema, its type inference
+/// and its lowering to ONNX.
 /// </summary>
 public sealed record OpDefinition(
     string Name,
     int MinInputs,
     int MaxInputs,
     IReadOnlyList<AttributeSpec> Attributes,
-    Func<InferenceContext, TensorType[]> Infer)
+    Func<InferenceContext, TensorType[]> Infer,
+    Action<LoweringContext> Lower)
 {
     /// <summary>Checks inputs and attributes against the schema and infers the output types.</summary>
     public TensorType[] InferTypes(IReadOnlyList<TensorType> inputs, IReadOnlyDictionary<string, AttributeValue> attributes)

@@ -1,3 +1,4 @@
+using Kiln.Compile;
 using Kiln.Graph;
 
 namespace Kiln.Ops;
@@ -9,7 +10,8 @@ public static class ShapeOps
     {
         // shape: ONNX convention, 0 copies the input dimension, -1 is inferred.
         yield return new("reshape", 1, 1, [AttributeSpec.Ints("shape")],
-            c => [c[0] with { Shape = ShapeMath.Reshape(c[0].Shape, c.Ints("shape")) }]);
+            c => [c[0] with { Shape = ShapeMath.Reshape(c[0].Shape, c.Ints("shape")) }],
+            l => l.Emit("Reshape", [l.Input(0), l.Int64s("shape", l.Node.Ints("shape"))]));
 
         yield return new("transpose", 1, 1, [AttributeSpec.Ints("perm")], c =>
         {
@@ -17,7 +19,7 @@ public static class ShapeOps
             if (perm.Length != c[0].Shape.Rank || perm.Order().Select((p, i) => p != i).Any(b => b))
                 throw c.Error($"perm [{string.Join(", ", perm)}] is not a permutation of rank {c[0].Shape.Rank}");
             return [c[0] with { Shape = new Shape(perm.Select(p => c[0].Shape[(int)p])) }];
-        });
+        }, l => l.Emit("Transpose", l.Inputs, new Dictionary<string, object> { ["perm"] = l.Node.Ints("perm") }));
 
         yield return new("unsqueeze", 1, 1, [AttributeSpec.Ints("axes")], c =>
         {
@@ -27,7 +29,7 @@ public static class ShapeOps
             var source = 0;
             for (var i = 0; i < rank; i++) dims.Add(axes.Contains(i) ? Dim.Of(1) : c[0].Shape[source++]);
             return [c[0] with { Shape = new Shape(dims) }];
-        });
+        }, l => l.Emit("Unsqueeze", [l.Input(0), l.Int64s("axes", l.Node.Ints("axes"))]));
 
         // x[start:end] along one axis, step 1; end past the dimension is clamped (Python slicing).
         yield return new("slice", 1, 1, [AttributeSpec.Int("axis"), AttributeSpec.Int("start"), AttributeSpec.Int("end")], c =>
@@ -44,7 +46,7 @@ public static class ShapeOps
             start = Math.Clamp(start < 0 ? start + dim.Size : start, 0, dim.Size);
             end = Math.Clamp(end < 0 ? end + dim.Size : end, start, dim.Size);
             return [c[0] with { Shape = shape.With(axis, end - start) }];
-        });
+        }, l => l.Emit("Slice", [l.Input(0), l.Int64s("starts", [l.Node.Int("start")]), l.Int64s("ends", [l.Node.Int("end")]), l.Int64s("axes", [l.Node.Int("axis")])]));
 
         yield return new("concat", 1, int.MaxValue, [AttributeSpec.Int("axis")], c =>
         {
@@ -63,11 +65,12 @@ public static class ShapeOps
                 size += input.Shape[axis].Size;
             }
             return [new TensorType(dtype, first.With(axis, size))];
-        });
+        }, l => l.Emit("Concat", l.Inputs, new Dictionary<string, object> { ["axis"] = l.Node.Int("axis") }));
 
         // Broadcasts x against shape (1 keeps the input's dimension), as torch.expand and ONNX Expand.
         yield return new("expand", 1, 1, [AttributeSpec.Ints("shape")],
-            c => [c[0] with { Shape = ShapeMath.Broadcast(c[0].Shape, Shape.Of(c.Ints("shape"))) }]);
+            c => [c[0] with { Shape = ShapeMath.Broadcast(c[0].Shape, Shape.Of(c.Ints("shape"))) }],
+            l => l.Emit("Expand", [l.Input(0), l.Int64s("shape", l.Node.Ints("shape"))]));
 
         // gather(data, indices) along axis: embedding lookup.
         yield return new("gather", 2, 2, [AttributeSpec.Int("axis", 0)], c =>
@@ -77,6 +80,6 @@ public static class ShapeOps
             var axis = data.NormalizeAxis(c.Int("axis"));
             var dims = data.Dims.Take(axis).Concat(c[1].Shape.Dims).Concat(data.Dims.Skip(axis + 1));
             return [new TensorType(c[0].DType, new Shape(dims))];
-        });
+        }, l => l.Emit("Gather", l.Inputs, new Dictionary<string, object> { ["axis"] = l.Node.Int("axis") }));
     }
 }

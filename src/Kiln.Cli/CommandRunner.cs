@@ -1,0 +1,43 @@
+using System.CommandLine;
+using Kiln.Graph;
+
+namespace Kiln.Cli;
+
+/// <summary>
+/// Runs a command's body with Kiln's error conventions: a user error prints one line and exits 2;
+/// anything else prints one line and exits 1; --verbose adds the stack trace.
+/// </summary>
+public static class CommandRunner
+{
+    public const int UserError = 2;
+    public const int InternalError = 1;
+
+    public static void SetAction(this Command command, Func<ParseResult, int> body) =>
+        command.SetAction(parseResult => Run(parseResult, body));
+
+    private static int Run(ParseResult parseResult, Func<ParseResult, int> body)
+    {
+        var verbose = parseResult.GetValue(CommonOptions.Verbose);
+        try
+        {
+            return body(parseResult);
+        }
+        catch (KilnException e)
+        {
+            Fail(e, verbose);
+            return UserError;
+        }
+        catch (Exception e) when (e is GraphException or IOException or UnauthorizedAccessException)
+        {
+            Fail(e, verbose);
+            return e is GraphException ? InternalError : UserError;
+        }
+    }
+
+    private static void Fail(Exception e, bool verbose)
+    {
+        Console.Out.Flush();
+        Console.Error.WriteLine($"kiln: error: {e.Message}");
+        if (verbose) Console.Error.WriteLine(e);
+    }
+}

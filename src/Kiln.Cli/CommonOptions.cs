@@ -1,0 +1,41 @@
+using System.CommandLine;
+
+namespace Kiln.Cli;
+
+/// <summary>Options shared by several commands.</summary>
+public static class CommonOptions
+{
+    /// <summary>The embedded default model, copied beside the kiln binary at build time.</summary>
+    public static string DefaultModelPath => Path.Combine(AppContext.BaseDirectory, "models", "stories260K");
+
+    public static Option<bool> Verbose { get; } = new("--verbose", "-v")
+    {
+        Description = "Show stack traces on errors.",
+        Recursive = true,
+    };
+
+    public static Option<string> Model(bool required) => new("--model", "-m")
+    {
+        Description = required
+            ? "Hugging Face checkpoint folder (config.json, *.safetensors, tokenizer.json)."
+            : "Hugging Face checkpoint folder (config.json, *.safetensors, tokenizer.json); default: the embedded stories260K.",
+        Required = required,
+        DefaultValueFactory = required ? null! : _ => DefaultModelPath,
+    };
+
+    public static Option<bool> Json(string what) => new("--json") { Description = $"Print {what} as one JSON object." };
+
+    public static Option<int?> Threads { get; } = new("--threads")
+    {
+        Description = "ONNX Runtime intra-op threads (default: the number of physical cores).",
+    };
+
+    /// <summary>Parses "1 2 3" (spaces or commas) into token ids; errors name the option.</summary>
+    public static int[] ParseIds(string text, string option)
+    {
+        var parts = text.Split([' ', ',', '\t'], StringSplitOptions.RemoveEmptyEntries);
+        return parts.Select(p => int.TryParse(p, out var id) && id >= 0
+            ? id
+            : throw new KilnException($"{option}: '{p}' is not a token id (expected non-negative integers like \"1 2 3\")")).ToArray();
+    }
+}

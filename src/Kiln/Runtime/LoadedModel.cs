@@ -1,0 +1,97 @@
+using System.Diagnostics;
+using Kiln.Checkpoints;
+using Kiln.Compile;
+using Kiln.Graph;
+using Kiln.Models;
+using Kiln.Ops;
+using Kiln.Weights;
+
+namespace Kiln.Runtime;
+
+/// <summary>
+/// A checkpoint turned into a running model: exported graph, weights bound from the mapped files,
+/// and an ONNX Runtime session. Owns the checkpoint mapping, weight buffers and session.
+/// </summary>
+public sealed class LoadedModel : IDisposable
+{
+    private readonly List<ParameterData> _weights;
+
+    private LoadedModel(Checkpoint checkpoint, ModelGraph graph, List<ParameterData> weights, CompiledSession session, LoadTimings timings)
+    {
+        Checkpoint = checkpoint;
+        Graph = graph;
+        _weights = weights;
+        Session = session;
+        Timings = timings;
+    }
+
+    public Checkpoint Checkpoint { get; }
+
+    public ModelGraph Graph { get; }
+
+    public CompiledSession Session { get; }
+
+    public LoadTimings Timings { get; }
+
+    public int VocabSize => int.Parse(Graph.Metadata["vocab_size"], System.Globalization.CultureInfo.InvariantCulture);
+
+    public int MaxPositions => int.Parse(Graph.Metadata["max_position_embeddings"], System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>Bytes of weights copied (recipes that transform data); the rest are views of the mapped files.</summary>
+    public long CopiedWeightBytes => _weights.Where(w => w.IsCopy).Sum(w => w.ByteLength);
+
+    public long WeightBytes => _weights.Sum(w => w.ByteLength);
+
+    /// <summary>Exports the checkpoint's graph (headers only), binds and maps its weights, and creates the session.</summary>
+    public static LoadedModel Load(string directory, SessionSettings? settings = null)
+    {
+        var clock = Stopwatch.StartNew();
+        var checkpoint = Checkpoint.Open(directory);
+        var weights = new List<ParameterData>();
+        try
+        {
+            var graph = ModelFactory.Export(checkpoint.Config, Path.Combine(directory, Checkpoint.ConfigFileName), OpRegistry.Core);
+            GraphVerifier.Verify(graph);
+            WeightBinder.Bind(graph, checkpoint);
+            var exportMs = clock.Elapsed.TotalMilliseconds;
+
+            var onnx = GraphLowering.ToOnnx(graph);
+            foreach (var p in graph.Parameters)
+                weights.Add(RecipeExecutor.Execute(checkpoint, p.Name, p.Recipe, p.Value.DType, p.Value.Shape.ToSizes()));
+            var weightsMs = clock.Elapsed.TotalMilliseconds - exportMs;
+
+            var initializers = weights.Select(w => new ExternalInitializer(w.Name, w.DType, w.Shape, w.Pointer, w.ByteLength)).ToList();
+            var session = CompiledSession.Create(onnx, initializers, settings);
+            var timings = new LoadTimings(exportMs, weightsMs, clock.Elapsed.TotalMilliseconds - exportMs - weightsMs);
+            return new LoadedModel(checkpoint, graph, weights, session, timings);
+        }
+        catch
+        {
+            foreach (var w in weights) w.Dispose();
+            checkpoint.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Logits for every position of one sequence: [ids.Length * vocab], row-major.</summary>
+    public float[] Forward(IReadOnlyList<long> ids, IReadOnlyList<long> positions)
+    {
+        var shape = new long[] { 1, ids.Count };
+        var inputs = new Dictionary<string, Int64Tensor>
+        {
+            ["input_ids"] = new(ids.ToArray(), shape),
+            ["position_ids"] = new(positions.ToArray(), shape),
+        };
+        return Session.Run(inputs, Graph.Outputs[0].Name).Data;
+    }
+
+    public void Dispose()
+    {
+        Session.Dispose();
+        foreach (var w in _weights) w.Dispose();
+        Checkpoint.Dispose();
+    }
+}
+
+/// <summary>Milliseconds spent in each part of loading.</summary>
+public sealed record LoadTimings(double ExportMs, double WeightsMs, double SessionMs);
