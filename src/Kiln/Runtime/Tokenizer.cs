@@ -1,0 +1,161 @@
+using Tokenizers.DotNet;
+using NativeTokenizer = Tokenizers.DotNet.Tokenizer;
+
+namespace Kiln.Runtime;
+
+/// <summary>
+/// Text to token ids and back, as transformers' fast tokenizer does it for a model folder.
+/// </summary>
+/// <remarks>
+/// Normalization, pre-tokenization, the BPE model (merges, byte fallback, byte-level) and the decoder run in
+/// Hugging Face's own Rust tokenizers library (0.22.2, through Tokenizers.DotNet 1.4.1), which loads any
+/// tokenizer.json and matched SentencePiece on the default model. Its .NET API only offers Encode with the
+/// post-processor always on and Decode with special tokens always skipped, so we hand it a copy of
+/// tokenizer.json without the post-processor and with no token marked special, and do those two steps here.
+/// </remarks>
+public sealed class Tokenizer : IDisposable
+{
+    private readonly NativeTokenizer core;
+    private readonly string file;
+    private readonly int[] prefix;
+    private readonly int[] suffix;
+    private bool disposed;
+
+    private Tokenizer(NativeTokenizer core, string file, int[] prefix, int[] suffix,
+        int vocabSize, int? bosId, int? eosId, IReadOnlySet<int> specialIds)
+    {
+        this.core = core;
+        this.file = file;
+        this.prefix = prefix;
+        this.suffix = suffix;
+        VocabSize = vocabSize;
+        BosId = bosId;
+        EosId = eosId;
+        SpecialIds = specialIds;
+    }
+
+    /// <summary>One more than the largest id of the vocabulary and the added tokens.</summary>
+    public int VocabSize { get; }
+
+    public int? BosId { get; }
+
+    public int? EosId { get; }
+
+    /// <summary>Added tokens marked special; <see cref="Decode"/> leaves them out by default.</summary>
+    public IReadOnlySet<int> SpecialIds { get; }
+
+    /// <summary>Reads tokenizer.json (required) and tokenizer_config.json (optional) from a model folder.</summary>
+    public static Tokenizer Load(string modelDirectory)
+    {
+        var jsonPath = Path.Combine(modelDirectory, TokenizerJson.FileName);
+        if (!File.Exists(jsonPath)) throw new KilnException($"{jsonPath}: not found; text prompts need the model's tokenizer");
+        TokenizerJson json;
+        try
+        {
+            json = TokenizerJson.Read(jsonPath);
+        }
+        catch (Exception e) when (e is InvalidOperationException or FormatException)
+        {
+            // GetValue<T> on a node of the wrong kind.
+            throw KilnException.InFile(jsonPath, "(root)", "unexpected structure: " + e.Message, e);
+        }
+        var configPath = Path.Combine(modelDirectory, TokenizerConfig.FileName);
+        var config = TokenizerConfig.Read(configPath);
+
+        var bosId = TokenId(configPath, "bos_token", config.BosToken, json) ?? SingleOrNull(json.Template.Prefix);
+        var eosId = TokenId(configPath, "eos_token", config.EosToken, json) ?? SingleOrNull(json.Template.Suffix);
+        var prefix = Override(configPath, "add_bos_token", json.Template.Prefix, config.AddBosToken, bosId, atStart: true);
+        var suffix = Override(configPath, "add_eos_token", json.Template.Suffix, config.AddEosToken, eosId, atStart: false);
+        return new Tokenizer(LoadCore(jsonPath, json.CoreJson), jsonPath, prefix, suffix,
+            json.VocabSize, bosId, eosId, json.SpecialIds);
+    }
+
+    /// <summary>Token ids of <paramref name="text"/>, with BOS/EOS as the model's tokenizer adds them.</summary>
+    public int[] Encode(string text)
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        uint[] ids;
+        try
+        {
+            ids = core.Encode(text);
+        }
+        catch (TokenizerException e)
+        {
+            throw new KilnException($"{file}: cannot encode the text: {e.Message}", e);
+        }
+        var result = new int[prefix.Length + ids.Length + suffix.Length];
+        prefix.CopyTo(result, 0);
+        for (var i = 0; i < ids.Length; i++) result[prefix.Length + i] = checked((int)ids[i]);
+        suffix.CopyTo(result, prefix.Length + ids.Length);
+        return result;
+    }
+
+    /// <summary>The text of <paramref name="ids"/>; ids the tokenizer does not know are left out, as Hugging Face does.</summary>
+    public string Decode(IReadOnlyList<int> ids, bool skipSpecialTokens = true)
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        var kept = new List<uint>(ids.Count);
+        foreach (var id in ids)
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(id, nameof(ids));
+            if (!skipSpecialTokens || !SpecialIds.Contains(id)) kept.Add((uint)id);
+        }
+        if (kept.Count == 0) return "";
+        try
+        {
+            return core.Decode([.. kept]);
+        }
+        catch (TokenizerException e)
+        {
+            throw new KilnException($"{file}: cannot decode token ids: {e.Message}", e);
+        }
+    }
+
+    public void Dispose()
+    {
+        if (disposed) return;
+        disposed = true;
+        core.Dispose();
+    }
+
+    // The native library only loads from a path, so the edited JSON goes through a temporary file.
+    private static NativeTokenizer LoadCore(string jsonPath, string coreJson)
+    {
+        var dir = Directory.CreateTempSubdirectory("kiln-tokenizer-");
+        try
+        {
+            var path = Path.Combine(dir.FullName, TokenizerJson.FileName);
+            File.WriteAllText(path, coreJson);
+            return new NativeTokenizer(path);
+        }
+        catch (TokenizerException e)
+        {
+            throw new KilnException($"{jsonPath}: Hugging Face tokenizers cannot load it: {e.Message}", e);
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
+    private static int? TokenId(string configPath, string field, string? token, TokenizerJson json)
+    {
+        if (token is null) return null;
+        return json.Ids.TryGetValue(token, out var id)
+            ? id
+            : throw KilnException.InFile(configPath, field, $"'{token}' is not in {TokenizerJson.FileName}");
+    }
+
+    private static int? SingleOrNull(int[] ids) => ids.Length == 1 ? ids[0] : null;
+
+    // transformers' Llama tokenizers rebuild the post-processor from add_bos_token/add_eos_token, so when the
+    // config says, it decides whether the token is there; the template then cannot add it a second time.
+    private static int[] Override(string configPath, string field, int[] template, bool? add, int? id, bool atStart)
+    {
+        if (add is null) return template;
+        if (add == true && id is null) throw KilnException.InFile(configPath, field, "is true, but the token is not set");
+        var rest = template.Where(t => t != id).ToArray();
+        if (add == false) return rest;
+        return atStart ? [id!.Value, .. rest] : [.. rest, id!.Value];
+    }
+}
