@@ -1,0 +1,11 @@
+using System.Text.Json.Serialization;
+using Kiln.Cli.Commands;
+
+namespace Kiln.Cli;
+
+/// <summary>Source-generated JSON for the CLI's --json outputs (a stable interface: snake_case names).</summary>
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = false)]
+[JsonSerializable(typeof(GenerateOutput))]
+[JsonSerializable(typeof(LogitsOutput))]
+[JsonSerializable(typeof(InspectOutput))]
+public sealed partial class CliJsonContext : JsonSerializerContext;

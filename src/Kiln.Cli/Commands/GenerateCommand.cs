@@ -1,0 +1,82 @@
+using System.CommandLine;
+using System.Text.Json;
+using Kiln.Compile;
+using Kiln.Runtime;
+
+namespace Kiln.Cli.Commands;
+
+/// <summary>`kiln generate`: text from a prompt, streamed to stdout as it is produced.</summary>
+public static class GenerateCommand
+{
+    public static Command Create()
+    {
+        var model = CommonOptions.Model(required: false);
+        var prompt = new Option<string?>("--prompt", "-p") { Description = "Text to continue (encoded with the model's tokenizer.json)." };
+        var promptIds = new Option<string?>("--prompt-ids") { Description = "Token ids to continue, e.g. \"1 403 407\" (no tokenizer needed)." };
+        var maxNewTokens = new Option<int>("--max-new-tokens", "-n") { Description = "Most tokens to generate.", DefaultValueFactory = _ => 256 };
+        var temperature = new Option<float>("--temperature", "-t") { Description = "0 picks the most likely token (greedy); higher is more random.", DefaultValueFactory = _ => 0f };
+        var topK = new Option<int>("--top-k") { Description = "Sample from the k most likely tokens (0: all).", DefaultValueFactory = _ => 0 };
+        var topP = new Option<float>("--top-p") { Description = "Sample from the smallest set of tokens whose probability reaches p.", DefaultValueFactory = _ => 1f };
+        var seed = new Option<int?>("--seed") { Description = "Random seed for sampling; the same seed gives the same text." };
+        var json = CommonOptions.Json("prompt_ids, new_ids, text and timings");
+
+        var command = new Command("generate", "Generate text with a model.")
+        {
+            model, prompt, promptIds, maxNewTokens, temperature, topK, topP, seed, json, CommonOptions.Threads,
+        };
+        command.SetAction(p =>
+        {
+            var (text, ids) = (p.GetValue(prompt), p.GetValue(promptIds));
+            if ((text is null) == (ids is null)) throw new KilnException("give exactly one of --prompt and --prompt-ids");
+            if (p.GetValue(maxNewTokens) < 0) throw new KilnException("--max-new-tokens: must not be negative");
+            var sampling = new SamplingOptions(p.GetValue(temperature), p.GetValue(topK), p.GetValue(topP), p.GetValue(seed));
+            sampling.Validate();
+
+            var modelPath = p.GetValue(model)!;
+            using var tokenizer = text is not null || !p.GetValue(json) ? TryLoadTokenizer(modelPath, required: text is not null) : null;
+            using var loaded = LoadedModel.Load(modelPath, new SessionSettings(IntraOpThreads: p.GetValue(CommonOptions.Threads)));
+            var promptTokens = text is not null ? tokenizer!.Encode(text) : CommonOptions.ParseIds(ids!, "--prompt-ids");
+
+            var options = new GenerationOptions(p.GetValue(maxNewTokens), sampling, StopTokens.Of(loaded.Checkpoint));
+            var generator = new Generator(loaded);
+            if (p.GetValue(json))
+            {
+                var result = generator.Generate(promptTokens, options);
+                var output = new GenerateOutput(result.PromptIds, result.NewIds, tokenizer?.Decode(result.NewIds), result.StopReason,
+                    new GenerateTimings(loaded.Timings.ExportMs + loaded.Timings.WeightsMs + loaded.Timings.SessionMs, result.FirstTokenMs,
+                        result.TotalMs, result.DecodeTokensPerSecond));
+                Console.WriteLine(JsonSerializer.Serialize(output, CliJsonContext.Default.GenerateOutput));
+                return 0;
+            }
+
+            var streamed = Stream(generator, tokenizer, promptTokens, text, options);
+            Console.Error.WriteLine($"[{streamed.NewIds.Length} tokens, stop: {streamed.StopReason}, first token {streamed.FirstTokenMs:F0} ms, " +
+                $"{streamed.DecodeTokensPerSecond:F1} tokens/s]");
+            return 0;
+        });
+        return command;
+    }
+
+    // Prints the prompt, then each piece of text as soon as it is complete.
+    private static GenerationResult Stream(Generator generator, Tokenizer? tokenizer, int[] promptTokens, string? promptText, GenerationOptions options)
+    {
+        if (tokenizer is null)
+        {
+            var raw = generator.Generate(promptTokens, options, id => Console.Write($"{id} "));
+            Console.WriteLine();
+            return raw;
+        }
+        Console.Write(promptText ?? tokenizer.Decode(promptTokens));
+        var decoder = new StreamingDecoder(tokenizer, promptTokens);
+        var result = generator.Generate(promptTokens, options, id => Console.Write(decoder.Push(id)));
+        Console.WriteLine(decoder.Flush());
+        return result;
+    }
+
+    private static Tokenizer? TryLoadTokenizer(string modelPath, bool required) =>
+        required || File.Exists(Path.Combine(modelPath, "tokenizer.json")) ? Tokenizer.Load(modelPath) : null;
+}
+
+public sealed record GenerateOutput(int[] PromptIds, int[] NewIds, string? Text, string StopReason, GenerateTimings Timings);
+
+public sealed record GenerateTimings(double LoadMs, double FirstTokenMs, double GenerateMs, double DecodeTokensPerSecond);

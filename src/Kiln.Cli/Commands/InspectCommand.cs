@@ -1,0 +1,55 @@
+using System.CommandLine;
+using System.Text.Json;
+using Kiln.Checkpoints;
+using Kiln.Graph;
+using Spectre.Console;
+
+namespace Kiln.Cli.Commands;
+
+/// <summary>`kiln inspect`: what a checkpoint holds, from its config and safetensors headers.</summary>
+public static class InspectCommand
+{
+    public static Command Create()
+    {
+        var model = CommonOptions.Model(required: false);
+        var json = CommonOptions.Json("the summary");
+        var command = new Command("inspect", "Summarize a checkpoint: architecture, parameters, dtypes, files, graph size.") { model, json };
+        command.SetAction(p =>
+        {
+            using var checkpoint = Checkpoint.Open(p.GetValue(model)!);
+            var graph = GraphCommand.Export(checkpoint);
+            var summary = Summarize(checkpoint, graph);
+            if (p.GetValue(json))
+            {
+                Console.WriteLine(JsonSerializer.Serialize(summary, CliJsonContext.Default.InspectOutput));
+                return 0;
+            }
+            var table = new Table().AddColumn("field").AddColumn("value");
+            table.AddRow("folder", Markup.Escape(checkpoint.Directory));
+            table.AddRow("architecture", Markup.Escape(summary.Architecture));
+            table.AddRow("parameters", $"{summary.Parameters:N0}");
+            table.AddRow("tensors", $"{summary.Tensors:N0}");
+            table.AddRow("dtypes", string.Join(", ", summary.Dtypes.Select(d => $"{d.Key} ({d.Value} tensors)")));
+            foreach (var file in summary.Files) table.AddRow("file", Markup.Escape($"{file.Name} ({file.Bytes:N0} bytes)"));
+            table.AddRow("graph", $"{summary.GraphNodes:N0} nodes, {summary.GraphParameters} parameters, {summary.GraphBuffers} buffers");
+            AnsiConsole.Write(table);
+            return 0;
+        });
+        return command;
+    }
+
+    public static InspectOutput Summarize(Checkpoint checkpoint, ModelGraph graph) => new(
+        graph.Metadata.GetValueOrDefault("architecture", "?"),
+        checkpoint.Tensors.Values.Sum(t => t.ElementCount),
+        checkpoint.Tensors.Count,
+        checkpoint.Tensors.Values.GroupBy(t => t.DType.Name()).OrderBy(g => g.Key, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Count()),
+        checkpoint.WeightFiles.Select(f => new InspectFile(f.RelativeName, f.Size)).ToArray(),
+        graph.Nodes.Count,
+        graph.Parameters.Count,
+        graph.Buffers.Count);
+}
+
+public sealed record InspectOutput(string Architecture, long Parameters, int Tensors, Dictionary<string, int> Dtypes, InspectFile[] Files,
+    int GraphNodes, int GraphParameters, int GraphBuffers);
+
+public sealed record InspectFile(string Name, long Bytes);

@@ -1,0 +1,45 @@
+using System.CommandLine;
+using System.Text.Json;
+using Kiln.Runtime;
+
+namespace Kiln.Cli.Commands;
+
+/// <summary>`kiln logits`: the model's raw output for a sequence of token ids.</summary>
+public static class LogitsCommand
+{
+    public static Command Create()
+    {
+        var model = CommonOptions.Model(required: false);
+        var ids = new Option<string>("--ids") { Description = "Token ids, e.g. \"1 403 407\".", Required = true };
+        var json = CommonOptions.Json("last_logits (every vocabulary entry at the last position) and argmax (per position)");
+        var command = new Command("logits", "Run the model once and print its logits.") { model, ids, json, CommonOptions.Threads };
+        command.SetAction(p =>
+        {
+            var tokens = CommonOptions.ParseIds(p.GetValue(ids)!, "--ids");
+            using var loaded = LoadedModel.Load(p.GetValue(model)!, new(IntraOpThreads: p.GetValue(CommonOptions.Threads)));
+            if (tokens.Length == 0) throw new KilnException("--ids: no token ids given");
+            if (tokens.Length > loaded.MaxPositions)
+                throw new KilnException($"--ids: {tokens.Length} tokens exceed the model's context of {loaded.MaxPositions} (config.json max_position_embeddings)");
+            if (tokens.FirstOrDefault(t => t >= loaded.VocabSize, -1) is var bad && bad >= 0)
+                throw new KilnException($"--ids: token id {bad} is outside the vocabulary (0..{loaded.VocabSize - 1})");
+
+            var vocab = loaded.VocabSize;
+            var logits = loaded.Forward(tokens.Select(t => (long)t).ToArray(), Enumerable.Range(0, tokens.Length).Select(i => (long)i).ToArray());
+            var argmax = Enumerable.Range(0, tokens.Length).Select(i => Sampler.ArgMax(logits.AsSpan(i * vocab, vocab))).ToArray();
+            var last = logits.AsSpan((tokens.Length - 1) * vocab, vocab).ToArray();
+            if (p.GetValue(json))
+            {
+                Console.WriteLine(JsonSerializer.Serialize(new LogitsOutput(last, argmax), CliJsonContext.Default.LogitsOutput));
+                return 0;
+            }
+            Console.WriteLine($"argmax per position: {string.Join(" ", argmax)}");
+            Console.WriteLine("top 5 at the last position:");
+            foreach (var (id, value) in last.Select((v, i) => (i, v)).OrderByDescending(x => x.v).Take(5))
+                Console.WriteLine($"  {id,6}  {value,10:F4}");
+            return 0;
+        });
+        return command;
+    }
+}
+
+public sealed record LogitsOutput(float[] LastLogits, int[] Argmax);
