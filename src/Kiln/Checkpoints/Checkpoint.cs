@@ -1,0 +1,211 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Kiln.Checkpoints;
+
+/// <summary>
+/// A Hugging Face checkpoint folder: config.json, optional generation and tokenizer files, and the
+/// weights in <c>model.safetensors</c> or in shards listed by <c>model.safetensors.index.json</c>.
+/// Opening reads headers only; the weight files stay memory-mapped until <see cref="Dispose"/>.
+/// </summary>
+public sealed class Checkpoint : IDisposable
+{
+    public const string ConfigFileName = "config.json";
+    public const string GenerationConfigFileName = "generation_config.json";
+    public const string SingleWeightsFileName = "model.safetensors";
+    public const string IndexFileName = "model.safetensors.index.json";
+
+    private readonly IReadOnlyList<SafetensorsFile> _files;
+    private readonly Dictionary<string, SafetensorsFile> _fileByPath;
+
+    private Checkpoint(string directory, JsonObject config, JsonObject? generationConfig, IReadOnlyList<SafetensorsFile> files,
+        IReadOnlyDictionary<string, TensorInfo> tensors)
+    {
+        Directory = directory;
+        Config = config;
+        GenerationConfig = generationConfig;
+        _files = files;
+        _fileByPath = files.ToDictionary(f => f.Path, StringComparer.Ordinal);
+        Tensors = tensors;
+        TokenizerPath = ExistingFile("tokenizer.json");
+        TokenizerConfigPath = ExistingFile("tokenizer_config.json");
+        WeightFiles = files.Select(f => (System.IO.Path.GetFileName(f.Path), f.Length)).ToList();
+    }
+
+    /// <summary>The folder, as given to <see cref="Open"/>.</summary>
+    public string Directory { get; }
+
+    /// <summary>config.json.</summary>
+    public JsonObject Config { get; }
+
+    /// <summary>generation_config.json, or null when the folder has none.</summary>
+    public JsonObject? GenerationConfig { get; }
+
+    /// <summary>Path of tokenizer.json, or null when absent.</summary>
+    public string? TokenizerPath { get; }
+
+    /// <summary>Path of tokenizer_config.json, or null when absent.</summary>
+    public string? TokenizerConfigPath { get; }
+
+    /// <summary>Every tensor of every weight file, by name.</summary>
+    public IReadOnlyDictionary<string, TensorInfo> Tensors { get; }
+
+    /// <summary>The safetensors files (name relative to <see cref="Directory"/>, size in bytes), in the order opened.</summary>
+    public IReadOnlyList<(string RelativeName, long Size)> WeightFiles { get; }
+
+    /// <summary>Opens <paramref name="directory"/>; throws <see cref="KilnException"/> naming the file and field at fault.</summary>
+    public static Checkpoint Open(string directory)
+    {
+        if (!System.IO.Directory.Exists(directory))
+        {
+            throw new KilnException($"{directory}: checkpoint folder not found");
+        }
+        var configPath = System.IO.Path.Combine(directory, ConfigFileName);
+        var config = ReadJsonObject(configPath)
+            ?? throw new KilnException($"{configPath}: file not found (a Hugging Face checkpoint needs {ConfigFileName})");
+        var generationConfig = ReadJsonObject(System.IO.Path.Combine(directory, GenerationConfigFileName));
+
+        var files = new List<SafetensorsFile>();
+        try
+        {
+            var tensors = OpenWeights(directory, files);
+            return new Checkpoint(directory, config, generationConfig, files, tensors);
+        }
+        catch
+        {
+            foreach (var file in files) file.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The tensor named <paramref name="name"/>; throws <see cref="KilnException"/> naming it when absent.</summary>
+    public TensorInfo Tensor(string name) =>
+        Tensors.TryGetValue(name, out var tensor)
+            ? tensor
+            : throw KilnException.InFile(Directory, name, "tensor not found in the checkpoint");
+
+    /// <summary>The open file that holds <paramref name="tensor"/>.</summary>
+    public SafetensorsFile FileOf(TensorInfo tensor) =>
+        _fileByPath.TryGetValue(tensor.File, out var file)
+            ? file
+            : throw new ArgumentException($"{tensor.Name} ({tensor.File}) is not a tensor of {Directory}", nameof(tensor));
+
+    /// <summary>The named tensor's bytes, a view of the mapped file.</summary>
+    public ReadOnlySpan<byte> GetBytes(string name)
+    {
+        var tensor = Tensor(name);
+        return FileOf(tensor).GetBytes(tensor);
+    }
+
+    /// <summary>Address of the named tensor's first byte; valid until the checkpoint is disposed.</summary>
+    public nint GetPointer(string name)
+    {
+        var tensor = Tensor(name);
+        return FileOf(tensor).GetPointer(tensor);
+    }
+
+    public void Dispose()
+    {
+        foreach (var file in _files) file.Dispose();
+    }
+
+    private string? ExistingFile(string name)
+    {
+        var path = System.IO.Path.Combine(Directory, name);
+        return File.Exists(path) ? path : null;
+    }
+
+    /// <summary>Opens the weight files into <paramref name="opened"/> (so the caller can close them on failure) and merges their tensors.</summary>
+    private static Dictionary<string, TensorInfo> OpenWeights(string directory, List<SafetensorsFile> opened)
+    {
+        var indexPath = System.IO.Path.Combine(directory, IndexFileName);
+        var singlePath = System.IO.Path.Combine(directory, SingleWeightsFileName);
+        Dictionary<string, string>? weightMap = null;
+        if (File.Exists(indexPath))
+        {
+            weightMap = ReadWeightMap(indexPath);
+            foreach (var shard in weightMap.Values.Distinct().Order(StringComparer.Ordinal))
+            {
+                var shardPath = System.IO.Path.Combine(directory, shard);
+                if (!File.Exists(shardPath))
+                {
+                    throw KilnException.InFile(indexPath, "weight_map", $"shard {shard} not found ({shardPath})");
+                }
+                opened.Add(SafetensorsFile.Open(shardPath));
+            }
+        }
+        else if (File.Exists(singlePath))
+        {
+            opened.Add(SafetensorsFile.Open(singlePath));
+        }
+        else
+        {
+            throw new KilnException($"{directory}: no weights: neither {SingleWeightsFileName} nor {IndexFileName} found");
+        }
+
+        var tensors = new Dictionary<string, TensorInfo>(StringComparer.Ordinal);
+        foreach (var file in opened)
+        {
+            foreach (var tensor in file.Tensors.Values)
+            {
+                if (!tensors.TryAdd(tensor.Name, tensor))
+                {
+                    throw KilnException.InFile(file.Path, tensor.Name, $"tensor also stored in {tensors[tensor.Name].File}");
+                }
+            }
+        }
+        foreach (var (name, shard) in weightMap ?? [])
+        {
+            var shardPath = System.IO.Path.Combine(directory, shard);
+            if (!tensors.TryGetValue(name, out var tensor) || tensor.File != shardPath)
+            {
+                throw KilnException.InFile(indexPath, $"weight_map.{name}", $"tensor not found in shard {shard}");
+            }
+        }
+        return tensors;
+    }
+
+    private static Dictionary<string, string> ReadWeightMap(string indexPath)
+    {
+        var index = ReadJsonObject(indexPath)!;
+        if (index["weight_map"] is not JsonObject map)
+        {
+            throw KilnException.InFile(indexPath, "weight_map", "missing or not an object");
+        }
+        var result = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (name, value) in map)
+        {
+            if (value is not JsonValue v || !v.TryGetValue<string>(out var shard) || !IsPlainFileName(shard))
+            {
+                throw KilnException.InFile(indexPath, $"weight_map.{name}", $"expected the file name of a shard in this folder, found {value?.ToJsonString() ?? "null"}");
+            }
+            result[name] = shard;
+        }
+        return result;
+    }
+
+    /// <summary>A shard must be a file of the folder itself: an index must not point elsewhere on disk.</summary>
+    private static bool IsPlainFileName(string name) =>
+        name.Length > 0 && name != "." && name != ".." && name.IndexOfAny(['/', '\\', '\0']) < 0;
+
+    /// <summary>Parses a JSON object file; null when the file does not exist.</summary>
+    private static JsonObject? ReadJsonObject(string path)
+    {
+        if (!File.Exists(path)) return null;
+        JsonNode? node;
+        try
+        {
+            using var stream = File.OpenRead(path);
+            node = JsonNode.Parse(stream);
+        }
+        catch (JsonException e)
+        {
+            throw KilnException.InFile(path, $"line {e.LineNumber + 1}", $"malformed JSON: {e.Message}", e);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new KilnException($"{path}: cannot read: {e.Message}", e);
+        }
+        return node as JsonObject ?? throw KilnException.InFile(path, "top level", "expected a JSON object");
+    }
+}

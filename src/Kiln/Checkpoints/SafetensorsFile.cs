@@ -1,0 +1,106 @@
+using System.IO.MemoryMappedFiles;
+
+namespace Kiln.Checkpoints;
+
+/// <summary>
+/// A safetensors file, memory-mapped read-only. Opening reads and validates only the header; tensor
+/// bytes are handed out as views of the mapping, never copied. Views and pointers are valid until
+/// <see cref="Dispose"/>.
+/// </summary>
+public sealed unsafe class SafetensorsFile : IDisposable
+{
+    private readonly MemoryMappedFile _map;
+    private readonly MemoryMappedViewAccessor _view;
+    private byte* _base;
+
+    private SafetensorsFile(string path, long length, SafetensorsHeader header, MemoryMappedFile map, MemoryMappedViewAccessor view)
+    {
+        Path = path;
+        Length = length;
+        Header = header;
+        _map = map;
+        _view = view;
+        // Acquired once: every later access is plain pointer arithmetic.
+        view.SafeMemoryMappedViewHandle.AcquirePointer(ref _base);
+        _base += view.PointerOffset;
+    }
+
+    /// <summary>The path the file was opened with.</summary>
+    public string Path { get; }
+
+    /// <summary>The file's size in bytes.</summary>
+    public long Length { get; }
+
+    public SafetensorsHeader Header { get; }
+
+    /// <summary>Tensors by name; <see cref="TensorInfo.DataOffset"/> is absolute in the file.</summary>
+    public IReadOnlyDictionary<string, TensorInfo> Tensors => Header.Tensors;
+
+    /// <summary>The header's <c>__metadata__</c> entry (empty when absent).</summary>
+    public IReadOnlyDictionary<string, string> Metadata => Header.Metadata;
+
+    /// <summary>Opens and maps <paramref name="path"/>; throws <see cref="KilnException"/> for a missing or malformed file.</summary>
+    public static SafetensorsFile Open(string path)
+    {
+        FileStream stream;
+        try
+        {
+            stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            throw new KilnException($"{path}: file not found", e);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new KilnException($"{path}: cannot open: {e.Message}", e);
+        }
+
+        MemoryMappedFile? map = null;
+        try
+        {
+            var header = SafetensorsHeader.Read(path, stream);
+            var length = stream.Length;
+            map = MemoryMappedFile.CreateFromFile(stream, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
+            var view = map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
+            return new SafetensorsFile(path, length, header, map, view);
+        }
+        catch
+        {
+            if (map != null) map.Dispose();
+            else stream.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The tensor's bytes, without copying. Tensors over 2 GiB need <see cref="GetPointer"/>.</summary>
+    public ReadOnlySpan<byte> GetBytes(TensorInfo tensor)
+    {
+        var pointer = GetPointer(tensor);
+        if (tensor.ByteLength > int.MaxValue)
+        {
+            throw new ArgumentException($"{tensor.Name} has {tensor.ByteLength} bytes, too many for a span; use GetPointer", nameof(tensor));
+        }
+        return new ReadOnlySpan<byte>((void*)pointer, (int)tensor.ByteLength);
+    }
+
+    /// <summary>Address of the tensor's first byte in the mapping; valid until this file is disposed.</summary>
+    public nint GetPointer(TensorInfo tensor)
+    {
+        ObjectDisposedException.ThrowIf(_base == null, this);
+        if (tensor.File != Path || tensor.DataOffset < Header.DataStart || tensor.ByteLength < 0 || tensor.DataOffset > Length - tensor.ByteLength)
+        {
+            throw new ArgumentException($"{tensor.Name} ({tensor.File} at {tensor.DataOffset}) is not a tensor of {Path}", nameof(tensor));
+        }
+        return (nint)(_base + tensor.DataOffset);
+    }
+
+    public void Dispose()
+    {
+        if (_base == null) return;
+        _base = null;
+        _view.SafeMemoryMappedViewHandle.ReleasePointer();
+        _view.Dispose();
+        _map.Dispose();
+    }
+}

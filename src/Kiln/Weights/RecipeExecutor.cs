@@ -1,0 +1,209 @@
+using System.Runtime.InteropServices;
+using Kiln.Checkpoints;
+using Kiln.Graph;
+
+namespace Kiln.Weights;
+
+/// <summary>
+/// Applies a <see cref="LoadRecipe"/> to a checkpoint's memory-mapped tensors. Nothing is copied
+/// that need not be: a recipe without steps, a slice of whole leading rows, a cast to the same dtype
+/// and a concat of one tensor all stay views of the file; other steps write 64-byte-aligned buffers,
+/// and intermediates are freed as soon as the next step no longer needs them.
+/// </summary>
+public static unsafe class RecipeExecutor
+{
+    /// <summary>Elements converted per span in casts, so tensors over 2^31 elements work.</summary>
+    private const int CastChunk = 1 << 24;
+
+    /// <summary>One tensor of the working list: its bytes and the buffer that owns them (null for the file).</summary>
+    private readonly record struct Work(DType DType, long[] Shape, nint Pointer, NativeBuffer? Owner)
+    {
+        public long ElementCount => Shape.Aggregate(1L, (a, b) => a * b);
+
+        public long ByteLength => ElementCount * DType.ByteSize();
+    }
+
+    /// <summary>
+    /// Produces parameter <paramref name="parameter"/> of <paramref name="dtype"/> and <paramref name="shape"/>.
+    /// The recipe is checked against the headers before any byte is read.
+    /// </summary>
+    public static ParameterData Execute(Checkpoint checkpoint, string parameter, LoadRecipe recipe, DType dtype, IReadOnlyList<long> shape)
+    {
+        var sources = recipe.Sources
+            .Select(name => checkpoint.Tensors.TryGetValue(name, out var tensor)
+                ? tensor
+                : throw KilnException.InFile(checkpoint.Directory, name, $"tensor not found in the checkpoint (a source of parameter {parameter})"))
+            .ToList();
+        (DType DType, long[] Shape) result;
+        try
+        {
+            result = RecipeShapes.Infer(sources, recipe);
+        }
+        catch (KilnException e)
+        {
+            throw new KilnException($"parameter {parameter}: {e.Message}", e);
+        }
+        if (result.DType != dtype || !result.Shape.SequenceEqual(shape))
+        {
+            throw new KilnException($"parameter {parameter}: expected {dtype.Name()} {RecipeShapes.Format(shape)}, " +
+                $"but recipe {recipe} gives {result.DType.Name()} {RecipeShapes.Format(result.Shape)}");
+        }
+
+        var list = sources.Select(s => new Work(s.DType, s.Shape, checkpoint.FileOf(s).GetPointer(s), null)).ToList();
+        var live = new List<NativeBuffer>();
+        try
+        {
+            for (var i = 0; i < recipe.Steps.Count; i++)
+            {
+                var shapes = RecipeShapes.Apply(list.Select(w => (w.DType, w.Shape)).ToList(), recipe, i);
+                list = Run(recipe.Steps[i], list, shapes, live);
+                // Free what the new working list no longer points into.
+                foreach (var buffer in live.Where(b => list.All(w => w.Owner != b)).ToList())
+                {
+                    buffer.Dispose();
+                    live.Remove(buffer);
+                }
+            }
+            var final = list[0];
+            if (final.Pointer % final.DType.ByteSize() != 0)
+            {
+                // A misaligned view (possible in a hand-made file) would fault or be slow in the runtime.
+                final = Copy(final, live);
+            }
+            return new ParameterData(parameter, final.DType, final.Shape, final.Pointer, final.ByteLength, final.Owner);
+        }
+        catch
+        {
+            foreach (var buffer in live) buffer.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Whether <see cref="CastStep"/> supports this conversion (the float types among themselves).</summary>
+    public static bool CanCast(DType from, DType to) =>
+        from == to || (from is DType.F32 or DType.F16 or DType.BF16 && to is (DType.F32 or DType.F16 or DType.BF16));
+
+    private static List<Work> Run(RecipeStep step, List<Work> list, IReadOnlyList<(DType DType, long[] Shape)> shapes, List<NativeBuffer> live) => step switch
+    {
+        TransposeStep => list.Select((w, i) => Transpose(w, shapes[i].Shape, live)).ToList(),
+        SliceStep slice => list.Select((w, i) => Slice(w, slice, shapes[i].Shape, live)).ToList(),
+        ConcatStep concat => [Concat(list, concat.Dim, shapes[0].Shape, live)],
+        CastStep cast => list.Select(w => Cast(w, cast.To, live)).ToList(),
+        _ => throw new ArgumentException($"unknown step {step}", nameof(step)),
+    };
+
+    private static Work Allocate(DType dtype, long[] shape, List<NativeBuffer> live)
+    {
+        var buffer = new NativeBuffer(shape.Aggregate(1L, (a, b) => a * b) * dtype.ByteSize());
+        live.Add(buffer);
+        return new Work(dtype, shape, buffer.Pointer, buffer);
+    }
+
+    private static Work Copy(Work source, List<NativeBuffer> live)
+    {
+        var target = Allocate(source.DType, source.Shape, live);
+        Buffer.MemoryCopy((void*)source.Pointer, (void*)target.Pointer, target.ByteLength, source.ByteLength);
+        return target;
+    }
+
+    private static Work Transpose(Work source, long[] shape, List<NativeBuffer> live)
+    {
+        var target = Allocate(source.DType, shape, live);
+        long rows = source.Shape[0], cols = source.Shape[1];
+        switch (source.DType.ByteSize())
+        {
+            case 1: Transpose((byte*)source.Pointer, (byte*)target.Pointer, rows, cols); break;
+            case 2: Transpose((ushort*)source.Pointer, (ushort*)target.Pointer, rows, cols); break;
+            case 4: Transpose((uint*)source.Pointer, (uint*)target.Pointer, rows, cols); break;
+            default: Transpose((ulong*)source.Pointer, (ulong*)target.Pointer, rows, cols); break;
+        }
+        return target;
+    }
+
+    /// <summary>Blocked so that both the reads and the writes of a tile stay in cache.</summary>
+    private static void Transpose<T>(T* source, T* target, long rows, long cols) where T : unmanaged
+    {
+        const int tile = 32;
+        for (long r0 = 0; r0 < rows; r0 += tile)
+        {
+            var r1 = Math.Min(r0 + tile, rows);
+            for (long c0 = 0; c0 < cols; c0 += tile)
+            {
+                var c1 = Math.Min(c0 + tile, cols);
+                for (var r = r0; r < r1; r++)
+                {
+                    for (var c = c0; c < c1; c++) target[c * rows + r] = source[r * cols + c];
+                }
+            }
+        }
+    }
+
+    private static Work Slice(Work source, SliceStep slice, long[] shape, List<NativeBuffer> live)
+    {
+        var outer = source.Shape.Take(slice.Dim).Aggregate(1L, (a, b) => a * b);
+        var inner = source.Shape.Skip(slice.Dim + 1).Aggregate(1L, (a, b) => a * b) * source.DType.ByteSize();
+        if (outer == 1)
+        {
+            // Whole leading rows are contiguous: point into the source instead of copying.
+            return source with { Shape = shape, Pointer = source.Pointer + (nint)(slice.Start * inner) };
+        }
+        var target = Allocate(source.DType, shape, live);
+        var chunk = slice.Length * inner;
+        var stride = source.Shape[slice.Dim] * inner;
+        var from = (byte*)source.Pointer + slice.Start * inner;
+        var to = (byte*)target.Pointer;
+        for (long o = 0; o < outer; o++, from += stride, to += chunk)
+        {
+            Buffer.MemoryCopy(from, to, chunk, chunk);
+        }
+        return target;
+    }
+
+    private static Work Concat(List<Work> parts, int dim, long[] shape, List<NativeBuffer> live)
+    {
+        if (parts.Count == 1) return parts[0];
+        var target = Allocate(parts[0].DType, shape, live);
+        var outer = shape.Take(dim).Aggregate(1L, (a, b) => a * b);
+        var inner = shape.Skip(dim + 1).Aggregate(1L, (a, b) => a * b) * target.DType.ByteSize();
+        var to = (byte*)target.Pointer;
+        for (long o = 0; o < outer; o++)
+        {
+            foreach (var part in parts)
+            {
+                var chunk = part.Shape[dim] * inner;
+                Buffer.MemoryCopy((byte*)part.Pointer + o * chunk, to, chunk, chunk);
+                to += chunk;
+            }
+        }
+        return target;
+    }
+
+    private static Work Cast(Work source, DType to, List<NativeBuffer> live)
+    {
+        if (source.DType == to) return source;
+        var target = Allocate(to, source.Shape, live);
+        var count = source.ElementCount;
+        for (long start = 0; start < count; start += CastChunk)
+        {
+            var n = (int)Math.Min(CastChunk, count - start);
+            var from = (byte*)source.Pointer + start * source.DType.ByteSize();
+            var into = (byte*)target.Pointer + start * to.ByteSize();
+            Convert(source.DType, from, to, into, n);
+        }
+        return target;
+    }
+
+    private static void Convert(DType from, byte* source, DType to, byte* target, int n)
+    {
+        switch (from, to)
+        {
+            case (DType.BF16, DType.F32): FloatConversion.BFloat16ToSingle(new ReadOnlySpan<ushort>(source, n), new Span<float>(target, n)); break;
+            case (DType.F16, DType.F32): FloatConversion.HalfToSingle(new ReadOnlySpan<Half>(source, n), new Span<float>(target, n)); break;
+            case (DType.F32, DType.BF16): FloatConversion.SingleToBFloat16(new ReadOnlySpan<float>(source, n), new Span<ushort>(target, n)); break;
+            case (DType.F32, DType.F16): FloatConversion.SingleToHalf(new ReadOnlySpan<float>(source, n), new Span<Half>(target, n)); break;
+            case (DType.BF16, DType.F16): FloatConversion.BFloat16ToHalf(new ReadOnlySpan<ushort>(source, n), new Span<Half>(target, n)); break;
+            case (DType.F16, DType.BF16): FloatConversion.HalfToBFloat16(new ReadOnlySpan<Half>(source, n), new Span<ushort>(target, n)); break;
+            default: throw new KilnException($"cast from {from.Name()} to {to.Name()} is not supported (only between f32, f16 and bf16)");
+        }
+    }
+}

@@ -1,0 +1,86 @@
+using Kiln.Checkpoints;
+using Kiln.Graph;
+
+namespace Kiln.Weights;
+
+/// <summary>
+/// Shape and dtype rules of the load-recipe steps, evaluated on headers alone, so a recipe can be
+/// checked when weights are bound, long before any byte is read. The executor follows the same rules.
+/// </summary>
+public static class RecipeShapes
+{
+    /// <summary>The dtype and shape the recipe produces from <paramref name="sources"/> (one per <see cref="LoadRecipe.Sources"/> entry).</summary>
+    public static (DType DType, long[] Shape) Infer(IReadOnlyList<TensorInfo> sources, LoadRecipe recipe)
+    {
+        if (sources.Count != recipe.Sources.Count)
+        {
+            throw new ArgumentException($"recipe {recipe} names {recipe.Sources.Count} sources but {sources.Count} were given", nameof(sources));
+        }
+        IReadOnlyList<(DType DType, long[] Shape)> list = sources.Select(s => (s.DType, s.Shape)).ToList();
+        for (var i = 0; i < recipe.Steps.Count; i++)
+        {
+            list = Apply(list, recipe, i);
+        }
+        if (list.Count != 1)
+        {
+            throw new KilnException($"recipe {recipe}: ends with {list.Count} tensors instead of one (a concat is missing)");
+        }
+        return list[0];
+    }
+
+    /// <summary>The working list after step <paramref name="index"/> of <paramref name="recipe"/>.</summary>
+    internal static IReadOnlyList<(DType DType, long[] Shape)> Apply(IReadOnlyList<(DType DType, long[] Shape)> list, LoadRecipe recipe, int index)
+    {
+        var step = recipe.Steps[index];
+        KilnException Fail(string problem) => new($"recipe {recipe}: step {index + 1} {step}: {problem}");
+
+        switch (step)
+        {
+            case TransposeStep:
+                return list.Select(t => t.Shape.Length == 2
+                    ? (t.DType, new[] { t.Shape[1], t.Shape[0] })
+                    : throw Fail($"needs a 2-D tensor, found shape {Format(t.Shape)}")).ToList();
+
+            case SliceStep slice:
+                return list.Select(t =>
+                {
+                    if (slice.Dim < 0 || slice.Dim >= t.Shape.Length)
+                        throw Fail($"dimension {slice.Dim} does not exist in shape {Format(t.Shape)}");
+                    if (slice.Start < 0 || slice.Length < 0 || slice.Start > t.Shape[slice.Dim] - slice.Length)
+                        throw Fail($"range [{slice.Start}, {slice.Start + slice.Length}) is outside dimension {slice.Dim} of shape {Format(t.Shape)}");
+                    var shape = (long[])t.Shape.Clone();
+                    shape[slice.Dim] = slice.Length;
+                    return (t.DType, shape);
+                }).ToList();
+
+            case ConcatStep concat:
+                if (list.Count == 0) throw Fail("nothing to concatenate");
+                var first = list[0];
+                if (concat.Dim < 0 || concat.Dim >= first.Shape.Length)
+                    throw Fail($"dimension {concat.Dim} does not exist in shape {Format(first.Shape)}");
+                var total = 0L;
+                foreach (var t in list)
+                {
+                    if (t.DType != first.DType)
+                        throw Fail($"mixes {first.DType.Name()} and {t.DType.Name()}");
+                    if (t.Shape.Length != first.Shape.Length || Enumerable.Range(0, t.Shape.Length).Any(d => d != concat.Dim && t.Shape[d] != first.Shape[d]))
+                        throw Fail($"shapes {Format(first.Shape)} and {Format(t.Shape)} differ outside dimension {concat.Dim}");
+                    total += t.Shape[concat.Dim];
+                }
+                var joined = (long[])first.Shape.Clone();
+                joined[concat.Dim] = total;
+                return [(first.DType, joined)];
+
+            case CastStep cast:
+                return list.Select(t => RecipeExecutor.CanCast(t.DType, cast.To)
+                    ? (cast.To, t.Shape)
+                    : throw Fail($"cast from {t.DType.Name()} to {cast.To.Name()} is not supported (only between f32, f16 and bf16)")).ToList();
+
+            default:
+                throw Fail("unknown step");
+        }
+    }
+
+    /// <summary>Shapes as users read them: [4096, 11008].</summary>
+    public static string Format(IReadOnlyList<long> shape) => $"[{string.Join(", ", shape)}]";
+}
