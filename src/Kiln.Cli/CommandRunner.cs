@@ -1,11 +1,11 @@
 using System.CommandLine;
-using Kiln.Graph;
 
 namespace Kiln.Cli;
 
 /// <summary>
-/// Runs a command's body with Kiln's error conventions: a user error prints one line and exits 2;
-/// anything else prints one line and exits 1; --verbose adds the stack trace.
+/// Runs a command's body with Kiln's error conventions: a user error (bad path, malformed file,
+/// unsupported model) prints one line and exits 2; an internal error prints one line and exits 1;
+/// --verbose adds the stack trace.
 /// </summary>
 public static class CommandRunner
 {
@@ -27,10 +27,15 @@ public static class CommandRunner
             Fail(e, verbose);
             return UserError;
         }
-        catch (Exception e) when (e is GraphException or IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             Fail(e, verbose);
-            return e is GraphException ? InternalError : UserError;
+            return UserError;
+        }
+        catch (Exception e)
+        {
+            Fail(new InvalidOperationException($"internal error ({e.GetType().Name}): {e.Message}", e), verbose);
+            return InternalError;
         }
     }
 
