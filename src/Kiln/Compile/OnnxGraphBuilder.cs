@@ -88,6 +88,8 @@ public sealed class OnnxGraphBuilder
     /// folder itself, which ORT never opens once the initializer is supplied and cannot read as
     /// data if it is not. A declaration without data loads only below about 128 bytes; embedded
     /// placeholder data would be read by constant folding instead of the supplied data.
+    /// Consequence: no node that ORT can constant-fold (e.g. Transpose of a weight) may consume one;
+    /// ORT then fails session creation ("Random-access reads require a regular file: .").
     /// </summary>
     public string AddExternalInitializer(string name, DType type, long[] shape)
     {

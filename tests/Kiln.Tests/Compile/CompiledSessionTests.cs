@@ -114,6 +114,25 @@ public sealed class CompiledSessionTests
     }
 
     [Fact]
+    public void ExternalInitializerFeedingAFoldableNodeFailsAtCreationInsteadOfComputingWrongly()
+    {
+        // ORT's constant folder reads the declaration, not the supplied data: Transpose(W) cannot be folded.
+        var g = new OnnxGraphBuilder();
+        g.AddInput("ids", DType.I64, [1]);
+        g.AddExternalInitializer("W", DType.F32, [4, 3]);
+        var wt = g.AddNode("Transpose", ["W"], new Dictionary<string, object> { ["perm"] = new long[] { 1, 0 } });
+        g.AddNode("Gather", [wt, "ids"], output: "out");
+        g.AddOutput("out", DType.F32, [1, 4]);
+        using var w = NativeBuffer.Of<float>(W);
+        var folding = Assert.Throws<KilnException>(() => CompiledSession.Create(g.ToBytes(), [w.As("W", DType.F32, [4, 3])]));
+        Assert.StartsWith("ONNX Runtime could not create a session", folding.Message);
+
+        using var session = CompiledSession.Create(g.ToBytes(), [w.As("W", DType.F32, [4, 3])],
+            new SessionSettings(Optimization: Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_DISABLE_ALL));
+        Assert.Equal([W[1], W[4], W[7], W[10]], session.Run(new Dictionary<string, Int64Tensor> { ["ids"] = new([1], [1]) }, "out").Data);
+    }
+
+    [Fact]
     public void GeneratedNamesAreUniqueAndTakenNamesAreRefused()
     {
         var g = new OnnxGraphBuilder();
