@@ -21,7 +21,7 @@ public sealed class OnnxGraphBuilder
 
     public const string MicrosoftDomain = "com.microsoft";
 
-    /// <summary>IR version 10 (ONNX 1.16) is the one that introduced opset 21+; ORT 1.31 reads up to 11.</summary>
+    /// <summary>IR version 10: ORT 1.31 loads it with opset 23 (OpsetTests); OnnxSharp also writes 11.</summary>
     public const long IrVersion = 10;
 
     /// <summary>The external-data location of every <see cref="AddExternalInitializer"/> declaration.</summary>
