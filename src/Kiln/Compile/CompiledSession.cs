@@ -1,0 +1,120 @@
+using Microsoft.ML.OnnxRuntime;
+using Onnx;
+
+namespace Kiln.Compile;
+
+/// <summary>
+/// An ONNX Runtime session over a model from <see cref="OnnxGraphBuilder"/> whose external
+/// initializers are wrapped, without copying, over native memory the caller owns. Owns the session,
+/// its options and the wrapping OrtValues, and disposes them together; the memory itself stays the
+/// caller's and must outlive this object.
+/// </summary>
+public sealed class CompiledSession : IDisposable
+{
+    private readonly SessionOptions _options;
+    private readonly List<OrtValue> _initializers;
+    private readonly RunOptions _runOptions = new();
+
+    private CompiledSession(InferenceSession session, SessionOptions options, List<OrtValue> initializers)
+    {
+        Session = session;
+        _options = options;
+        _initializers = initializers;
+    }
+
+    public InferenceSession Session { get; }
+
+    /// <summary>Creates the session; a model ORT rejects, or a missing or extra initializer, raises a <see cref="KilnException"/> saying why.</summary>
+    public static CompiledSession Create(byte[] model, IReadOnlyList<ExternalInitializer> initializers, SessionSettings? settings = null)
+    {
+        settings ??= SessionSettings.Default;
+        var options = new SessionOptions { GraphOptimizationLevel = settings.Optimization };
+        var values = new List<OrtValue>(initializers.Count);
+        try
+        {
+            if (settings.IntraOpThreads is { } threads) options.IntraOpNumThreads = threads;
+            if (!settings.Prepacking) options.AddSessionConfigEntry("session.disable_prepacking", "1");
+            CheckSupplied(model, initializers);
+            foreach (var init in initializers)
+            {
+                if (init.ByteLength != init.ExpectedByteLength)
+                    throw new KilnException($"external initializer {init.Name}: {init.ByteLength} bytes for shape [{string.Join(", ", init.Shape)}] of {init.DType} ({init.ExpectedByteLength} bytes)");
+                var value = OrtValue.CreateTensorValueWithData(OrtMemoryInfo.DefaultInstance, init.DType.ToOrt(), init.Shape, init.Data, init.ByteLength);
+                values.Add(value);
+                options.AddInitializer(init.Name, value);
+            }
+            var session = new InferenceSession(model, options);
+            return new CompiledSession(session, options, values);
+        }
+        catch (Exception e) when (e is not KilnException)
+        {
+            Release(options, values);
+            throw new KilnException($"ONNX Runtime could not create a session for the model: {e.Message}", e);
+        }
+        catch
+        {
+            Release(options, values);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Runs the model on int64 inputs and returns one float32 output. Inputs are pinned, not copied;
+    /// the output is copied once into the returned array.
+    /// </summary>
+    public FloatTensor Run(IReadOnlyDictionary<string, Int64Tensor> inputs, string outputName)
+    {
+        var names = new List<string>(inputs.Count);
+        var values = new List<OrtValue>(inputs.Count);
+        try
+        {
+            foreach (var (name, tensor) in inputs)
+            {
+                names.Add(name);
+                values.Add(OrtValue.CreateTensorValueFromMemory(tensor.Data, tensor.Shape));
+            }
+            using var outputs = Session.Run(_runOptions, names, values, [outputName]);
+            var output = outputs[0];
+            var info = output.GetTensorTypeAndShape();
+            if (info.ElementDataType != Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float)
+                throw new KilnException($"output {outputName} is {info.ElementDataType}, not float32");
+            return new FloatTensor(output.GetTensorDataAsSpan<float>().ToArray(), info.Shape);
+        }
+        catch (OnnxRuntimeException e)
+        {
+            throw new KilnException($"ONNX Runtime failed to run the model: {e.Message}", e);
+        }
+        finally
+        {
+            foreach (var value in values) value.Dispose();
+        }
+    }
+
+    public void Dispose()
+    {
+        _runOptions.Dispose();
+        Session.Dispose();
+        Release(_options, _initializers);
+    }
+
+    // ORT's own errors for these name the symptom (a missing file ".", a size mismatch), not the cause.
+    private static void CheckSupplied(byte[] model, IReadOnlyList<ExternalInitializer> initializers)
+    {
+        var declared = ModelProto.Parser.ParseFrom(model).Graph.Initializer
+            .Where(t => t.DataLocation == TensorProto.Types.DataLocation.External
+                && t.ExternalData.Any(e => e.Key == "location" && e.Value == OnnxGraphBuilder.ExternalLocation))
+            .Select(t => t.Name)
+            .ToHashSet(StringComparer.Ordinal);
+        var supplied = initializers.Select(i => i.Name).ToHashSet(StringComparer.Ordinal);
+        var missing = declared.Except(supplied).Order(StringComparer.Ordinal).ToList();
+        if (missing.Count > 0) throw new KilnException($"external initializers declared by the model but not supplied: {string.Join(", ", missing)}");
+        var unknown = supplied.Except(declared).Order(StringComparer.Ordinal).ToList();
+        if (unknown.Count > 0) throw new KilnException($"supplied initializers that the model does not declare external: {string.Join(", ", unknown)}");
+    }
+
+    private static void Release(SessionOptions options, List<OrtValue> values)
+    {
+        foreach (var value in values) value.Dispose();
+        options.Dispose();
+    }
+}
