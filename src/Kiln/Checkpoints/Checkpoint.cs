@@ -121,7 +121,12 @@ public sealed class Checkpoint : IDisposable
         var indexPath = System.IO.Path.Combine(directory, IndexFileName);
         var singlePath = System.IO.Path.Combine(directory, SingleWeightsFileName);
         Dictionary<string, string>? weightMap = null;
-        if (File.Exists(indexPath))
+        // The single file wins when both exist, as in transformers.
+        if (File.Exists(singlePath))
+        {
+            opened.Add(SafetensorsFile.Open(singlePath));
+        }
+        else if (File.Exists(indexPath))
         {
             weightMap = ReadWeightMap(indexPath);
             foreach (var shard in weightMap.Values.Distinct().Order(StringComparer.Ordinal))
@@ -133,10 +138,6 @@ public sealed class Checkpoint : IDisposable
                 }
                 opened.Add(SafetensorsFile.Open(shardPath));
             }
-        }
-        else if (File.Exists(singlePath))
-        {
-            opened.Add(SafetensorsFile.Open(singlePath));
         }
         else
         {

@@ -50,7 +50,8 @@ public static class RandomCheckpointWriter
         }
         catch
         {
-            Directory.Delete(staging, recursive: true);
+            // Best effort: the original failure is the one to report.
+            try { Directory.Delete(staging, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
             throw;
         }
     }

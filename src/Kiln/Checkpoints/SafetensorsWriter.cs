@@ -19,20 +19,24 @@ public sealed record SafetensorsEntry(string Name, DType DType, long[] Shape)
 public sealed class SafetensorsWriter : IDisposable
 {
     private readonly FileStream _stream;
-    private readonly long[] _ends;
+    private readonly long[] _starts;
+    private readonly long _total;
     private readonly Dictionary<string, int> _indexByName;
     private long _written;
-    private bool _completed;
+    private bool _closed;
 
     private SafetensorsWriter(string path, FileStream stream, IReadOnlyList<SafetensorsEntry> order)
     {
         Path = path;
         _stream = stream;
         Order = order;
-        _ends = new long[order.Count];
+        _starts = new long[order.Count];
         _indexByName = Enumerable.Range(0, order.Count).ToDictionary(i => order[i].Name, StringComparer.Ordinal);
-        var end = 0L;
-        for (var i = 0; i < order.Count; i++) _ends[i] = end += order[i].ByteLength;
+        for (var i = 0; i < order.Count; i++)
+        {
+            _starts[i] = _total;
+            _total += order[i].ByteLength;
+        }
     }
 
     public string Path { get; }
@@ -70,11 +74,10 @@ public sealed class SafetensorsWriter : IDisposable
     /// <summary>Appends the next bytes of tensor data; pieces may cross tensor boundaries.</summary>
     public void Write(ReadOnlySpan<byte> bytes)
     {
-        ObjectDisposedException.ThrowIf(_completed, this);
-        var total = _ends.Length == 0 ? 0 : _ends[^1];
-        if (bytes.Length > total - _written)
+        ObjectDisposedException.ThrowIf(_closed, this);
+        if (bytes.Length > _total - _written)
         {
-            throw new InvalidOperationException($"{Path}: {bytes.Length} more bytes exceed the {total} bytes the header declares");
+            throw new InvalidOperationException($"{Path}: {bytes.Length} more bytes exceed the {_total} bytes the header declares");
         }
         _stream.Write(bytes);
         _written += bytes.Length;
@@ -84,11 +87,11 @@ public sealed class SafetensorsWriter : IDisposable
     public void WriteTensor(string name, ReadOnlySpan<byte> data)
     {
         var index = _indexByName.GetValueOrDefault(name, -1);
-        if (index < 0 || _ends[index] - Order[index].ByteLength != _written || data.Length != Order[index].ByteLength)
+        if (index < 0 || _starts[index] != _written || data.Length != Order[index].ByteLength)
         {
             throw new InvalidOperationException(index < 0
                 ? $"{Path}: tensor {name} was not declared"
-                : $"{Path}: tensor {name} ({Order[index].ByteLength} bytes at data offset {_ends[index] - Order[index].ByteLength}) " +
+                : $"{Path}: tensor {name} ({Order[index].ByteLength} bytes at data offset {_starts[index]}) " +
                   $"is not next or not whole: {data.Length} bytes at offset {_written}");
         }
         Write(data);
@@ -97,20 +100,20 @@ public sealed class SafetensorsWriter : IDisposable
     /// <summary>Checks that every declared byte was written, then flushes the file to disk.</summary>
     public void Complete()
     {
-        var total = _ends.Length == 0 ? 0 : _ends[^1];
-        if (_written != total)
+        ObjectDisposedException.ThrowIf(_closed, this);
+        if (_written != _total)
         {
-            throw new InvalidOperationException($"{Path}: {_written} of {total} data bytes written");
+            throw new InvalidOperationException($"{Path}: {_written} of {_total} data bytes written");
         }
         _stream.Flush(flushToDisk: true);
-        _completed = true;
+        _closed = true;
         _stream.Dispose();
     }
 
     public void Dispose()
     {
-        if (_completed) return;
-        _completed = true;
+        if (_closed) return;
+        _closed = true;
         _stream.Dispose();
         File.Delete(Path);
     }

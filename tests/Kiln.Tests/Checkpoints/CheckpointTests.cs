@@ -43,6 +43,18 @@ public sealed class CheckpointTests
     }
 
     [Fact]
+    public void SingleFileWinsOverAnIndexAsInTransformers()
+    {
+        using var dir = new TempDir();
+        CraftedFiles.CopyFolder(TestPaths.Oracle("llama_gqa_sharded"), dir.Path);
+        File.Copy(Path.Combine(TestPaths.Oracle("llama_gqa"), "model.safetensors"), dir.File("model.safetensors"));
+        using var checkpoint = Checkpoint.Open(dir.Path);
+
+        Assert.Equal("model.safetensors", Assert.Single(checkpoint.WeightFiles).RelativeName);
+        Assert.All(checkpoint.Tensors.Values, t => Assert.Equal(dir.File("model.safetensors"), t.File));
+    }
+
+    [Fact]
     public void BytesByNameComeFromTheRightShard()
     {
         var folder = TestPaths.Oracle("llama_gqa_sharded");

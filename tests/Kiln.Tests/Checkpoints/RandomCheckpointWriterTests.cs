@@ -1,0 +1,188 @@
+using System.Runtime.InteropServices;
+using Kiln.Checkpoints;
+using Kiln.Graph;
+using Kiln.Weights;
+using Xunit;
+
+namespace Kiln.Tests.Checkpoints;
+
+public sealed class RandomCheckpointWriterTests
+{
+    private static TestModelOptions Small(DType dtype = DType.F32, int seed = 1) =>
+        new("llama", Layers: 2, Hidden: 32, Heads: 4, KvHeads: 2, Intermediate: 48, Vocab: 50, DType: dtype, Seed: seed);
+
+    [Fact]
+    public void WritesACheckpointThatReopensWithLlamaShapes()
+    {
+        using var dir = new TempDir();
+        var outDir = dir.File("model");
+        RandomCheckpointWriter.Write(Small(), outDir);
+
+        using var checkpoint = Checkpoint.Open(outDir);
+
+        Assert.Equal(3 + 9 * 2, checkpoint.Tensors.Count);
+        Assert.Equal([50L, 32], checkpoint.Tensors["model.embed_tokens.weight"].Shape);
+        Assert.Equal([50L, 32], checkpoint.Tensors["lm_head.weight"].Shape);
+        Assert.Equal([32L], checkpoint.Tensors["model.norm.weight"].Shape);
+        Assert.Equal([32L, 32], checkpoint.Tensors["model.layers.1.self_attn.q_proj.weight"].Shape);
+        Assert.Equal([16L, 32], checkpoint.Tensors["model.layers.1.self_attn.k_proj.weight"].Shape);
+        Assert.Equal([16L, 32], checkpoint.Tensors["model.layers.1.self_attn.v_proj.weight"].Shape);
+        Assert.Equal([32L, 32], checkpoint.Tensors["model.layers.1.self_attn.o_proj.weight"].Shape);
+        Assert.Equal([48L, 32], checkpoint.Tensors["model.layers.0.mlp.gate_proj.weight"].Shape);
+        Assert.Equal([48L, 32], checkpoint.Tensors["model.layers.0.mlp.up_proj.weight"].Shape);
+        Assert.Equal([32L, 48], checkpoint.Tensors["model.layers.0.mlp.down_proj.weight"].Shape);
+        Assert.Equal([32L], checkpoint.Tensors["model.layers.0.post_attention_layernorm.weight"].Shape);
+        Assert.All(checkpoint.Tensors.Values, t => Assert.Equal(DType.F32, t.DType));
+        Assert.Equal("pt", checkpoint.FileOf(checkpoint.Tensors["lm_head.weight"]).Metadata["format"]);
+        Assert.Equal(2, (int)checkpoint.GenerationConfig!["eos_token_id"]!);
+        Assert.Single(Directory.GetFileSystemEntries(dir.Path)); // no staging folder left behind
+    }
+
+    [Fact]
+    public void ConfigReadsLikeTransformersLlamaConfig()
+    {
+        using var dir = new TempDir();
+        RandomCheckpointWriter.Write(Small() with { RopeTheta = 500000, MaxPositions = 4096 }, dir.File("m"));
+
+        var text = File.ReadAllText(dir.File("m/config.json"));
+        using var checkpoint = Checkpoint.Open(dir.File("m"));
+        var config = checkpoint.Config;
+
+        Assert.Equal("LlamaForCausalLM", (string)config["architectures"]![0]!);
+        Assert.Equal("llama", (string)config["model_type"]!);
+        Assert.Equal(32, (int)config["hidden_size"]!);
+        Assert.Equal(48, (int)config["intermediate_size"]!);
+        Assert.Equal(4, (int)config["num_attention_heads"]!);
+        Assert.Equal(2, (int)config["num_key_value_heads"]!);
+        Assert.Equal(2, (int)config["num_hidden_layers"]!);
+        Assert.Equal(50, (int)config["vocab_size"]!);
+        Assert.Equal(8, (int)config["head_dim"]!);
+        Assert.Equal(4096, (int)config["max_position_embeddings"]!);
+        Assert.Equal(1e-5, (double)config["rms_norm_eps"]!);
+        Assert.Equal(500000.0, (double)config["rope_theta"]!);
+        Assert.Null(config["rope_scaling"]);
+        Assert.True(config.ContainsKey("rope_scaling"));
+        Assert.False((bool)config["tie_word_embeddings"]!);
+        Assert.Equal("float32", (string)config["torch_dtype"]!);
+        Assert.Equal("silu", (string)config["hidden_act"]!);
+        Assert.False((bool)config["attention_bias"]!);
+        Assert.False((bool)config["mlp_bias"]!);
+        Assert.Contains("\"rms_norm_eps\": 1e-05,", text);
+        Assert.Contains("\"rope_theta\": 500000.0,", text);
+        Assert.Equal(config.Select(p => p.Key).Order(StringComparer.Ordinal), config.Select(p => p.Key));
+    }
+
+    [Fact]
+    public void SameSeedSameBytesOtherSeedOtherBytes()
+    {
+        using var dir = new TempDir();
+        RandomCheckpointWriter.Write(Small(seed: 5), dir.File("a"));
+        RandomCheckpointWriter.Write(Small(seed: 5), dir.File("b"));
+        RandomCheckpointWriter.Write(Small(seed: 6), dir.File("c"));
+
+        byte[] Weights(string name) => File.ReadAllBytes(dir.File($"{name}/model.safetensors"));
+        Assert.Equal(Weights("a"), Weights("b"));
+        Assert.Equal(File.ReadAllText(dir.File("a/config.json")), File.ReadAllText(dir.File("b/config.json")));
+        Assert.NotEqual(Weights("a"), Weights("c"));
+        Assert.Equal(Weights("a").Length, Weights("c").Length);
+    }
+
+    [Fact]
+    public void ValuesHaveTheIntendedScale()
+    {
+        using var dir = new TempDir();
+        RandomCheckpointWriter.Write(Small() with { Vocab = 2000 }, dir.File("m"));
+        using var checkpoint = Checkpoint.Open(dir.File("m"));
+
+        var embedding = MemoryMarshal.Cast<byte, float>(checkpoint.GetBytes("model.embed_tokens.weight")).ToArray();
+        var mean = embedding.Average();
+        var std = Math.Sqrt(embedding.Average(x => (x - mean) * (x - mean)));
+        Assert.InRange(mean, -0.002, 0.002);
+        Assert.InRange(std, 0.018, 0.022);
+        Assert.All(MemoryMarshal.Cast<byte, float>(checkpoint.GetBytes("model.norm.weight")).ToArray(), g => Assert.InRange(g, 0.9f, 1.1f));
+    }
+
+    [Fact]
+    public void BFloat16CheckpointsHoldTheRoundedValues()
+    {
+        using var dir = new TempDir();
+        RandomCheckpointWriter.Write(Small(DType.BF16), dir.File("bf16"));
+        RandomCheckpointWriter.Write(Small(DType.F32), dir.File("f32"));
+        using var bf16 = Checkpoint.Open(dir.File("bf16"));
+        using var f32 = Checkpoint.Open(dir.File("f32"));
+
+        Assert.Equal("bfloat16", (string)bf16.Config["torch_dtype"]!);
+        Assert.All(bf16.Tensors.Values, t => Assert.Equal(DType.BF16, t.DType));
+        const string name = "model.layers.0.self_attn.q_proj.weight";
+        using var widened = RecipeExecutor.Execute(bf16, name, LoadRecipe.FromSource(name).Then(new CastStep(DType.F32)), DType.F32, [32, 32]);
+        var rounded = new ushort[32 * 32];
+        FloatConversion.SingleToBFloat16(MemoryMarshal.Cast<byte, float>(f32.GetBytes(name)), rounded);
+        Assert.Equal(rounded, MemoryMarshal.Cast<byte, ushort>(bf16.GetBytes(name)).ToArray());
+        Assert.All(MemoryMarshal.Cast<byte, float>(widened.Bytes).ToArray(), v => Assert.InRange(v, -0.04f, 0.04f));
+    }
+
+    [Fact]
+    public void TiedEmbeddingsHaveNoOutputLayer()
+    {
+        using var dir = new TempDir();
+        RandomCheckpointWriter.Write(Small() with { TieEmbeddings = true }, dir.File("m"));
+        using var checkpoint = Checkpoint.Open(dir.File("m"));
+
+        Assert.False(checkpoint.Tensors.ContainsKey("lm_head.weight"));
+        Assert.True((bool)checkpoint.Config["tie_word_embeddings"]!);
+    }
+
+    [Fact]
+    public void WritesIntoAnEmptyExistingFolder()
+    {
+        using var dir = new TempDir();
+        Directory.CreateDirectory(dir.File("empty"));
+        RandomCheckpointWriter.Write(Small(), dir.File("empty"));
+        using var checkpoint = Checkpoint.Open(dir.File("empty"));
+        Assert.NotEmpty(checkpoint.Tensors);
+    }
+
+    [Fact]
+    public void RefusesANonEmptyFolder()
+    {
+        using var dir = new TempDir();
+        var outDir = dir.File("taken");
+        Directory.CreateDirectory(outDir);
+        File.WriteAllText(Path.Combine(outDir, "keep.txt"), "mine");
+
+        var e = Assert.Throws<KilnException>(() => RandomCheckpointWriter.Write(Small(), outDir));
+
+        Assert.StartsWith(outDir, e.Message);
+        Assert.Contains("not empty", e.Message);
+        Assert.Equal(["keep.txt"], Directory.GetFileSystemEntries(outDir).Select(Path.GetFileName));
+        Assert.Single(Directory.GetFileSystemEntries(dir.Path));
+    }
+
+    [Theory]
+    [InlineData("family", "--family")]
+    [InlineData("layers", "--layers")]
+    [InlineData("heads", "--heads")]
+    [InlineData("odd-head-dim", "--heads")]
+    [InlineData("kv-heads", "--kv-heads")]
+    [InlineData("vocab", "--vocab")]
+    [InlineData("dtype", "--dtype")]
+    public void InvalidOptionsNameTheOption(string fault, string option)
+    {
+        var options = fault switch
+        {
+            "family" => Small() with { Family = "gpt2" },
+            "layers" => Small() with { Layers = 0 },
+            "heads" => Small() with { Heads = 5 },
+            "odd-head-dim" => Small() with { Hidden = 36, Heads = 12, KvHeads = 4 },
+            "kv-heads" => Small() with { KvHeads = 3 },
+            "vocab" => Small() with { Vocab = -1 },
+            _ => Small(DType.I32),
+        };
+        using var dir = new TempDir();
+
+        var e = Assert.Throws<KilnException>(() => RandomCheckpointWriter.Write(options, dir.File("m")));
+
+        Assert.StartsWith(option + ":", e.Message);
+        Assert.Empty(Directory.GetFileSystemEntries(dir.Path));
+    }
+}
