@@ -12,7 +12,7 @@ public static class CommandRunner
     public const int UserError = 2;
     public const int InternalError = 1;
 
-    public static void SetAction(this Command command, Func<ParseResult, int> body) =>
+    public static void SetKilnAction(this Command command, Func<ParseResult, int> body) =>
         command.SetAction(parseResult => Run(parseResult, body));
 
     private static int Run(ParseResult parseResult, Func<ParseResult, int> body)

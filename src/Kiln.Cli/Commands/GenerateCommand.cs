@@ -24,7 +24,7 @@ public static class GenerateCommand
         {
             model, prompt, promptIds, maxNewTokens, temperature, topK, topP, seed, json, CommonOptions.Threads,
         };
-        command.SetAction(p =>
+        command.SetKilnAction(p =>
         {
             var (text, ids) = (p.GetValue(prompt), p.GetValue(promptIds));
             if ((text is null) == (ids is null)) throw new KilnException("give exactly one of --prompt and --prompt-ids");

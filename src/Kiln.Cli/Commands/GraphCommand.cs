@@ -16,7 +16,7 @@ public static class GraphCommand
         var format = new Option<string>("--format") { Description = "text or json.", DefaultValueFactory = _ => "text" };
         format.AcceptOnlyFromAmong("text", "json");
         var command = new Command("graph", "Print the model's exported graph.") { model, format };
-        command.SetAction(p =>
+        command.SetKilnAction(p =>
         {
             var graph = Export(p.GetValue(model)!);
             Console.Write(p.GetValue(format) == "json" ? GraphSerializer.ToJson(graph) + "\n" : GraphPrinter.Print(graph));

@@ -14,7 +14,7 @@ public static class InspectCommand
         var model = CommonOptions.Model(required: false);
         var json = CommonOptions.Json("the summary");
         var command = new Command("inspect", "Summarize a checkpoint: architecture, parameters, dtypes, files, graph size.") { model, json };
-        command.SetAction(p =>
+        command.SetKilnAction(p =>
         {
             using var checkpoint = Checkpoint.Open(p.GetValue(model)!);
             var graph = GraphCommand.Export(checkpoint);

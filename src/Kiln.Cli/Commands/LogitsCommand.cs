@@ -13,7 +13,7 @@ public static class LogitsCommand
         var ids = new Option<string>("--ids") { Description = "Token ids, e.g. \"1 403 407\".", Required = true };
         var json = CommonOptions.Json("last_logits (every vocabulary entry at the last position) and argmax (per position)");
         var command = new Command("logits", "Run the model once and print its logits.") { model, ids, json, CommonOptions.Threads };
-        command.SetAction(p =>
+        command.SetKilnAction(p =>
         {
             var tokens = CommonOptions.ParseIds(p.GetValue(ids)!, "--ids");
             using var loaded = LoadedModel.Load(p.GetValue(model)!, new(IntraOpThreads: p.GetValue(CommonOptions.Threads)));

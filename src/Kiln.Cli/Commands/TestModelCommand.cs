@@ -26,7 +26,7 @@ public static class TestModelCommand
         {
             family, layers, hidden, heads, kvHeads, intermediate, vocab, maxPositions, dtype, seed, tie, output,
         };
-        command.SetAction(p =>
+        command.SetKilnAction(p =>
         {
             var dtypeName = p.GetValue(dtype)!;
             if (!DTypeExtensions.TryParse(dtypeName, out var weightType))
