@@ -43,7 +43,7 @@ public static class GenerateCommand
             {
                 var result = generator.Generate(promptTokens, options);
                 var output = new GenerateOutput(result.PromptIds, result.NewIds, tokenizer?.Decode(result.NewIds), result.StopReason,
-                    new GenerateTimings(loaded.Timings.ExportMs + loaded.Timings.WeightsMs + loaded.Timings.SessionMs, result.FirstTokenMs,
+                    new GenerateTimings(loaded.Timings.TotalMs, result.FirstTokenMs,
                         result.TotalMs, result.DecodeTokensPerSecond));
                 Console.WriteLine(JsonSerializer.Serialize(output, CliJsonContext.Default.GenerateOutput));
                 return 0;

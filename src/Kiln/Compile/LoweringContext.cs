@@ -18,6 +18,15 @@ public sealed class LoweringContext(OnnxGraphBuilder builder, Node node)
     public void Emit(string opType, IReadOnlyList<string> inputs, IReadOnlyDictionary<string, object>? attributes = null, string? domain = null) =>
         Builder.AddNode(opType, inputs, attributes, domain, output: Node.Output.Name);
 
+    /// <summary>
+    /// Emits an ONNX node with several outputs; <paramref name="outputs"/> gives, for each ONNX output, the
+    /// Kiln output index it produces, or null for an optional output that is not used.
+    /// </summary>
+    public void EmitOutputs(string opType, IReadOnlyList<string> inputs, IReadOnlyList<int?> outputs,
+        IReadOnlyDictionary<string, object>? attributes = null, string? domain = null) =>
+        Builder.AddNode(opType, inputs, outputs.Count, attributes, domain,
+            outputs.Select(index => index is { } i ? Node.Outputs[i].Name : "").ToArray());
+
     /// <summary>Emits an intermediate ONNX node and returns its output's name.</summary>
     public string Temp(string opType, IReadOnlyList<string> inputs, IReadOnlyDictionary<string, object>? attributes = null, string? domain = null) =>
         Builder.AddNode(opType, inputs, attributes, domain);

@@ -122,7 +122,9 @@ public sealed class OnnxGraphBuilder
         node.Input.AddRange(inputs);
         var outputs = new string[outputCount];
         for (var i = 0; i < outputCount; i++)
-            outputs[i] = outputNames != null ? Claim(outputNames[i]) : UniqueName(outputCount == 1 ? $"{node.Name}_out" : $"{node.Name}_out{i}");
+            // An empty name omits an optional output, as ONNX allows.
+            outputs[i] = outputNames == null ? UniqueName(outputCount == 1 ? $"{node.Name}_out" : $"{node.Name}_out{i}")
+                : outputNames[i].Length == 0 ? "" : Claim(outputNames[i]);
         node.Output.AddRange(outputs);
         if (attributes != null)
         {

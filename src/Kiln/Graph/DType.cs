@@ -1,6 +1,7 @@
 namespace Kiln.Graph;
 
 /// <summary>Element types of values, parameters and checkpoint tensors.</summary>
+[System.Text.Json.Serialization.JsonConverter(typeof(DTypeJsonConverter))]
 public enum DType
 {
     F32, F16, BF16, F64,
@@ -41,3 +42,6 @@ public static class DTypeExtensions
         return false;
     }
 }
+
+/// <summary>Writes dtypes in JSON as their lower-case names ("f32", "bf16").</summary>
+public sealed class DTypeJsonConverter() : System.Text.Json.Serialization.JsonStringEnumConverter<DType>(System.Text.Json.JsonNamingPolicy.SnakeCaseLower);

@@ -19,6 +19,9 @@ public sealed class OpRegistry
     /// <summary>The core ops a traced model uses.</summary>
     public static OpRegistry Core { get; } = new(CoreOps.All);
 
+    /// <summary>The core ops plus the fused ops the optimizing transforms introduce.</summary>
+    public static OpRegistry Default { get; } = Core.With(FusedOps.All());
+
     public bool Contains(string name) => _ops.ContainsKey(name);
 
     public OpDefinition Get(string name) =>

@@ -4,6 +4,7 @@ using Kiln.Compile;
 using Kiln.Graph;
 using Kiln.Models;
 using Kiln.Ops;
+using Kiln.Transforms;
 using Kiln.Weights;
 
 namespace Kiln.Runtime;
@@ -42,33 +43,53 @@ public sealed class LoadedModel : IDisposable
 
     public long WeightBytes => _weights.Sum(w => w.ByteLength);
 
-    /// <summary>Exports the checkpoint's graph (headers only), binds and maps its weights, and creates the session.</summary>
-    public static LoadedModel Load(string directory, SessionSettings? settings = null)
+    /// <summary>
+    /// Exports the checkpoint's graph (headers only), runs the pipeline (default: the embedded default
+    /// pipeline), maps and binds the weights, and creates the session.
+    /// </summary>
+    public static LoadedModel Load(string directory, SessionSettings? settings = null, PipelineConfig? pipeline = null)
     {
         var clock = Stopwatch.StartNew();
         var checkpoint = Checkpoint.Open(directory);
+        try
+        {
+            var graph = ModelFactory.Export(checkpoint.Config, Path.Combine(directory, Checkpoint.ConfigFileName), OpRegistry.Default);
+            Pipeline.Run(graph, (pipeline ?? PipelineConfig.Load()).Entries, new TransformContext(checkpoint));
+            var pipelineMs = clock.Elapsed.TotalMilliseconds;
+            return Create(checkpoint, graph, settings, pipelineMs);
+        }
+        catch
+        {
+            checkpoint.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Runs a graph as it is: binds its parameters to the checkpoint (idempotent; the pipeline's
+    /// weight_load has normally done it), applies the load recipes and creates the session. Takes
+    /// ownership of <paramref name="checkpoint"/>.
+    /// </summary>
+    public static LoadedModel Create(Checkpoint checkpoint, ModelGraph graph, SessionSettings? settings = null, double pipelineMs = 0)
+    {
+        var clock = Stopwatch.StartNew();
         var weights = new List<ParameterData>();
         try
         {
-            var graph = ModelFactory.Export(checkpoint.Config, Path.Combine(directory, Checkpoint.ConfigFileName), OpRegistry.Core);
-            GraphVerifier.Verify(graph);
             WeightBinder.Bind(graph, checkpoint);
-            var exportMs = clock.Elapsed.TotalMilliseconds;
-
             var onnx = GraphLowering.ToOnnx(graph);
             foreach (var p in graph.Parameters)
                 weights.Add(RecipeExecutor.Execute(checkpoint, p.Name, p.Recipe, p.Value.DType, p.Value.Shape.ToSizes()));
-            var weightsMs = clock.Elapsed.TotalMilliseconds - exportMs;
+            var weightsMs = clock.Elapsed.TotalMilliseconds;
 
             var initializers = weights.Select(w => new ExternalInitializer(w.Name, w.DType, w.Shape, w.Pointer, w.ByteLength)).ToList();
             var session = CompiledSession.Create(onnx, initializers, settings);
-            var timings = new LoadTimings(exportMs, weightsMs, clock.Elapsed.TotalMilliseconds - exportMs - weightsMs);
+            var timings = new LoadTimings(pipelineMs, weightsMs, clock.Elapsed.TotalMilliseconds - weightsMs);
             return new LoadedModel(checkpoint, graph, weights, session, timings);
         }
         catch
         {
             foreach (var w in weights) w.Dispose();
-            checkpoint.Dispose();
             throw;
         }
     }
@@ -94,4 +115,7 @@ public sealed class LoadedModel : IDisposable
 }
 
 /// <summary>Milliseconds spent in each part of loading.</summary>
-public sealed record LoadTimings(double ExportMs, double WeightsMs, double SessionMs);
+public sealed record LoadTimings(double PipelineMs, double WeightsMs, double SessionMs)
+{
+    public double TotalMs => PipelineMs + WeightsMs + SessionMs;
+}

@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using Kiln.Transforms;
 using Kiln.Weights;
 
 namespace Kiln.Graph.Json;
@@ -11,7 +12,8 @@ public sealed record GraphDocument(
     List<ParameterDocument> Parameters,
     List<BufferDocument> Buffers,
     List<NodeDocument> Nodes,
-    List<string> Outputs);
+    List<string> Outputs,
+    List<TransformInfo> History);
 
 public sealed record ValueDocument(string Name, string Dtype, [property: JsonConverter(typeof(ShapeJsonConverter))] Shape Shape);
 

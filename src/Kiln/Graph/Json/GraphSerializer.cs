@@ -26,7 +26,8 @@ public static class GraphSerializer
             n.Inputs.Select(i => i.Name).ToList(),
             n.Outputs.Select(Describe).ToList(),
             new SortedDictionary<string, AttributeValue>(n.Attributes, StringComparer.Ordinal))).ToList(),
-        graph.Outputs.Select(o => o.Name).ToList());
+        graph.Outputs.Select(o => o.Name).ToList(),
+        [.. graph.History]);
 
     /// <summary>Reads a graph; any problem (bad JSON, other schema version, unknown op, failed verification) is a <see cref="GraphException"/>.</summary>
     public static ModelGraph FromJson(string json, OpRegistry registry)
@@ -62,6 +63,7 @@ public static class GraphSerializer
             foreach (var output in outputs) values[output.Name] = output;
             graph.Nodes.Add(new Node(n.Op, inputs, outputs, n.Attributes));
         }
+        graph.History.AddRange(document.History);
         foreach (var name in document.Outputs)
             graph.Outputs.Add(values.GetValueOrDefault(name) ?? throw new GraphException($"graph output '{name}' is not defined"));
         GraphVerifier.Verify(graph);

@@ -1,0 +1,69 @@
+using Kiln.Compile;
+using Kiln.Graph;
+
+namespace Kiln.Ops;
+
+/// <summary>
+/// Ops that fusion transforms put in place of primitive subgraphs. Each lowers to one ONNX Runtime
+/// kernel (or a short sequence), which is where the speed comes from.
+/// </summary>
+public static class FusedOps
+{
+    public static IEnumerable<OpDefinition> All()
+    {
+        // rms_norm(x, weight) = x * rsqrt(mean(x^2, -1) + epsilon) * weight.
+        yield return new("rms_norm", 2, 2, [AttributeSpec.Float("epsilon")], c =>
+        {
+            RequireLastDim(c, 1);
+            return [c[0]];
+        }, l => l.Emit("RMSNormalization", l.Inputs,
+            new Dictionary<string, object> { ["axis"] = -1L, ["epsilon"] = l.Node.Float("epsilon"), ["stash_type"] = 1L }));
+
+        // skip_rms_norm(x, skip, weight) -> (rms_norm(x + skip), x + skip): a residual add and the next norm.
+        yield return new("skip_rms_norm", 3, 3, [AttributeSpec.Float("epsilon")], c =>
+        {
+            if (c[0] != c[1]) throw c.Error("x and skip must have the same type");
+            RequireLastDim(c, 2);
+            return [c[0], c[0]];
+        }, l => l.EmitOutputs("SkipSimplifiedLayerNormalization", l.Inputs, [0, null, null, 1],
+            new Dictionary<string, object> { ["epsilon"] = l.Node.Float("epsilon") }, OnnxGraphBuilder.MicrosoftDomain));
+
+        // rotary_embedding(x[b, heads, s, d], position_ids[b, s], cos_cache[P, d/2], sin_cache[P, d/2]),
+        // rotate_half layout: x * cos + rotate_half(x) * sin with cos/sin gathered at each position.
+        yield return new("rotary_embedding", 4, 4, [], c =>
+        {
+            var (x, positions, cos, sin) = (c[0].Shape, c[1], c[2].Shape, c[3].Shape);
+            if (x.Rank != 4 || !x[3].IsKnown) throw c.Error("x must be [batch, heads, seq, head_dim]");
+            if (positions.DType != DType.I64 || positions.Shape.Rank != 2) throw c.Error("position_ids must be i64 [batch, seq]");
+            if (cos != sin || cos.Rank != 2 || cos[1] != Dim.Of(x[3].Size / 2)) throw c.Error("cos/sin caches must be [positions, head_dim / 2]");
+            return [c[0]];
+        }, l => l.Emit("RotaryEmbedding", [l.Input(0), l.Input(2), l.Input(3), l.Input(1)],
+            new Dictionary<string, object> { ["interleaved"] = 0L }));
+
+        // attention(q[b, H, s, d], k[b, KV, t, d], v[b, KV, t, d], mask[., 1, s, t]) = softmax(q k^T * scale + mask) v;
+        // query head h reads key/value head h / (H / KV) (grouped-query attention, no repeated copies).
+        yield return new("attention", 4, 4, [AttributeSpec.Float("scale")], c =>
+        {
+            var (q, k, v) = (c[0].Shape, c[1].Shape, c[2].Shape);
+            if (q.Rank != 4 || k.Rank != 4 || v.Rank != 4) throw c.Error("q, k, v must be [batch, heads, seq, head_dim]");
+            if (!q[1].IsKnown || !k[1].IsKnown || q[1].Size % k[1].Size != 0) throw c.Error("query heads must be a multiple of key/value heads");
+            if (k != v || q[3] != k[3]) throw c.Error("k and v must match, with q's head_dim");
+            if (c[3].DType != c[0].DType || c[3].Shape.Rank != 4) throw c.Error("mask must be additive, rank 4");
+            return [c[0]];
+        }, l => l.Emit("Attention", l.Inputs, new Dictionary<string, object> { ["scale"] = l.Node.Float("scale") }));
+
+        // swiglu(gate, up) = silu(gate) * up.
+        yield return new("swiglu", 2, 2, [], c =>
+        {
+            if (c[0] != c[1]) throw c.Error("gate and up must have the same type");
+            return [c[0]];
+        }, l => l.Emit("Mul", [l.Temp("Mul", [l.Input(0), l.Temp("Sigmoid", [l.Input(0)])]), l.Input(1)]));
+    }
+
+    // The weight (input index) must be a vector as long as x's last dimension.
+    private static void RequireLastDim(InferenceContext c, int weightIndex)
+    {
+        var (x, w) = (c[0].Shape, c[weightIndex].Shape);
+        if (w.Rank != 1 || x.Rank == 0 || x[^1] != w[0]) throw c.Error("weight must be a vector as long as the last dimension");
+    }
+}

@@ -1,0 +1,26 @@
+using Kiln.Transforms.WeightLoad;
+
+namespace Kiln.Transforms;
+
+/// <summary>Every transform Kiln knows, by its unique name.</summary>
+public sealed class TransformRegistry
+{
+    private readonly Dictionary<string, ITransform> _transforms = new(StringComparer.Ordinal);
+
+    public TransformRegistry(IEnumerable<ITransform> transforms)
+    {
+        foreach (var transform in transforms)
+        {
+            if (!_transforms.TryAdd(transform.Name, transform)) throw new ArgumentException($"transform '{transform.Name}' is registered twice");
+        }
+    }
+
+    public static TransformRegistry Default { get; } = new(
+    [
+        new LoadWeightsTransform(),
+    ]);
+
+    public bool TryGet(string name, out ITransform transform) => _transforms.TryGetValue(name, out transform!);
+
+    public IEnumerable<ITransform> All => _transforms.Values;
+}
