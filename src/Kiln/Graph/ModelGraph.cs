@@ -71,6 +71,38 @@ public sealed class ModelGraph(OpRegistry registry)
         return new Node(op, inputs, outputs, attrs);
     }
 
+    /// <summary>Makes every reader of <paramref name="from"/> (nodes and graph outputs) read <paramref name="to"/> instead.</summary>
+    public void ReplaceUses(Value from, Value to)
+    {
+        if (from.Type != to.Type) throw new GraphException($"cannot replace {from.Name}: {from.Type} with {to.Name}: {to.Type}");
+        foreach (var node in Nodes)
+        {
+            for (var i = 0; i < node.Inputs.Count; i++)
+            {
+                if (ReferenceEquals(node.Inputs[i], from)) node.Inputs[i] = to;
+            }
+        }
+        for (var i = 0; i < Outputs.Count; i++)
+        {
+            if (ReferenceEquals(Outputs[i], from)) Outputs[i] = to;
+        }
+    }
+
+    /// <summary>Places <paramref name="node"/> just before <paramref name="anchor"/> in the node order.</summary>
+    public void InsertBefore(Node anchor, Node node)
+    {
+        var index = Nodes.IndexOf(anchor);
+        if (index < 0) throw new GraphException($"{anchor.Op} is not in the graph");
+        Nodes.Insert(index, node);
+    }
+
+    /// <summary>Removes nodes (their outputs must no longer be read).</summary>
+    public void RemoveNodes(IEnumerable<Node> nodes)
+    {
+        var doomed = new HashSet<Node>(nodes, ReferenceEqualityComparer.Instance);
+        Nodes.RemoveAll(doomed.Contains);
+    }
+
     /// <summary>Adds a value read back from a serialized graph, keeping its name.</summary>
     internal Value Restore(string name, TensorType type, ValueKind kind) => new(Claim(name), type, kind);
 
