@@ -8,4 +8,5 @@ namespace Kiln.Cli;
 [JsonSerializable(typeof(GenerateOutput))]
 [JsonSerializable(typeof(LogitsOutput))]
 [JsonSerializable(typeof(InspectOutput))]
+[JsonSerializable(typeof(CompileOutput))]
 public sealed partial class CliJsonContext : JsonSerializerContext;

@@ -30,6 +30,17 @@ public static class CommonOptions
         Description = "ONNX Runtime intra-op threads (default: the number of physical cores).",
     };
 
+    public static Option<string?> Pipeline { get; } = new("--pipeline")
+    {
+        Description = "Pipeline file (YAML, the format of the embedded default) to use instead of the default pipeline.",
+    };
+
+    public static Option<string[]> Set { get; } = new("--set")
+    {
+        Description = "Override a transform setting: NAME.KEY=VALUE (repeatable), e.g. fuse_attention.enabled=false.",
+        DefaultValueFactory = _ => [],
+    };
+
     /// <summary>Parses "1 2 3" (spaces or commas) into token ids; errors name the option.</summary>
     public static int[] ParseIds(string text, string option)
     {

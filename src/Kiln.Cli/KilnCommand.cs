@@ -14,6 +14,7 @@ public static class KilnCommand
         root.Subcommands.Add(LogitsCommand.Create());
         root.Subcommands.Add(InspectCommand.Create());
         root.Subcommands.Add(GraphCommand.Create());
+        root.Subcommands.Add(CompileCommand.Create());
         root.Subcommands.Add(TestModelCommand.Create());
         return root;
     }

@@ -2,8 +2,6 @@ using System.Diagnostics;
 using Kiln.Checkpoints;
 using Kiln.Compile;
 using Kiln.Graph;
-using Kiln.Models;
-using Kiln.Ops;
 using Kiln.Transforms;
 using Kiln.Weights;
 
@@ -44,7 +42,7 @@ public sealed class LoadedModel : IDisposable
     public long WeightBytes => _weights.Sum(w => w.ByteLength);
 
     /// <summary>
-    /// Exports the checkpoint's graph (headers only), runs the pipeline (default: the embedded default
+    /// Opens the checkpoint, compiles its graph with the pipeline (default: the embedded default
     /// pipeline), maps and binds the weights, and creates the session.
     /// </summary>
     public static LoadedModel Load(string directory, SessionSettings? settings = null, PipelineConfig? pipeline = null)
@@ -53,10 +51,8 @@ public sealed class LoadedModel : IDisposable
         var checkpoint = Checkpoint.Open(directory);
         try
         {
-            var graph = ModelFactory.Export(checkpoint.Config, Path.Combine(directory, Checkpoint.ConfigFileName), OpRegistry.Default);
-            Pipeline.Run(graph, (pipeline ?? PipelineConfig.Load()).Entries, new TransformContext(checkpoint));
-            var pipelineMs = clock.Elapsed.TotalMilliseconds;
-            return Create(checkpoint, graph, settings, pipelineMs);
+            var compiled = ModelCompiler.Compile(checkpoint, pipeline ?? PipelineConfig.Load());
+            return Create(checkpoint, compiled.Graph, settings, clock.Elapsed.TotalMilliseconds);
         }
         catch
         {
@@ -114,7 +110,7 @@ public sealed class LoadedModel : IDisposable
     }
 }
 
-/// <summary>Milliseconds spent in each part of loading.</summary>
+/// <summary>Milliseconds spent compiling (export and pipeline), loading weights and creating the session.</summary>
 public sealed record LoadTimings(double PipelineMs, double WeightsMs, double SessionMs)
 {
     public double TotalMs => PipelineMs + WeightsMs + SessionMs;

@@ -10,9 +10,11 @@ namespace Kiln.Transforms;
 /// </summary>
 public static class Pipeline
 {
-    public static void Run(ModelGraph graph, IEnumerable<PipelineEntry> entries, TransformContext context,
+    /// <summary>Runs the transforms; returns the milliseconds spent, not counting the observer.</summary>
+    public static double Run(ModelGraph graph, IEnumerable<PipelineEntry> entries, TransformContext context,
         Action<PipelineEntry, TransformInfo, ModelGraph>? observer = null)
     {
+        var total = Stopwatch.StartNew();
         foreach (var entry in entries)
         {
             var clock = Stopwatch.StartNew();
@@ -29,7 +31,10 @@ public static class Pipeline
             }
             var info = new TransformInfo(entry.Name, entry.Stage, skipped, matches, GraphAnalysis.DeadNodes(graph).Count == 0, true, ms, graph.Nodes.Count);
             graph.History.Add(info);
+            total.Stop();
             observer?.Invoke(entry, info, graph);
+            total.Start();
         }
+        return total.Elapsed.TotalMilliseconds;
     }
 }

@@ -1,0 +1,110 @@
+using System.CommandLine;
+using System.Text.Json;
+using Kiln.Checkpoints;
+using Kiln.Compile;
+using Kiln.Graph;
+using Kiln.Graph.Json;
+using Kiln.Transforms;
+using Spectre.Console;
+
+namespace Kiln.Cli.Commands;
+
+/// <summary>`kiln compile`: runs the pipeline and reports what every transform did.</summary>
+public static class CompileCommand
+{
+    public static Command Create()
+    {
+        var model = CommonOptions.Model(required: false);
+        var json = CommonOptions.Json("transforms, ops and timings");
+        var dumpDir = new Option<string?>("--dump-dir") { Description = "Write the graph (text and JSON) after export and after every transform into this folder." };
+        var verify = new Option<bool>("--verify") { Description = "Run the graph after every transform on a random input and compare with the exported graph; name the first transform that changes the output." };
+        var tolerance = new Option<double>("--verify-tolerance") { Description = "Largest absolute logit difference --verify accepts.", DefaultValueFactory = _ => 1e-3 };
+
+        var command = new Command("compile", "Run the transform pipeline on a model and report each transform.")
+        {
+            model, CommonOptions.Pipeline, CommonOptions.Set, json, dumpDir, verify, tolerance,
+        };
+        command.SetKilnAction(p =>
+        {
+            var pipeline = PipelineConfig.Load(p.GetValue(CommonOptions.Pipeline), p.GetValue(CommonOptions.Set));
+            var modelPath = p.GetValue(model)!;
+            using var checkpoint = Checkpoint.Open(modelPath);
+            var dump = p.GetValue(dumpDir) is { } dir ? new GraphDumper(dir) : null;
+            var verifier = p.GetValue(verify) ? new PipelineVerifier(modelPath, ModelCompiler.Export(checkpoint), p.GetValue(tolerance)) : null;
+            dump?.Write("export", ModelCompiler.Export(checkpoint));
+
+            CompileResult result;
+            try
+            {
+                result = ModelCompiler.Compile(checkpoint, pipeline, (entry, _, graph) =>
+                {
+                    dump?.Write(entry.Name, graph);
+                    verifier?.Check(entry.Name, graph);
+                });
+            }
+            catch (VerificationException e)
+            {
+                Console.Error.WriteLine($"kiln: error: {e.Message}");
+                return CommandRunner.InternalError;
+            }
+
+            var report = Report(result, verifier);
+            if (p.GetValue(json))
+            {
+                Console.WriteLine(JsonSerializer.Serialize(report, CliJsonContext.Default.CompileOutput));
+                return 0;
+            }
+            Print(report);
+            return 0;
+        });
+        return command;
+    }
+
+    public static CompileOutput Report(CompileResult result, PipelineVerifier? verifier) => new(
+        result.Graph.History.Select(h => new CompiledTransform(h.Name, h.Stage.Name(), Math.Round(h.Ms, 3), h.Matches, h.NodesAfter, h.Skipped,
+            verifier?.Steps.FirstOrDefault(s => s.Transform == h.Name)?.MaxAbsDifference)).ToArray(),
+        result.Graph.Nodes.GroupBy(n => n.Op).OrderBy(g => g.Key, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Count()),
+        result.Graph.Nodes.Count,
+        Math.Round(result.ExportMs, 3),
+        Math.Round(result.PipelineMs, 3));
+
+    private static void Print(CompileOutput report)
+    {
+        var transforms = new Table().AddColumns("#", "transform", "stage", "ms", "matches", "nodes after");
+        if (report.Transforms.Any(t => t.VerifyMaxAbsDifference is not null)) transforms.AddColumn("verify |Δ|");
+        for (var i = 0; i < report.Transforms.Length; i++)
+        {
+            var t = report.Transforms[i];
+            var row = new List<string> { $"{i + 1}", t.Name, t.Stage, $"{t.Ms:F2}", t.Skipped ? "skipped" : $"{t.Matches}", $"{t.NodesAfter}" };
+            if (t.VerifyMaxAbsDifference is { } d) row.Add($"{d:G3}");
+            transforms.AddRow(row.Select(Markup.Escape).ToArray());
+        }
+        AnsiConsole.Write(transforms);
+        AnsiConsole.WriteLine($"export {report.ExportMs:F1} ms, pipeline {report.PipelineMs:F1} ms, {report.Nodes} nodes: " +
+            string.Join(", ", report.Ops.Select(o => $"{o.Key} {o.Value}")));
+    }
+
+    /// <summary>Writes NN_name.txt and NN_name.json for each graph it is given.</summary>
+    private sealed class GraphDumper
+    {
+        private readonly string _directory;
+        private int _index;
+
+        public GraphDumper(string directory)
+        {
+            _directory = directory;
+            Directory.CreateDirectory(directory);
+        }
+
+        public void Write(string name, ModelGraph graph)
+        {
+            var stem = Path.Combine(_directory, $"{_index++:D2}_{name}");
+            File.WriteAllText(stem + ".txt", GraphPrinter.Print(graph));
+            File.WriteAllText(stem + ".json", GraphSerializer.ToJson(graph));
+        }
+    }
+}
+
+public sealed record CompileOutput(CompiledTransform[] Transforms, Dictionary<string, int> Ops, int Nodes, double ExportMs, double PipelineMs);
+
+public sealed record CompiledTransform(string Name, string Stage, double Ms, int Matches, int NodesAfter, bool Skipped, double? VerifyMaxAbsDifference);

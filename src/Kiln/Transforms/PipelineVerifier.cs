@@ -1,0 +1,78 @@
+using Kiln.Checkpoints;
+using Kiln.Graph;
+using Kiln.Graph.Json;
+using Kiln.Runtime;
+
+namespace Kiln.Transforms;
+
+/// <summary>How far one transform's graph is from the exported graph on the verifier's random input.</summary>
+public sealed record VerificationStep(string Transform, double MaxAbsDifference, bool Passed);
+
+/// <summary>
+/// Runs the graph after each transform on one random input (real weights, real ONNX Runtime) and
+/// compares its logits with the exported reference graph's, so a transform that changes the model's
+/// output is named. Creates a session per transform: meant for small models and tests.
+/// </summary>
+public sealed class PipelineVerifier
+{
+    private readonly string _modelDirectory;
+    private readonly long[] _ids;
+    private readonly long[] _positions;
+    private readonly float[] _reference;
+
+    public PipelineVerifier(string modelDirectory, ModelGraph exported, double tolerance = 1e-3, int seed = 1234)
+    {
+        _modelDirectory = modelDirectory;
+        Tolerance = tolerance;
+        using var model = Run(exported);
+        var random = new Random(seed);
+        var length = Math.Min(8, model.MaxPositions);
+        _ids = Enumerable.Range(0, length).Select(_ => (long)random.Next(model.VocabSize)).ToArray();
+        _positions = Enumerable.Range(0, length).Select(p => (long)p).ToArray();
+        _reference = model.Forward(_ids, _positions);
+    }
+
+    public double Tolerance { get; }
+
+    public List<VerificationStep> Steps { get; } = [];
+
+    /// <summary>Checks the graph as it stands after <paramref name="transform"/>; the first failure throws.</summary>
+    public VerificationStep Check(string transform, ModelGraph graph)
+    {
+        using var model = Run(graph);
+        var logits = model.Forward(_ids, _positions);
+        var difference = logits.Length == _reference.Length
+            ? logits.Zip(_reference, (a, b) => (double)Math.Abs(a - b)).Max()
+            : double.PositiveInfinity;
+        var step = new VerificationStep(transform, difference, difference <= Tolerance);
+        Steps.Add(step);
+        if (!step.Passed)
+        {
+            throw new VerificationException(
+                $"verification failed: transform {transform} changed the logits (max |difference| {difference:G3} > tolerance {Tolerance:G3})", step);
+        }
+        return step;
+    }
+
+    // A copy of the graph (through its JSON form) runs on its own session, leaving the pipeline's graph untouched.
+    private LoadedModel Run(ModelGraph graph)
+    {
+        var copy = GraphSerializer.FromJson(GraphSerializer.ToJson(graph), graph.Registry);
+        var checkpoint = Checkpoint.Open(_modelDirectory);
+        try
+        {
+            return LoadedModel.Create(checkpoint, copy);
+        }
+        catch
+        {
+            checkpoint.Dispose();
+            throw;
+        }
+    }
+}
+
+/// <summary>A transform changed the model's output: a compiler bug, named with its measurement.</summary>
+public sealed class VerificationException(string message, VerificationStep step) : Exception(message)
+{
+    public VerificationStep Step { get; } = step;
+}
