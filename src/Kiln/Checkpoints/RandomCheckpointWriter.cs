@@ -202,7 +202,8 @@ public static class RandomCheckpointWriter
                 Add("sliding_window", json => { if (o.SlidingWindow is { } w) json.WriteNumberValue(w); else json.WriteNullValue(); });
                 break;
             default:
-                // Qwen2Config has no head_dim (the attention derives hidden/heads); Qwen3Config defaults it to 128, so it is always written.
+                // Qwen2Config has no head_dim: transformers 4.47 derives hidden/heads, later versions read head_dim when present,
+                // so it is written only when asked for. Qwen3Config defaults it to 128 rather than hidden/heads, so it is always written.
                 if (o.ModelType == "qwen3" || o.ExplicitHeadDim is not null) Int("head_dim", o.HeadDim);
                 if (o.ModelType == "qwen3") Bool("attention_bias", o.AttentionBias);
                 Int("max_window_layers", o.Layers);

@@ -38,7 +38,7 @@ public sealed record VariantCase(TestModelOptions Options, int Length = 40, Func
             WithoutFeature: c => c with { QkvBias = false, OutputBias = false }),
         ["mistral_window_4"] = new(Base with { ModelType = "mistral", SlidingWindow = 4 }, Length: 12,
             WithoutFeature: c => c with { SlidingWindow = null }),
-        // A window one token too wide is the likeliest mistake (flash-attention counts the window differently from the eager mask).
+        // Off by one is the likeliest window mistake: transformers' mask lets a query see w keys, itself included.
         ["mistral_window_4_vs_5"] = new(Base with { ModelType = "mistral", SlidingWindow = 4 }, Length: 12,
             WithoutFeature: c => c with { SlidingWindow = 5 }),
         ["tied_embeddings"] = new(Base with { TieEmbeddings = true }),
