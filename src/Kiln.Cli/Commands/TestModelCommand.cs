@@ -20,11 +20,32 @@ public static class TestModelCommand
         var dtype = new Option<string>("--dtype") { Description = "Weight dtype: f32, f16 or bf16.", DefaultValueFactory = _ => "f32" };
         var seed = new Option<int>("--seed") { Description = "Seed of the random weights.", DefaultValueFactory = _ => 0 };
         var tie = new Option<bool>("--tie-embeddings") { Description = "Share the embedding with the output layer (no lm_head.weight)." };
+        var modelType = new Option<string>("--model-type")
+        {
+            Description = "config.json model_type: llama, mistral, qwen2 (q/k/v biases) or qwen3 (per-head q/k norms).",
+            DefaultValueFactory = _ => "llama",
+        };
+        var headDim = new Option<int?>("--head-dim") { Description = "Head dimension, written as head_dim (default: --hidden / --heads)." };
+        var attentionBias = new Option<bool>("--attention-bias") { Description = "Biases on the q, k, v and o projections (llama, qwen3)." };
+        var mlpBias = new Option<bool>("--mlp-bias") { Description = "Biases on the gate, up and down projections (llama)." };
+        var ropeTheta = new Option<double>("--rope-theta") { Description = "Rotary base (rope_theta).", DefaultValueFactory = _ => 10000 };
+        var ropeScaling = new Option<string?>("--rope-scaling")
+        {
+            Description = "rope_scaling: linear:FACTOR or llama3:FACTOR,LOW,HIGH,ORIGINAL (e.g. llama3:8,1,4,8192 for " +
+                "factor, low_freq_factor, high_freq_factor, original_max_position_embeddings). Not for mistral.",
+        };
+        var slidingWindow = new Option<int?>("--sliding-window") { Description = "Attention window in tokens (mistral's sliding_window; default: none)." };
+        var weightScale = new Option<double>("--weight-scale")
+        {
+            Description = "Widens the random values: weights and biases get standard deviation 0.02 x SCALE, norm gains 1 +/- 0.1 x SCALE.",
+            DefaultValueFactory = _ => 1,
+        };
         var output = new Option<string>("--out", "-o") { Description = "Folder to create (must not exist or be empty).", Required = true };
 
         var command = new Command("testmodel", "Write a random-weight checkpoint in Hugging Face layout.")
         {
-            family, layers, hidden, heads, kvHeads, intermediate, vocab, maxPositions, dtype, seed, tie, output,
+            family, layers, hidden, heads, kvHeads, intermediate, vocab, maxPositions, dtype, seed, tie,
+            modelType, headDim, attentionBias, mlpBias, ropeTheta, ropeScaling, slidingWindow, weightScale, output,
         };
         command.SetKilnAction(p =>
         {
@@ -33,7 +54,9 @@ public static class TestModelCommand
                 throw new KilnException($"--dtype: '{dtypeName}' is not a dtype (f32, f16 or bf16)");
             var options = new TestModelOptions(p.GetValue(family)!, p.GetValue(layers), p.GetValue(hidden), p.GetValue(heads),
                 p.GetValue(kvHeads) ?? p.GetValue(heads), p.GetValue(intermediate), p.GetValue(vocab), weightType, p.GetValue(seed),
-                p.GetValue(tie), p.GetValue(maxPositions));
+                p.GetValue(tie), p.GetValue(maxPositions), p.GetValue(ropeTheta), p.GetValue(modelType)!, p.GetValue(headDim),
+                p.GetValue(attentionBias), p.GetValue(mlpBias), p.GetValue(ropeScaling) is { } scaling ? TestRopeScaling.Parse(scaling) : null,
+                p.GetValue(slidingWindow), p.GetValue(weightScale));
             var directory = p.GetValue(output)!;
             RandomCheckpointWriter.Write(options, directory);
             Console.WriteLine($"wrote {directory}");

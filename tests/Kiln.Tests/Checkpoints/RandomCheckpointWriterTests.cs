@@ -166,6 +166,18 @@ public sealed class RandomCheckpointWriterTests
     [InlineData("kv-heads", "--kv-heads")]
     [InlineData("vocab", "--vocab")]
     [InlineData("dtype", "--dtype")]
+    [InlineData("model-type", "--model-type")]
+    [InlineData("head-dim", "--head-dim")]
+    [InlineData("odd-explicit-head-dim", "--head-dim")]
+    [InlineData("mistral-attention-bias", "--attention-bias")]
+    [InlineData("qwen2-attention-bias", "--attention-bias")]
+    [InlineData("qwen3-mlp-bias", "--mlp-bias")]
+    [InlineData("llama-sliding-window", "--sliding-window")]
+    [InlineData("zero-sliding-window", "--sliding-window")]
+    [InlineData("mistral-rope-scaling", "--rope-scaling")]
+    [InlineData("rope-factor", "--rope-scaling")]
+    [InlineData("llama3-bands", "--rope-scaling")]
+    [InlineData("weight-scale", "--weight-scale")]
     public void InvalidOptionsNameTheOption(string fault, string option)
     {
         var options = fault switch
@@ -176,7 +188,19 @@ public sealed class RandomCheckpointWriterTests
             "odd-head-dim" => Small() with { Hidden = 36, Heads = 12, KvHeads = 4 },
             "kv-heads" => Small() with { KvHeads = 3 },
             "vocab" => Small() with { Vocab = -1 },
-            _ => Small(DType.I32),
+            "dtype" => Small(DType.I32),
+            "model-type" => Small() with { ModelType = "gemma" },
+            "head-dim" => Small() with { ExplicitHeadDim = 0 },
+            "odd-explicit-head-dim" => Small() with { ExplicitHeadDim = 7 },
+            "mistral-attention-bias" => Small() with { ModelType = "mistral", AttentionBias = true },
+            "qwen2-attention-bias" => Small() with { ModelType = "qwen2", AttentionBias = true },
+            "qwen3-mlp-bias" => Small() with { ModelType = "qwen3", MlpBias = true },
+            "llama-sliding-window" => Small() with { SlidingWindow = 4 },
+            "zero-sliding-window" => Small() with { ModelType = "mistral", SlidingWindow = 0 },
+            "mistral-rope-scaling" => Small() with { ModelType = "mistral", RopeScaling = TestRopeScaling.Linear(2) },
+            "rope-factor" => Small() with { RopeScaling = TestRopeScaling.Linear(0) },
+            "llama3-bands" => Small() with { RopeScaling = TestRopeScaling.Llama3(8, 4, 1, 8192) },
+            _ => Small() with { WeightScale = 0 },
         };
         using var dir = new TempDir();
 
@@ -184,5 +208,123 @@ public sealed class RandomCheckpointWriterTests
 
         Assert.StartsWith(option + ":", e.Message);
         Assert.Empty(Directory.GetFileSystemEntries(dir.Path));
+    }
+
+    [Fact]
+    public void Qwen3HasPerHeadNormsAndAnExplicitHeadDim()
+    {
+        using var dir = new TempDir();
+        RandomCheckpointWriter.Write(Small() with { ModelType = "qwen3", ExplicitHeadDim = 16, AttentionBias = true }, dir.File("m"));
+        using var checkpoint = Checkpoint.Open(dir.File("m"));
+        var config = checkpoint.Config;
+
+        Assert.Equal("Qwen3ForCausalLM", (string)config["architectures"]![0]!);
+        Assert.Equal("qwen3", (string)config["model_type"]!);
+        Assert.Equal(16, (int)config["head_dim"]!);
+        Assert.True((bool)config["attention_bias"]!);
+        Assert.False((bool)config["use_sliding_window"]!);
+        Assert.Equal(1e-6, (double)config["rms_norm_eps"]!);
+        Assert.Equal([16L], checkpoint.Tensors["model.layers.1.self_attn.q_norm.weight"].Shape);
+        Assert.Equal([16L], checkpoint.Tensors["model.layers.1.self_attn.k_norm.weight"].Shape);
+        Assert.Equal([64L, 32], checkpoint.Tensors["model.layers.0.self_attn.q_proj.weight"].Shape);
+        Assert.Equal([64L], checkpoint.Tensors["model.layers.0.self_attn.q_proj.bias"].Shape);
+        Assert.Equal([32L], checkpoint.Tensors["model.layers.0.self_attn.k_proj.bias"].Shape);
+        Assert.Equal([32L], checkpoint.Tensors["model.layers.0.self_attn.v_proj.bias"].Shape);
+        Assert.Equal([32L, 64], checkpoint.Tensors["model.layers.0.self_attn.o_proj.weight"].Shape);
+        Assert.Equal([32L], checkpoint.Tensors["model.layers.0.self_attn.o_proj.bias"].Shape);
+        Assert.Equal(3 + (9 + 2 + 4) * 2, checkpoint.Tensors.Count);
+    }
+
+    [Fact]
+    public void Qwen2HasQkvBiasesButNoOutputBias()
+    {
+        using var dir = new TempDir();
+        RandomCheckpointWriter.Write(Small() with { ModelType = "qwen2" }, dir.File("m"));
+        using var checkpoint = Checkpoint.Open(dir.File("m"));
+
+        Assert.Equal("Qwen2ForCausalLM", (string)checkpoint.Config["architectures"]![0]!);
+        Assert.False(checkpoint.Config.ContainsKey("head_dim"));
+        Assert.False(checkpoint.Config.ContainsKey("attention_bias"));
+        Assert.Equal([32L], checkpoint.Tensors["model.layers.0.self_attn.q_proj.bias"].Shape);
+        Assert.Equal([16L], checkpoint.Tensors["model.layers.0.self_attn.k_proj.bias"].Shape);
+        Assert.Equal([16L], checkpoint.Tensors["model.layers.0.self_attn.v_proj.bias"].Shape);
+        Assert.False(checkpoint.Tensors.ContainsKey("model.layers.0.self_attn.o_proj.bias"));
+        Assert.Equal(3 + (9 + 3) * 2, checkpoint.Tensors.Count);
+    }
+
+    [Fact]
+    public void LlamaBiasesAndRopeScalingAreWrittenAsTransformersReadsThem()
+    {
+        using var dir = new TempDir();
+        RandomCheckpointWriter.Write(Small() with { AttentionBias = true, MlpBias = true, RopeScaling = TestRopeScaling.Llama3(8, 1, 4, 8192) }, dir.File("m"));
+        using var checkpoint = Checkpoint.Open(dir.File("m"));
+        var scaling = checkpoint.Config["rope_scaling"]!.AsObject();
+
+        Assert.True((bool)checkpoint.Config["attention_bias"]!);
+        Assert.True((bool)checkpoint.Config["mlp_bias"]!);
+        Assert.Equal("llama3", (string)scaling["rope_type"]!);
+        Assert.Equal(8.0, (double)scaling["factor"]!);
+        Assert.Equal(1.0, (double)scaling["low_freq_factor"]!);
+        Assert.Equal(4.0, (double)scaling["high_freq_factor"]!);
+        Assert.Equal(8192, (int)scaling["original_max_position_embeddings"]!);
+        Assert.Equal([48L], checkpoint.Tensors["model.layers.1.mlp.gate_proj.bias"].Shape);
+        Assert.Equal([48L], checkpoint.Tensors["model.layers.1.mlp.up_proj.bias"].Shape);
+        Assert.Equal([32L], checkpoint.Tensors["model.layers.1.mlp.down_proj.bias"].Shape);
+        Assert.Equal([32L], checkpoint.Tensors["model.layers.1.self_attn.o_proj.bias"].Shape);
+        Assert.Equal(3 + (9 + 7) * 2, checkpoint.Tensors.Count);
+    }
+
+    [Fact]
+    public void MistralHasASlidingWindowAndNoBiases()
+    {
+        using var dir = new TempDir();
+        RandomCheckpointWriter.Write(Small() with { ModelType = "mistral", SlidingWindow = 4 }, dir.File("window"));
+        RandomCheckpointWriter.Write(Small() with { ModelType = "mistral" }, dir.File("none"));
+        using var window = Checkpoint.Open(dir.File("window"));
+        using var none = Checkpoint.Open(dir.File("none"));
+
+        Assert.Equal("MistralForCausalLM", (string)window.Config["architectures"]![0]!);
+        Assert.Equal(4, (int)window.Config["sliding_window"]!);
+        Assert.True(none.Config.ContainsKey("sliding_window"));
+        Assert.Null(none.Config["sliding_window"]);
+        Assert.False(window.Config.ContainsKey("rope_scaling"));
+        Assert.DoesNotContain(window.Tensors.Keys, name => name.EndsWith(".bias", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void WeightScaleWidensWeightsBiasesAndGains()
+    {
+        using var dir = new TempDir();
+        RandomCheckpointWriter.Write(Small() with { Vocab = 2000, WeightScale = 10, AttentionBias = true }, dir.File("m"));
+        using var checkpoint = Checkpoint.Open(dir.File("m"));
+        float[] Values(string name) => MemoryMarshal.Cast<byte, float>(checkpoint.GetBytes(name)).ToArray();
+        static double Std(float[] values) => Math.Sqrt(values.Average(x => x * (double)x));
+
+        Assert.InRange(Std(Values("model.embed_tokens.weight")), 0.18, 0.22);
+        Assert.InRange((double)checkpoint.Config["initializer_range"]!, 0.2 - 1e-12, 0.2 + 1e-12);
+        var gains = Values("model.layers.0.input_layernorm.weight");
+        Assert.All(gains, g => Assert.InRange(g, 0f, 2f));
+        Assert.True(gains.Max() - gains.Min() > 1, "norm gains should spread over most of [0, 2]");
+        Assert.InRange(Std(Values("model.layers.0.self_attn.q_proj.bias")), 0.1, 0.3);
+    }
+
+    [Theory]
+    [InlineData("linear:4", "linear", 4, 0, 0, 0)]
+    [InlineData("llama3:8,1,4,8192", "llama3", 8, 1, 4, 8192)]
+    [InlineData("llama3:32,1.5,4.25,8192", "llama3", 32, 1.5, 4.25, 8192)]
+    public void RopeScalingParsesTheCommandLineForm(string text, string type, double factor, double low, double high, int original)
+    {
+        Assert.Equal(new TestRopeScaling(type, factor, low, high, original), TestRopeScaling.Parse(text));
+    }
+
+    [Theory]
+    [InlineData("yarn:4")]
+    [InlineData("linear")]
+    [InlineData("linear:x")]
+    [InlineData("llama3:8,1,4")]
+    public void RopeScalingRejectsOtherForms(string text)
+    {
+        var e = Assert.Throws<KilnException>(() => TestRopeScaling.Parse(text));
+        Assert.StartsWith("--rope-scaling:", e.Message);
     }
 }
