@@ -47,15 +47,19 @@ public sealed record LlamaConfig(
         var heads = Positive(config, "num_attention_heads");
         var kvHeads = config.Has("num_key_value_heads") ? Positive(config, "num_key_value_heads") : heads;
         if (heads % kvHeads != 0) throw config.Error("num_key_value_heads", $"{kvHeads} does not divide num_attention_heads {heads}");
-        var headDim = config.Has("head_dim") ? Positive(config, "head_dim") : hidden / heads;
-        if (!config.Has("head_dim") && hidden % heads != 0)
+        // transformers' Qwen3Config defaults head_dim to 128; the others derive it from the hidden size.
+        var headDim = config.Has("head_dim") ? Positive(config, "head_dim") : variant == LlamaVariant.Qwen3 ? 128 : hidden / heads;
+        if (!config.Has("head_dim") && variant != LlamaVariant.Qwen3 && hidden % heads != 0)
             throw config.Error("num_attention_heads", $"{heads} does not divide hidden_size {hidden}");
         if (headDim % 2 != 0) throw config.Error("head_dim", $"{headDim} is odd; rotary embeddings need an even head dimension");
 
         // Qwen2 and Qwen3 read sliding_window only when use_sliding_window is set; Mistral always.
         if (variant is LlamaVariant.Qwen2 or LlamaVariant.Qwen3 && config.Bool("use_sliding_window", false))
             throw config.Error("use_sliding_window", "sliding-window layers of Qwen models are not supported");
-        int? window = variant == LlamaVariant.Mistral && config.Has("sliding_window") ? Positive(config, "sliding_window") : null;
+        // MistralConfig defaults sliding_window to 4096 when the key is absent; an explicit null means none.
+        int? window = variant != LlamaVariant.Mistral ? null
+            : !config.Json.ContainsKey("sliding_window") ? 4096
+            : config.Has("sliding_window") ? Positive(config, "sliding_window") : null;
 
         var architectures = config.Json["architectures"]?.AsArray().Select(a => a?.GetValue<string>()).ToArray() ?? [];
         return new LlamaConfig(
