@@ -1,15 +1,17 @@
 using System.Reflection;
+using Kiln.Transforms.Cache;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
 namespace Kiln.Transforms;
 
-/// <summary>One step of a pipeline: a transform and its bound config.</summary>
-public sealed record PipelineEntry(ITransform Transform, TransformConfig Config)
+/// <summary>One step of a pipeline: a transform, its bound config and the stage it runs in.</summary>
+public sealed record PipelineEntry(ITransform Transform, TransformConfig Config, Stage Stage)
 {
     public string Name => Transform.Name;
 
-    public Stage Stage => Transform.Stage;
+    /// <summary>A snapshot point of the pipeline cache (enabled or not).</summary>
+    public bool IsSnapshotPoint => Transform is PipelineCacheTransform;
 
     /// <summary>The transform's name and every setting: what the snapshot cache hashes.</summary>
     public string Identity => ConfigBinder.Describe(Name, Config);
@@ -37,9 +39,11 @@ public sealed class PipelineConfig(IReadOnlyList<PipelineEntry> entries)
         {
             if (!registry.TryGet(name, out var transform))
                 throw new KilnException($"{where}: unknown transform '{name}' (known: {string.Join(", ", registry.All.Select(t => t.Name).Order(StringComparer.Ordinal))})");
-            if (declaredStage is not null && declaredStage != transform.Stage.Name())
+            if (declaredStage is not null && transform is not PipelineCacheTransform && declaredStage != transform.Stage.Name())
                 throw new KilnException($"{where}: {name}.stage: '{declaredStage}', but {name} belongs to stage {transform.Stage.Name()}");
-            var entry = new PipelineEntry(transform, ConfigBinder.Bind(transform, settings, where));
+            // A snapshot point belongs to the stage of its position.
+            var stage = transform is PipelineCacheTransform ? entries.Count > 0 ? entries[^1].Stage : Stage.Factory : transform.Stage;
+            var entry = new PipelineEntry(transform, ConfigBinder.Bind(transform, settings, where), stage);
             if (entries.Count > 0 && entry.Stage < entries[^1].Stage)
             {
                 throw new KilnException($"{where}: {name} (stage {entry.Stage.Name()}) comes after {entries[^1].Name} " +

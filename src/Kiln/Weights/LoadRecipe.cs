@@ -12,6 +12,9 @@ namespace Kiln.Weights;
 /// </summary>
 public sealed record LoadRecipe(IReadOnlyList<string> Sources, IReadOnlyList<RecipeStep> Steps)
 {
+    /// <summary>Bumped whenever a step's meaning or JSON form changes.</summary>
+    public const int SchemaVersion = 1;
+
     public static LoadRecipe FromSource(string name) => new([name], []);
 
     public LoadRecipe Then(RecipeStep step) => this with { Steps = [.. Steps, step] };

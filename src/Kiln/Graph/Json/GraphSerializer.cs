@@ -30,18 +30,19 @@ public static class GraphSerializer
         [.. graph.History]);
 
     /// <summary>Reads a graph; any problem (bad JSON, other schema version, unknown op, failed verification) is a <see cref="GraphException"/>.</summary>
-    public static ModelGraph FromJson(string json, OpRegistry registry)
+    public static ModelGraph FromJson(string json, OpRegistry registry) => FromDocument(ReadDocument(json), registry);
+
+    /// <summary>Parses the JSON form without building the graph; malformed JSON is a <see cref="GraphException"/>.</summary>
+    public static GraphDocument ReadDocument(string json)
     {
-        GraphDocument? document;
         try
         {
-            document = JsonSerializer.Deserialize(json, GraphJsonContext.Default.GraphDocument);
+            return JsonSerializer.Deserialize(json, GraphJsonContext.Default.GraphDocument) ?? throw new GraphException("graph JSON is null");
         }
         catch (JsonException e)
         {
             throw new GraphException($"malformed graph JSON: {e.Message}");
         }
-        return FromDocument(document ?? throw new GraphException("graph JSON is null"), registry);
     }
 
     public static ModelGraph FromDocument(GraphDocument document, OpRegistry registry)

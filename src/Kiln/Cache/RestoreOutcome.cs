@@ -1,0 +1,13 @@
+using Kiln.Graph;
+
+namespace Kiln.Cache;
+
+/// <summary>The result of looking up one snapshot: a restored graph, or the reason it could not be used.</summary>
+public sealed record RestoreOutcome(ModelGraph? Graph, SnapshotManifest? Manifest, string? MissReason, bool Quarantined)
+{
+    public bool Hit => Graph is not null;
+
+    public static RestoreOutcome Restored(ModelGraph graph, SnapshotManifest manifest) => new(graph, manifest, null, false);
+
+    public static RestoreOutcome Miss(string reason, bool quarantined = false) => new(null, null, reason, quarantined);
+}

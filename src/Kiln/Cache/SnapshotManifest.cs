@@ -1,0 +1,38 @@
+using System.Text.Json.Serialization;
+
+namespace Kiln.Cache;
+
+/// <summary>
+/// manifest.json of a cache entry, written last: what formed the key, where in the pipeline the
+/// snapshot was taken, and the size and SHA-256 of every file, so a restore can trust nothing else.
+/// </summary>
+public sealed record SnapshotManifest(
+    int SchemaVersion,
+    int IrSchemaVersion,
+    int RecipeSchemaVersion,
+    string Key,
+    SnapshotPoint Point,
+    List<KeyComponent> Components,
+    List<ManifestFile> Files,
+    string ToolVersion,
+    int WorldSize,
+    DateTimeOffset Created,
+    double CompileMs);
+
+/// <summary>The snapshot point: its index in the pipeline and the transform it follows.</summary>
+public sealed record SnapshotPoint(int Index, string After, string Stage);
+
+/// <summary>A file of the entry, relative to the entry's folder.</summary>
+public sealed record ManifestFile(string Path, long Bytes, string Sha256);
+
+/// <summary>Persisted counts: hits, misses by reason, time saved.</summary>
+public sealed record CacheStatistics(long Hits, SortedDictionary<string, long> Misses, long Quarantined, double SavedMs)
+{
+    public static CacheStatistics Empty => new(0, new SortedDictionary<string, long>(StringComparer.Ordinal), 0, 0);
+}
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true,
+    RespectRequiredConstructorParameters = true)]
+[JsonSerializable(typeof(SnapshotManifest))]
+[JsonSerializable(typeof(CacheStatistics))]
+public sealed partial class CacheJsonContext : JsonSerializerContext;

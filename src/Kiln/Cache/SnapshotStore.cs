@@ -1,0 +1,264 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Kiln.Distributed;
+using Kiln.Graph;
+using Kiln.Graph.Json;
+using Kiln.Ops;
+using Kiln.Weights;
+
+namespace Kiln.Cache;
+
+/// <summary>
+/// The entries under &lt;root&gt;/pipeline/&lt;key&gt;/: durable publication (staging folder, fsync,
+/// manifest last, atomic rename), validated restore (schema versions, key, sizes, SHA-256, safe file
+/// names, registered ops, graph verifier), quarantine of corrupt entries, listing and LRU pruning.
+/// </summary>
+public sealed class SnapshotStore(CacheSettings settings)
+{
+    public const string ManifestFile = "manifest.json";
+
+    public CacheSettings Settings { get; } = settings;
+
+    public string EntryDirectory(string key) => Path.Combine(Settings.PipelineDirectory, key);
+
+    public static string RankDirectory(int rank) => $"rank_{rank}";
+
+    /// <summary>Reads and validates the entry for <paramref name="key"/>; a corrupt entry is quarantined.</summary>
+    public RestoreOutcome TryRestore(SnapshotKey key, int rank, OpRegistry registry)
+    {
+        var directory = EntryDirectory(key.Key);
+        if (!Directory.Exists(directory)) return RestoreOutcome.Miss("no entry");
+        try
+        {
+            var manifest = ReadManifest(directory);
+            if (manifest.SchemaVersion != SnapshotKeys.SnapshotSchemaVersion || manifest.IrSchemaVersion != GraphSerializer.SchemaVersion
+                || manifest.RecipeSchemaVersion != LoadRecipe.SchemaVersion)
+            {
+                return Corrupt(key.Key, $"schema version (entry snapshot={manifest.SchemaVersion} ir={manifest.IrSchemaVersion} " +
+                    $"recipe={manifest.RecipeSchemaVersion}; this Kiln {SnapshotKeys.SnapshotSchemaVersion}/{GraphSerializer.SchemaVersion}/{LoadRecipe.SchemaVersion})");
+            }
+            if (manifest.Key != key.Key) return Corrupt(key.Key, "manifest key differs from the entry's name");
+            VerifyFiles(directory, manifest);
+            var rankDirectory = Path.Combine(directory, RankDirectory(rank));
+            foreach (var required in new[] { SnapshotFiles.GraphFile, SnapshotFiles.BuffersFile })
+            {
+                var relative = $"{RankDirectory(rank)}/{required}";
+                if (!manifest.Files.Any(f => f.Path == relative)) throw new CorruptEntryException($"{relative} is not in the manifest");
+            }
+            var graph = SnapshotFiles.Read(rankDirectory, registry);
+            TouchLastUse(directory);
+            return RestoreOutcome.Restored(graph, manifest);
+        }
+        catch (Exception e) when (e is CorruptEntryException or GraphException or KilnException or JsonException)
+        {
+            return Corrupt(key.Key, e.Message);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return RestoreOutcome.Miss($"unreadable entry: {e.Message}");
+        }
+    }
+
+    /// <summary>
+    /// Saves this rank's snapshot and, if every rank saved, publishes the entry atomically. Returns
+    /// false (leaving no visible entry) when any rank failed or another process published first.
+    /// </summary>
+    public bool Save(SnapshotKey key, SnapshotPoint point, ModelGraph graph, double compileMs, ICommunicator ranks)
+    {
+        var staging = Path.Combine(Settings.PipelineDirectory, ranks.Broadcast($".staging-{key.Short}-{Environment.ProcessId}-{Guid.NewGuid():N}"));
+        var saved = false;
+        try
+        {
+            Directory.CreateDirectory(Path.Combine(staging, RankDirectory(ranks.Rank)));
+            SnapshotFiles.Write(Path.Combine(staging, RankDirectory(ranks.Rank)), graph);
+            DurableFiles.SyncDirectory(Path.Combine(staging, RankDirectory(ranks.Rank)));
+            saved = true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            SaveFailed = e.Message;
+        }
+        var everyRankSaved = ranks.AllAgree(saved);
+        var published = false;
+        if (ranks.Rank == 0)
+        {
+            published = everyRankSaved && Publish(key, point, staging, compileMs, ranks.Size);
+            if (!published) DeleteQuietly(staging);
+        }
+        return ranks.AllAgree(ranks.Rank != 0 || published);
+    }
+
+    /// <summary>Why the last save failed on this rank (an I/O error), for the warning.</summary>
+    public string? SaveFailed { get; private set; }
+
+    private bool Publish(SnapshotKey key, SnapshotPoint point, string staging, double compileMs, int worldSize)
+    {
+        try
+        {
+            var files = Directory.EnumerateFiles(staging, "*", SearchOption.AllDirectories)
+                .Select(path => Describe(staging, path)).OrderBy(f => f.Path, StringComparer.Ordinal).ToList();
+            var manifest = new SnapshotManifest(SnapshotKeys.SnapshotSchemaVersion, GraphSerializer.SchemaVersion, LoadRecipe.SchemaVersion,
+                key.Key, point, [.. key.Components], files, ToolVersion, worldSize, DateTimeOffset.UtcNow, compileMs);
+            DurableFiles.WriteAllBytes(Path.Combine(staging, ManifestFile),
+                Encoding.UTF8.GetBytes(JsonSerializer.Serialize(manifest, CacheJsonContext.Default.SnapshotManifest)));
+            DurableFiles.SyncDirectory(staging);
+            Directory.Move(staging, EntryDirectory(key.Key));
+            DurableFiles.SyncDirectory(Settings.PipelineDirectory);
+            return true;
+        }
+        catch (IOException) when (Directory.Exists(EntryDirectory(key.Key)))
+        {
+            return false; // another process published the same key first: its entry is as good as ours
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            SaveFailed = e.Message;
+            return false;
+        }
+    }
+
+    /// <summary>Every published entry with its manifest (null if unreadable), size and last use.</summary>
+    public IReadOnlyList<EntrySummary> List()
+    {
+        if (!Directory.Exists(Settings.PipelineDirectory)) return [];
+        return Directory.EnumerateDirectories(Settings.PipelineDirectory)
+            .Where(d => !Path.GetFileName(d).StartsWith('.'))
+            .Select(d =>
+            {
+                SnapshotManifest? manifest = null;
+                try { manifest = ReadManifest(d); } catch (Exception e) when (e is IOException or JsonException or CorruptEntryException) { }
+                var manifestPath = Path.Combine(d, ManifestFile);
+                var lastUse = File.Exists(manifestPath) ? File.GetLastWriteTimeUtc(manifestPath) : Directory.GetLastWriteTimeUtc(d);
+                var bytes = Directory.EnumerateFiles(d, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
+                return new EntrySummary(Path.GetFileName(d), manifest, bytes, lastUse);
+            })
+            .OrderByDescending(e => e.LastUse).ToList();
+    }
+
+    /// <summary>Removes least recently used entries until the total is within <paramref name="maxBytes"/>; returns the keys removed.</summary>
+    public IReadOnlyList<string> Prune(long maxBytes)
+    {
+        var entries = List();
+        var total = entries.Sum(e => e.Bytes);
+        var removed = new List<string>();
+        foreach (var entry in entries.Reverse())
+        {
+            if (total <= maxBytes) break;
+            Remove(entry.Key);
+            total -= entry.Bytes;
+            removed.Add(entry.Key);
+        }
+        return removed;
+    }
+
+    /// <summary>Removes an entry: renamed out of sight first, so no reader sees it half-deleted.</summary>
+    public void Remove(string key)
+    {
+        var trash = Path.Combine(Settings.PipelineDirectory, $".trash-{key[..Math.Min(16, key.Length)]}-{Guid.NewGuid():N}");
+        try
+        {
+            Directory.Move(EntryDirectory(key), trash);
+        }
+        catch (DirectoryNotFoundException)
+        {
+            return;
+        }
+        DeleteQuietly(trash);
+    }
+
+    /// <summary>Moves a corrupt entry to &lt;root&gt;/quarantine for inspection; returns the miss.</summary>
+    public RestoreOutcome Corrupt(string key, string reason)
+    {
+        var quarantined = false;
+        try
+        {
+            var quarantine = Path.Combine(Settings.Root, "quarantine");
+            Directory.CreateDirectory(quarantine);
+            Directory.Move(EntryDirectory(key), Path.Combine(quarantine, $"{key}-{DateTime.UtcNow:yyyyMMddTHHmmssfff}-{Guid.NewGuid():N}"[..Math.Min(120, key.Length + 48)]));
+            quarantined = true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // A read-only cache cannot quarantine; the entry stays a miss.
+        }
+        return RestoreOutcome.Miss($"corrupt entry: {reason}", quarantined);
+    }
+
+    /// <summary>Deletes staging folders left by processes that no longer run.</summary>
+    public void CleanStagingLeftovers()
+    {
+        if (!Directory.Exists(Settings.PipelineDirectory)) return;
+        foreach (var directory in Directory.EnumerateDirectories(Settings.PipelineDirectory, ".staging-*"))
+        {
+            var parts = Path.GetFileName(directory).Split('-');
+            if (parts.Length >= 4 && int.TryParse(parts[2], out var pid) && !IsRunning(pid)) DeleteQuietly(directory);
+        }
+        foreach (var directory in Directory.EnumerateDirectories(Settings.PipelineDirectory, ".trash-*")) DeleteQuietly(directory);
+    }
+
+    public static SnapshotManifest ReadManifest(string directory)
+    {
+        var path = Path.Combine(directory, ManifestFile);
+        if (!File.Exists(path)) throw new CorruptEntryException("manifest.json is missing");
+        return JsonSerializer.Deserialize(File.ReadAllText(path), CacheJsonContext.Default.SnapshotManifest)
+            ?? throw new CorruptEntryException("manifest.json is null");
+    }
+
+    /// <summary>Checks each file the manifest names: a safe relative path, no link, the recorded size and SHA-256.</summary>
+    public static void VerifyFiles(string directory, SnapshotManifest manifest)
+    {
+        var root = Path.GetFullPath(directory) + Path.DirectorySeparatorChar;
+        foreach (var file in manifest.Files)
+        {
+            if (file.Path.Length == 0 || Path.IsPathRooted(file.Path) || file.Path.Split('/', '\\').Any(p => p is ".." or "." or ""))
+                throw new CorruptEntryException($"unsafe file name '{file.Path}' in the manifest");
+            var full = Path.GetFullPath(Path.Combine(directory, file.Path));
+            if (!full.StartsWith(root, StringComparison.Ordinal)) throw new CorruptEntryException($"file '{file.Path}' is outside the entry");
+            for (var path = full; path.Length > root.Length; path = Path.GetDirectoryName(path)!)
+            {
+                if (new FileInfo(path).LinkTarget is not null) throw new CorruptEntryException($"'{file.Path}' is or passes through a link");
+            }
+            if (!File.Exists(full)) throw new CorruptEntryException($"{file.Path} is missing");
+            var info = new FileInfo(full);
+            if (info.Length != file.Bytes) throw new CorruptEntryException($"{file.Path} has {info.Length} bytes, the manifest says {file.Bytes}");
+            using var stream = File.OpenRead(full);
+            if (Convert.ToHexStringLower(SHA256.HashData(stream)) != file.Sha256) throw new CorruptEntryException($"{file.Path}: checksum mismatch");
+        }
+    }
+
+    private static ManifestFile Describe(string root, string path)
+    {
+        using var stream = File.OpenRead(path);
+        return new ManifestFile(Path.GetRelativePath(root, path).Replace('\\', '/'), stream.Length, Convert.ToHexStringLower(SHA256.HashData(stream)));
+    }
+
+    // The manifest's modification time is the entry's last use (its content never changes).
+    private static void TouchLastUse(string directory)
+    {
+        try { File.SetLastWriteTimeUtc(Path.Combine(directory, ManifestFile), DateTime.UtcNow); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+    }
+
+    private static bool IsRunning(int pid)
+    {
+        try { return !System.Diagnostics.Process.GetProcessById(pid).HasExited; }
+        catch (ArgumentException) { return false; }
+    }
+
+    private static void DeleteQuietly(string directory)
+    {
+        try { Directory.Delete(directory, recursive: true); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+    }
+
+    private static string ToolVersion => typeof(SnapshotStore).Assembly
+        .GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
+        .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion ?? "unknown";
+}
+
+/// <summary>One published entry, as `kiln cache list` shows it.</summary>
+public sealed record EntrySummary(string Key, SnapshotManifest? Manifest, long Bytes, DateTime LastUse);
+
+/// <summary>An entry whose files do not match its manifest or the format.</summary>
+public sealed class CorruptEntryException(string message) : Exception(message);

@@ -1,0 +1,17 @@
+namespace Kiln.Distributed;
+
+/// <summary>A world of one rank: every collective is immediate.</summary>
+public sealed class SingleProcess : ICommunicator
+{
+    public static SingleProcess Instance { get; } = new();
+
+    public int Size => 1;
+
+    public int Rank => 0;
+
+    public void Barrier() { }
+
+    public bool AllAgree(bool value) => value;
+
+    public string Broadcast(string value) => value;
+}
