@@ -1,3 +1,4 @@
+using Kiln.Transforms.Cleanups;
 using Kiln.Transforms.WeightLoad;
 
 namespace Kiln.Transforms;
@@ -17,6 +18,10 @@ public sealed class TransformRegistry
 
     public static TransformRegistry Default { get; } = new(
     [
+        new EliminateDeadCodeTransform(),
+        new FoldConstantsTransform(),
+        new EliminateCommonSubexpressionsTransform(),
+        new RemoveNoOpsTransform(),
         new LoadWeightsTransform(),
     ]);
 
