@@ -1,4 +1,5 @@
 using Kiln.Transforms.Cache;
+using Kiln.Transforms.Cleanups;
 using Kiln.Transforms.WeightLoad;
 
 namespace Kiln.Transforms;
@@ -18,6 +19,10 @@ public sealed class TransformRegistry
 
     public static TransformRegistry Default { get; } = new(
     [
+        new EliminateDeadCodeTransform(),
+        new FoldConstantsTransform(),
+        new EliminateCommonSubexpressionsTransform(),
+        new RemoveNoOpsTransform(),
         new LoadWeightsTransform(),
         new PipelineCacheTransform(),
     ]);
