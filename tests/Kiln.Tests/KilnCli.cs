@@ -12,9 +12,18 @@ public static class KilnCli
     private static readonly string KilnDll = Path.Combine(TestPaths.RepoRoot, "src", "Kiln.Cli", "bin",
         new DirectoryInfo(AppContext.BaseDirectory).Parent!.Parent!.Name, "net10.0", "linux-x64", "kiln.dll");
 
+    /// <summary>
+    /// The snapshot cache of every `kiln` process the tests start (unless a test names its own), so
+    /// tests never touch the user's cache; shared by the whole test run, deleted at exit.
+    /// </summary>
+    public static string SharedCacheRoot { get; } = CreateCacheRoot();
+
     public static CliResult Run(params string[] args) => RunIn(Directory.GetCurrentDirectory(), args);
 
-    public static CliResult RunIn(string workingDirectory, params string[] args)
+    public static CliResult RunIn(string workingDirectory, params string[] args) => RunWith(workingDirectory, new Dictionary<string, string>(), args);
+
+    /// <summary>Runs kiln with extra environment variables (they win over the defaults).</summary>
+    public static CliResult RunWith(string workingDirectory, IReadOnlyDictionary<string, string> environment, params string[] args)
     {
         var start = new ProcessStartInfo("dotnet")
         {
@@ -23,6 +32,8 @@ public static class KilnCli
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        start.Environment["KILN_CACHE_DIR"] = SharedCacheRoot;
+        foreach (var (name, value) in environment) start.Environment[name] = value;
         start.ArgumentList.Add(KilnDll);
         foreach (var arg in args) start.ArgumentList.Add(arg);
         using var process = Process.Start(start)!;
@@ -34,5 +45,15 @@ public static class KilnCli
             throw new TimeoutException($"kiln {string.Join(" ", args)} did not finish");
         }
         return new CliResult(process.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    private static string CreateCacheRoot()
+    {
+        var root = Directory.CreateTempSubdirectory("kiln-test-cache-").FullName;
+        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+        {
+            try { Directory.Delete(root, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        };
+        return root;
     }
 }

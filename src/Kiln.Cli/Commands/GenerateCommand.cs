@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using Kiln.Cache;
 using Kiln.Compile;
 using Kiln.Runtime;
 
@@ -24,6 +25,7 @@ public static class GenerateCommand
         {
             model, prompt, promptIds, maxNewTokens, temperature, topK, topP, seed, json, CommonOptions.Threads,
         };
+        CacheOptions.AddTo(command);
         command.SetKilnAction(p =>
         {
             var (text, ids) = (p.GetValue(prompt), p.GetValue(promptIds));
@@ -34,7 +36,9 @@ public static class GenerateCommand
 
             var modelPath = p.GetValue(model)!;
             using var tokenizer = text is not null || !p.GetValue(json) ? TryLoadTokenizer(modelPath, required: text is not null) : null;
-            using var loaded = LoadedModel.Load(modelPath, new SessionSettings(IntraOpThreads: p.GetValue(CommonOptions.Threads)));
+            using var loaded = LoadedModel.Load(modelPath, new SessionSettings(IntraOpThreads: p.GetValue(CommonOptions.Threads)),
+                cache: new PipelineCache(CacheOptions.Settings(p)));
+            CacheOptions.Report(loaded.Cache);
             var promptTokens = text is not null ? tokenizer!.Encode(text) : CommonOptions.ParseIds(ids!, "--prompt-ids");
 
             var options = new GenerationOptions(p.GetValue(maxNewTokens), sampling, StopTokens.Of(loaded.Checkpoint));

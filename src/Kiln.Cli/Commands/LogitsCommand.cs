@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using Kiln.Cache;
 using Kiln.Runtime;
 
 namespace Kiln.Cli.Commands;
@@ -13,10 +14,13 @@ public static class LogitsCommand
         var ids = new Option<string>("--ids") { Description = "Token ids, e.g. \"1 403 407\".", Required = true };
         var json = CommonOptions.Json("last_logits (every vocabulary entry at the last position) and argmax (per position)");
         var command = new Command("logits", "Run the model once and print its logits.") { model, ids, json, CommonOptions.Threads };
+        CacheOptions.AddTo(command);
         command.SetKilnAction(p =>
         {
             var tokens = CommonOptions.ParseIds(p.GetValue(ids)!, "--ids");
-            using var loaded = LoadedModel.Load(p.GetValue(model)!, new(IntraOpThreads: p.GetValue(CommonOptions.Threads)));
+            using var loaded = LoadedModel.Load(p.GetValue(model)!, new(IntraOpThreads: p.GetValue(CommonOptions.Threads)),
+                cache: new PipelineCache(CacheOptions.Settings(p)));
+            CacheOptions.Report(loaded.Cache);
             if (tokens.Length == 0) throw new KilnException("--ids: no token ids given");
             if (tokens.Length > loaded.MaxPositions)
                 throw new KilnException($"--ids: {tokens.Length} tokens exceed the model's context of {loaded.MaxPositions} (config.json max_position_embeddings)");

@@ -7,8 +7,8 @@ using Kiln.Transforms;
 
 namespace Kiln.Compile;
 
-/// <summary>The graph a pipeline produced, and where the time went.</summary>
-public sealed record CompileResult(ModelGraph Graph, double ExportMs, double PipelineMs);
+/// <summary>The graph a pipeline produced, where the time went, and what the snapshot cache did (null: not asked).</summary>
+public sealed record CompileResult(ModelGraph Graph, double ExportMs, double PipelineMs, Cache.CacheReport? Cache = null);
 
 /// <summary>Exports a checkpoint's graph (config and headers only) and runs a pipeline over it.</summary>
 public static class ModelCompiler

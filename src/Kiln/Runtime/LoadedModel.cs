@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Kiln.Cache;
 using Kiln.Checkpoints;
 using Kiln.Compile;
 using Kiln.Graph;
@@ -32,6 +33,9 @@ public sealed class LoadedModel : IDisposable
 
     public LoadTimings Timings { get; }
 
+    /// <summary>What the snapshot cache did while loading (null when no cache was given).</summary>
+    public CacheReport? Cache { get; private set; }
+
     public int VocabSize => int.Parse(Graph.Metadata["vocab_size"], System.Globalization.CultureInfo.InvariantCulture);
 
     public int MaxPositions => int.Parse(Graph.Metadata["max_position_embeddings"], System.Globalization.CultureInfo.InvariantCulture);
@@ -45,14 +49,17 @@ public sealed class LoadedModel : IDisposable
     /// Opens the checkpoint, compiles its graph with the pipeline (default: the embedded default
     /// pipeline), maps and binds the weights, and creates the session.
     /// </summary>
-    public static LoadedModel Load(string directory, SessionSettings? settings = null, PipelineConfig? pipeline = null)
+    public static LoadedModel Load(string directory, SessionSettings? settings = null, PipelineConfig? pipeline = null, PipelineCache? cache = null)
     {
         var clock = Stopwatch.StartNew();
         var checkpoint = Checkpoint.Open(directory);
         try
         {
-            var compiled = ModelCompiler.Compile(checkpoint, pipeline ?? PipelineConfig.Load());
-            return Create(checkpoint, compiled.Graph, settings, clock.Elapsed.TotalMilliseconds);
+            pipeline ??= PipelineConfig.Load();
+            var compiled = cache is null ? ModelCompiler.Compile(checkpoint, pipeline) : cache.Compile(checkpoint, pipeline);
+            var model = Create(checkpoint, compiled.Graph, settings, clock.Elapsed.TotalMilliseconds);
+            model.Cache = compiled.Cache;
+            return model;
         }
         catch
         {

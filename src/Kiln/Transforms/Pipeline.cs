@@ -10,12 +10,15 @@ namespace Kiln.Transforms;
 /// </summary>
 public static class Pipeline
 {
-    /// <summary>Runs the transforms; returns the milliseconds spent, not counting the observer.</summary>
-    public static double Run(ModelGraph graph, IEnumerable<PipelineEntry> entries, TransformContext context,
-        Action<PipelineEntry, TransformInfo, ModelGraph>? observer = null)
+    /// <summary>
+    /// Runs the transforms from <paramref name="startIndex"/> on (earlier ones are already in the graph,
+    /// restored from a snapshot); returns the milliseconds spent, not counting the observer.
+    /// </summary>
+    public static double Run(ModelGraph graph, IReadOnlyList<PipelineEntry> entries, TransformContext context,
+        Action<PipelineEntry, TransformInfo, ModelGraph>? observer = null, int startIndex = 0)
     {
         var total = Stopwatch.StartNew();
-        foreach (var entry in entries)
+        foreach (var entry in entries.Skip(startIndex))
         {
             var clock = Stopwatch.StartNew();
             var skipped = !entry.Config.Enabled;

@@ -1,0 +1,28 @@
+namespace Kiln.Cache;
+
+/// <summary>
+/// What the snapshot cache did in one run: <see cref="Status"/> is "hit", "miss" or "off"; a hit names
+/// the point restored and the time saved, a miss its reason. Warnings (untrusted root, failed save)
+/// never fail a run.
+/// </summary>
+public sealed record CacheReport(
+    string Status,
+    string? Point,
+    string? Reason,
+    string? Key,
+    double RestoreMs,
+    double SavedMs,
+    int Published,
+    double SaveMs,
+    IReadOnlyList<string> Warnings)
+{
+    public static CacheReport Off(string reason, IReadOnlyList<string>? warnings = null) => new("off", null, reason, null, 0, 0, 0, 0, warnings ?? []);
+
+    /// <summary>One line for people: "cache hit at ... ", "cache miss (...)".</summary>
+    public string Summary => Status switch
+    {
+        "hit" => $"cache hit at {Point} (key {Key?[..16]}): restored in {RestoreMs:F0} ms, saved {SavedMs:F0} ms",
+        "miss" => $"cache miss ({Reason}); compiled and saved {Published} snapshot(s) in {SaveMs:F0} ms",
+        _ => $"cache off ({Reason})",
+    };
+}

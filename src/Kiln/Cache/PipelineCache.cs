@@ -1,0 +1,196 @@
+using System.Diagnostics;
+using Kiln.Checkpoints;
+using Kiln.Compile;
+using Kiln.Distributed;
+using Kiln.Graph;
+using Kiln.Ops;
+using Kiln.Transforms;
+
+namespace Kiln.Cache;
+
+/// <summary>
+/// Compiles through the snapshot cache: restores the latest snapshot point with a valid entry (every
+/// rank agreeing), resumes the pipeline after it, and saves each later point. One process compiles
+/// a key at a time; the others wait and restore. Nothing in the cache can fail the run: every problem
+/// is a miss with a reason or a warning.
+/// </summary>
+public sealed class PipelineCache(CacheSettings settings, ICommunicator? ranks = null)
+{
+    private readonly ICommunicator _ranks = ranks ?? SingleProcess.Instance;
+
+    public CacheSettings Settings { get; } = settings;
+
+    public CompileResult Compile(Checkpoint checkpoint, PipelineConfig pipeline, Action<PipelineEntry, TransformInfo, ModelGraph>? observer = null)
+    {
+        var warnings = new List<string>();
+        if (Settings.Mode == CacheMode.Off) return Uncached(checkpoint, pipeline, observer, CacheReport.Off("disabled"));
+        var keys = SnapshotKeys.ForPoints(checkpoint, pipeline, Settings.Fingerprint, _ranks.Size, _ranks.Size);
+        if (keys.Count == 0) return Uncached(checkpoint, pipeline, observer, CacheReport.Off("the pipeline has no pipeline_cache point"));
+        var (usable, writable) = PrepareRoot(warnings);
+        if (!usable) return Uncached(checkpoint, pipeline, observer, CacheReport.Off("root not usable", warnings));
+
+        var store = new SnapshotStore(Settings);
+        if (writable && _ranks.Rank == 0) store.CleanStagingLeftovers();
+        var clock = Stopwatch.StartNew();
+        var (restored, point, reason, quarantined) = RestoreLatest(store, keys);
+
+        CacheLock? compileLock = null;
+        if (restored is null && writable)
+        {
+            // One compile per key: wait for another process compiling it, then try again to restore.
+            compileLock = _ranks.Rank == 0 ? CacheLock.Acquire(Settings.Root, keys[^1].Key, Settings.EffectiveLockTimeout) : null;
+            if (!_ranks.AllAgree(_ranks.Rank != 0 || compileLock is not null))
+            {
+                warnings.Add($"another process has been compiling key {keys[^1].Short} for over {Settings.EffectiveLockTimeout.TotalSeconds:F0} s; compiling without the cache");
+                writable = false;
+            }
+            else
+            {
+                (restored, point, var afterWait, var quarantinedAfterWait) = RestoreLatest(store, keys);
+                if (restored is null) (reason, quarantined) = (afterWait ?? reason, quarantined || quarantinedAfterWait);
+            }
+        }
+
+        try
+        {
+            return Run(checkpoint, pipeline, observer, store, keys, restored, point, reason, quarantined, clock, writable, warnings);
+        }
+        finally
+        {
+            compileLock?.Dispose();
+        }
+    }
+
+    private CompileResult Run(Checkpoint checkpoint, PipelineConfig pipeline, Action<PipelineEntry, TransformInfo, ModelGraph>? observer,
+        SnapshotStore store, IReadOnlyList<SnapshotKey> keys, RestoreOutcome? restored, SnapshotKey? point, string? reason, bool quarantined,
+        Stopwatch clock, bool writable, List<string> warnings)
+    {
+        ModelGraph graph;
+        double exportMs = 0, compiledSoFar, restoreMs = 0;
+        var start = 0;
+        if (restored is not null && point is not null)
+        {
+            restoreMs = clock.Elapsed.TotalMilliseconds;
+            graph = restored.Graph!;
+            start = point.EntryIndex + 1;
+            compiledSoFar = restored.Manifest!.CompileMs;
+            if (Settings.VerifyOnHit && VerifyHit(checkpoint, pipeline, store, point, graph, warnings) is { } fresh)
+            {
+                (graph, restored, reason) = (fresh, null, "the restored graph differed from a fresh compile (--cache-verify)");
+            }
+        }
+        else
+        {
+            var exportClock = Stopwatch.StartNew();
+            graph = ModelCompiler.Export(checkpoint);
+            exportMs = exportClock.Elapsed.TotalMilliseconds;
+            compiledSoFar = exportMs;
+        }
+
+        var published = 0;
+        var saveClock = new Stopwatch();
+        var index = start - 1; // the observer sees the entries in order, from start on
+        var pipelineMs = Pipeline.Run(graph, pipeline.Entries, new TransformContext(checkpoint, _ranks.Size, _ranks.Rank), (entry, info, g) =>
+        {
+            compiledSoFar += info.Ms;
+            index++;
+            var key = keys.FirstOrDefault(k => k.EntryIndex == index);
+            if (writable && key is not null && !Directory.Exists(store.EntryDirectory(key.Key)))
+            {
+                saveClock.Start();
+                var after = pipeline.Entries.Take(key.EntryIndex).LastOrDefault(e => !e.IsSnapshotPoint);
+                if (store.Save(key, new SnapshotPoint(key.EntryIndex, after?.Name ?? "export", entry.Stage.Name()), g, compiledSoFar, _ranks)) published++;
+                else if (store.SaveFailed is { } failure) warnings.Add($"could not save snapshot {key.Short}: {failure}; running without it");
+                saveClock.Stop();
+            }
+            observer?.Invoke(entry, info, g);
+        }, start);
+        if (published > 0 && _ranks.Rank == 0) store.Prune(Settings.MaxBytes);
+
+        CacheReport report;
+        if (restored is not null && point is not null)
+        {
+            var savedMs = Math.Max(0, restored.Manifest!.CompileMs - restoreMs);
+            report = new CacheReport("hit", Describe(pipeline, point), null, point.Key, restoreMs, savedMs, published, saveClock.Elapsed.TotalMilliseconds, warnings);
+        }
+        else
+        {
+            report = new CacheReport("miss", null, reason ?? "no entry", keys[^1].Key, 0, 0, published, saveClock.Elapsed.TotalMilliseconds, warnings);
+        }
+        if (writable && _ranks.Rank == 0)
+        {
+            try { CacheStats.Record(Settings.Root, report.Status == "hit", report.Reason, report.SavedMs, quarantined); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { warnings.Add($"could not update cache statistics: {e.Message}"); }
+        }
+        return new CompileResult(graph, exportMs, restoreMs + pipelineMs, report);
+    }
+
+    // Tries the points from the last to the first; every rank must restore the same point.
+    private (RestoreOutcome? Restored, SnapshotKey? Point, string? Reason, bool Quarantined) RestoreLatest(SnapshotStore store, IReadOnlyList<SnapshotKey> keys)
+    {
+        string? latestReason = null;
+        var quarantined = false;
+        foreach (var key in keys.Reverse())
+        {
+            var outcome = store.TryRestore(key, _ranks.Rank, OpRegistry.Default);
+            quarantined |= outcome.Quarantined;
+            latestReason ??= outcome.MissReason;
+            if (_ranks.AllAgree(outcome.Hit)) return (outcome, key, null, quarantined);
+            if (outcome.Hit) latestReason ??= "another rank could not restore";
+        }
+        return (null, null, latestReason, quarantined);
+    }
+
+    // Recompiles without the cache up to the point and compares graph hashes; returns the fresh graph on a mismatch.
+    private static ModelGraph? VerifyHit(Checkpoint checkpoint, PipelineConfig pipeline, SnapshotStore store, SnapshotKey point, ModelGraph restored, List<string> warnings)
+    {
+        var fresh = ModelCompiler.Export(checkpoint);
+        Pipeline.Run(fresh, pipeline.Entries.Take(point.EntryIndex + 1).ToList(), new TransformContext(checkpoint));
+        if (GraphHash.Of(fresh) == GraphHash.Of(restored)) return null;
+        warnings.Add($"CACHE VERIFY FAILED: entry {point.Short} restores a graph that differs from a fresh compile; " +
+            "a key component is missing. The entry was removed and the fresh graph is used.");
+        store.Remove(point.Key);
+        return fresh;
+    }
+
+    // The root must exist (created private if not) and be trusted; writing also needs it writable.
+    private (bool Usable, bool Writable) PrepareRoot(List<string> warnings)
+    {
+        try
+        {
+            if (!Directory.Exists(Settings.Root))
+            {
+                if (Settings.Mode == CacheMode.ReadOnly) return (false, false);
+                Directory.CreateDirectory(Settings.Root, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            }
+            if (!Settings.TrustSharedRoot && RootTrust.Check(Settings.Root) is { } distrust)
+            {
+                warnings.Add($"not using the cache: {distrust} (pass --cache-trust-shared-root to allow it)");
+                return (false, false);
+            }
+            if (Settings.Mode == CacheMode.ReadOnly) return (true, false);
+            Directory.CreateDirectory(Settings.PipelineDirectory);
+            var probe = Path.Combine(Settings.PipelineDirectory, $".probe-{Environment.ProcessId}-{Guid.NewGuid():N}");
+            File.WriteAllBytes(probe, []);
+            File.Delete(probe);
+            return (true, true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            warnings.Add($"cache root {Settings.Root} is not writable ({e.Message}); using it read-only");
+            return (Directory.Exists(Settings.PipelineDirectory), false);
+        }
+    }
+
+    private static string Describe(PipelineConfig pipeline, SnapshotKey point)
+    {
+        var after = pipeline.Entries.Take(point.EntryIndex).LastOrDefault(e => !e.IsSnapshotPoint);
+        return $"point {point.EntryIndex} (after {after?.Name ?? "export"}, stage {pipeline.Entries[point.EntryIndex].Stage.Name()})";
+    }
+
+    private static CompileResult Uncached(Checkpoint checkpoint, PipelineConfig pipeline, Action<PipelineEntry, TransformInfo, ModelGraph>? observer, CacheReport report)
+    {
+        var result = ModelCompiler.Compile(checkpoint, pipeline, observer);
+        return result with { Cache = report };
+    }
+}
