@@ -1,3 +1,4 @@
+using Kiln.Transforms.Fusions;
 using Kiln.Transforms.WeightLoad;
 
 namespace Kiln.Transforms;
@@ -17,6 +18,11 @@ public sealed class TransformRegistry
 
     public static TransformRegistry Default { get; } = new(
     [
+        new FuseRmsNormTransform(),
+        new FuseRotaryEmbeddingTransform(),
+        new FuseAttentionTransform(),
+        new FuseSwiGluTransform(),
+        new FuseSkipRmsNormTransform(),
         new LoadWeightsTransform(),
     ]);
 
