@@ -6,7 +6,8 @@ namespace Kiln.Transforms.PatternMatching;
 /// <summary>
 /// A rewrite declared as data: a pattern anchored at its root op and a builder that receives the
 /// captures and returns the replacement of the root's value, followed by one replacement for each
-/// capture named in <see cref="AlsoReplaces"/>. The builder returns null (before emitting) to decline.
+/// capture named in <see cref="AlsoReplaces"/>. The builder reads only values that stay (wildcard
+/// captures, shared subtrees); it may return null to decline, and what it emitted is then removed.
 /// </summary>
 public sealed record RewriteRule(string Name, OpPattern Pattern, Func<Match, IReadOnlyList<Value>?> Build)
 {
