@@ -35,7 +35,7 @@ public static class FusedOps
             var (x, positions, cos, sin) = (c[0].Shape, c[1], c[2].Shape, c[3].Shape);
             if (x.Rank != 4 || !x[3].IsKnown) throw c.Error("x must be [batch, heads, seq, head_dim]");
             if (positions.DType != DType.I64 || positions.Shape.Rank != 2) throw c.Error("position_ids must be i64 [batch, seq]");
-            if (cos != sin || cos.Rank != 2 || cos[1] != Dim.Of(x[3].Size / 2)) throw c.Error("cos/sin caches must be [positions, head_dim / 2]");
+            if (!cos.Equals(sin) || cos.Rank != 2 || cos[1] != Dim.Of(x[3].Size / 2)) throw c.Error("cos/sin caches must be [positions, head_dim / 2]");
             return [c[0]];
         }, l => l.Emit("RotaryEmbedding", [l.Input(0), l.Input(2), l.Input(3), l.Input(1)],
             new Dictionary<string, object> { ["interleaved"] = 0L }));
@@ -47,7 +47,7 @@ public static class FusedOps
             var (q, k, v) = (c[0].Shape, c[1].Shape, c[2].Shape);
             if (q.Rank != 4 || k.Rank != 4 || v.Rank != 4) throw c.Error("q, k, v must be [batch, heads, seq, head_dim]");
             if (!q[1].IsKnown || !k[1].IsKnown || q[1].Size % k[1].Size != 0) throw c.Error("query heads must be a multiple of key/value heads");
-            if (k != v || q[3] != k[3]) throw c.Error("k and v must match, with q's head_dim");
+            if (!k.Equals(v) || q[3] != k[3]) throw c.Error("k and v must match, with q's head_dim");
             if (c[3].DType != c[0].DType || c[3].Shape.Rank != 4) throw c.Error("mask must be additive, rank 4");
             return [c[0]];
         }, l => l.Emit("Attention", l.Inputs, new Dictionary<string, object> { ["scale"] = l.Node.Float("scale") }));

@@ -1,5 +1,6 @@
 using Kiln.Transforms.Cache;
 using Kiln.Transforms.Cleanups;
+using Kiln.Transforms.Fusions;
 using Kiln.Transforms.WeightLoad;
 
 namespace Kiln.Transforms;
@@ -23,6 +24,11 @@ public sealed class TransformRegistry
         new FoldConstantsTransform(),
         new EliminateCommonSubexpressionsTransform(),
         new RemoveNoOpsTransform(),
+        new FuseRmsNormTransform(),
+        new FuseRotaryEmbeddingTransform(),
+        new FuseAttentionTransform(),
+        new FuseSwiGluTransform(),
+        new FuseSkipRmsNormTransform(),
         new LoadWeightsTransform(),
         new PipelineCacheTransform(),
     ]);

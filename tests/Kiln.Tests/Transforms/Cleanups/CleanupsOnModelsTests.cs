@@ -56,9 +56,11 @@ public sealed class CleanupsOnModelsTests
     [MemberData(nameof(Models))]
     public void Logits_are_the_same_with_and_without_the_cleanups(string directory)
     {
-        var off = PipelineConfig.Load(sets: Cleanups().Select(e => $"{e.Name}.enabled=false").ToArray());
+        // Fusions absorb much of what the cleanups remove, so both runs leave them out.
+        var noFusions = PipelineConfig.Load().Entries.Where(e => e.Stage == Stage.PatternMatcher).Select(e => $"{e.Name}.enabled=false").ToArray();
+        var off = PipelineConfig.Load(sets: [.. noFusions, .. Cleanups().Select(e => $"{e.Name}.enabled=false")]);
         using var plain = LoadedModel.Load(directory, pipeline: off);
-        using var cleaned = LoadedModel.Load(directory);
+        using var cleaned = LoadedModel.Load(directory, pipeline: PipelineConfig.Load(sets: noFusions));
         Assert.True(cleaned.Graph.Nodes.Count < plain.Graph.Nodes.Count);
 
         long[] ids = [1, 7, 42, 3, 99, 5];

@@ -1,0 +1,180 @@
+using Kiln.Export;
+using Kiln.Graph;
+using Kiln.Ops;
+using Kiln.Transforms;
+using Kiln.Transforms.Fusions;
+
+namespace Kiln.Tests.Transforms.Fusions;
+
+/// <summary>Each fusion on a small hand-traced graph.</summary>
+public sealed class FusionTests
+{
+    private static readonly Dim Batch = Dim.Sym("batch"), Seq = Dim.Sym("seq");
+
+    private static int Apply(ITransform transform, ModelGraph graph)
+    {
+        var matches = transform.Apply(graph, transform.DefaultConfig, new TransformContext(null));
+        GraphVerifier.Verify(graph);
+        Assert.Empty(GraphAnalysis.DeadNodes(graph));
+        return matches;
+    }
+
+    private static string[] Ops(ModelGraph graph) => graph.Nodes.Select(n => n.Op).ToArray();
+
+    // LlamaRMSNorm as traced, with or without the fp32 casts.
+    private static Tensor RmsNorm(Tracer t, Tensor x, Tensor weight, bool casts)
+    {
+        var h = casts ? x.Cast(DType.F32) : x;
+        h = h * (h.Pow(2).Mean(-1, keepdim: true) + 1e-6).Rsqrt();
+        return weight * (casts ? h.Cast(x.DType) : h);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Rms_norm_fuses_with_and_without_casts(bool casts)
+    {
+        var t = new Tracer(OpRegistry.Default);
+        var x = t.Input("x", DType.F32, Batch, Seq, 64);
+        t.Output(RmsNorm(t, x, t.Parameter("w", 64), casts));
+
+        Assert.Equal(1, Apply(new FuseRmsNormTransform(), t.Graph));
+
+        var norm = Assert.Single(t.Graph.Nodes);
+        Assert.Equal("rms_norm", norm.Op);
+        Assert.Equal(1e-6, norm.Float("epsilon"));
+        Assert.Same(x.Value, norm.Inputs[0]);
+    }
+
+    [Fact]
+    public void Rms_norm_fuses_per_head_on_rank_4()
+    {
+        var t = new Tracer(OpRegistry.Default);
+        var x = t.Input("x", DType.F32, Batch, Seq, 4, 16);
+        t.Output(RmsNorm(t, x, t.Parameter("w", 16), casts: true));
+
+        Assert.Equal(1, Apply(new FuseRmsNormTransform(), t.Graph));
+        Assert.Equal(["rms_norm"], Ops(t.Graph));
+    }
+
+    [Fact]
+    public void Rms_norm_over_another_axis_does_not_fuse()
+    {
+        var t = new Tracer(OpRegistry.Default);
+        var x = t.Input("x", DType.F32, 8, 64);
+        var h = x * (x.Pow(2).Mean(0, keepdim: true) + 1e-6).Rsqrt();
+        t.Output(t.Parameter("w", 64) * h);
+
+        Assert.Equal(0, Apply(new FuseRmsNormTransform(), t.Graph));
+    }
+
+    [Fact]
+    public void Swiglu_fuses_silu_and_its_sigmoid_form_in_either_order()
+    {
+        var t = new Tracer(OpRegistry.Default);
+        var gate = t.Input("gate", DType.F32, Batch, 128);
+        var up = t.Input("up", DType.F32, Batch, 128);
+        t.Output(gate.Silu() * up);
+        t.Output(up * (gate * t.Op("sigmoid", [gate])));
+
+        Assert.Equal(2, Apply(new FuseSwiGluTransform(), t.Graph));
+        Assert.Equal(["swiglu", "swiglu"], Ops(t.Graph));
+        Assert.All(t.Graph.Nodes, n => Assert.Equal([gate.Value, up.Value], n.Inputs));
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Skip_rms_norm_takes_the_residual_add(bool sumReadElsewhere)
+    {
+        var t = new Tracer(OpRegistry.Default);
+        var a = t.Input("a", DType.F32, Batch, 64);
+        var b = t.Input("b", DType.F32, Batch, 64);
+        var sum = a + b;
+        t.Output(t.Op("rms_norm", [sum, t.Parameter("w", 64)], new() { ["epsilon"] = 1e-5 }));
+        if (sumReadElsewhere) t.Output(sum.Cos());
+
+        Assert.Equal(1, Apply(new FuseSkipRmsNormTransform(), t.Graph));
+
+        var fused = t.Graph.Nodes[0];
+        Assert.Equal("skip_rms_norm", fused.Op);
+        Assert.Equal(1e-5, fused.Float("epsilon"));
+        Assert.Same(fused.Outputs[0], t.Graph.Outputs[0]);
+        Assert.DoesNotContain(t.Graph.Nodes, n => n.Op is "add" or "rms_norm");
+        if (sumReadElsewhere) Assert.Same(fused.Outputs[1], t.Graph.Nodes.Single(n => n.Op == "cos").Inputs[0]);
+    }
+
+    [Theory]
+    [InlineData(2, false)] // grouped: repeat_kv, division by sqrt(d)
+    [InlineData(4, true)] // one key/value head per query head, multiplication by 1/sqrt(d)
+    public void Attention_fuses_and_reads_the_unrepeated_keys_and_values(int kvHeads, bool multiply)
+    {
+        var t = new Tracer(OpRegistry.Default);
+        var q = t.Input("q", DType.F32, Batch, 4, Seq, 16);
+        var k = t.Input("k", DType.F32, Batch, kvHeads, Seq, 16);
+        var v = t.Input("v", DType.F32, Batch, kvHeads, Seq, 16);
+        var mask = t.Input("mask", DType.F32, Batch, 1, Seq, Seq);
+        Tensor RepeatKv(Tensor x) => kvHeads == 4 ? x : x.Unsqueeze(2).Expand(1, 1, 4 / kvHeads, 1, 1).View(0, 4, -1, 16);
+        var scores = q.MatMul(RepeatKv(k).Transpose(2, 3));
+        scores = multiply ? scores * 0.25 : scores / 4.0;
+        t.Output((scores + mask).Softmax(-1).MatMul(RepeatKv(v)));
+
+        Assert.Equal(1, Apply(new FuseAttentionTransform(), t.Graph));
+
+        var attention = Assert.Single(t.Graph.Nodes);
+        Assert.Equal("attention", attention.Op);
+        Assert.Equal([q.Value, k.Value, v.Value, mask.Value], attention.Inputs);
+        Assert.Equal(0.25, attention.Float("scale"));
+    }
+
+    [Fact]
+    public void Rotary_embedding_fuses_every_use_with_one_pair_of_caches()
+    {
+        const int positions = 32;
+        var t = new Tracer(OpRegistry.Default);
+        var positionIds = t.Input("position_ids", DType.I64, Batch, Seq);
+        var frequencies = new[] { 1f, 0.1f, 0.01f, 0.001f };
+        var invFreq = t.Buffer("rotary_emb.inv_freq", frequencies);
+        var freqs = positionIds.Cast(DType.F32).Unsqueeze(-1) * invFreq;
+        var emb = Tensor.Cat(-1, freqs, freqs);
+        var (cos, sin) = (emb.Cos(), emb.Sin());
+        Tensor Rotate(Tensor x) => x * cos.Unsqueeze(1) + Tensor.Cat(-1, -x.Slice(-1, 4, long.MaxValue), x.Slice(-1, 0, 4)) * sin.Unsqueeze(1);
+        var q = t.Input("q", DType.F32, Batch, 4, Seq, 8);
+        var k = t.Input("k", DType.F32, Batch, 2, Seq, 8);
+        t.Output(Rotate(q));
+        t.Output(Rotate(k));
+        t.Graph.Metadata["max_position_embeddings"] = positions.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+        Assert.Equal(2, Apply(new FuseRotaryEmbeddingTransform(), t.Graph));
+
+        Assert.Equal(["rotary_embedding", "rotary_embedding"], Ops(t.Graph));
+        var caches = t.Graph.Buffers.ToDictionary(b => b.Name);
+        Assert.Equal(["rotary_emb.cos_cache", "rotary_emb.sin_cache"], caches.Keys.Order());
+        Assert.All(t.Graph.Nodes, n => Assert.Equal([positionIds.Value, caches["rotary_emb.cos_cache"].Value, caches["rotary_emb.sin_cache"].Value], n.Inputs.Skip(1)));
+        var (cosCache, sinCache) = (caches["rotary_emb.cos_cache"].ToFloats(), caches["rotary_emb.sin_cache"].ToFloats());
+        Assert.Equal(positions * 4, cosCache.Length);
+        for (var p = 0; p < positions; p++)
+        {
+            for (var i = 0; i < 4; i++)
+            {
+                var angle = (float)p * frequencies[i];
+                Assert.Equal((float)Math.Cos(angle), cosCache[p * 4 + i]);
+                Assert.Equal((float)Math.Sin(angle), sinCache[p * 4 + i]);
+            }
+        }
+    }
+
+    [Fact]
+    public void Rotary_embedding_with_a_wrong_half_does_not_fuse()
+    {
+        var t = new Tracer(OpRegistry.Default);
+        var positionIds = t.Input("position_ids", DType.I64, Batch, Seq);
+        var freqs = positionIds.Cast(DType.F32).Unsqueeze(-1) * t.Buffer("inv_freq", [1f, 0.1f, 0.01f, 0.001f]);
+        var emb = Tensor.Cat(-1, freqs, freqs);
+        var q = t.Input("q", DType.F32, Batch, 4, Seq, 8);
+        t.Output(q * emb.Cos().Unsqueeze(1) + Tensor.Cat(-1, -q.Slice(-1, 3, long.MaxValue), q.Slice(-1, 0, 3)) * emb.Sin().Unsqueeze(1));
+        t.Graph.Metadata["max_position_embeddings"] = "32";
+
+        Assert.Equal(0, Apply(new FuseRotaryEmbeddingTransform(), t.Graph));
+    }
+}
