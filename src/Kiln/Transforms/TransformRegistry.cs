@@ -1,3 +1,4 @@
+using Kiln.Transforms.CacheInit;
 using Kiln.Transforms.WeightLoad;
 
 namespace Kiln.Transforms;
@@ -18,6 +19,7 @@ public sealed class TransformRegistry
     public static TransformRegistry Default { get; } = new(
     [
         new LoadWeightsTransform(),
+        new InsertKvCacheTransform(),
     ]);
 
     public bool TryGet(string name, out ITransform transform) => _transforms.TryGetValue(name, out transform!);
