@@ -8,7 +8,8 @@ public sealed record InsertKvCacheConfig : TransformConfig
 {
     /// <summary>
     /// Fold rotary_embedding of q and k into the attention kernel (GroupQueryAttention do_rotary), which
-    /// derives positions from the cache length: the runtime feeds consecutive positions from 0.
+    /// derives positions from the cache length: the runtime feeds consecutive positions from 0. Applies
+    /// where the head dimension is a multiple of 16 (the kernel's requirement); elsewhere rotary stays.
     /// </summary>
     public bool FuseRotary { get; init; } = true;
 }
@@ -23,6 +24,10 @@ public sealed record InsertKvCacheConfig : TransformConfig
 public sealed class InsertKvCacheTransform : Transform<InsertKvCacheConfig>
 {
     private static readonly long[] SwapHeadsAndSeq = [0, 2, 1, 3];
+
+    // ORT 1.31 CPU GroupQueryAttention with do_rotary fails at run time otherwise ("head_size shall be a
+    // multiple of 16"); without do_rotary it runs any even head size (stories260K: 8).
+    private const long RotaryHeadDimMultiple = 16;
 
     public override string Name => "insert_kv_cache";
 
@@ -98,7 +103,7 @@ public sealed class InsertKvCacheTransform : Transform<InsertKvCacheConfig>
         if (rq.Op != "rotary_embedding" || rk.Op != "rotary_embedding") return null;
         if (!ReferenceEquals(rq.Inputs[1], causal.PositionIds) || !ReferenceEquals(rk.Inputs[1], causal.PositionIds)) return null;
         if (!ReferenceEquals(rq.Inputs[2], rk.Inputs[2]) || !ReferenceEquals(rq.Inputs[3], rk.Inputs[3])) return null;
-        if (rq.Inputs[2].DType != q.DType) return null;
+        if (rq.Inputs[2].DType != q.DType || q.Shape[3].Size % RotaryHeadDimMultiple != 0) return null;
         bool OnlyAttention(Value v) => consumers[v] is [var only] && ReferenceEquals(only, attention);
         return OnlyAttention(q) && OnlyAttention(k) ? new RotaryPair(rq, rk) : null;
     }
