@@ -42,6 +42,12 @@ public sealed class InsertKvCacheTests
         Assert.All(first.Inputs.Take(3), v => Assert.Equal("linear", Producer(graph, v)?.Op));
         Assert.Contains(graph.Nodes, n => n.Op == "linear" && ReferenceEquals(n.Inputs[0], first.Outputs[0]));
         GraphVerifier.Verify(graph);
+
+        // The cached graph survives the JSON round trip, signature included.
+        var json = Kiln.Graph.Json.GraphSerializer.ToJson(graph);
+        var restored = Kiln.Graph.Json.GraphSerializer.FromJson(json, OpRegistry.Default);
+        Assert.Equal(GraphPrinter.Print(graph), GraphPrinter.Print(restored));
+        Assert.Equal(KvCacheSignature.ReadFrom(graph), KvCacheSignature.ReadFrom(restored));
     }
 
     [Fact]
