@@ -61,13 +61,19 @@ public sealed class ModelGraph(OpRegistry registry)
         return node;
     }
 
-    /// <summary>Makes a node with fresh output values without placing it; transforms insert it where they need it.</summary>
-    public Node CreateNode(string op, IReadOnlyList<Value> inputs, IReadOnlyDictionary<string, AttributeValue>? attributes = null, string? nameHint = null)
+    /// <summary>
+    /// Makes a node with fresh output values without placing it; transforms insert it where they need it.
+    /// <paramref name="outputNames"/>, when given, names the outputs exactly (e.g. outputs of the graph's signature).
+    /// </summary>
+    public Node CreateNode(string op, IReadOnlyList<Value> inputs, IReadOnlyDictionary<string, AttributeValue>? attributes = null,
+        string? nameHint = null, IReadOnlyList<string>? outputNames = null)
     {
         var definition = Registry.Get(op);
         var attrs = attributes ?? new Dictionary<string, AttributeValue>();
         var types = definition.InferTypes(inputs.Select(i => i.Type).ToArray(), attrs);
-        var outputs = types.Select(t => new Value(Claim(FreshName(nameHint ?? op)), t, ValueKind.NodeOutput)).ToArray();
+        if (outputNames != null && outputNames.Count != types.Length)
+            throw new GraphException($"{op}: {outputNames.Count} output names for {types.Length} outputs");
+        var outputs = types.Select((t, i) => new Value(Claim(outputNames?[i] ?? FreshName(nameHint ?? op)), t, ValueKind.NodeOutput)).ToArray();
         return new Node(op, inputs, outputs, attrs);
     }
 

@@ -47,6 +47,11 @@ public sealed class Shape : IEquatable<Shape>
 
     public override bool Equals(object? obj) => Equals(obj as Shape);
 
+    // By value, like Equals: shapes are compared as values everywhere (op inference, pattern matching).
+    public static bool operator ==(Shape? a, Shape? b) => a is null ? b is null : a.Equals(b);
+
+    public static bool operator !=(Shape? a, Shape? b) => !(a == b);
+
     public override int GetHashCode()
     {
         var hash = new HashCode();

@@ -52,6 +52,8 @@ public static class FusedOps
             return [c[0]];
         }, l => l.Emit("Attention", l.Inputs, new Dictionary<string, object> { ["scale"] = l.Node.Float("scale") }));
 
+        yield return CachedAttentionOp.Definition;
+
         // swiglu(gate, up) = silu(gate) * up.
         yield return new("swiglu", 2, 2, [], c =>
         {

@@ -2,8 +2,12 @@ using System.Diagnostics;
 
 namespace Kiln.Runtime;
 
-/// <summary>What to generate: how many tokens at most, how to pick each, and which ids stop it.</summary>
-public sealed record GenerationOptions(int MaxNewTokens, SamplingOptions Sampling, IReadOnlySet<int> StopIds);
+/// <summary>
+/// What to generate: how many tokens at most, how to pick each, and which ids stop it.
+/// <paramref name="ContextLength"/> caps the sequence (prompt and new tokens); null or more than the
+/// model's max_position_embeddings means the model's context.
+/// </summary>
+public sealed record GenerationOptions(int MaxNewTokens, SamplingOptions Sampling, IReadOnlySet<int> StopIds, int? ContextLength = null);
 
 /// <summary>
 /// The outcome of one generation. <see cref="StopReason"/> is "stop_token" (the stop id is the last of
@@ -16,8 +20,10 @@ public sealed record GenerationResult(int[] PromptIds, int[] NewIds, string Stop
 }
 
 /// <summary>
-/// Autoregressive generation: runs the model on the sequence so far, picks the next token from the last
-/// position's logits, and repeats until a stop id, the token limit or the end of the context.
+/// Autoregressive generation: picks the next token from the last position's logits and repeats until a
+/// stop id, the token limit or the end of the context. A model with a key/value cache runs the prompt
+/// once and then one token per step over a cache sized for this generation; a model without one re-runs
+/// the whole sequence each step.
 /// </summary>
 public sealed class Generator(LoadedModel model)
 {
@@ -29,10 +35,12 @@ public sealed class Generator(LoadedModel model)
         {
             if (id < 0 || id >= vocab) throw new KilnException($"prompt: token id {id} is outside the vocabulary (0..{vocab - 1})");
         }
-        if (promptIds.Count > model.MaxPositions)
+        var context = Math.Min(options.ContextLength ?? model.MaxPositions, model.MaxPositions);
+        if (context <= 0) throw new KilnException($"context length: must be positive, got {context}");
+        if (promptIds.Count > context)
         {
-            throw new KilnException($"prompt: {promptIds.Count} tokens exceed the model's context of {model.MaxPositions} " +
-                "(config.json max_position_embeddings)");
+            throw new KilnException($"prompt: {promptIds.Count} tokens exceed the context of {context} " +
+                (context == model.MaxPositions ? "(config.json max_position_embeddings)" : "(the context length asked for)"));
         }
 
         var sampler = new Sampler(options.Sampling);
@@ -41,11 +49,14 @@ public sealed class Generator(LoadedModel model)
         var clock = Stopwatch.StartNew();
         var firstTokenMs = 0.0;
         var reason = "max_new_tokens";
+        // The last new token is never fed back, so the cache needs prompt + max_new_tokens - 1 places at most.
+        using var decoder = model.KvCache != null
+            ? new CachedDecoder(model, Math.Max(1, Math.Min(context, promptIds.Count + options.MaxNewTokens - 1)))
+            : null;
         while (newIds.Count < options.MaxNewTokens)
         {
-            if (sequence.Count >= model.MaxPositions) { reason = "context"; break; }
-            var logits = model.Forward(sequence, Enumerable.Range(0, sequence.Count).Select(p => (long)p).ToArray());
-            var next = sampler.Next(logits.AsSpan((sequence.Count - 1) * vocab, vocab));
+            if (sequence.Count >= context) { reason = "context"; break; }
+            var next = sampler.Next(NextLogits(decoder, sequence, newIds.Count == 0, vocab));
             if (newIds.Count == 0) firstTokenMs = clock.Elapsed.TotalMilliseconds;
             newIds.Add(next);
             sequence.Add(next);
@@ -53,5 +64,13 @@ public sealed class Generator(LoadedModel model)
             if (options.StopIds.Contains(next)) { reason = "stop_token"; break; }
         }
         return new GenerationResult(promptIds.ToArray(), [.. newIds], reason, firstTokenMs, clock.Elapsed.TotalMilliseconds);
+    }
+
+    // The logits after the last token of the sequence.
+    private ReadOnlySpan<float> NextLogits(CachedDecoder? decoder, List<long> sequence, bool first, int vocab)
+    {
+        if (decoder != null) return first ? decoder.Prefill(sequence) : decoder.Decode(sequence[^1]);
+        var logits = model.Forward(sequence, Enumerable.Range(0, sequence.Count).Select(p => (long)p).ToArray());
+        return logits.AsSpan((sequence.Count - 1) * vocab, vocab);
     }
 }

@@ -23,6 +23,7 @@ public sealed class LoadedModel : IDisposable
         _weights = weights;
         Session = session;
         Timings = timings;
+        KvCache = KvCacheSignature.ReadFrom(graph);
     }
 
     public Checkpoint Checkpoint { get; }
@@ -35,6 +36,9 @@ public sealed class LoadedModel : IDisposable
 
     /// <summary>What the snapshot cache did while loading (null when no cache was given).</summary>
     public CacheReport? Cache { get; private set; }
+
+    /// <summary>The graph's key/value cache inputs and outputs (insert_kv_cache), or null for a graph that recomputes the whole sequence.</summary>
+    public KvCacheSignature? KvCache { get; }
 
     public int VocabSize => int.Parse(Graph.Metadata["vocab_size"], System.Globalization.CultureInfo.InvariantCulture);
 
@@ -100,6 +104,16 @@ public sealed class LoadedModel : IDisposable
     /// <summary>Logits for every position of one sequence: [ids.Length * vocab], row-major.</summary>
     public float[] Forward(IReadOnlyList<long> ids, IReadOnlyList<long> positions)
     {
+        if (KvCache != null)
+        {
+            // The cached kernel places the tokens after the cache's contents: one prefill on an empty cache.
+            for (var p = 0; p < positions.Count; p++)
+            {
+                if (positions[p] != p) throw new KilnException($"positions: a model with a key/value cache runs positions 0, 1, 2, ... (position {p} is {positions[p]})");
+            }
+            using var decoder = new CachedDecoder(this, ids.Count);
+            return decoder.PrefillAllPositions(ids);
+        }
         var shape = new long[] { 1, ids.Count };
         var inputs = new Dictionary<string, Int64Tensor>
         {

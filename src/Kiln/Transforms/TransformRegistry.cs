@@ -1,6 +1,7 @@
 using Kiln.Transforms.Cache;
 using Kiln.Transforms.Cleanups;
 using Kiln.Transforms.Fusions;
+using Kiln.Transforms.CacheInit;
 using Kiln.Transforms.WeightLoad;
 
 namespace Kiln.Transforms;
@@ -30,6 +31,7 @@ public sealed class TransformRegistry
         new FuseSwiGluTransform(),
         new FuseSkipRmsNormTransform(),
         new LoadWeightsTransform(),
+        new InsertKvCacheTransform(),
         new PipelineCacheTransform(),
     ]);
 

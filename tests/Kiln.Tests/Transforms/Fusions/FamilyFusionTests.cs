@@ -23,7 +23,8 @@ public sealed class FamilyFusionTests(ITestOutputHelper output)
         using var checkpoint = Checkpoint.Open(ModelDirectory(family, temp));
         var graph = ModelFactory.Export(checkpoint.Config, "config.json", OpRegistry.Default);
         var before = graph.Nodes.Count;
-        Pipeline.Run(graph, PipelineConfig.Load().Entries, new TransformContext(checkpoint));
+        // The fused graph: the default pipeline without the KV cache (which turns attention into cached_attention).
+        Pipeline.Run(graph, PipelineConfig.Load(sets: ["insert_kv_cache.enabled=false"]).Entries, new TransformContext(checkpoint));
         output.WriteLine($"{family}: {before} nodes before the default pipeline, {graph.Nodes.Count} after");
 
         var layers = checkpoint.Config["num_hidden_layers"]!.GetValue<int>();
