@@ -106,13 +106,21 @@ public static class ModelBenchmark
         return (prompt, newTokens);
     }
 
-    /// <summary>Seeded random ids in the vocabulary, the BOS id (config.json bos_token_id) first when the model has one.</summary>
-    public static int[] Prompt(LoadedModel model, int length, int seed)
+    private static int[] Prompt(LoadedModel model, int length, int seed)
+    {
+        var config = new ConfigReader(model.Checkpoint.Config, Path.Combine(model.Checkpoint.Directory, Checkpoints.Checkpoint.ConfigFileName));
+        return SeededPrompt(model.VocabSize, length, seed, config.Has("bos_token_id") ? config.Int("bos_token_id") : null);
+    }
+
+    /// <summary>
+    /// The benchmark prompt: seeded random ids below <paramref name="vocabSize"/>, <paramref name="bos"/>
+    /// first when given. Other engines' benchmarks use it to run the same tokens.
+    /// </summary>
+    public static int[] SeededPrompt(int vocabSize, int length, int seed, int? bos)
     {
         var random = new Random(seed);
-        var ids = Enumerable.Range(0, length).Select(_ => random.Next(model.VocabSize)).ToArray();
-        var config = new ConfigReader(model.Checkpoint.Config, Path.Combine(model.Checkpoint.Directory, Checkpoints.Checkpoint.ConfigFileName));
-        if (config.Has("bos_token_id")) ids[0] = config.Int("bos_token_id");
+        var ids = Enumerable.Range(0, length).Select(_ => random.Next(vocabSize)).ToArray();
+        if (bos is { } id && length > 0) ids[0] = id;
         return ids;
     }
 

@@ -1,3 +1,4 @@
+using Kiln.Transforms.Compile;
 using Kiln.Transforms.WeightLoad;
 
 namespace Kiln.Transforms;
@@ -18,6 +19,7 @@ public sealed class TransformRegistry
     public static TransformRegistry Default { get; } = new(
     [
         new LoadWeightsTransform(),
+        new SelectSessionOptionsTransform(),
     ]);
 
     public bool TryGet(string name, out ITransform transform) => _transforms.TryGetValue(name, out transform!);
