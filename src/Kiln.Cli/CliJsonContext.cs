@@ -9,4 +9,5 @@ namespace Kiln.Cli;
 [JsonSerializable(typeof(LogitsOutput))]
 [JsonSerializable(typeof(InspectOutput))]
 [JsonSerializable(typeof(CompileOutput))]
+[JsonSerializable(typeof(Kiln.Benchmarks.BenchmarkResult))]
 public sealed partial class CliJsonContext : JsonSerializerContext;

@@ -16,6 +16,7 @@ public static class KilnCommand
         root.Subcommands.Add(GraphCommand.Create());
         root.Subcommands.Add(CompileCommand.Create());
         root.Subcommands.Add(TestModelCommand.Create());
+        root.Subcommands.Add(BenchCommand.Create());
         return root;
     }
 }

@@ -15,14 +15,18 @@ public sealed class CompiledSession : IDisposable
     private readonly List<OrtValue> _initializers;
     private readonly RunOptions _runOptions = new();
 
-    private CompiledSession(InferenceSession session, SessionOptions options, List<OrtValue> initializers)
+    private CompiledSession(InferenceSession session, SessionOptions options, List<OrtValue> initializers, bool prepacking)
     {
         Session = session;
         _options = options;
         _initializers = initializers;
+        Prepacking = prepacking;
     }
 
     public InferenceSession Session { get; }
+
+    /// <summary>Whether ORT was allowed to pre-pack weights (the setting the session was created with).</summary>
+    public bool Prepacking { get; }
 
     /// <summary>Creates the session; a model ORT rejects, or a missing or extra initializer, raises a <see cref="KilnException"/> saying why.</summary>
     public static CompiledSession Create(byte[] model, IReadOnlyList<ExternalInitializer> initializers, SessionSettings? settings = null)
@@ -33,7 +37,8 @@ public sealed class CompiledSession : IDisposable
         try
         {
             if (settings.IntraOpThreads is { } threads) options.IntraOpNumThreads = threads;
-            if (!settings.Prepacking) options.AddSessionConfigEntry("session.disable_prepacking", "1");
+            var prepacking = settings.Prepacking ?? true;
+            if (!prepacking) options.AddSessionConfigEntry("session.disable_prepacking", "1");
             CheckSupplied(model, initializers);
             foreach (var init in initializers)
             {
@@ -44,7 +49,7 @@ public sealed class CompiledSession : IDisposable
                 options.AddInitializer(init.Name, value);
             }
             var session = new InferenceSession(model, options);
-            return new CompiledSession(session, options, values);
+            return new CompiledSession(session, options, values, prepacking);
         }
         catch (Exception e) when (e is not KilnException)
         {

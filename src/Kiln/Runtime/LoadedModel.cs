@@ -90,7 +90,7 @@ public sealed class LoadedModel : IDisposable
             var weightsMs = clock.Elapsed.TotalMilliseconds;
 
             var initializers = weights.Select(w => new ExternalInitializer(w.Name, w.DType, w.Shape, w.Pointer, w.ByteLength)).ToList();
-            var session = CompiledSession.Create(onnx, initializers, settings);
+            var session = CompiledSession.Create(onnx, initializers, (settings ?? SessionSettings.Default).WithGraphChoices(graph.Metadata));
             var timings = new LoadTimings(pipelineMs, weightsMs, clock.Elapsed.TotalMilliseconds - weightsMs);
             return new LoadedModel(checkpoint, graph, weights, session, timings);
         }

@@ -2,6 +2,7 @@ using Kiln.Transforms.Cache;
 using Kiln.Transforms.Cleanups;
 using Kiln.Transforms.Fusions;
 using Kiln.Transforms.CacheInit;
+using Kiln.Transforms.Compile;
 using Kiln.Transforms.WeightLoad;
 
 namespace Kiln.Transforms;
@@ -32,6 +33,7 @@ public sealed class TransformRegistry
         new FuseSkipRmsNormTransform(),
         new LoadWeightsTransform(),
         new InsertKvCacheTransform(),
+        new SelectSessionOptionsTransform(),
         new PipelineCacheTransform(),
     ]);
 

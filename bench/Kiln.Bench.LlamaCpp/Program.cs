@@ -1,0 +1,63 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Kiln.Bench.LlamaCpp;
+using Kiln.Benchmarks;
+
+// Kiln vs llama.cpp (LLamaSharp, CPU backend) on stories260K: the same seeded prompt, token counts,
+// thread count and greedy decoding; prints both decode speeds and writes bench/results/*.json.
+var arguments = BenchArguments.Parse(args);
+// llama.cpp logs every tensor it loads; only the results matter here.
+LLama.Native.NativeLibraryConfig.All.WithLogCallback((_, _) => { });
+var repo = RepoRoot();
+var kilnModel = Path.Combine(repo, "models", "stories260K");
+var gguf = Path.Combine(repo, "models", "stories260K-gguf", "stories260K.gguf");
+
+var options = new BenchmarkOptions(arguments.PromptTokens, arguments.NewTokens, arguments.Threads, arguments.Repeats);
+var kiln = ModelBenchmark.Run(kilnModel, options);
+var llama = LlamaCppBenchmark.Run(gguf, kiln.PromptTokens, kiln.NewTokens, arguments.Threads, arguments.Repeats);
+
+Console.WriteLine($"stories260K, {kiln.PromptTokens} prompt + {kiln.NewTokens} new tokens, {arguments.Threads} threads, greedy, median of {arguments.Repeats}");
+Console.WriteLine($"{"",-10} {"prefill tok/s",14} {"decode tok/s",13} {"ttft ms",9}");
+Console.WriteLine($"{"kiln",-10} {kiln.PrefillTokensPerS,14:F1} {kiln.DecodeTokensPerS,13:F1} {kiln.TtftMs,9:F2}");
+Console.WriteLine($"{"llama.cpp",-10} {llama.PrefillTokensPerS,14:F1} {llama.DecodeTokensPerS,13:F1} {llama.TtftMs,9:F2}");
+var ratio = kiln.DecodeTokensPerS / llama.DecodeTokensPerS;
+Console.WriteLine($"decode kiln / llama.cpp = {ratio:F3}");
+
+var result = new ComparisonResult(DateTime.UtcNow.ToString("O"), GitCommit(repo), Environment.ProcessorCount, kiln, llama, ratio);
+var resultsDir = Path.Combine(repo, "bench", "results");
+Directory.CreateDirectory(resultsDir);
+var file = Path.Combine(resultsDir, $"stories260K-{DateTime.UtcNow:yyyyMMdd-HHmmss}.json");
+File.WriteAllText(file, JsonSerializer.Serialize(result, new JsonSerializerOptions
+{
+    PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+    WriteIndented = true,
+}));
+Console.WriteLine($"wrote {Path.GetRelativePath(repo, file)}");
+return 0;
+
+static string RepoRoot()
+{
+    for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir != null; dir = dir.Parent)
+    {
+        if (File.Exists(Path.Combine(dir.FullName, "Kiln.slnx"))) return dir.FullName;
+    }
+    throw new InvalidOperationException("Kiln.slnx not found above " + AppContext.BaseDirectory);
+}
+
+static string? GitCommit(string repo)
+{
+    try
+    {
+        using var git = Process.Start(new ProcessStartInfo("git", ["-C", repo, "rev-parse", "--short", "HEAD"]) { RedirectStandardOutput = true })!;
+        var commit = git.StandardOutput.ReadToEnd().Trim();
+        git.WaitForExit();
+        return git.ExitCode == 0 ? commit : null;
+    }
+    catch (System.ComponentModel.Win32Exception)
+    {
+        return null;
+    }
+}
+
+/// <summary>One run of this program: both engines and the decode ratio.</summary>
+internal sealed record ComparisonResult(string DateUtc, string? Commit, int LogicalProcessors, BenchmarkResult Kiln, LlamaCppResult LlamaCpp, double DecodeRatioKilnOverLlamaCpp);

@@ -1,0 +1,58 @@
+using System.CommandLine;
+using System.Text.Json;
+using Kiln.Benchmarks;
+using Kiln.Transforms;
+using Spectre.Console;
+
+namespace Kiln.Cli.Commands;
+
+/// <summary>`kiln bench`: prefill and decode speed of a model against the machine's memory bandwidth.</summary>
+public static class BenchCommand
+{
+    public static Command Create()
+    {
+        var model = CommonOptions.Model(required: false);
+        var promptTokens = new Option<int>("--prompt-tokens") { Description = "Prompt length (seeded random ids, BOS first).", DefaultValueFactory = _ => 128 };
+        var newTokens = new Option<int>("--new-tokens") { Description = "Tokens to generate (greedy, no stop tokens).", DefaultValueFactory = _ => 128 };
+        var repeats = new Option<int>("--repeats") { Description = "Timed runs after one warm-up; medians are reported.", DefaultValueFactory = _ => 5 };
+        var prepacking = new Option<bool?>("--prepacking") { Description = "Force ORT weight pre-packing on or off (default: the compiled model's choice)." };
+        var json = CommonOptions.Json("the benchmark result");
+
+        var command = new Command("bench", "Measure prefill and decode speed, peak memory and the decode bound set by memory bandwidth.")
+        {
+            model, promptTokens, newTokens, CommonOptions.Threads, repeats, prepacking, CommonOptions.Pipeline, CommonOptions.Set, json,
+        };
+        command.SetKilnAction(p =>
+        {
+            var options = new BenchmarkOptions(p.GetValue(promptTokens), p.GetValue(newTokens), p.GetValue(CommonOptions.Threads),
+                p.GetValue(repeats), p.GetValue(prepacking));
+            var pipeline = PipelineConfig.Load(p.GetValue(CommonOptions.Pipeline), p.GetValue(CommonOptions.Set));
+            var result = ModelBenchmark.Run(p.GetValue(model)!, options, pipeline);
+            foreach (var warning in result.Warnings) Console.Error.WriteLine($"kiln: warning: {warning}");
+            if (p.GetValue(json))
+            {
+                Console.WriteLine(JsonSerializer.Serialize(result, CliJsonContext.Default.BenchmarkResult));
+                return 0;
+            }
+            Print(result);
+            return 0;
+        });
+        return command;
+    }
+
+    private static void Print(BenchmarkResult r)
+    {
+        AnsiConsole.WriteLine($"{r.Model}: {r.PromptTokens} prompt + {r.NewTokens} new tokens, {r.Threads} threads, " +
+            $"prepacking {(r.Prepacking ? "on" : "off")}, median of {r.Repeats} (load {r.LoadMs:F0} ms)");
+        var table = new Table().AddColumns("metric", "value");
+        table.AddRow("prefill", $"{r.PrefillTokensPerS:F1} tokens/s");
+        table.AddRow("time to first token", $"{r.TtftMs:F1} ms");
+        table.AddRow("decode", $"{r.DecodeTokensPerS:F1} tokens/s");
+        table.AddRow("decode bound", $"{r.DecodeBoundTokensPerS:F1} tokens/s");
+        table.AddRow("decode / bound", $"{r.DecodeFractionOfBound:P1}");
+        table.AddRow("weight bytes per token", $"{r.WeightBytesPerToken / 1e6:F2} MB");
+        table.AddRow("read bandwidth", $"{r.ReadBandwidthBytesPerS / 1e9:F1} GB/s");
+        table.AddRow("peak RSS", $"{r.PeakRssBytes / 1e6:F0} MB");
+        AnsiConsole.Write(table);
+    }
+}

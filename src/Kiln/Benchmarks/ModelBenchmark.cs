@@ -1,0 +1,133 @@
+using System.Diagnostics;
+using Kiln.Compile;
+using Kiln.Models;
+using Kiln.Runtime;
+using Kiln.Transforms;
+
+namespace Kiln.Benchmarks;
+
+/// <summary>What `kiln bench` runs.</summary>
+/// <param name="Threads">ORT intra-op threads and bandwidth-probe threads; null: every logical processor.</param>
+/// <param name="Prepacking">Overrides the compiled graph's choice (session.prepacking); null keeps it.</param>
+public sealed record BenchmarkOptions(
+    int PromptTokens = 128,
+    int NewTokens = 128,
+    int? Threads = null,
+    int Repeats = 5,
+    bool? Prepacking = null,
+    int Seed = 0,
+    long ProbeBufferBytes = ReadBandwidthProbe.DefaultBufferBytes)
+{
+    public void Validate()
+    {
+        if (PromptTokens < 1) throw new KilnException("--prompt-tokens: must be at least 1");
+        if (NewTokens < 2) throw new KilnException("--new-tokens: must be at least 2 (decode speed is measured after the first token)");
+        if (Threads is < 1) throw new KilnException("--threads: must be at least 1");
+        if (Repeats < 1) throw new KilnException("--repeats: must be at least 1");
+    }
+}
+
+/// <summary>
+/// The medians of <see cref="BenchmarkResult.Repeats"/> timed generations (after one untimed warm-up),
+/// the machine's read bandwidth measured in the same process, and the decode speed that bandwidth
+/// allows (bandwidth / weight bytes read per token).
+/// </summary>
+public sealed record BenchmarkResult(
+    string Model,
+    int Threads,
+    int PromptTokens,
+    int NewTokens,
+    int Repeats,
+    bool Prepacking,
+    double LoadMs,
+    double PrefillTokensPerS,
+    double DecodeTokensPerS,
+    double TtftMs,
+    long PeakRssBytes,
+    double ReadBandwidthBytesPerS,
+    long WeightBytesPerToken,
+    double DecodeBoundTokensPerS,
+    double DecodeFractionOfBound,
+    string[] Warnings);
+
+/// <summary>Benchmarks a checkpoint compiled with the full pipeline: greedy generation of a fixed, seeded prompt.</summary>
+public static class ModelBenchmark
+{
+    public static BenchmarkResult Run(string modelDirectory, BenchmarkOptions options, PipelineConfig? pipeline = null)
+    {
+        options.Validate();
+        var threads = options.Threads ?? Environment.ProcessorCount;
+        var settings = new SessionSettings(IntraOpThreads: threads, Prepacking: options.Prepacking);
+        using var model = LoadedModel.Load(modelDirectory, settings, pipeline);
+
+        var warnings = new List<string>();
+        var (promptTokens, newTokens) = FitContext(options.PromptTokens, options.NewTokens, model.MaxPositions, warnings);
+        var prompt = Prompt(model, promptTokens, options.Seed);
+        var generation = new GenerationOptions(newTokens, new SamplingOptions(), new HashSet<int>());
+        var generator = new Generator(model);
+
+        generator.Generate(prompt, generation);
+        var runs = new List<GenerationResult>(options.Repeats);
+        for (var i = 0; i < options.Repeats; i++) runs.Add(generator.Generate(prompt, generation));
+
+        // Read before the probe, whose buffer would otherwise count.
+        var peakRss = Process.GetCurrentProcess().PeakWorkingSet64;
+        var bandwidth = ReadBandwidthProbe.Measure(threads, options.ProbeBufferBytes);
+        var weightBytes = DecodeWeightTraffic.BytesPerToken(model.Graph);
+        var decode = Median(runs.Select(r => r.DecodeTokensPerSecond));
+        var bound = bandwidth.BytesPerSecond / weightBytes;
+        return new BenchmarkResult(
+            Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(modelDirectory))),
+            threads, promptTokens, newTokens, options.Repeats, model.Session.Prepacking, model.Timings.TotalMs,
+            Median(runs.Select(r => promptTokens / (r.FirstTokenMs / 1000))),
+            decode,
+            Median(runs.Select(r => r.FirstTokenMs)),
+            peakRss,
+            bandwidth.BytesPerSecond,
+            weightBytes,
+            bound,
+            decode / bound,
+            [.. warnings]);
+    }
+
+    // Every requested new token must fit, so a too-long prompt is shortened first.
+    private static (int Prompt, int New) FitContext(int prompt, int newTokens, int context, List<string> warnings)
+    {
+        if (newTokens >= context)
+        {
+            warnings.Add($"--new-tokens {newTokens} does not fit the context of {context}: using {context - 1}");
+            newTokens = context - 1;
+        }
+        if (prompt + newTokens > context)
+        {
+            warnings.Add($"--prompt-tokens {prompt} with {newTokens} new tokens exceeds the context of {context}: using {context - newTokens} prompt tokens");
+            prompt = context - newTokens;
+        }
+        return (prompt, newTokens);
+    }
+
+    private static int[] Prompt(LoadedModel model, int length, int seed)
+    {
+        var config = new ConfigReader(model.Checkpoint.Config, Path.Combine(model.Checkpoint.Directory, Checkpoints.Checkpoint.ConfigFileName));
+        return SeededPrompt(model.VocabSize, length, seed, config.Has("bos_token_id") ? config.Int("bos_token_id") : null);
+    }
+
+    /// <summary>
+    /// The benchmark prompt: seeded random ids below <paramref name="vocabSize"/>, <paramref name="bos"/>
+    /// first when given. Other engines' benchmarks use it to run the same tokens.
+    /// </summary>
+    public static int[] SeededPrompt(int vocabSize, int length, int seed, int? bos)
+    {
+        var random = new Random(seed);
+        var ids = Enumerable.Range(0, length).Select(_ => random.Next(vocabSize)).ToArray();
+        if (bos is { } id && length > 0) ids[0] = id;
+        return ids;
+    }
+
+    private static double Median(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        var mid = sorted.Length / 2;
+        return sorted.Length % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+    }
+}

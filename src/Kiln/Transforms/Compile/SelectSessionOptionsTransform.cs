@@ -1,0 +1,35 @@
+using Kiln.Compile;
+using Kiln.Graph;
+
+namespace Kiln.Transforms.Compile;
+
+/// <summary>Settings of <see cref="SelectSessionOptionsTransform"/>.</summary>
+public sealed record SelectSessionOptionsConfig : TransformConfig
+{
+    /// <summary>
+    /// Pre-pack weights only when the graph's parameters total at most this many bytes. Chosen from the
+    /// measurements in docs/performance.md.
+    /// </summary>
+    public long PrepackingMaxWeightBytes { get; init; } = 256L << 20;
+}
+
+/// <summary>
+/// compile: chooses ONNX Runtime session options for this graph and records them in its metadata
+/// (<see cref="SessionSettings.PrepackingMetadataKey"/>), which the session follows unless the user
+/// overrides them. Pre-packing copies every MatMul weight (memory and session creation grow by the
+/// weights' size), which pays only for small models.
+/// </summary>
+public sealed class SelectSessionOptionsTransform : Transform<SelectSessionOptionsConfig>
+{
+    public override string Name => "select_session_options";
+
+    public override Stage Stage => Stage.Compile;
+
+    protected override int Rewrite(ModelGraph graph, SelectSessionOptionsConfig config, TransformContext context)
+    {
+        var weightBytes = graph.Parameters.Sum(p => p.Value.Shape.ToSizes().Aggregate(1L, (a, b) => a * b) * p.Value.DType.ByteSize());
+        var prepacking = weightBytes <= config.PrepackingMaxWeightBytes;
+        graph.Metadata[SessionSettings.PrepackingMetadataKey] = prepacking ? "true" : "false";
+        return 1;
+    }
+}

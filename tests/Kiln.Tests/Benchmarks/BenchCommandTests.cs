@@ -1,0 +1,40 @@
+using System.Text.Json;
+
+namespace Kiln.Tests.Benchmarks;
+
+public sealed class BenchCommandTests
+{
+    [Fact]
+    public void Json_output_has_every_metric_with_positive_values()
+    {
+        var result = KilnCli.Run("bench", "--json", "--new-tokens", "4", "--prompt-tokens", "8", "--repeats", "1");
+
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        using var json = JsonDocument.Parse(result.Stdout);
+        var root = json.RootElement;
+        string[] positive =
+        [
+            "prefill_tokens_per_s", "decode_tokens_per_s", "ttft_ms", "peak_rss_bytes", "read_bandwidth_bytes_per_s",
+            "weight_bytes_per_token", "decode_bound_tokens_per_s", "decode_fraction_of_bound", "threads", "repeats",
+        ];
+        foreach (var key in positive)
+        {
+            Assert.True(root.TryGetProperty(key, out var value), $"missing {key}");
+            Assert.True(value.GetDouble() > 0, $"{key} = {value}");
+        }
+        Assert.Equal((8, 4), (root.GetProperty("prompt_tokens").GetInt32(), root.GetProperty("new_tokens").GetInt32()));
+        Assert.Equal("stories260K", root.GetProperty("model").GetString());
+        Assert.Equal(1_040_128, root.GetProperty("weight_bytes_per_token").GetInt64());
+    }
+
+    [Fact]
+    public void A_prompt_longer_than_the_context_is_shortened_with_a_warning()
+    {
+        var result = KilnCli.Run("bench", "--json", "--new-tokens", "2", "--prompt-tokens", "600", "--repeats", "1");
+
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        Assert.Contains("warning: --prompt-tokens 600", result.Stderr);
+        using var json = JsonDocument.Parse(result.Stdout);
+        Assert.Equal(510, json.RootElement.GetProperty("prompt_tokens").GetInt32());
+    }
+}
