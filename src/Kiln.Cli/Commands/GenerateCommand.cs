@@ -3,6 +3,7 @@ using System.Text.Json;
 using Kiln.Cache;
 using Kiln.Compile;
 using Kiln.Runtime;
+using Kiln.Transforms;
 
 namespace Kiln.Cli.Commands;
 
@@ -23,7 +24,7 @@ public static class GenerateCommand
 
         var command = new Command("generate", "Generate text with a model.")
         {
-            model, prompt, promptIds, maxNewTokens, temperature, topK, topP, seed, json, CommonOptions.Threads,
+            model, prompt, promptIds, maxNewTokens, temperature, topK, topP, seed, json, CommonOptions.Threads, CommonOptions.Pipeline, CommonOptions.Set,
         };
         CacheOptions.AddTo(command);
         command.SetKilnAction(p =>
@@ -37,7 +38,7 @@ public static class GenerateCommand
             var modelPath = p.GetValue(model)!;
             using var tokenizer = text is not null || !p.GetValue(json) ? TryLoadTokenizer(modelPath, required: text is not null) : null;
             using var loaded = LoadedModel.Load(modelPath, new SessionSettings(IntraOpThreads: p.GetValue(CommonOptions.Threads)),
-                cache: new PipelineCache(CacheOptions.Settings(p)));
+                PipelineConfig.Load(p.GetValue(CommonOptions.Pipeline), p.GetValue(CommonOptions.Set)), new PipelineCache(CacheOptions.Settings(p)));
             CacheOptions.Report(loaded.Cache);
             var promptTokens = text is not null ? tokenizer!.Encode(text) : CommonOptions.ParseIds(ids!, "--prompt-ids");
 

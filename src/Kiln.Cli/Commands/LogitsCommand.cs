@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.Json;
 using Kiln.Cache;
 using Kiln.Runtime;
+using Kiln.Transforms;
 
 namespace Kiln.Cli.Commands;
 
@@ -13,13 +14,13 @@ public static class LogitsCommand
         var model = CommonOptions.Model(required: false);
         var ids = new Option<string>("--ids") { Description = "Token ids, e.g. \"1 403 407\".", Required = true };
         var json = CommonOptions.Json("last_logits (every vocabulary entry at the last position) and argmax (per position)");
-        var command = new Command("logits", "Run the model once and print its logits.") { model, ids, json, CommonOptions.Threads };
+        var command = new Command("logits", "Run the model once and print its logits.") { model, ids, json, CommonOptions.Threads, CommonOptions.Pipeline, CommonOptions.Set };
         CacheOptions.AddTo(command);
         command.SetKilnAction(p =>
         {
             var tokens = CommonOptions.ParseIds(p.GetValue(ids)!, "--ids");
             using var loaded = LoadedModel.Load(p.GetValue(model)!, new(IntraOpThreads: p.GetValue(CommonOptions.Threads)),
-                cache: new PipelineCache(CacheOptions.Settings(p)));
+                PipelineConfig.Load(p.GetValue(CommonOptions.Pipeline), p.GetValue(CommonOptions.Set)), new PipelineCache(CacheOptions.Settings(p)));
             CacheOptions.Report(loaded.Cache);
             if (tokens.Length == 0) throw new KilnException("--ids: no token ids given");
             if (tokens.Length > loaded.MaxPositions)
