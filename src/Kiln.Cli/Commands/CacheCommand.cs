@@ -42,7 +42,7 @@ public static class CacheCommand
             var output = new CacheListOutput(entries, entries.Length, entries.Sum(e => e.Bytes), Math.Round(entries.Sum(e => e.CompileMs ?? 0), 3));
             if (p.GetValue(json)) return Json(output, CliJsonContext.Default.CacheListOutput);
 
-            var table = new Table().AddColumns("key", "point", "after", "stage", "architecture", "size", "created", "last used", "compile ms");
+            var table = new Table().AddColumn(new TableColumn("key").NoWrap()).AddColumns("point", "after", "stage", "architecture", "size", "created", "last used", "compile ms");
             foreach (var e in entries)
             {
                 table.AddRow(Cells(e.Key[..Math.Min(12, e.Key.Length)], e.Point?.Index.ToString(CultureInfo.InvariantCulture) ?? "?", e.Point?.After ?? e.Problem ?? "?",
@@ -147,11 +147,12 @@ public static class CacheCommand
     private static Command Prune()
     {
         var json = CommonOptions.Json("the removed entries");
-        var command = Subcommand("prune", "Remove least recently used entries until the cache fits its budget (--cache-max-size, default 10G).", json);
-        command.Options.Add(CacheOptions.MaxSize);
+        var maxSize = new Option<string?>("--max-size", "--cache-max-size") { Description = "The budget (e.g. 500M, 10G; default 10G)." };
+        var command = Subcommand("prune", "Remove least recently used entries until the cache fits its budget.", json);
+        command.Options.Add(maxSize);
         command.SetKilnAction(p =>
         {
-            var maxBytes = p.GetValue(CacheOptions.MaxSize) is { } size ? CacheOptions.ParseSize(size) : CacheSettings.DefaultMaxBytes;
+            var maxBytes = p.GetValue(maxSize) is { } size ? CacheOptions.ParseSize(size) : CacheSettings.DefaultMaxBytes;
             var inspector = Open(p);
             var removed = inspector.Prune(maxBytes).ToArray();
             var remaining = inspector.Entries();

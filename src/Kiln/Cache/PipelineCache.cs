@@ -47,7 +47,8 @@ public sealed class PipelineCache(CacheSettings settings, ICommunicator? ranks =
             else
             {
                 (restored, point, var afterWait, var quarantinedAfterWait) = RestoreLatest(store, keys);
-                if (restored is null) (reason, quarantined) = (afterWait ?? reason, quarantined || quarantinedAfterWait);
+                // The first look's reason stands unless it found nothing: a corrupt entry it quarantined reads as "no entry" now.
+                if (restored is null) (reason, quarantined) = (reason is null or "no entry" ? afterWait ?? reason : reason, quarantined || quarantinedAfterWait);
             }
         }
 
