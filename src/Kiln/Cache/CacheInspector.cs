@@ -100,7 +100,7 @@ public sealed class CacheInspector
         var lockDirectory = Path.Combine(Settings.Root, "locks");
         foreach (var path in Directory.Exists(lockDirectory) ? Directory.EnumerateFiles(lockDirectory, "*.lock").ToList() : [])
         {
-            // Deleted while we hold it, so no process is between opening and locking this file.
+            // Deleted while held: only a process that opened it in that instant could still lock the unlinked file.
             using var held = CacheLock.Acquire(Settings.Root, Path.GetFileNameWithoutExtension(path), TimeSpan.Zero);
             if (held is null) continue;
             File.Delete(path);
