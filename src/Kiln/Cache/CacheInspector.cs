@@ -1,5 +1,3 @@
-using System.Text.Json;
-using Kiln.Graph;
 using Kiln.Ops;
 using Kiln.Transforms;
 
@@ -47,28 +45,26 @@ public sealed class CacheInspector
     public KeyExplanation Explain(PipelineConfig pipeline, IReadOnlyList<SnapshotKey> keys) => KeyExplanation.Of(pipeline, keys, Entries());
 
     /// <summary>
-    /// Re-runs a restore's checks on every rank of every entry, without touching its last use. A corrupt
-    /// entry is moved to the quarantine only when <paramref name="quarantine"/> is set.
+    /// Re-runs a restore's checks on every rank of every entry through a read-only store, so nothing
+    /// is quarantined and no last use changes; a corrupt entry is quarantined only when
+    /// <paramref name="quarantine"/> is set.
     /// </summary>
     public IReadOnlyList<EntryCheck> Verify(bool quarantine)
     {
+        var reader = new SnapshotStore(Settings with { Mode = CacheMode.ReadOnly });
         var checks = new List<EntryCheck>();
         foreach (var entry in Entries())
         {
-            try
+            var reason = entry.Manifest is not { } manifest ? $"{CorruptPrefix}manifest.json is missing or unreadable"
+                : Enumerable.Range(0, Math.Max(1, manifest.WorldSize))
+                    .Select(rank => reader.TryRestore(new SnapshotKey(manifest.Point.Index, entry.Key, manifest.Components), rank, OpRegistry.Default).MissReason)
+                    .FirstOrDefault(r => r is not null);
+            if (reason is null) checks.Add(new EntryCheck(entry.Key, EntryCheck.Ok, null, false));
+            else if (!reason.StartsWith(CorruptPrefix, StringComparison.Ordinal)) checks.Add(new EntryCheck(entry.Key, EntryCheck.Unreadable, reason, false));
+            else
             {
-                var (_, manifest) = _store.Read(entry.Key, 0, OpRegistry.Default);
-                for (var rank = 1; rank < manifest.WorldSize; rank++) _store.Read(entry.Key, rank, OpRegistry.Default);
-                checks.Add(new EntryCheck(entry.Key, EntryCheck.Ok, null, false));
-            }
-            catch (Exception e) when (e is CorruptEntryException or GraphException or KilnException or JsonException)
-            {
-                var quarantined = quarantine && _store.Corrupt(entry.Key, e.Message).Quarantined;
-                checks.Add(new EntryCheck(entry.Key, EntryCheck.Corrupt, e.Message, quarantined));
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                checks.Add(new EntryCheck(entry.Key, EntryCheck.Unreadable, e.Message, false));
+                var problem = reason[CorruptPrefix.Length..];
+                checks.Add(new EntryCheck(entry.Key, EntryCheck.Corrupt, problem, quarantine && _store.Corrupt(entry.Key, problem).Quarantined));
             }
         }
         return checks;
@@ -111,6 +107,9 @@ public sealed class CacheInspector
 
     /// <summary>The counts every run persists in &lt;root&gt;/stats.json.</summary>
     public CacheStatistics Stats() => CacheStats.Read(Settings.Root);
+
+    // The miss reason a restore gives a corrupt entry (SnapshotStore.Corrupt).
+    private const string CorruptPrefix = "corrupt entry: ";
 
     private int Leftovers() => !Directory.Exists(Settings.PipelineDirectory) ? 0
         : Directory.EnumerateDirectories(Settings.PipelineDirectory, ".staging-*").Count() + Directory.EnumerateDirectories(Settings.PipelineDirectory, ".trash-*").Count();

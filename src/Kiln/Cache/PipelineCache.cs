@@ -47,8 +47,9 @@ public sealed class PipelineCache(CacheSettings settings, ICommunicator? ranks =
             else
             {
                 (restored, point, var afterWait, var quarantinedAfterWait) = RestoreLatest(store, keys);
-                // The first look's reason stands unless it found nothing: a corrupt entry it quarantined reads as "no entry" now.
-                if (restored is null) (reason, quarantined) = (reason is null or "no entry" ? afterWait ?? reason : reason, quarantined || quarantinedAfterWait);
+                quarantined |= quarantinedAfterWait;
+                // A corrupt entry quarantined by the first look is "no entry" by now: keep the first reason.
+                if (restored is null && reason == RestoreOutcome.NoEntry) reason = afterWait;
             }
         }
 

@@ -31,8 +31,23 @@ public sealed class SnapshotStore(CacheSettings settings)
         if (!Directory.Exists(directory)) return RestoreOutcome.Miss("no entry");
         try
         {
-            var (graph, manifest) = Read(key.Key, rank, registry);
-            TouchLastUse(directory);
+            var manifest = ReadManifest(directory);
+            if (manifest.SchemaVersion != SnapshotKeys.SnapshotSchemaVersion || manifest.IrSchemaVersion != GraphSerializer.SchemaVersion
+                || manifest.RecipeSchemaVersion != LoadRecipe.SchemaVersion)
+            {
+                return Corrupt(key.Key, $"schema version (entry snapshot={manifest.SchemaVersion} ir={manifest.IrSchemaVersion} " +
+                    $"recipe={manifest.RecipeSchemaVersion}; this Kiln {SnapshotKeys.SnapshotSchemaVersion}/{GraphSerializer.SchemaVersion}/{LoadRecipe.SchemaVersion})");
+            }
+            if (manifest.Key != key.Key) return Corrupt(key.Key, "manifest key differs from the entry's name");
+            VerifyFiles(directory, manifest);
+            var rankDirectory = Path.Combine(directory, RankDirectory(rank));
+            foreach (var required in new[] { SnapshotFiles.GraphFile, SnapshotFiles.BuffersFile })
+            {
+                var relative = $"{RankDirectory(rank)}/{required}";
+                if (!manifest.Files.Any(f => f.Path == relative)) throw new CorruptEntryException($"{relative} is not in the manifest");
+            }
+            var graph = SnapshotFiles.Read(rankDirectory, registry);
+            if (Settings.Mode != CacheMode.ReadOnly) TouchLastUse(directory);
             return RestoreOutcome.Restored(graph, manifest);
         }
         catch (Exception e) when (e is CorruptEntryException or GraphException or KilnException or JsonException)
@@ -43,31 +58,6 @@ public sealed class SnapshotStore(CacheSettings settings)
         {
             return RestoreOutcome.Miss($"unreadable entry: {e.Message}");
         }
-    }
-
-    /// <summary>
-    /// The checks of a restore without its side effects (no quarantine, no last-use update), also used
-    /// by `kiln cache verify`: throws <see cref="CorruptEntryException"/>, <see cref="GraphException"/>,
-    /// <see cref="KilnException"/> or <see cref="JsonException"/> for a bad entry.
-    /// </summary>
-    public (ModelGraph Graph, SnapshotManifest Manifest) Read(string key, int rank, OpRegistry registry)
-    {
-        var directory = EntryDirectory(key);
-        var manifest = ReadManifest(directory);
-        if (manifest.SchemaVersion != SnapshotKeys.SnapshotSchemaVersion || manifest.IrSchemaVersion != GraphSerializer.SchemaVersion
-            || manifest.RecipeSchemaVersion != LoadRecipe.SchemaVersion)
-        {
-            throw new CorruptEntryException($"schema version (entry snapshot={manifest.SchemaVersion} ir={manifest.IrSchemaVersion} " +
-                $"recipe={manifest.RecipeSchemaVersion}; this Kiln {SnapshotKeys.SnapshotSchemaVersion}/{GraphSerializer.SchemaVersion}/{LoadRecipe.SchemaVersion})");
-        }
-        if (manifest.Key != key) throw new CorruptEntryException("manifest key differs from the entry's name");
-        VerifyFiles(directory, manifest);
-        foreach (var required in new[] { SnapshotFiles.GraphFile, SnapshotFiles.BuffersFile })
-        {
-            var relative = $"{RankDirectory(rank)}/{required}";
-            if (!manifest.Files.Any(f => f.Path == relative)) throw new CorruptEntryException($"{relative} is not in the manifest");
-        }
-        return (SnapshotFiles.Read(Path.Combine(directory, RankDirectory(rank)), registry), manifest);
     }
 
     /// <summary>
@@ -181,6 +171,7 @@ public sealed class SnapshotStore(CacheSettings settings)
     public RestoreOutcome Corrupt(string key, string reason)
     {
         var quarantined = false;
+        if (Settings.Mode == CacheMode.ReadOnly) return RestoreOutcome.Miss($"corrupt entry: {reason}");
         try
         {
             var quarantine = Path.Combine(Settings.Root, "quarantine");
