@@ -10,4 +10,11 @@ namespace Kiln.Cli;
 [JsonSerializable(typeof(InspectOutput))]
 [JsonSerializable(typeof(CompileOutput))]
 [JsonSerializable(typeof(Kiln.Benchmarks.BenchmarkResult))]
+[JsonSerializable(typeof(CacheListOutput))]
+[JsonSerializable(typeof(CacheShowOutput))]
+[JsonSerializable(typeof(Kiln.Cache.KeyExplanation))]
+[JsonSerializable(typeof(CacheVerifyOutput))]
+[JsonSerializable(typeof(CachePruneOutput))]
+[JsonSerializable(typeof(Kiln.Cache.ClearResult))]
+[JsonSerializable(typeof(CacheStatsOutput))]
 public sealed partial class CliJsonContext : JsonSerializerContext;

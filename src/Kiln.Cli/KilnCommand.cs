@@ -17,6 +17,7 @@ public static class KilnCommand
         root.Subcommands.Add(CompileCommand.Create());
         root.Subcommands.Add(TestModelCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
+        root.Subcommands.Add(CacheCommand.Create());
         return root;
     }
 }

@@ -47,7 +47,9 @@ public sealed class PipelineCache(CacheSettings settings, ICommunicator? ranks =
             else
             {
                 (restored, point, var afterWait, var quarantinedAfterWait) = RestoreLatest(store, keys);
-                if (restored is null) (reason, quarantined) = (afterWait ?? reason, quarantined || quarantinedAfterWait);
+                quarantined |= quarantinedAfterWait;
+                // A corrupt entry quarantined by the first look is "no entry" by now: keep the first reason.
+                if (restored is null && reason == RestoreOutcome.NoEntry) reason = afterWait;
             }
         }
 

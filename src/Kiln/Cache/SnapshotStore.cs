@@ -47,7 +47,7 @@ public sealed class SnapshotStore(CacheSettings settings)
                 if (!manifest.Files.Any(f => f.Path == relative)) throw new CorruptEntryException($"{relative} is not in the manifest");
             }
             var graph = SnapshotFiles.Read(rankDirectory, registry);
-            TouchLastUse(directory);
+            if (Settings.Mode != CacheMode.ReadOnly) TouchLastUse(directory);
             return RestoreOutcome.Restored(graph, manifest);
         }
         catch (Exception e) when (e is CorruptEntryException or GraphException or KilnException or JsonException)
@@ -171,6 +171,7 @@ public sealed class SnapshotStore(CacheSettings settings)
     public RestoreOutcome Corrupt(string key, string reason)
     {
         var quarantined = false;
+        if (Settings.Mode == CacheMode.ReadOnly) return RestoreOutcome.Miss($"corrupt entry: {reason}");
         try
         {
             var quarantine = Path.Combine(Settings.Root, "quarantine");
