@@ -5,6 +5,9 @@ namespace Kiln.Cache;
 /// <summary>The result of looking up one snapshot: a restored graph, or the reason it could not be used.</summary>
 public sealed record RestoreOutcome(ModelGraph? Graph, SnapshotManifest? Manifest, string? MissReason, bool Quarantined)
 {
+    /// <summary>The reason of a miss where no entry exists for the key.</summary>
+    public const string NoEntry = "no entry";
+
     public bool Hit => Graph is not null;
 
     public static RestoreOutcome Restored(ModelGraph graph, SnapshotManifest manifest) => new(graph, manifest, null, false);
