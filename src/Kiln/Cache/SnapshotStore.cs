@@ -62,13 +62,19 @@ public sealed class SnapshotStore(CacheSettings settings)
             if (Settings.Mode != CacheMode.ReadOnly) TouchLastUse(directory);
             return RestoreOutcome.Restored(graph, manifest);
         }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return RestoreOutcome.Miss($"unreadable entry: {e.Message}");
+        }
         catch (Exception e) when (e is CorruptEntryException or GraphException or KilnException or JsonException)
         {
             return Corrupt(key.Key, e.Message);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e)
         {
-            return RestoreOutcome.Miss($"unreadable entry: {e.Message}");
+            // Any other failure to read the entry (a null where the format has none, a value out of range)
+            // is also corruption: nothing a cache directory contains may fail the run.
+            return Corrupt(key.Key, $"{e.GetType().Name}: {e.Message}");
         }
     }
 
@@ -146,7 +152,7 @@ public sealed class SnapshotStore(CacheSettings settings)
             .Select(d =>
             {
                 SnapshotManifest? manifest = null;
-                try { manifest = ReadManifest(d); } catch (Exception e) when (e is IOException or JsonException or CorruptEntryException) { }
+                try { manifest = ReadManifest(d); } catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException or CorruptEntryException) { }
                 var manifestPath = Path.Combine(d, ManifestFile);
                 var lastUse = File.Exists(manifestPath) ? File.GetLastWriteTimeUtc(manifestPath) : Directory.GetLastWriteTimeUtc(d);
                 var bytes = Directory.EnumerateFiles(d, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
