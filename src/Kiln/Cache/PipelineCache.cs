@@ -41,10 +41,22 @@ public sealed class PipelineCache(CacheSettings settings, ICommunicator? ranks =
         if (restored is null && writable)
         {
             // One compile per key: wait for another process compiling it, then try again to restore.
-            compileLock = _ranks.Rank == 0 ? CacheLock.Acquire(Settings.Root, keys[^1].Key, Settings.EffectiveLockTimeout) : null;
+            string? lockProblem = null;
+            if (_ranks.Rank == 0)
+            {
+                try
+                {
+                    compileLock = CacheLock.Acquire(Settings.Root, keys[^1].Key, Settings.EffectiveLockTimeout);
+                    if (compileLock is null) lockProblem = $"another process has been compiling key {keys[^1].Short} for over {Settings.EffectiveLockTimeout.TotalSeconds:F0} s";
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    lockProblem = $"cannot take the compile lock ({e.Message})";
+                }
+            }
             if (!_ranks.AllAgree(_ranks.Rank != 0 || compileLock is not null))
             {
-                warnings.Add($"another process has been compiling key {keys[^1].Short} for over {Settings.EffectiveLockTimeout.TotalSeconds:F0} s; compiling without the cache");
+                warnings.Add($"{lockProblem ?? "rank 0 could not take the compile lock"}; compiling without the cache");
                 writable = false;
             }
             else
