@@ -25,6 +25,20 @@ public static class KilnCli
     /// <summary>Runs kiln with extra environment variables (they win over the defaults).</summary>
     public static CliResult RunWith(string workingDirectory, IReadOnlyDictionary<string, string> environment, params string[] args)
     {
+        using var process = Start(workingDirectory, environment, args);
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        if (!process.WaitForExit(TimeSpan.FromMinutes(5)))
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"kiln {string.Join(" ", args)} did not finish");
+        }
+        return new CliResult(process.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    /// <summary>Starts kiln without waiting (standard output and error redirected), for tests that kill it or run several at once.</summary>
+    public static Process Start(string workingDirectory, IReadOnlyDictionary<string, string> environment, params string[] args)
+    {
         var start = new ProcessStartInfo("dotnet")
         {
             WorkingDirectory = workingDirectory,
@@ -36,16 +50,11 @@ public static class KilnCli
         foreach (var (name, value) in environment) start.Environment[name] = value;
         start.ArgumentList.Add(KilnDll);
         foreach (var arg in args) start.ArgumentList.Add(arg);
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(TimeSpan.FromMinutes(5)))
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"kiln {string.Join(" ", args)} did not finish");
-        }
-        return new CliResult(process.ExitCode, stdout.Result, stderr.Result);
+        return Process.Start(start)!;
     }
+
+    /// <summary>The kiln.dll these tests run (for a test that wraps it in a shell).</summary>
+    public static string Dll => KilnDll;
 
     private static string CreateCacheRoot()
     {

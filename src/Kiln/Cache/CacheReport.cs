@@ -2,7 +2,8 @@ namespace Kiln.Cache;
 
 /// <summary>
 /// What the snapshot cache did in one run: <see cref="Status"/> is "hit", "miss" or "off"; a hit names
-/// the point restored and the time saved, a miss its reason. Warnings (untrusted root, failed save)
+/// the point restored and the time saved (and, at an earlier point, why the later one was not used in
+/// <see cref="Reason"/>), a miss its reason. Warnings (untrusted root, failed save)
 /// never fail a run.
 /// </summary>
 public sealed record CacheReport(
@@ -21,7 +22,8 @@ public sealed record CacheReport(
     /// <summary>One line for people: "cache hit at ... ", "cache miss (...)".</summary>
     public string Summary => Status switch
     {
-        "hit" => $"cache hit at {Point} (key {Key?[..16]}): restored in {RestoreMs:F0} ms, saved {SavedMs:F0} ms",
+        "hit" => $"cache hit at {Point} (key {Key?[..16]}): restored in {RestoreMs:F0} ms, saved {SavedMs:F0} ms" +
+            (Reason is null ? "" : $"; later point not used: {Reason}"),
         "miss" => $"cache miss ({Reason}); compiled and saved {Published} snapshot(s) in {SaveMs:F0} ms",
         _ => $"cache off ({Reason})",
     };

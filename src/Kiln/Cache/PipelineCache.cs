@@ -27,6 +27,9 @@ public sealed class PipelineCache(CacheSettings settings, ICommunicator? ranks =
         var keys = SnapshotKeys.ForPoints(checkpoint, pipeline, Settings.Fingerprint, _ranks.Size, _ranks.Size);
         if (keys.Count == 0) return Uncached(checkpoint, pipeline, observer, CacheReport.Off("the pipeline has no pipeline_cache point"));
         var (usable, writable) = PrepareRoot(warnings);
+        // Every rank must take the same path through the collectives below.
+        usable = _ranks.AllAgree(usable);
+        writable = _ranks.AllAgree(usable && writable);
         if (!usable) return Uncached(checkpoint, pipeline, observer, CacheReport.Off("root not usable", warnings));
 
         var store = new SnapshotStore(Settings);
@@ -38,10 +41,22 @@ public sealed class PipelineCache(CacheSettings settings, ICommunicator? ranks =
         if (restored is null && writable)
         {
             // One compile per key: wait for another process compiling it, then try again to restore.
-            compileLock = _ranks.Rank == 0 ? CacheLock.Acquire(Settings.Root, keys[^1].Key, Settings.EffectiveLockTimeout) : null;
+            string? lockProblem = null;
+            if (_ranks.Rank == 0)
+            {
+                try
+                {
+                    compileLock = CacheLock.Acquire(Settings.Root, keys[^1].Key, Settings.EffectiveLockTimeout);
+                    if (compileLock is null) lockProblem = $"another process has been compiling key {keys[^1].Short} for over {Settings.EffectiveLockTimeout.TotalSeconds:F0} s";
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    lockProblem = $"cannot take the compile lock ({e.Message})";
+                }
+            }
             if (!_ranks.AllAgree(_ranks.Rank != 0 || compileLock is not null))
             {
-                warnings.Add($"another process has been compiling key {keys[^1].Short} for over {Settings.EffectiveLockTimeout.TotalSeconds:F0} s; compiling without the cache");
+                warnings.Add($"{lockProblem ?? "rank 0 could not take the compile lock"}; compiling without the cache");
                 writable = false;
             }
             else
@@ -97,12 +112,14 @@ public sealed class PipelineCache(CacheSettings settings, ICommunicator? ranks =
             compiledSoFar += info.Ms;
             index++;
             var key = keys.FirstOrDefault(k => k.EntryIndex == index);
-            if (writable && key is not null && !Directory.Exists(store.EntryDirectory(key.Key)))
+            // Saving is collective: every rank must decide the same, even if another process publishes meanwhile.
+            if (writable && key is not null && _ranks.AllAgree(!Directory.Exists(store.EntryDirectory(key.Key))))
             {
                 saveClock.Start();
                 var after = pipeline.Entries.Take(key.EntryIndex).LastOrDefault(e => !e.IsSnapshotPoint);
                 if (store.Save(key, new SnapshotPoint(key.EntryIndex, after?.Name ?? "export", entry.Stage.Name()), g, compiledSoFar, _ranks)) published++;
                 else if (store.SaveFailed is { } failure) warnings.Add($"could not save snapshot {key.Short}: {failure}; running without it");
+                else if (_ranks.Size > 1 && !Directory.Exists(store.EntryDirectory(key.Key))) warnings.Add($"could not save snapshot {key.Short}: another rank failed to save");
                 saveClock.Stop();
             }
             observer?.Invoke(entry, info, g);
@@ -113,11 +130,11 @@ public sealed class PipelineCache(CacheSettings settings, ICommunicator? ranks =
         if (restored is not null && point is not null)
         {
             var savedMs = Math.Max(0, restored.Manifest!.CompileMs - restoreMs);
-            report = new CacheReport("hit", Describe(pipeline, point), null, point.Key, restoreMs, savedMs, published, saveClock.Elapsed.TotalMilliseconds, warnings);
+            report = new CacheReport("hit", Describe(pipeline, point), reason, point.Key, restoreMs, savedMs, published, saveClock.Elapsed.TotalMilliseconds, warnings);
         }
         else
         {
-            report = new CacheReport("miss", null, reason ?? "no entry", keys[^1].Key, 0, 0, published, saveClock.Elapsed.TotalMilliseconds, warnings);
+            report = new CacheReport("miss", null, reason ?? RestoreOutcome.NoEntry, keys[^1].Key, 0, 0, published, saveClock.Elapsed.TotalMilliseconds, warnings);
         }
         if (writable && _ranks.Rank == 0)
         {
@@ -137,7 +154,8 @@ public sealed class PipelineCache(CacheSettings settings, ICommunicator? ranks =
             var outcome = store.TryRestore(key, _ranks.Rank, OpRegistry.Default);
             quarantined |= outcome.Quarantined;
             latestReason ??= outcome.MissReason;
-            if (_ranks.AllAgree(outcome.Hit)) return (outcome, key, null, quarantined);
+            // A hit at an earlier point keeps the reason the later points were not used.
+            if (_ranks.AllAgree(outcome.Hit)) return (outcome, key, latestReason, quarantined);
             if (outcome.Hit) latestReason ??= "another rank could not restore";
         }
         return (null, null, latestReason, quarantined);
@@ -151,7 +169,7 @@ public sealed class PipelineCache(CacheSettings settings, ICommunicator? ranks =
         if (GraphHash.Of(fresh) == GraphHash.Of(restored)) return null;
         warnings.Add($"CACHE VERIFY FAILED: entry {point.Short} restores a graph that differs from a fresh compile; " +
             "a key component is missing. The entry was removed and the fresh graph is used.");
-        store.Remove(point.Key);
+        if (store.Settings.Mode != CacheMode.ReadOnly) store.Remove(point.Key);
         return fresh;
     }
 

@@ -24,6 +24,9 @@ public static class SnapshotKeys
     /// <summary>Bumped when a snapshot's files change meaning.</summary>
     public const int SnapshotSchemaVersion = 1;
 
+    /// <summary>The component that names the parallel layout; a key without it is the same for every rank.</summary>
+    public const string LayoutComponent = "layout";
+
     public static IReadOnlyList<SnapshotKey> ForPoints(Checkpoint checkpoint, PipelineConfig pipeline, FingerprintMode fingerprint,
         int worldSize = 1, int tensorParallel = 1)
     {
@@ -42,7 +45,7 @@ public static class SnapshotKeys
             var link = new List<KeyComponent>();
             if (!layoutAdded && entry.Stage >= Stage.Sharding)
             {
-                link.Add(new KeyComponent("layout", $"world_size={worldSize}, tensor_parallel={tensorParallel}"));
+                link.Add(new KeyComponent(LayoutComponent, $"world_size={worldSize}, tensor_parallel={tensorParallel}"));
                 layoutAdded = true;
             }
             link.Add(new KeyComponent($"transform.{i}.{entry.Name}", entry.Identity));

@@ -32,7 +32,7 @@ public sealed record CacheStatistics(long Hits, SortedDictionary<string, long> M
 }
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true,
-    RespectRequiredConstructorParameters = true)]
+    RespectRequiredConstructorParameters = true, RespectNullableAnnotations = true)]
 [JsonSerializable(typeof(SnapshotManifest))]
 [JsonSerializable(typeof(CacheStatistics))]
 public sealed partial class CacheJsonContext : JsonSerializerContext;

@@ -18,6 +18,15 @@ public sealed class SnapshotStore(CacheSettings settings)
 {
     public const string ManifestFile = "manifest.json";
 
+    /// <summary>
+    /// Test hook, inert unless set: milliseconds to sleep between the steps of a save (rank files,
+    /// directory flush, manifest, rename), so crash tests can kill a process inside the save window.
+    /// </summary>
+    public const string SaveStepDelayVariable = "KILN_TEST_SAVE_STEP_DELAY_MS";
+
+    private static readonly TimeSpan SaveStepDelay =
+        int.TryParse(Environment.GetEnvironmentVariable(SaveStepDelayVariable), out var ms) && ms > 0 ? TimeSpan.FromMilliseconds(ms) : TimeSpan.Zero;
+
     public CacheSettings Settings { get; } = settings;
 
     public string EntryDirectory(string key) => Path.Combine(Settings.PipelineDirectory, key);
@@ -28,7 +37,7 @@ public sealed class SnapshotStore(CacheSettings settings)
     public RestoreOutcome TryRestore(SnapshotKey key, int rank, OpRegistry registry)
     {
         var directory = EntryDirectory(key.Key);
-        if (!Directory.Exists(directory)) return RestoreOutcome.Miss("no entry");
+        if (!Directory.Exists(directory)) return RestoreOutcome.Miss(RestoreOutcome.NoEntry);
         try
         {
             var manifest = ReadManifest(directory);
@@ -40,23 +49,32 @@ public sealed class SnapshotStore(CacheSettings settings)
             }
             if (manifest.Key != key.Key) return Corrupt(key.Key, "manifest key differs from the entry's name");
             VerifyFiles(directory, manifest);
-            var rankDirectory = Path.Combine(directory, RankDirectory(rank));
+            // Before sharding the graph is the same on every rank (the key has no layout): any world size
+            // may restore rank 0's snapshot.
+            var source = key.Components.Any(c => c.Name == SnapshotKeys.LayoutComponent) ? rank : 0;
+            var rankDirectory = Path.Combine(directory, RankDirectory(source));
             foreach (var required in new[] { SnapshotFiles.GraphFile, SnapshotFiles.BuffersFile })
             {
-                var relative = $"{RankDirectory(rank)}/{required}";
+                var relative = $"{RankDirectory(source)}/{required}";
                 if (!manifest.Files.Any(f => f.Path == relative)) throw new CorruptEntryException($"{relative} is not in the manifest");
             }
             var graph = SnapshotFiles.Read(rankDirectory, registry);
             if (Settings.Mode != CacheMode.ReadOnly) TouchLastUse(directory);
             return RestoreOutcome.Restored(graph, manifest);
         }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return RestoreOutcome.Miss($"unreadable entry: {e.Message}");
+        }
         catch (Exception e) when (e is CorruptEntryException or GraphException or KilnException or JsonException)
         {
             return Corrupt(key.Key, e.Message);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e)
         {
-            return RestoreOutcome.Miss($"unreadable entry: {e.Message}");
+            // Any other failure to read the entry (a null where the format has none, a value out of range)
+            // is also corruption: nothing a cache directory contains may fail the run.
+            return Corrupt(key.Key, $"{e.GetType().Name}: {e.Message}");
         }
     }
 
@@ -68,15 +86,20 @@ public sealed class SnapshotStore(CacheSettings settings)
     {
         var staging = Path.Combine(Settings.PipelineDirectory, ranks.Broadcast($".staging-{key.Short}-{Environment.ProcessId}-{Guid.NewGuid():N}"));
         var saved = false;
+        SaveFailed = null;
         try
         {
             Directory.CreateDirectory(Path.Combine(staging, RankDirectory(ranks.Rank)));
+            PauseForTests();
             SnapshotFiles.Write(Path.Combine(staging, RankDirectory(ranks.Rank)), graph);
+            PauseForTests();
             DurableFiles.SyncDirectory(Path.Combine(staging, RankDirectory(ranks.Rank)));
             saved = true;
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e)
         {
+            // Any failure (I/O, or a graph the writer rejects) must still reach the vote below: a rank that
+            // left here early would leave the others waiting in the collective forever.
             SaveFailed = e.Message;
         }
         var everyRankSaved = ranks.AllAgree(saved);
@@ -102,8 +125,10 @@ public sealed class SnapshotStore(CacheSettings settings)
                 key.Key, point, [.. key.Components], files, ToolVersion, worldSize, DateTimeOffset.UtcNow, compileMs);
             DurableFiles.WriteAllBytes(Path.Combine(staging, ManifestFile),
                 Encoding.UTF8.GetBytes(JsonSerializer.Serialize(manifest, CacheJsonContext.Default.SnapshotManifest)));
+            PauseForTests();
             DurableFiles.SyncDirectory(staging);
             Directory.Move(staging, EntryDirectory(key.Key));
+            PauseForTests();
             DurableFiles.SyncDirectory(Settings.PipelineDirectory);
             return true;
         }
@@ -127,7 +152,7 @@ public sealed class SnapshotStore(CacheSettings settings)
             .Select(d =>
             {
                 SnapshotManifest? manifest = null;
-                try { manifest = ReadManifest(d); } catch (Exception e) when (e is IOException or JsonException or CorruptEntryException) { }
+                try { manifest = ReadManifest(d); } catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException or CorruptEntryException) { }
                 var manifestPath = Path.Combine(d, ManifestFile);
                 var lastUse = File.Exists(manifestPath) ? File.GetLastWriteTimeUtc(manifestPath) : Directory.GetLastWriteTimeUtc(d);
                 var bytes = Directory.EnumerateFiles(d, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
@@ -239,6 +264,11 @@ public sealed class SnapshotStore(CacheSettings settings)
     {
         try { File.SetLastWriteTimeUtc(Path.Combine(directory, ManifestFile), DateTime.UtcNow); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+    }
+
+    private static void PauseForTests()
+    {
+        if (SaveStepDelay > TimeSpan.Zero) Thread.Sleep(SaveStepDelay);
     }
 
     private static bool IsRunning(int pid)

@@ -10,7 +10,12 @@ namespace Kiln.Graph;
 public sealed class ModelGraph(OpRegistry registry)
 {
     private readonly HashSet<string> _names = new(StringComparer.Ordinal);
-    private int _counter;
+
+    /// <summary>
+    /// The next numeric suffix for fresh value names. Kept in the JSON form so a graph restored from a
+    /// snapshot names the values later transforms create exactly as the original graph would.
+    /// </summary>
+    internal int NameCounter { get; set; }
 
     public OpRegistry Registry { get; } = registry;
 
@@ -126,7 +131,7 @@ public sealed class ModelGraph(OpRegistry registry)
     private string FreshName(string hint)
     {
         string name;
-        do { name = $"{hint}_{_counter++}"; } while (_names.Contains(name));
+        do { name = $"{hint}_{NameCounter++}"; } while (_names.Contains(name));
         return name;
     }
 

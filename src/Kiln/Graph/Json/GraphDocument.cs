@@ -13,7 +13,8 @@ public sealed record GraphDocument(
     List<BufferDocument> Buffers,
     List<NodeDocument> Nodes,
     List<string> Outputs,
-    List<TransformInfo> History);
+    List<TransformInfo> History,
+    int NameCounter = 0);
 
 public sealed record ValueDocument(string Name, string Dtype, [property: JsonConverter(typeof(ShapeJsonConverter))] Shape Shape);
 

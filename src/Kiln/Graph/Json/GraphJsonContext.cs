@@ -8,6 +8,7 @@ namespace Kiln.Graph.Json;
     WriteIndented = true,
     UseStringEnumConverter = true,
     RespectRequiredConstructorParameters = true,
+    RespectNullableAnnotations = true,
     UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow)]
 [JsonSerializable(typeof(GraphDocument))]
 [JsonSerializable(typeof(string))]

@@ -27,7 +27,8 @@ public static class GraphSerializer
             n.Outputs.Select(Describe).ToList(),
             new SortedDictionary<string, AttributeValue>(n.Attributes, StringComparer.Ordinal))).ToList(),
         graph.Outputs.Select(o => o.Name).ToList(),
-        [.. graph.History]);
+        [.. graph.History],
+        graph.NameCounter);
 
     /// <summary>Reads a graph; any problem (bad JSON, other schema version, unknown op, failed verification) is a <see cref="GraphException"/>.</summary>
     public static ModelGraph FromJson(string json, OpRegistry registry) => FromDocument(ReadDocument(json), registry);
@@ -65,6 +66,7 @@ public static class GraphSerializer
             graph.Nodes.Add(new Node(n.Op, inputs, outputs, n.Attributes));
         }
         graph.History.AddRange(document.History);
+        graph.NameCounter = document.NameCounter;
         foreach (var name in document.Outputs)
             graph.Outputs.Add(values.GetValueOrDefault(name) ?? throw new GraphException($"graph output '{name}' is not defined"));
         GraphVerifier.Verify(graph);
