@@ -2,16 +2,16 @@ namespace Kiln.Bench.LlamaCpp;
 
 /// <summary>
 /// --threads N (default 2), --prompt-tokens N (128), --new-tokens N (128), --repeats R (5), --spinning on|off
-/// (Kiln's ORT intra-op spinning; default ORT's, on).
+/// (Kiln's ORT intra-op spinning; default off, Kiln's default).
 /// </summary>
-internal sealed record BenchArguments(int Threads, int PromptTokens, int NewTokens, int Repeats, bool? Spinning)
+internal sealed record BenchArguments(int Threads, int PromptTokens, int NewTokens, int Repeats, bool Spinning)
 {
     private const string Usage = "usage: [--threads N] [--prompt-tokens N] [--new-tokens N] [--repeats R] [--spinning on|off]";
 
     public static BenchArguments Parse(string[] args)
     {
         var values = new Dictionary<string, int> { ["--threads"] = 2, ["--prompt-tokens"] = 128, ["--new-tokens"] = 128, ["--repeats"] = 5 };
-        bool? spinning = null;
+        var spinning = false;
         for (var i = 0; i < args.Length; i += 2)
         {
             if (i + 1 >= args.Length) throw new ArgumentException($"{Usage} (at '{args[i]}')");

@@ -16,7 +16,7 @@ public static class BenchCommand
         var newTokens = new Option<int>("--new-tokens") { Description = "Tokens to generate (greedy, no stop tokens).", DefaultValueFactory = _ => 128 };
         var repeats = new Option<int>("--repeats") { Description = "Timed runs after one warm-up; medians are reported.", DefaultValueFactory = _ => 5 };
         var prepacking = new Option<bool?>("--prepacking") { Description = "Force ORT weight pre-packing on or off (default: the compiled model's choice)." };
-        var spinning = new Option<bool?>("--spinning") { Description = "ORT intra-op threads spin between ops (default: on, ORT's default); off is faster on cores shared with other processes." };
+        var spinning = new Option<bool>("--spinning") { Description = "Let ORT's intra-op threads spin between ops (default: off, measured faster in docs/performance.md)." };
         var json = CommonOptions.Json("the benchmark result");
 
         var command = new Command("bench", "Measure prefill and decode speed, peak memory and the decode bound set by memory bandwidth.")

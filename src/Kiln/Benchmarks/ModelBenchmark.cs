@@ -9,7 +9,7 @@ namespace Kiln.Benchmarks;
 /// <summary>What `kiln bench` runs.</summary>
 /// <param name="Threads">ORT intra-op threads and bandwidth-probe threads; null: every logical processor.</param>
 /// <param name="Prepacking">Overrides the compiled graph's choice (session.prepacking); null keeps it.</param>
-/// <param name="Spinning">ORT intra-op thread spinning (<see cref="SessionSettings.Spinning"/>); null: ORT's default, on.</param>
+/// <param name="Spinning">ORT intra-op thread spinning (<see cref="SessionSettings.Spinning"/>, off by default).</param>
 public sealed record BenchmarkOptions(
     int PromptTokens = 128,
     int NewTokens = 128,
@@ -18,7 +18,7 @@ public sealed record BenchmarkOptions(
     bool? Prepacking = null,
     int Seed = 0,
     long ProbeBufferBytes = ReadBandwidthProbe.DefaultBufferBytes,
-    bool? Spinning = null)
+    bool Spinning = false)
 {
     public void Validate()
     {
@@ -81,7 +81,7 @@ public static class ModelBenchmark
         var bound = bandwidth.BytesPerSecond / weightBytes;
         return new BenchmarkResult(
             Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(modelDirectory))),
-            threads, promptTokens, newTokens, options.Repeats, model.Session.Prepacking, options.Spinning ?? true, model.Timings.TotalMs,
+            threads, promptTokens, newTokens, options.Repeats, model.Session.Prepacking, options.Spinning, model.Timings.TotalMs,
             Median(runs.Select(r => promptTokens / (r.FirstTokenMs / 1000))),
             decode,
             Median(runs.Select(r => r.FirstTokenMs)),

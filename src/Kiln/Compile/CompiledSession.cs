@@ -39,7 +39,7 @@ public sealed class CompiledSession : IDisposable
             if (settings.IntraOpThreads is { } threads) options.IntraOpNumThreads = threads;
             var prepacking = settings.Prepacking ?? true;
             if (!prepacking) options.AddSessionConfigEntry("session.disable_prepacking", "1");
-            if (settings.Spinning is { } spinning) options.AddSessionConfigEntry("session.intra_op.allow_spinning", spinning ? "1" : "0");
+            options.AddSessionConfigEntry("session.intra_op.allow_spinning", settings.Spinning ? "1" : "0");
             CheckSupplied(model, initializers);
             foreach (var init in initializers)
             {
