@@ -12,11 +12,11 @@ var repo = RepoRoot();
 var kilnModel = Path.Combine(repo, "models", "stories260K");
 var gguf = Path.Combine(repo, "models", "stories260K-gguf", "stories260K.gguf");
 
-var options = new BenchmarkOptions(arguments.PromptTokens, arguments.NewTokens, arguments.Threads, arguments.Repeats);
+var options = new BenchmarkOptions(arguments.PromptTokens, arguments.NewTokens, arguments.Threads, arguments.Repeats, Spinning: arguments.Spinning);
 var kiln = ModelBenchmark.Run(kilnModel, options);
 var llama = LlamaCppBenchmark.Run(gguf, kiln.PromptTokens, kiln.NewTokens, arguments.Threads, arguments.Repeats);
 
-Console.WriteLine($"stories260K, {kiln.PromptTokens} prompt + {kiln.NewTokens} new tokens, {arguments.Threads} threads, greedy, median of {arguments.Repeats}");
+Console.WriteLine($"stories260K, {kiln.PromptTokens} prompt + {kiln.NewTokens} new tokens, {arguments.Threads} threads, greedy, median of {arguments.Repeats}, kiln spinning {(kiln.Spinning ? "on" : "off")}");
 Console.WriteLine($"{"",-10} {"prefill tok/s",14} {"decode tok/s",13} {"ttft ms",9}");
 Console.WriteLine($"{"kiln",-10} {kiln.PrefillTokensPerS,14:F1} {kiln.DecodeTokensPerS,13:F1} {kiln.TtftMs,9:F2}");
 Console.WriteLine($"{"llama.cpp",-10} {llama.PrefillTokensPerS,14:F1} {llama.DecodeTokensPerS,13:F1} {llama.TtftMs,9:F2}");

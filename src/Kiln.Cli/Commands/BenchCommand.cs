@@ -16,16 +16,17 @@ public static class BenchCommand
         var newTokens = new Option<int>("--new-tokens") { Description = "Tokens to generate (greedy, no stop tokens).", DefaultValueFactory = _ => 128 };
         var repeats = new Option<int>("--repeats") { Description = "Timed runs after one warm-up; medians are reported.", DefaultValueFactory = _ => 5 };
         var prepacking = new Option<bool?>("--prepacking") { Description = "Force ORT weight pre-packing on or off (default: the compiled model's choice)." };
+        var spinning = new Option<bool>("--spinning") { Description = "Let ORT's intra-op threads spin between ops (default: off, measured faster in docs/performance.md)." };
         var json = CommonOptions.Json("the benchmark result");
 
         var command = new Command("bench", "Measure prefill and decode speed, peak memory and the decode bound set by memory bandwidth.")
         {
-            model, promptTokens, newTokens, CommonOptions.Threads, repeats, prepacking, CommonOptions.Pipeline, CommonOptions.Set, json,
+            model, promptTokens, newTokens, CommonOptions.Threads, repeats, prepacking, spinning, CommonOptions.Pipeline, CommonOptions.Set, json,
         };
         command.SetKilnAction(p =>
         {
             var options = new BenchmarkOptions(p.GetValue(promptTokens), p.GetValue(newTokens), p.GetValue(CommonOptions.Threads),
-                p.GetValue(repeats), p.GetValue(prepacking));
+                p.GetValue(repeats), p.GetValue(prepacking), Spinning: p.GetValue(spinning));
             var pipeline = PipelineConfig.Load(p.GetValue(CommonOptions.Pipeline), p.GetValue(CommonOptions.Set));
             var result = ModelBenchmark.Run(p.GetValue(model)!, options, pipeline);
             foreach (var warning in result.Warnings) Console.Error.WriteLine($"kiln: warning: {warning}");
@@ -43,7 +44,7 @@ public static class BenchCommand
     private static void Print(BenchmarkResult r)
     {
         AnsiConsole.WriteLine($"{r.Model}: {r.PromptTokens} prompt + {r.NewTokens} new tokens, {r.Threads} threads, " +
-            $"prepacking {(r.Prepacking ? "on" : "off")}, median of {r.Repeats} (load {r.LoadMs:F0} ms)");
+            $"prepacking {(r.Prepacking ? "on" : "off")}, spinning {(r.Spinning ? "on" : "off")}, median of {r.Repeats} (load {r.LoadMs:F0} ms)");
         var table = new Table().AddColumns("metric", "value");
         table.AddRow("prefill", $"{r.PrefillTokensPerS:F1} tokens/s");
         table.AddRow("time to first token", $"{r.TtftMs:F1} ms");

@@ -9,6 +9,7 @@ namespace Kiln.Benchmarks;
 /// <summary>What `kiln bench` runs.</summary>
 /// <param name="Threads">ORT intra-op threads and bandwidth-probe threads; null: every logical processor.</param>
 /// <param name="Prepacking">Overrides the compiled graph's choice (session.prepacking); null keeps it.</param>
+/// <param name="Spinning">ORT intra-op thread spinning (<see cref="SessionSettings.Spinning"/>, off by default).</param>
 public sealed record BenchmarkOptions(
     int PromptTokens = 128,
     int NewTokens = 128,
@@ -16,7 +17,8 @@ public sealed record BenchmarkOptions(
     int Repeats = 5,
     bool? Prepacking = null,
     int Seed = 0,
-    long ProbeBufferBytes = ReadBandwidthProbe.DefaultBufferBytes)
+    long ProbeBufferBytes = ReadBandwidthProbe.DefaultBufferBytes,
+    bool Spinning = false)
 {
     public void Validate()
     {
@@ -39,6 +41,7 @@ public sealed record BenchmarkResult(
     int NewTokens,
     int Repeats,
     bool Prepacking,
+    bool Spinning,
     double LoadMs,
     double PrefillTokensPerS,
     double DecodeTokensPerS,
@@ -57,7 +60,7 @@ public static class ModelBenchmark
     {
         options.Validate();
         var threads = options.Threads ?? Environment.ProcessorCount;
-        var settings = new SessionSettings(IntraOpThreads: threads, Prepacking: options.Prepacking);
+        var settings = new SessionSettings(IntraOpThreads: threads, Prepacking: options.Prepacking, Spinning: options.Spinning);
         using var model = LoadedModel.Load(modelDirectory, settings, pipeline);
 
         var warnings = new List<string>();
@@ -78,7 +81,7 @@ public static class ModelBenchmark
         var bound = bandwidth.BytesPerSecond / weightBytes;
         return new BenchmarkResult(
             Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(modelDirectory))),
-            threads, promptTokens, newTokens, options.Repeats, model.Session.Prepacking, model.Timings.TotalMs,
+            threads, promptTokens, newTokens, options.Repeats, model.Session.Prepacking, options.Spinning, model.Timings.TotalMs,
             Median(runs.Select(r => promptTokens / (r.FirstTokenMs / 1000))),
             decode,
             Median(runs.Select(r => r.FirstTokenMs)),

@@ -39,6 +39,7 @@ public sealed class CompiledSession : IDisposable
             if (settings.IntraOpThreads is { } threads) options.IntraOpNumThreads = threads;
             var prepacking = settings.Prepacking ?? true;
             if (!prepacking) options.AddSessionConfigEntry("session.disable_prepacking", "1");
+            options.AddSessionConfigEntry("session.intra_op.allow_spinning", settings.Spinning ? "1" : "0");
             CheckSupplied(model, initializers);
             foreach (var init in initializers)
             {

@@ -11,10 +11,18 @@ namespace Kiln.Compile;
 /// else on.
 /// </param>
 /// <param name="Optimization">ORT's graph optimization level.</param>
+/// <param name="Spinning">
+/// Whether ORT's intra-op worker threads spin while waiting for the next parallel op
+/// (session.intra_op.allow_spinning, on in ORT). Off by default: on the shared 2-core machine of
+/// docs/performance.md the median decode step of the 1.25 GB model was 1.2-1.7x faster without
+/// spinning (a spinning worker takes the core time the thread running the serial ops needs); an idle
+/// host may do better with it on.
+/// </param>
 public sealed record SessionSettings(
     int? IntraOpThreads = null,
     bool? Prepacking = null,
-    GraphOptimizationLevel Optimization = GraphOptimizationLevel.ORT_ENABLE_ALL)
+    GraphOptimizationLevel Optimization = GraphOptimizationLevel.ORT_ENABLE_ALL,
+    bool Spinning = false)
 {
     /// <summary>Graph metadata key holding the compile stage's prepacking choice, "true" or "false".</summary>
     public const string PrepackingMetadataKey = "session.prepacking";

@@ -28,6 +28,17 @@ public sealed class BenchCommandTests
     }
 
     [Fact]
+    public void Spinning_on_is_run_and_reported()
+    {
+        var result = KilnCli.Run("bench", "--json", "--new-tokens", "2", "--prompt-tokens", "4", "--repeats", "1", "--threads", "2", "--spinning", "true");
+
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        using var json = JsonDocument.Parse(result.Stdout);
+        Assert.True(json.RootElement.GetProperty("spinning").GetBoolean());
+        Assert.True(json.RootElement.GetProperty("decode_tokens_per_s").GetDouble() > 0);
+    }
+
+    [Fact]
     public void A_prompt_longer_than_the_context_is_shortened_with_a_warning()
     {
         var result = KilnCli.Run("bench", "--json", "--new-tokens", "2", "--prompt-tokens", "600", "--repeats", "1");

@@ -59,6 +59,16 @@ public sealed class CompiledSessionTests
         Assert.Equal(Expected(ids), result.Data);
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void SpinningOnOrOffGivesHandComputedOutput(bool spinning)
+    {
+        long[] ids = [2, 4, 1];
+        var result = RunTiny(TinyModel(external: true, "batch"), ids, new SessionSettings(IntraOpThreads: 2, Spinning: spinning));
+        Assert.Equal(Expected(ids), result.Data);
+    }
+
     [Fact]
     public void ExternalAndEmbeddedWeightsGiveTheSameOutput()
     {

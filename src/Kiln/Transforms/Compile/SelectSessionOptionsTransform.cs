@@ -7,17 +7,19 @@ namespace Kiln.Transforms.Compile;
 public sealed record SelectSessionOptionsConfig : TransformConfig
 {
     /// <summary>
-    /// Pre-pack weights only when the graph's parameters total at most this many bytes. Chosen from the
-    /// measurements in docs/performance.md.
+    /// Pre-pack weights only when the graph's parameters total at most this many bytes (4 GiB): packed
+    /// weights make both prefill and the one-token decode step faster (docs/performance.md), so only
+    /// the memory of the copy limits it.
     /// </summary>
-    public long PrepackingMaxWeightBytes { get; init; } = 256L << 20;
+    public long PrepackingMaxWeightBytes { get; init; } = 4L << 30;
 }
 
 /// <summary>
 /// compile: chooses ONNX Runtime session options for this graph and records them in its metadata
 /// (<see cref="SessionSettings.PrepackingMetadataKey"/>), which the session follows unless the user
 /// overrides them. Pre-packing copies every MatMul weight (memory and session creation grow by the
-/// weights' size), which pays only for small models.
+/// weights' size) and makes fp32 matrix products faster at every row count, so it is on unless the
+/// copy would be too large.
 /// </summary>
 public sealed class SelectSessionOptionsTransform : Transform<SelectSessionOptionsConfig>
 {
