@@ -110,6 +110,19 @@ public sealed class SafetensorsWriter : IDisposable
         _stream.Dispose();
     }
 
+    /// <summary>
+    /// Completes the file with every data byte not yet written set to zero by extending its length:
+    /// on file systems with sparse files (ext4, xfs, btrfs, tmpfs) those zeros use no disk.
+    /// </summary>
+    public void CompleteWithZeros()
+    {
+        ObjectDisposedException.ThrowIf(_closed, this);
+        _stream.Flush();
+        _stream.SetLength(_stream.Length + (_total - _written));
+        _written = _total;
+        Complete();
+    }
+
     public void Dispose()
     {
         if (_closed) return;
