@@ -28,8 +28,10 @@ public static class PatternRewriter
             {
                 if (!TryApply(graph, index, rule, root, shared)) continue;
                 count++;
-                SortTopologically(graph);
-                index = new GraphIndex(graph);
+                // Emitted nodes sit just before the root and read only values defined before it, so the order
+                // stays valid, except that rewired readers of an AlsoReplaces value may precede the root.
+                // (Sorting and re-indexing after every match made a rewrite quadratic in the layer count.)
+                if (rule.AlsoReplaces.Length > 0) SortTopologically(graph);
                 // Owned nodes came before the root, so the node after it is still there: continue from it.
                 i = next is null ? graph.Nodes.Count : graph.Nodes.IndexOf(next) - 1;
                 break;
@@ -55,9 +57,16 @@ public static class PatternRewriter
             }
             if (results.Count != 1 + alsoReplaced.Length)
                 throw new InvalidOperationException($"rule {rule.Name} returned {results.Count} values, expected {1 + alsoReplaced.Length}");
+            index.Add(match.Emitted);
             graph.ReplaceUses(root.Output, results[0]);
-            for (var r = 0; r < alsoReplaced.Length; r++) graph.ReplaceUses(alsoReplaced[r], results[r + 1]);
+            index.Replace(root.Output, results[0]);
+            for (var r = 0; r < alsoReplaced.Length; r++)
+            {
+                graph.ReplaceUses(alsoReplaced[r], results[r + 1]);
+                index.Replace(alsoReplaced[r], results[r + 1]);
+            }
             graph.RemoveNodes(state.Owned);
+            index.Remove(state.Owned);
             shared.UnionWith(state.Shared);
             return true;
         }
@@ -173,7 +182,8 @@ public static class PatternRewriter
         graph.RemoveNodes(unread);
     }
 
-    // Who produces and who reads each value.
+    // Who produces and who reads each value; kept up to date through a rewrite as the graph changes,
+    // holding what GraphAnalysis.Consumers would compute afresh (each reader once, no empty lists).
     private sealed class GraphIndex
     {
         public GraphIndex(ModelGraph graph)
@@ -188,5 +198,47 @@ public static class PatternRewriter
         public Dictionary<Value, Node> Producers { get; } = new(ReferenceEqualityComparer.Instance);
 
         public Dictionary<Value, List<Node>> Consumers { get; }
+
+        public void Add(IEnumerable<Node> nodes)
+        {
+            foreach (var node in nodes)
+            {
+                foreach (var output in node.Outputs) Producers[output] = node;
+                foreach (var input in node.Inputs)
+                {
+                    if (!Consumers.TryGetValue(input, out var readers)) Consumers[input] = readers = [];
+                    if (!readers.Contains(node)) readers.Add(node);
+                }
+            }
+        }
+
+        // As ModelGraph.ReplaceUses: every reader of from now reads to.
+        public void Replace(Value from, Value to)
+        {
+            if (ReferenceEquals(from, to) || !Consumers.Remove(from, out var moved)) return;
+            if (!Consumers.TryGetValue(to, out var readers)) Consumers[to] = readers = [];
+            foreach (var node in moved)
+            {
+                if (!readers.Contains(node)) readers.Add(node);
+            }
+        }
+
+        public void Remove(IEnumerable<Node> nodes)
+        {
+            foreach (var node in nodes)
+            {
+                foreach (var output in node.Outputs)
+                {
+                    Producers.Remove(output);
+                    Consumers.Remove(output);
+                }
+                foreach (var input in node.Inputs)
+                {
+                    if (!Consumers.TryGetValue(input, out var readers)) continue;
+                    readers.Remove(node);
+                    if (readers.Count == 0) Consumers.Remove(input);
+                }
+            }
+        }
     }
 }
