@@ -26,12 +26,13 @@ public static class PatternRewriter
             var next = i + 1 < graph.Nodes.Count ? graph.Nodes[i + 1] : null;
             foreach (var rule in rules)
             {
-                if (!TryApply(graph, index, rule, root, shared)) continue;
+                if (TryApply(graph, index, rule, root, shared) is not { } replacements) continue;
                 count++;
                 // Emitted nodes sit just before the root and read only values defined before it, so the order
-                // stays valid, except that rewired readers of an AlsoReplaces value may precede the root.
-                // (Sorting and re-indexing after every match made a rewrite quadratic in the layer count.)
-                if (rule.AlsoReplaces.Length > 0) SortTopologically(graph);
+                // stays valid unless a rewired reader (of an AlsoReplaces value) precedes its replacement: only
+                // then is the graph re-sorted. (Sorting and re-indexing the whole graph after every match made
+                // rewrites quadratic in the layer count.)
+                if (!ReadersFollow(graph, index, replacements)) SortTopologically(graph);
                 // Owned nodes came before the root, so the node after it is still there: continue from it.
                 i = next is null ? graph.Nodes.Count : graph.Nodes.IndexOf(next) - 1;
                 break;
@@ -41,7 +42,8 @@ public static class PatternRewriter
         return count;
     }
 
-    private static bool TryApply(ModelGraph graph, GraphIndex index, RewriteRule rule, Node root, HashSet<Node> shared)
+    // Applies the rule's first accepted match at the root; returns the replacement values, or null if none.
+    private static IReadOnlyList<Value>? TryApply(ModelGraph graph, GraphIndex index, RewriteRule rule, Node root, HashSet<Node> shared)
     {
         var start = new State(ImmutableDictionary<string, Value>.Empty.WithComparers(StringComparer.Ordinal), [], []);
         foreach (var state in Match(rule.Pattern, root.Output, start, false, index))
@@ -68,9 +70,21 @@ public static class PatternRewriter
             graph.RemoveNodes(state.Owned);
             index.Remove(state.Owned);
             shared.UnionWith(state.Shared);
-            return true;
+            return results;
         }
-        return false;
+        return null;
+    }
+
+    // Whether every reader of each value comes after the node producing it.
+    private static bool ReadersFollow(ModelGraph graph, GraphIndex index, IReadOnlyList<Value> values)
+    {
+        foreach (var value in values)
+        {
+            if (!index.Producers.TryGetValue(value, out var producer) || !index.Consumers.TryGetValue(value, out var readers)) continue;
+            var defined = graph.Nodes.IndexOf(producer);
+            if (readers.Any(reader => graph.Nodes.IndexOf(reader) < defined)) return false;
+        }
+        return true;
     }
 
     // The captures so far and the nodes matched, split into owned (removed) and shared (kept).
