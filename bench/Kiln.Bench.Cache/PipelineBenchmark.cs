@@ -23,7 +23,7 @@ internal sealed record EntrySize(string Point, int Nodes, long ManifestBytes, lo
 /// root read-only, so each run restores point 1, runs the transforms after it and saves nothing.
 /// </summary>
 internal sealed record ModelCacheResult(
-    string Model, int Layers, long CheckpointBytes, long CheckpointDiskBytes, int ExportedNodes,
+    string Model, int Layers, int MaxPositions, long CheckpointBytes, long CheckpointDiskBytes, int ExportedNodes,
     Timing Cold, double ColdExportMs, double ColdPipelineMs, Timing ColdWithSave, double SaveMs, double SaveOverheadPercent, double MedianDifferencePercent,
     Timing WarmPointOne, double WarmPointOneRestoreMs, Timing WarmFinal, double WarmFinalRestoreMs,
     double SpeedupPointOne, double SpeedupFinal, IReadOnlyList<EntrySize> Entries, IReadOnlyList<TransformTime> ColdTransforms,
@@ -33,7 +33,7 @@ internal static class PipelineBenchmark
 {
     public static ModelCacheResult Run(string model, TestModelOptions options, string work, int repeats)
     {
-        var directory = Path.Combine(work, $"llama3-{model.ToLowerInvariant()}");
+        var directory = Path.Combine(work, $"llama3-{model.ToLowerInvariant()}-{options.MaxPositions}");
         RandomCheckpointWriter.Write(options, directory, sparse: true);
         using var checkpoint = Checkpoint.Open(directory);
         var weights = Path.Combine(directory, Checkpoint.SingleWeightsFileName);
@@ -80,7 +80,7 @@ internal static class PipelineBenchmark
         var saveMedian = Timing.Of(saveReports.Select(c => c.SaveMs).ToList()).MedianMs;
         var transforms = coldHistories[0].Select((t, i) =>
             new TransformTime(t.Name, Timing.Of(coldHistories.Select(h => h[i].Ms).ToList()).MedianMs, t.NodesAfter)).ToList();
-        return new ModelCacheResult(model, options.Layers, new FileInfo(weights).Length, DiskBytes(weights),
+        return new ModelCacheResult(model, options.Layers, options.MaxPositions, new FileInfo(weights).Length, DiskBytes(weights),
             ModelCompiler.Export(checkpoint).Nodes.Count,
             cold, Timing.Of(coldExportMs).MedianMs, Timing.Of(coldPipelineMs).MedianMs,
             withSave, saveMedian, 100 * saveMedian / cold.MedianMs, 100 * (withSave.MedianMs / cold.MedianMs - 1),

@@ -17,7 +17,11 @@ Directory.CreateDirectory(work);
 
 try
 {
-    var models = arguments.Models.Select(m => PipelineBenchmark.Run(m, m == "8B" ? TestModelOptions.Llama3_8B : TestModelOptions.Llama3_70B, work, arguments.Repeats)).ToList();
+    var models = arguments.Models.Select(m =>
+    {
+        var options = m == "8B" ? TestModelOptions.Llama3_8B : TestModelOptions.Llama3_70B;
+        return PipelineBenchmark.Run(m, options with { MaxPositions = arguments.MaxPositions ?? options.MaxPositions }, work, arguments.Repeats);
+    }).ToList();
     Console.Error.WriteLine("whole-process generate");
     var process = ProcessBenchmark.Run(kiln, work, arguments.ProcessRepeats);
     var result = new CacheBenchmarkResult(DateTime.UtcNow.ToString("O"), GitCommit(repo), Environment.ProcessorCount, CpuModel(),
@@ -37,7 +41,8 @@ return 0;
 
 static void Print(CacheBenchmarkResult r)
 {
-    Console.WriteLine($"{r.Date}, commit {r.Commit}, {r.Processors} logical processors, {r.Cpu}, {r.MemoryGiB:F0} GiB; in-process medians of {r.Repeats} (min..max), ms");
+    Console.WriteLine($"{r.Date}, commit {r.Commit}, {r.Processors} logical processors, {r.Cpu}, {r.MemoryGiB:F0} GiB; " +
+        $"max_position_embeddings {string.Join("/", r.Models.Select(m => m.MaxPositions).Distinct())}; in-process medians of {r.Repeats} (min..max), ms");
     Console.WriteLine();
     Console.WriteLine("| model | layers | nodes (export / point 1 / final) | cold | cold + save | save (both points) | save overhead | warm, point 1 | warm, final | cold / warm final |");
     Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|");
