@@ -59,8 +59,16 @@ public static class SnapshotFiles
         using var stream = new MemoryStream(buffersSafetensors, writable: false);
         var buffers = SafetensorsHeader.Read(BuffersFile, stream);
         var filled = document.Buffers.Select(b => buffers.Tensors.TryGetValue(b.Name, out var tensor)
-            ? b with { Data = buffersSafetensors.AsSpan(checked((int)tensor.DataOffset), checked((int)tensor.ByteLength)).ToArray() }
+            ? b with { Data = Copy(buffersSafetensors.AsSpan(checked((int)tensor.DataOffset), checked((int)tensor.ByteLength))) }
             : throw new GraphException($"buffer {b.Name} is missing from {BuffersFile}")).ToList();
         return GraphSerializer.FromDocument(document with { Buffers = filled }, registry);
+    }
+
+    // Every byte is overwritten, so the array is not zeroed first.
+    private static byte[] Copy(ReadOnlySpan<byte> bytes)
+    {
+        var copy = GC.AllocateUninitializedArray<byte>(bytes.Length);
+        bytes.CopyTo(copy);
+        return copy;
     }
 }
