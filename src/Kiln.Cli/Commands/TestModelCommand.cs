@@ -40,12 +40,17 @@ public static class TestModelCommand
             Description = "Widens the random values: weights and biases get standard deviation 0.02 x SCALE, norm gains 1 +/- 0.1 x SCALE.",
             DefaultValueFactory = _ => 1,
         };
+        var sparse = new Option<bool>("--sparse")
+        {
+            Description = "All-zero weights in a sparse file region (no disk use, written in seconds at any size): " +
+                "real headers for timing the pipeline on large configurations; the model's output is meaningless.",
+        };
         var output = new Option<string>("--out", "-o") { Description = "Folder to create (must not exist or be empty).", Required = true };
 
         var command = new Command("testmodel", "Write a random-weight checkpoint in Hugging Face layout.")
         {
             family, layers, hidden, heads, kvHeads, intermediate, vocab, maxPositions, dtype, seed, tie,
-            modelType, headDim, attentionBias, mlpBias, ropeTheta, ropeScaling, slidingWindow, weightScale, output,
+            modelType, headDim, attentionBias, mlpBias, ropeTheta, ropeScaling, slidingWindow, weightScale, sparse, output,
         };
         command.SetKilnAction(p =>
         {
@@ -58,7 +63,7 @@ public static class TestModelCommand
                 p.GetValue(attentionBias), p.GetValue(mlpBias), p.GetValue(ropeScaling) is { } scaling ? TestRopeScaling.Parse(scaling) : null,
                 p.GetValue(slidingWindow), p.GetValue(weightScale));
             var directory = p.GetValue(output)!;
-            RandomCheckpointWriter.Write(options, directory);
+            RandomCheckpointWriter.Write(options, directory, p.GetValue(sparse));
             Console.WriteLine($"wrote {directory}");
             return 0;
         });

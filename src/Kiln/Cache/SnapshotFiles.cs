@@ -1,3 +1,4 @@
+using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Kiln.Checkpoints;
@@ -16,8 +17,12 @@ public static class SnapshotFiles
     public const string GraphFile = "graph.json";
     public const string BuffersFile = "buffers.safetensors";
 
-    /// <summary>Writes both files into <paramref name="directory"/> and flushes them to disk.</summary>
-    public static void Write(string directory, ModelGraph graph)
+    /// <summary>
+    /// Writes both files into <paramref name="directory"/> and flushes them to disk. Returns each file's
+    /// name, size and SHA-256, hashed from the bytes as they were written, so publishing does not read
+    /// the files back (the buffers are tens of MB on large models).
+    /// </summary>
+    public static IReadOnlyList<ManifestFile> Write(string directory, ModelGraph graph)
     {
         var document = GraphSerializer.ToDocument(graph);
         document = document with
@@ -26,26 +31,44 @@ public static class SnapshotFiles
             // Shapes are re-verified on restore, not trusted from the file.
             History = document.History.Select(h => h with { ShapesValid = false }).ToList(),
         };
-        DurableFiles.WriteAllBytes(Path.Combine(directory, GraphFile),
-            Encoding.UTF8.GetBytes(JsonSerializer.Serialize(document, GraphJsonContext.Default.GraphDocument)));
+        var json = JsonSerializer.SerializeToUtf8Bytes(document, GraphJsonContext.Default.GraphDocument);
+        DurableFiles.WriteAllBytes(Path.Combine(directory, GraphFile), json);
 
         var buffersPath = Path.Combine(directory, BuffersFile);
-        using (var writer = SafetensorsWriter.Create(buffersPath, graph.Buffers.Select(b => new SafetensorsEntry(b.Name, b.Value.DType, b.Value.Shape.ToSizes()))))
+        using var digest = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var byName = graph.Buffers.ToDictionary(b => b.Name, StringComparer.Ordinal);
+        using (var writer = SafetensorsWriter.Create(buffersPath, graph.Buffers.Select(b => new SafetensorsEntry(b.Name, b.Value.DType, b.Value.Shape.ToSizes())), digest: digest))
         {
-            foreach (var entry in writer.Order) writer.WriteTensor(entry.Name, graph.Buffers.First(b => b.Name == entry.Name).Data);
-            writer.Complete();
+            foreach (var entry in writer.Order) writer.WriteTensor(entry.Name, byName[entry.Name].Data);
+            writer.Complete(); // flushes to disk
         }
-        DurableFiles.Sync(buffersPath);
+        return
+        [
+            new ManifestFile(GraphFile, json.Length, Convert.ToHexStringLower(SHA256.HashData(json))),
+            new ManifestFile(BuffersFile, new FileInfo(buffersPath).Length, Convert.ToHexStringLower(digest.GetHashAndReset())),
+        ];
     }
 
-    /// <summary>Reads a snapshot back; any problem is a <see cref="GraphException"/> or <see cref="KilnException"/>.</summary>
-    public static ModelGraph Read(string directory, OpRegistry registry)
+    /// <summary>
+    /// Builds a snapshot from the two files' bytes, as read and verified against the manifest (so what is
+    /// parsed is exactly what was checked); any problem is a <see cref="GraphException"/> or <see cref="KilnException"/>.
+    /// </summary>
+    public static ModelGraph Read(byte[] graphJson, byte[] buffersSafetensors, OpRegistry registry)
     {
-        var document = GraphSerializer.ReadDocument(File.ReadAllText(Path.Combine(directory, GraphFile)));
-        using var buffers = SafetensorsFile.Open(Path.Combine(directory, BuffersFile));
+        var document = GraphSerializer.ReadDocument(Encoding.UTF8.GetString(graphJson));
+        using var stream = new MemoryStream(buffersSafetensors, writable: false);
+        var buffers = SafetensorsHeader.Read(BuffersFile, stream);
         var filled = document.Buffers.Select(b => buffers.Tensors.TryGetValue(b.Name, out var tensor)
-            ? b with { Data = buffers.GetBytes(tensor).ToArray() }
+            ? b with { Data = Copy(buffersSafetensors.AsSpan(checked((int)tensor.DataOffset), checked((int)tensor.ByteLength))) }
             : throw new GraphException($"buffer {b.Name} is missing from {BuffersFile}")).ToList();
         return GraphSerializer.FromDocument(document with { Buffers = filled }, registry);
+    }
+
+    // Every byte is overwritten, so the array is not zeroed first.
+    private static byte[] Copy(ReadOnlySpan<byte> bytes)
+    {
+        var copy = GC.AllocateUninitializedArray<byte>(bytes.Length);
+        bytes.CopyTo(copy);
+        return copy;
     }
 }

@@ -48,17 +48,17 @@ public sealed class SnapshotStore(CacheSettings settings)
                     $"recipe={manifest.RecipeSchemaVersion}; this Kiln {SnapshotKeys.SnapshotSchemaVersion}/{GraphSerializer.SchemaVersion}/{LoadRecipe.SchemaVersion})");
             }
             if (manifest.Key != key.Key) return Corrupt(key.Key, "manifest key differs from the entry's name");
-            VerifyFiles(directory, manifest);
             // Before sharding the graph is the same on every rank (the key has no layout): any world size
             // may restore rank 0's snapshot.
             var source = key.Components.Any(c => c.Name == SnapshotKeys.LayoutComponent) ? rank : 0;
-            var rankDirectory = Path.Combine(directory, RankDirectory(source));
-            foreach (var required in new[] { SnapshotFiles.GraphFile, SnapshotFiles.BuffersFile })
+            var (graphFile, buffersFile) = ($"{RankDirectory(source)}/{SnapshotFiles.GraphFile}", $"{RankDirectory(source)}/{SnapshotFiles.BuffersFile}");
+            foreach (var relative in new[] { graphFile, buffersFile })
             {
-                var relative = $"{RankDirectory(source)}/{required}";
                 if (!manifest.Files.Any(f => f.Path == relative)) throw new CorruptEntryException($"{relative} is not in the manifest");
             }
-            var graph = SnapshotFiles.Read(rankDirectory, registry);
+            // This rank's files are read once: checked, then parsed from the same bytes.
+            var contents = VerifyFiles(directory, manifest, keep: [graphFile, buffersFile]);
+            var graph = SnapshotFiles.Read(contents[graphFile], contents[buffersFile], registry);
             if (Settings.Mode != CacheMode.ReadOnly) TouchLastUse(directory);
             return RestoreOutcome.Restored(graph, manifest);
         }
@@ -87,11 +87,13 @@ public sealed class SnapshotStore(CacheSettings settings)
         var staging = Path.Combine(Settings.PipelineDirectory, ranks.Broadcast($".staging-{key.Short}-{Environment.ProcessId}-{Guid.NewGuid():N}"));
         var saved = false;
         SaveFailed = null;
+        IReadOnlyList<ManifestFile> written = [];
         try
         {
             Directory.CreateDirectory(Path.Combine(staging, RankDirectory(ranks.Rank)));
             PauseForTests();
-            SnapshotFiles.Write(Path.Combine(staging, RankDirectory(ranks.Rank)), graph);
+            written = SnapshotFiles.Write(Path.Combine(staging, RankDirectory(ranks.Rank)), graph)
+                .Select(f => f with { Path = $"{RankDirectory(ranks.Rank)}/{f.Path}" }).ToList();
             PauseForTests();
             DurableFiles.SyncDirectory(Path.Combine(staging, RankDirectory(ranks.Rank)));
             saved = true;
@@ -106,7 +108,7 @@ public sealed class SnapshotStore(CacheSettings settings)
         var published = false;
         if (ranks.Rank == 0)
         {
-            published = everyRankSaved && Publish(key, point, staging, compileMs, ranks.Size);
+            published = everyRankSaved && Publish(key, point, staging, compileMs, ranks.Size, written);
             if (!published) DeleteQuietly(staging);
         }
         return ranks.AllAgree(ranks.Rank != 0 || published);
@@ -115,12 +117,15 @@ public sealed class SnapshotStore(CacheSettings settings)
     /// <summary>Why the last save failed on this rank (an I/O error), for the warning.</summary>
     public string? SaveFailed { get; private set; }
 
-    private bool Publish(SnapshotKey key, SnapshotPoint point, string staging, double compileMs, int worldSize)
+    // Files this rank wrote come described (hashed as written); other ranks' files are read and hashed here.
+    private bool Publish(SnapshotKey key, SnapshotPoint point, string staging, double compileMs, int worldSize, IReadOnlyList<ManifestFile> written)
     {
         try
         {
+            var known = written.ToDictionary(f => f.Path, StringComparer.Ordinal);
             var files = Directory.EnumerateFiles(staging, "*", SearchOption.AllDirectories)
-                .Select(path => Describe(staging, path)).OrderBy(f => f.Path, StringComparer.Ordinal).ToList();
+                .Select(path => known.GetValueOrDefault(Path.GetRelativePath(staging, path).Replace('\\', '/')) ?? Describe(staging, path))
+                .OrderBy(f => f.Path, StringComparer.Ordinal).ToList();
             var manifest = new SnapshotManifest(SnapshotKeys.SnapshotSchemaVersion, GraphSerializer.SchemaVersion, LoadRecipe.SchemaVersion,
                 key.Key, point, [.. key.Components], files, ToolVersion, worldSize, DateTimeOffset.UtcNow, compileMs);
             DurableFiles.WriteAllBytes(Path.Combine(staging, ManifestFile),
@@ -232,8 +237,15 @@ public sealed class SnapshotStore(CacheSettings settings)
     }
 
     /// <summary>Checks each file the manifest names: a safe relative path, no link, the recorded size and SHA-256.</summary>
-    public static void VerifyFiles(string directory, SnapshotManifest manifest)
+    public static void VerifyFiles(string directory, SnapshotManifest manifest) => VerifyFiles(directory, manifest, keep: []);
+
+    /// <summary>
+    /// Checks every file as <see cref="VerifyFiles(string, SnapshotManifest)"/> does and returns the bytes of
+    /// the files named in <paramref name="keep"/>, exactly as they were checked (read once, never re-read).
+    /// </summary>
+    public static Dictionary<string, byte[]> VerifyFiles(string directory, SnapshotManifest manifest, IReadOnlyCollection<string> keep)
     {
+        var contents = new Dictionary<string, byte[]>(StringComparer.Ordinal);
         var root = Path.GetFullPath(directory) + Path.DirectorySeparatorChar;
         foreach (var file in manifest.Files)
         {
@@ -248,9 +260,32 @@ public sealed class SnapshotStore(CacheSettings settings)
             if (!File.Exists(full)) throw new CorruptEntryException($"{file.Path} is missing");
             var info = new FileInfo(full);
             if (info.Length != file.Bytes) throw new CorruptEntryException($"{file.Path} has {info.Length} bytes, the manifest says {file.Bytes}");
-            using var stream = File.OpenRead(full);
-            if (Convert.ToHexStringLower(SHA256.HashData(stream)) != file.Sha256) throw new CorruptEntryException($"{file.Path}: checksum mismatch");
+            string digest;
+            if (keep.Contains(file.Path))
+            {
+                var bytes = contents[file.Path] = ReadExactly(full, file);
+                digest = Convert.ToHexStringLower(SHA256.HashData(bytes));
+            }
+            else
+            {
+                using var stream = File.OpenRead(full);
+                digest = Convert.ToHexStringLower(SHA256.HashData(stream));
+            }
+            if (digest != file.Sha256) throw new CorruptEntryException($"{file.Path}: checksum mismatch");
         }
+        return contents;
+    }
+
+    // The file's bytes, which must be as many as the manifest says. The array is not zeroed first: every
+    // byte is read into it (tens of MB for the RoPE tables, where zeroing is a visible part of a restore).
+    private static byte[] ReadExactly(string path, ManifestFile file)
+    {
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1);
+        if (stream.Length != file.Bytes) throw new CorruptEntryException($"{file.Path} has {stream.Length} bytes, the manifest says {file.Bytes}");
+        if (file.Bytes > Array.MaxLength) throw new IOException($"{file.Path}: {file.Bytes} bytes is more than one array can hold");
+        var bytes = GC.AllocateUninitializedArray<byte>((int)file.Bytes);
+        stream.ReadExactly(bytes);
+        return bytes;
     }
 
     private static ManifestFile Describe(string root, string path)

@@ -32,8 +32,13 @@ public static class RandomCheckpointWriter
         ["qwen3"] = "Qwen3ForCausalLM",
     };
 
-    /// <summary>Writes the checkpoint to <paramref name="outDirectory"/>, which must not exist or be empty.</summary>
-    public static void Write(TestModelOptions options, string outDirectory)
+    /// <summary>
+    /// Writes the checkpoint to <paramref name="outDirectory"/>, which must not exist or be empty. With
+    /// <paramref name="sparse"/> every weight is zero and the data section is a sparse region, so
+    /// checkpoints of real model sizes (Llama 3 70B: 141 GB) take seconds and no disk: for timing the
+    /// pipeline, which reads headers only, not for running the model.
+    /// </summary>
+    public static void Write(TestModelOptions options, string outDirectory, bool sparse = false)
     {
         options.Validate();
         var target = Path.TrimEndingDirectorySeparator(Path.GetFullPath(outDirectory));
@@ -53,7 +58,9 @@ public static class RandomCheckpointWriter
         {
             File.WriteAllText(Path.Combine(staging, Checkpoint.ConfigFileName), ConfigJson(options));
             File.WriteAllText(Path.Combine(staging, Checkpoint.GenerationConfigFileName), GenerationConfigJson());
-            WriteWeights(options, Path.Combine(staging, Checkpoint.SingleWeightsFileName));
+            var weightsPath = Path.Combine(staging, Checkpoint.SingleWeightsFileName);
+            if (sparse) WriteZeroWeights(options, weightsPath);
+            else WriteWeights(options, weightsPath);
             if (Directory.Exists(target)) Directory.Delete(target);
             Directory.Move(staging, target);
         }
@@ -118,6 +125,12 @@ public static class RandomCheckpointWriter
             }
         }
         writer.Complete();
+    }
+
+    private static void WriteZeroWeights(TestModelOptions options, string path)
+    {
+        using var writer = SafetensorsWriter.Create(path, LlamaTensors(options), new Dictionary<string, string> { ["format"] = "pt" });
+        writer.CompleteWithZeros();
     }
 
     /// <summary>

@@ -1,3 +1,4 @@
+using System.Security.Cryptography;
 using System.Text.Json;
 using Kiln.Graph;
 
@@ -19,16 +20,18 @@ public sealed record SafetensorsEntry(string Name, DType DType, long[] Shape)
 public sealed class SafetensorsWriter : IDisposable
 {
     private readonly FileStream _stream;
+    private readonly IncrementalHash? _digest;
     private readonly long[] _starts;
     private readonly long _total;
     private readonly Dictionary<string, int> _indexByName;
     private long _written;
     private bool _closed;
 
-    private SafetensorsWriter(string path, FileStream stream, IReadOnlyList<SafetensorsEntry> order)
+    private SafetensorsWriter(string path, FileStream stream, IReadOnlyList<SafetensorsEntry> order, IncrementalHash? digest)
     {
         Path = path;
         _stream = stream;
+        _digest = digest;
         Order = order;
         _starts = new long[order.Count];
         _indexByName = Enumerable.Range(0, order.Count).ToDictionary(i => order[i].Name, StringComparer.Ordinal);
@@ -44,8 +47,13 @@ public sealed class SafetensorsWriter : IDisposable
     /// <summary>The order in which tensor bytes must be written.</summary>
     public IReadOnlyList<SafetensorsEntry> Order { get; }
 
-    /// <summary>Creates <paramref name="path"/> (replacing a file there) and writes its header.</summary>
-    public static SafetensorsWriter Create(string path, IEnumerable<SafetensorsEntry> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    /// <summary>
+    /// Creates <paramref name="path"/> (replacing a file there) and writes its header. Every byte written
+    /// to the file is also appended to <paramref name="digest"/> when given, so a caller that needs the
+    /// file's checksum does not read it back.
+    /// </summary>
+    public static SafetensorsWriter Create(string path, IEnumerable<SafetensorsEntry> tensors, IReadOnlyDictionary<string, string>? metadata = null,
+        IncrementalHash? digest = null)
     {
         var order = tensors.OrderByDescending(t => t.DType.ByteSize()).ToList();
         var duplicate = order.GroupBy(t => t.Name).FirstOrDefault(g => g.Count() > 1 || g.Key == "__metadata__");
@@ -55,13 +63,13 @@ public sealed class SafetensorsWriter : IDisposable
         }
         var header = Header(order, metadata);
         var stream = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, bufferSize: 1 << 20);
-        var writer = new SafetensorsWriter(path, stream, order);
+        var writer = new SafetensorsWriter(path, stream, order, digest);
         try
         {
             Span<byte> length = stackalloc byte[8];
             BitConverter.TryWriteBytes(length, (ulong)header.Length);
-            stream.Write(length);
-            stream.Write(header);
+            writer.Append(length);
+            writer.Append(header);
             return writer;
         }
         catch
@@ -79,7 +87,7 @@ public sealed class SafetensorsWriter : IDisposable
         {
             throw new InvalidOperationException($"{Path}: {bytes.Length} more bytes exceed the {_total} bytes the header declares");
         }
-        _stream.Write(bytes);
+        Append(bytes);
         _written += bytes.Length;
     }
 
@@ -110,12 +118,32 @@ public sealed class SafetensorsWriter : IDisposable
         _stream.Dispose();
     }
 
+    /// <summary>
+    /// Completes the file with every data byte not yet written set to zero by extending its length:
+    /// on file systems with sparse files (ext4, xfs, btrfs, tmpfs) those zeros use no disk.
+    /// </summary>
+    public void CompleteWithZeros()
+    {
+        ObjectDisposedException.ThrowIf(_closed, this);
+        if (_digest is not null) throw new InvalidOperationException($"{Path}: a digested file cannot end in a sparse region");
+        _stream.Flush();
+        _stream.SetLength(_stream.Length + (_total - _written));
+        _written = _total;
+        Complete();
+    }
+
     public void Dispose()
     {
         if (_closed) return;
         _closed = true;
         _stream.Dispose();
         File.Delete(Path);
+    }
+
+    private void Append(ReadOnlySpan<byte> bytes)
+    {
+        _stream.Write(bytes);
+        _digest?.AppendData(bytes);
     }
 
     private static byte[] Header(IReadOnlyList<SafetensorsEntry> order, IReadOnlyDictionary<string, string>? metadata)

@@ -16,6 +16,13 @@ public sealed record TestModelOptions(
     string ModelType = "llama", int? ExplicitHeadDim = null, bool AttentionBias = false, bool MlpBias = false,
     TestRopeScaling? RopeScaling = null, int? SlidingWindow = null, double WeightScale = 1)
 {
+    /// <summary>Llama 3.1 8B's configuration (32 layers, hidden 4096, GQA 32/8, 128K context, bf16), for sparse benchmark checkpoints.</summary>
+    public static TestModelOptions Llama3_8B { get; } = new("llama", Layers: 32, Hidden: 4096, Heads: 32, KvHeads: 8, Intermediate: 14336,
+        Vocab: 128256, DType: DType.BF16, Seed: 0, MaxPositions: 131072, RopeTheta: 500000, RopeScaling: TestRopeScaling.Llama3(8, 1, 4, 8192));
+
+    /// <summary>Llama 3.1 70B's configuration (80 layers, hidden 8192, GQA 64/8), otherwise as <see cref="Llama3_8B"/>.</summary>
+    public static TestModelOptions Llama3_70B { get; } = Llama3_8B with { Layers = 80, Hidden = 8192, Heads = 64, Intermediate = 28672 };
+
     /// <summary>The families <see cref="RandomCheckpointWriter"/> can write.</summary>
     public static IReadOnlyList<string> Families { get; } = ["llama"];
 

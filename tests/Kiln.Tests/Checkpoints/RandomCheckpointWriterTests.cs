@@ -327,4 +327,49 @@ public sealed class RandomCheckpointWriterTests
         var e = Assert.Throws<KilnException>(() => TestRopeScaling.Parse(text));
         Assert.StartsWith("--rope-scaling:", e.Message);
     }
+
+    public static TheoryData<string> LlamaPresets => ["8B", "70B"];
+
+    [Theory]
+    [MemberData(nameof(LlamaPresets))]
+    public void SparseCheckpointsHaveRealHeadersZeroWeightsAndUseNoDisk(string preset)
+    {
+        var options = preset == "8B" ? TestModelOptions.Llama3_8B : TestModelOptions.Llama3_70B;
+        using var dir = new TempDir();
+        var outDir = dir.File("m");
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        RandomCheckpointWriter.Write(options, outDir, sparse: true);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"took {clock.Elapsed}");
+
+        using var checkpoint = Checkpoint.Open(outDir);
+        var expected = RandomCheckpointWriter.LlamaTensors(options);
+        Assert.Equal(expected.Count, checkpoint.Tensors.Count);
+        foreach (var tensor in expected)
+        {
+            Assert.Equal(tensor.Shape, checkpoint.Tensors[tensor.Name].Shape);
+            Assert.Equal(DType.BF16, checkpoint.Tensors[tensor.Name].DType);
+        }
+        var dataBytes = expected.Sum(t => t.ByteLength);
+        var file = checkpoint.WeightFiles.Single();
+        var headerBytes = file.Size - dataBytes;
+        Assert.InRange(headerBytes, 8, 1 << 20);
+        Assert.Equal(options.Layers == 80 ? 70_553_706_496L : 8_030_261_248L, dataBytes / 2); // parameters of Llama 3.1 8B / 70B
+        Assert.Equal(expected.Count, Kiln.Compile.ModelCompiler.Export(checkpoint).Parameters.Count);
+
+        var last = checkpoint.Tensors.Values.MaxBy(t => t.DataOffset)!;
+        Assert.Equal(file.Size, last.DataOffset + last.ByteLength);
+        Assert.All(checkpoint.Tensors.Values.Where(t => t.ByteLength < 1 << 20), t =>
+            Assert.True(checkpoint.FileOf(t).GetBytes(t).IndexOfAnyExcept((byte)0) < 0, $"{t.Name} is not all zero"));
+        Assert.InRange(AllocatedBytes(Path.Combine(outDir, Checkpoint.SingleWeightsFileName)), 0, 1 << 20);
+    }
+
+    // Disk blocks actually used, as du counts them (st_blocks), not the file's length.
+    private static long AllocatedBytes(string path)
+    {
+        using var du = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("du", ["--block-size=1", path]) { RedirectStandardOutput = true })!;
+        var output = du.StandardOutput.ReadToEnd();
+        du.WaitForExit();
+        Assert.Equal(0, du.ExitCode);
+        return long.Parse(output.Split('\t')[0]);
+    }
 }

@@ -26,10 +26,13 @@ public static class PatternRewriter
             var next = i + 1 < graph.Nodes.Count ? graph.Nodes[i + 1] : null;
             foreach (var rule in rules)
             {
-                if (!TryApply(graph, index, rule, root, shared)) continue;
+                if (TryApply(graph, index, rule, root, shared) is not { } replacements) continue;
                 count++;
-                SortTopologically(graph);
-                index = new GraphIndex(graph);
+                // Emitted nodes sit just before the root and read only values defined before it, so the order
+                // stays valid unless a rewired reader (of an AlsoReplaces value) precedes its replacement: only
+                // then is the graph re-sorted. (Sorting and re-indexing the whole graph after every match made
+                // rewrites quadratic in the layer count.)
+                if (!ReadersFollow(graph, index, replacements)) SortTopologically(graph);
                 // Owned nodes came before the root, so the node after it is still there: continue from it.
                 i = next is null ? graph.Nodes.Count : graph.Nodes.IndexOf(next) - 1;
                 break;
@@ -39,7 +42,8 @@ public static class PatternRewriter
         return count;
     }
 
-    private static bool TryApply(ModelGraph graph, GraphIndex index, RewriteRule rule, Node root, HashSet<Node> shared)
+    // Applies the rule's first accepted match at the root; returns the replacement values, or null if none.
+    private static IReadOnlyList<Value>? TryApply(ModelGraph graph, GraphIndex index, RewriteRule rule, Node root, HashSet<Node> shared)
     {
         var start = new State(ImmutableDictionary<string, Value>.Empty.WithComparers(StringComparer.Ordinal), [], []);
         foreach (var state in Match(rule.Pattern, root.Output, start, false, index))
@@ -55,13 +59,32 @@ public static class PatternRewriter
             }
             if (results.Count != 1 + alsoReplaced.Length)
                 throw new InvalidOperationException($"rule {rule.Name} returned {results.Count} values, expected {1 + alsoReplaced.Length}");
+            index.Add(match.Emitted);
             graph.ReplaceUses(root.Output, results[0]);
-            for (var r = 0; r < alsoReplaced.Length; r++) graph.ReplaceUses(alsoReplaced[r], results[r + 1]);
+            index.Replace(root.Output, results[0]);
+            for (var r = 0; r < alsoReplaced.Length; r++)
+            {
+                graph.ReplaceUses(alsoReplaced[r], results[r + 1]);
+                index.Replace(alsoReplaced[r], results[r + 1]);
+            }
             graph.RemoveNodes(state.Owned);
+            index.Remove(state.Owned);
             shared.UnionWith(state.Shared);
-            return true;
+            return results;
         }
-        return false;
+        return null;
+    }
+
+    // Whether every reader of each value comes after the node producing it.
+    private static bool ReadersFollow(ModelGraph graph, GraphIndex index, IReadOnlyList<Value> values)
+    {
+        foreach (var value in values)
+        {
+            if (!index.Producers.TryGetValue(value, out var producer) || !index.Consumers.TryGetValue(value, out var readers)) continue;
+            var defined = graph.Nodes.IndexOf(producer);
+            if (readers.Any(reader => graph.Nodes.IndexOf(reader) < defined)) return false;
+        }
+        return true;
     }
 
     // The captures so far and the nodes matched, split into owned (removed) and shared (kept).
@@ -173,7 +196,8 @@ public static class PatternRewriter
         graph.RemoveNodes(unread);
     }
 
-    // Who produces and who reads each value.
+    // Who produces and who reads each value; kept up to date through a rewrite as the graph changes,
+    // holding what GraphAnalysis.Consumers would compute afresh (each reader once, no empty lists).
     private sealed class GraphIndex
     {
         public GraphIndex(ModelGraph graph)
@@ -188,5 +212,47 @@ public static class PatternRewriter
         public Dictionary<Value, Node> Producers { get; } = new(ReferenceEqualityComparer.Instance);
 
         public Dictionary<Value, List<Node>> Consumers { get; }
+
+        public void Add(IEnumerable<Node> nodes)
+        {
+            foreach (var node in nodes)
+            {
+                foreach (var output in node.Outputs) Producers[output] = node;
+                foreach (var input in node.Inputs)
+                {
+                    if (!Consumers.TryGetValue(input, out var readers)) Consumers[input] = readers = [];
+                    if (!readers.Contains(node)) readers.Add(node);
+                }
+            }
+        }
+
+        // As ModelGraph.ReplaceUses: every reader of from now reads to.
+        public void Replace(Value from, Value to)
+        {
+            if (ReferenceEquals(from, to) || !Consumers.Remove(from, out var moved)) return;
+            if (!Consumers.TryGetValue(to, out var readers)) Consumers[to] = readers = [];
+            foreach (var node in moved)
+            {
+                if (!readers.Contains(node)) readers.Add(node);
+            }
+        }
+
+        public void Remove(IEnumerable<Node> nodes)
+        {
+            foreach (var node in nodes)
+            {
+                foreach (var output in node.Outputs)
+                {
+                    Producers.Remove(output);
+                    Consumers.Remove(output);
+                }
+                foreach (var input in node.Inputs)
+                {
+                    if (!Consumers.TryGetValue(input, out var readers)) continue;
+                    readers.Remove(node);
+                    if (readers.Count == 0) Consumers.Remove(input);
+                }
+            }
+        }
     }
 }

@@ -13,7 +13,8 @@ namespace Kiln.Tests.Transforms.Fusions;
 /// <summary>The fusions of the default pipeline on every family: exact op counts, and the same logits as the unfused graph.</summary>
 public sealed class FamilyFusionTests(ITestOutputHelper output)
 {
-    public static TheoryData<string> Families => ["llama_gqa", "qwen2", "mistral", "qwen3", "default"];
+    // "deep": 40 layers, so a rewrite sees many matches of each rule in one graph (the rewriter's index is updated per match).
+    public static TheoryData<string> Families => ["llama_gqa", "qwen2", "mistral", "qwen3", "default", "deep"];
 
     [Theory]
     [MemberData(nameof(Families))]
@@ -117,8 +118,16 @@ public sealed class FamilyFusionTests(ITestOutputHelper output)
     {
         "default" => TestPaths.DefaultModel,
         "qwen3" => WriteQwen3(temp.Path),
+        "deep" => WriteDeep(temp.Path),
         _ => TestPaths.Oracle(family),
     };
+
+    private static string WriteDeep(string directory)
+    {
+        RandomCheckpointWriter.Write(new TestModelOptions("llama", Layers: 40, Hidden: 32, Heads: 4, KvHeads: 2, Intermediate: 48, Vocab: 64,
+            DType: DType.F32, Seed: 3, MaxPositions: 64, WeightScale: 4), directory);
+        return directory;
+    }
 
     // Qwen3 from the llama_gqa oracle: the same weights plus per-head q_norm/k_norm gains near 1.
     private static string WriteQwen3(string directory)
