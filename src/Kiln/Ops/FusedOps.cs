@@ -40,6 +40,17 @@ public static class FusedOps
         }, l => l.Emit("RotaryEmbedding", [l.Input(0), l.Input(2), l.Input(3), l.Input(1)],
             new Dictionary<string, object> { ["interleaved"] = 0L }));
 
+        // rotary_table(inv_freq[d/2]) = cos or sin of (p * inv_freq[i]) for p in 0..positions-1: the cos/sin
+        // caches of rotary_embedding as a computation, not stored data. Its inputs are constants, so ONNX
+        // Runtime folds it once when the session is created; graphs and snapshots stay small.
+        yield return new("rotary_table", 1, 1, [AttributeSpec.Int("positions"), AttributeSpec.String("function")], c =>
+        {
+            if (c[0].DType != DType.F32 || c[0].Shape.Rank != 1) throw c.Error("inv_freq must be an f32 vector");
+            if (c.String("function") is not ("cos" or "sin")) throw c.Error("function must be cos or sin");
+            if (c.Int("positions") <= 0) throw c.Error("positions must be positive");
+            return [new TensorType(DType.F32, Shape.Of(Dim.Of(c.Int("positions")), c[0].Shape[0]))];
+        }, LowerRotaryTable);
+
         // attention(q[b, H, s, d], k[b, KV, t, d], v[b, KV, t, d], mask[., 1, s, t]) = softmax(q k^T * scale + mask) v;
         // query head h reads key/value head h / (H / KV) (grouped-query attention, no repeated copies).
         yield return new("attention", 4, 4, [AttributeSpec.Float("scale")], c =>
@@ -60,6 +71,15 @@ public static class FusedOps
             if (c[0] != c[1]) throw c.Error("gate and up must have the same type");
             return [c[0]];
         }, l => l.Emit("Mul", [l.Temp("Mul", [l.Input(0), l.Temp("Sigmoid", [l.Input(0)])]), l.Input(1)]));
+    }
+
+    // positions [P, 1] (an fp32 range, as transformers casts positions to fp32) * inv_freq [d/2], then cos or sin.
+    private static void LowerRotaryTable(LoweringContext l)
+    {
+        var scalar = (string name, float value) => l.Builder.AddConstant<float>($"{l.Node.Output.Name}.{name}", [], [value]);
+        var positions = l.Temp("Range", [scalar("start", 0), scalar("limit", l.Node.Int("positions")), scalar("delta", 1)]);
+        var angles = l.Temp("Mul", [l.Temp("Unsqueeze", [positions, l.Int64s("axes", [1])]), l.Input(0)]);
+        l.Emit(l.Node.String("function") == "cos" ? "Cos" : "Sin", [angles]);
     }
 
     // The weight (input index) must be a vector as long as x's last dimension.

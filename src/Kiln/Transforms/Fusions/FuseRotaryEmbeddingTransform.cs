@@ -8,9 +8,10 @@ namespace Kiln.Transforms.Fusions;
 /// <summary>
 /// fuse_rotary_embedding: x * unsqueeze(cos(emb), 1) + rotate_half(x) * unsqueeze(sin(emb), 1), where
 /// emb = concat(f, f) and f = unsqueeze(cast(position_ids), -1) * inv_freq, -> rotary_embedding(x,
-/// position_ids, cos_cache, sin_cache). The caches are new buffers [max_position_embeddings,
-/// head_dim / 2] computed from the inv_freq buffer as transformers does (fp32 product, cos/sin of it),
-/// one pair per inv_freq buffer. Scaled frequencies (linear, llama3) live in inv_freq, so they fuse too.
+/// position_ids, cos_cache, sin_cache). The caches [max_position_embeddings, head_dim / 2] are
+/// rotary_table nodes over the inv_freq buffer (fp32 product, cos/sin of it, as transformers does),
+/// one pair per inv_freq buffer, folded by ONNX Runtime when the session is created rather than stored
+/// in the graph. Scaled frequencies (linear, llama3) live in inv_freq, so they fuse too.
 /// </summary>
 public sealed class FuseRotaryEmbeddingTransform : Transform<TransformConfig>
 {
@@ -21,11 +22,7 @@ public sealed class FuseRotaryEmbeddingTransform : Transform<TransformConfig>
     protected override int Rewrite(ModelGraph graph, TransformConfig config, TransformContext context)
     {
         var caches = new Dictionary<Value, (Value Cos, Value Sin)>(ReferenceEqualityComparer.Instance);
-        var count = PatternRewriter.Rewrite(graph, new RewriteRule("rotary_embedding", RotaryPattern(), m => Build(m, caches)));
-        // The inv_freq buffers the caches replaced are no longer read.
-        var read = graph.Nodes.SelectMany(n => n.Inputs).Concat(graph.Outputs).ToHashSet(ReferenceEqualityComparer.Instance);
-        graph.Buffers.RemoveAll(b => caches.ContainsKey(b.Value) && !read.Contains(b.Value));
-        return count;
+        return PatternRewriter.Rewrite(graph, new RewriteRule("rotary_embedding", RotaryPattern(), m => Build(m, caches)));
     }
 
     private static OpPattern RotaryPattern()
@@ -59,28 +56,21 @@ public sealed class FuseRotaryEmbeddingTransform : Transform<TransformConfig>
         return [m.Emit("rotary_embedding", [x, m["position_ids"], cache.Cos, cache.Sin])];
     }
 
+    // The caches are rotary_table nodes over inv_freq, placed first so every layer can read them.
     private static (Value Cos, Value Sin) AddCaches(ModelGraph graph, Value invFreq)
     {
         if (!graph.Metadata.TryGetValue("max_position_embeddings", out var text))
             throw new KilnException("fuse_rotary_embedding: the graph has no max_position_embeddings metadata to size the cos/sin caches");
-        var positions = int.Parse(text, CultureInfo.InvariantCulture);
-        var frequencies = graph.Buffers.Single(b => ReferenceEquals(b.Value, invFreq)).ToFloats();
-        var half = frequencies.Length;
-        var (cos, sin) = (new float[positions * half], new float[positions * half]);
-        for (var p = 0; p < positions; p++)
-        {
-            for (var i = 0; i < half; i++)
-            {
-                // As transformers: the angle is an fp32 product, then cos/sin of that fp32 value.
-                var angle = (float)p * frequencies[i];
-                cos[p * half + i] = (float)Math.Cos(angle);
-                sin[p * half + i] = (float)Math.Sin(angle);
-            }
-        }
+        var positions = long.Parse(text, CultureInfo.InvariantCulture);
         var stem = invFreq.Name.EndsWith(".inv_freq", StringComparison.Ordinal) ? invFreq.Name[..^".inv_freq".Length] : invFreq.Name;
-        return (AddBuffer(graph, $"{stem}.cos_cache", positions, half, cos), AddBuffer(graph, $"{stem}.sin_cache", positions, half, sin));
+        Value Table(string function)
+        {
+            var node = graph.CreateNode("rotary_table", [invFreq], new Dictionary<string, AttributeValue> { ["positions"] = positions, ["function"] = function },
+                $"{stem}.{function}_cache");
+            graph.Nodes.Insert(0, node);
+            return node.Output;
+        }
+        var sin = Table("sin");
+        return (Table("cos"), sin);
     }
-
-    private static Value AddBuffer(ModelGraph graph, string name, int positions, int half, float[] values) =>
-        graph.AddBuffer(name, DType.F32, [positions, half], System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()).ToArray()).Value;
 }

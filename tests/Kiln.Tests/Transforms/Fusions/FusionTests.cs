@@ -1,3 +1,4 @@
+using Kiln.Compile;
 using Kiln.Export;
 using Kiln.Graph;
 using Kiln.Ops;
@@ -147,19 +148,38 @@ public sealed class FusionTests
 
         Assert.Equal(2, Apply(new FuseRotaryEmbeddingTransform(), t.Graph));
 
-        Assert.Equal(["rotary_embedding", "rotary_embedding"], Ops(t.Graph));
-        var caches = t.Graph.Buffers.ToDictionary(b => b.Name);
-        Assert.Equal(["rotary_emb.cos_cache", "rotary_emb.sin_cache"], caches.Keys.Order());
-        Assert.All(t.Graph.Nodes, n => Assert.Equal([positionIds.Value, caches["rotary_emb.cos_cache"].Value, caches["rotary_emb.sin_cache"].Value], n.Inputs.Skip(1)));
-        var (cosCache, sinCache) = (caches["rotary_emb.cos_cache"].ToFloats(), caches["rotary_emb.sin_cache"].ToFloats());
-        Assert.Equal(positions * 4, cosCache.Length);
-        for (var p = 0; p < positions; p++)
+        Assert.Equal(["rotary_table", "rotary_table", "rotary_embedding", "rotary_embedding"], Ops(t.Graph));
+        var tables = t.Graph.Nodes.Where(n => n.Op == "rotary_table").ToDictionary(n => n.String("function"));
+        Assert.Equal(["cos", "sin"], tables.Keys.Order());
+        Assert.All(tables.Values, n => Assert.Equal((invFreq.Value, positions), (n.Inputs.Single(), n.Int("positions"))));
+        Assert.All(t.Graph.Nodes.Where(n => n.Op == "rotary_embedding"),
+            n => Assert.Equal([positionIds.Value, tables["cos"].Output, tables["sin"].Output], n.Inputs.Skip(1)));
+        // The caches are computed, not stored: the only buffer left is inv_freq.
+        Assert.Equal([invFreq.Value], t.Graph.Buffers.Select(b => b.Value));
+    }
+
+    [Fact]
+    public void Rotary_table_computes_cos_and_sin_of_fp32_angles_on_onnx_runtime()
+    {
+        const int positions = 64;
+        var frequencies = new[] { 1f, 0.1f, 0.01f, 0.001f };
+        var t = new Tracer(OpRegistry.Default);
+        var invFreq = t.Buffer("inv_freq", frequencies);
+        foreach (var function in new[] { "cos", "sin" })
+            t.Output(t.Op("rotary_table", [invFreq], new() { ["positions"] = (long)positions, ["function"] = function }));
+        using var session = CompiledSession.Create(GraphLowering.ToOnnx(t.Graph), []);
+
+        for (var o = 0; o < 2; o++)
         {
-            for (var i = 0; i < 4; i++)
+            var table = session.Run(new Dictionary<string, Int64Tensor>(), t.Graph.Outputs[o].Name);
+            Assert.Equal([positions, 4L], table.Shape);
+            for (var p = 0; p < positions; p++)
             {
-                var angle = (float)p * frequencies[i];
-                Assert.Equal((float)Math.Cos(angle), cosCache[p * 4 + i]);
-                Assert.Equal((float)Math.Sin(angle), sinCache[p * 4 + i]);
+                for (var i = 0; i < 4; i++)
+                {
+                    var angle = (float)p * frequencies[i];
+                    Assert.Equal(o == 0 ? Math.Cos(angle) : Math.Sin(angle), table.Data[p * 4 + i], 1e-6);
+                }
             }
         }
     }
