@@ -7,7 +7,7 @@ namespace Kiln.Transforms.PostLoadFusion;
 /// Fuses sibling projections: <c>linear</c> nodes over the same input whose weights are the checkpoint's
 /// <c>PREFIX.MEMBER.weight</c> (e.g. q_proj, k_proj, v_proj) become one <c>linear</c> over a new parameter
 /// <c>PREFIX.FUSED.weight</c> whose recipe concatenates the members' sources along the output dimension,
-/// followed by one <c>slice</c> of the last axis per member. Only specs and recipes change, never weight data.
+/// followed by one <c>split</c> of the last axis into the members' outputs. Only specs and recipes change, never weight data.
 /// </summary>
 public static class SiblingLinears
 {
@@ -82,20 +82,14 @@ public static class SiblingLinears
         var scope = Scope(anchor.Output.Name);
         var linear = graph.CreateNode("linear", inputs, nameHint: scope + fused);
         graph.InsertBefore(anchor, linear);
-        var start = 0L;
-        foreach (var member in linears)
+        // One split, not a slice per member: measured faster on the small default model (per-op overhead).
+        var split = graph.CreateNode("split", [linear.Output], new Dictionary<string, AttributeValue>
         {
-            var width = member.Inputs[1].Shape[0].Size;
-            var slice = graph.CreateNode("slice", [linear.Output], new Dictionary<string, AttributeValue>
-            {
-                ["axis"] = new IntAttribute(-1),
-                ["start"] = new IntAttribute(start),
-                ["end"] = new IntAttribute(start + width),
-            }, scope + "slice");
-            graph.InsertBefore(anchor, slice);
-            graph.ReplaceUses(member.Output, slice.Output);
-            start += width;
-        }
+            ["axis"] = new IntAttribute(-1),
+            ["sizes"] = new IntsAttribute([.. linears.Select(n => n.Inputs[1].Shape[0].Size)]),
+        }, scope + "split", null);
+        graph.InsertBefore(anchor, split);
+        for (var i = 0; i < linears.Count; i++) graph.ReplaceUses(linears[i].Output, split.Outputs[i]);
         graph.RemoveNodes(linears);
         return true;
     }
