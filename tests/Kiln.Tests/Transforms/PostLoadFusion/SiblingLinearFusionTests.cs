@@ -46,7 +46,7 @@ public sealed class SiblingLinearFusionTests
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
-    public void Qkv_becomes_one_linear_over_a_concatenated_parameter_and_three_slices(bool bias)
+    public void Qkv_becomes_one_linear_over_a_concatenated_parameter_and_one_split(bool bias)
     {
         var t = new Tracer(OpRegistry.Default);
         var x = t.Input("x", DType.F32, Batch, Seq, Hidden);
@@ -76,11 +76,12 @@ public sealed class SiblingLinearFusionTests
         }
         else Assert.Equal(2, linear.Inputs.Count);
 
-        // The graph's outputs (the old readers) now read q, k and v as slices of the last axis.
-        var slices = graph.Outputs.Select(o => graph.Nodes.Single(n => n.Outputs.Contains(o))).ToList();
-        Assert.All(slices, s => Assert.Equal("slice", s.Op));
-        Assert.All(slices, s => Assert.Same(linear.Output, s.Inputs[0]));
-        Assert.Equal([(-1L, 0L, 16L), (-1, 16, 24), (-1, 24, 32)], slices.Select(s => (s.Int("axis"), s.Int("start"), s.Int("end"))));
+        // The graph's outputs (the old readers) now read q, k and v as the pieces of one split of the last axis.
+        var split = Assert.Single(graph.Nodes, n => n.Op == "split");
+        Assert.Same(linear.Output, split.Inputs[0]);
+        Assert.Equal(-1, split.Int("axis"));
+        Assert.Equal([16L, 8, 8], split.Ints("sizes"));
+        Assert.Equal(split.Outputs, graph.Outputs);
         Assert.Equal([q.Value.Type, k.Value.Type, v.Value.Type], graph.Outputs.Select(o => o.Type));
 
         // Nothing reads the old parameters: they are gone.
@@ -133,20 +134,19 @@ public sealed class SiblingLinearFusionTests
     {
         var t = new Tracer(OpRegistry.Default);
         var x = t.Input("x", DType.F32, Batch, Seq, Hidden);
-        var (q, k, v) = Attention(t, x, 0, bias: false);
-        t.Output(q);
-        t.Output(k);
-        t.Output(v);
-        var qWeight = Parameter(t.Graph, "model.layers.0.self_attn.q_proj.weight");
-        t.Output(t.Op("linear", [t.Input("y", DType.F32, Batch, Seq, Hidden), qWeight.Value]));
+        const string prefix = "model.layers.0.self_attn";
+        var qWeight = t.Parameter($"{prefix}.q_proj.weight", 16, Hidden);
+        t.Output(t.Op("linear", [x, qWeight]));
+        t.Output(t.Op("linear", [x, t.Parameter($"{prefix}.k_proj.weight", 8, Hidden)]));
+        t.Output(t.Op("linear", [x, t.Parameter($"{prefix}.v_proj.weight", 8, Hidden)]));
+        t.Output(t.Op("linear", [t.Input("y", DType.F32, Batch, Seq, Hidden), qWeight]));
 
         Assert.Equal(1, Apply(new FuseQkvProjectionsTransform(), t.Graph));
-        Assert.Contains(qWeight, t.Graph.Parameters);
-        Assert.Equal(2, t.Graph.Parameters.Count);
+        Assert.Equal([$"{prefix}.qkv_proj.weight", $"{prefix}.q_proj.weight"], t.Graph.Parameters.Select(p => p.Name));
     }
 
     [Fact]
-    public void Gate_and_up_become_one_linear_and_two_slices_that_feed_swiglu()
+    public void Gate_and_up_become_one_linear_and_a_split_that_feeds_swiglu()
     {
         var t = new Tracer(OpRegistry.Default);
         var x = t.Input("x", DType.F32, Batch, Seq, Hidden);
@@ -158,13 +158,15 @@ public sealed class SiblingLinearFusionTests
 
         Assert.Equal(1, Apply(new FuseGateUpProjectionsTransform(), graph));
 
-        Assert.Equal(["linear", "slice", "slice", "swiglu", "linear"], graph.Nodes.Select(n => n.Op));
+        Assert.Equal(["linear", "split", "swiglu", "linear"], graph.Nodes.Select(n => n.Op));
         var weight = Parameter(graph, $"{prefix}.gate_up_proj.weight");
         Assert.Equal([48L, Hidden], weight.Value.Shape.ToSizes());
         Assert.Equal(Sources(prefix, "gate_proj.weight", "up_proj.weight"), weight.Recipe.Sources);
         Assert.Equal([new ConcatStep(0)], weight.Recipe.Steps);
         var swiglu = graph.Nodes.Single(n => n.Op == "swiglu");
-        Assert.Equal([(0L, 24L), (24, 48)], swiglu.Inputs.Select(i => graph.Nodes.Single(n => n.Outputs.Contains(i))).Select(s => (s.Int("start"), s.Int("end"))));
+        var split = graph.Nodes.Single(n => n.Op == "split");
+        Assert.Equal([24L, 24], split.Ints("sizes"));
+        Assert.Equal(split.Outputs, swiglu.Inputs);
         Assert.Equal([$"{prefix}.gate_up_proj.weight", $"{prefix}.down_proj.weight"], graph.Parameters.Select(p => p.Name));
     }
 }
