@@ -33,7 +33,7 @@ public sealed class LoweringContext(OnnxGraphBuilder builder, Node node)
 
     /// <summary>An embedded int64 vector, e.g. the shape input of Reshape.</summary>
     public string Int64s(string hint, long[] values) =>
-        Builder.AddConstant<long>($"{Node.Output.Name}.{hint}", [values.Length], values);
+        Builder.AddConstant<long>($"{Node.Outputs[0].Name}.{hint}", [values.Length], values);
 
     /// <summary>Emits the node's output as an embedded scalar of the given dtype.</summary>
     public void EmitScalar(DType dtype, double value)

@@ -48,6 +48,18 @@ public static class ShapeOps
             return [c[0] with { Shape = shape.With(axis, end - start) }];
         }, l => l.Emit("Slice", [l.Input(0), l.Int64s("starts", [l.Node.Int("start")]), l.Int64s("ends", [l.Node.Int("end")]), l.Int64s("axes", [l.Node.Int("axis")])]));
 
+        // split(x; axis, sizes): one output per size, consecutive pieces of a known axis (ONNX Split).
+        yield return new("split", 1, 1, [AttributeSpec.Int("axis"), AttributeSpec.Ints("sizes")], c =>
+        {
+            var shape = c[0].Shape;
+            var axis = shape.NormalizeAxis(c.Int("axis"));
+            var sizes = c.Ints("sizes");
+            if (sizes.Length == 0 || sizes.Any(s => s <= 0)) throw c.Error("sizes must be positive");
+            if (!shape[axis].IsKnown || shape[axis].Size != sizes.Sum()) throw c.Error($"sizes must add up to dimension {shape[axis]}");
+            return sizes.Select(s => c[0] with { Shape = shape.With(axis, s) }).ToArray();
+        }, l => l.EmitOutputs("Split", [l.Input(0), l.Int64s("split", l.Node.Ints("sizes"))],
+            l.Node.Outputs.Select((_, i) => (int?)i).ToArray(), new Dictionary<string, object> { ["axis"] = l.Node.Int("axis") }));
+
         yield return new("concat", 1, int.MaxValue, [AttributeSpec.Int("axis")], c =>
         {
             var dtype = c.SameDType();

@@ -3,6 +3,7 @@ using Kiln.Transforms.Cleanups;
 using Kiln.Transforms.Fusions;
 using Kiln.Transforms.CacheInit;
 using Kiln.Transforms.Compile;
+using Kiln.Transforms.PostLoadFusion;
 using Kiln.Transforms.WeightLoad;
 
 namespace Kiln.Transforms;
@@ -32,6 +33,8 @@ public sealed class TransformRegistry
         new FuseSwiGluTransform(),
         new FuseSkipRmsNormTransform(),
         new LoadWeightsTransform(),
+        new FuseQkvProjectionsTransform(),
+        new FuseGateUpProjectionsTransform(),
         new InsertKvCacheTransform(),
         new SelectSessionOptionsTransform(),
         new PipelineCacheTransform(),
