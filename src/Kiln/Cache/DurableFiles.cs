@@ -15,13 +15,6 @@ public static partial class DurableFiles
         stream.Flush(flushToDisk: true);
     }
 
-    /// <summary>Flushes a file already written (for example by a streaming writer).</summary>
-    public static void Sync(string path)
-    {
-        using var stream = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite);
-        stream.Flush(flushToDisk: true);
-    }
-
     /// <summary>fsync of a directory, so the names created or renamed in it are on disk.</summary>
     public static void SyncDirectory(string path)
     {

@@ -132,9 +132,10 @@ public sealed class SnapshotStore(CacheSettings settings)
                 Encoding.UTF8.GetBytes(JsonSerializer.Serialize(manifest, CacheJsonContext.Default.SnapshotManifest)));
             PauseForTests();
             DurableFiles.SyncDirectory(staging);
+            // Everything inside is on disk before the rename, so a rename that survives a crash shows a
+            // complete entry. The rename itself is not flushed: losing it loses a cache entry, never data.
             Directory.Move(staging, EntryDirectory(key.Key));
             PauseForTests();
-            DurableFiles.SyncDirectory(Settings.PipelineDirectory);
             return true;
         }
         catch (IOException) when (Directory.Exists(EntryDirectory(key.Key)))
