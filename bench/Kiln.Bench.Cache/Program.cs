@@ -1,3 +1,4 @@
+using Kiln.Bench;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
@@ -9,7 +10,7 @@ using Kiln.Checkpoints;
 // bench/results/cache-*.json.
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 var arguments = BenchArguments.Parse(args);
-var repo = RepoRoot();
+var repo = BenchEnvironment.RepoRoot();
 var kiln = arguments.Kiln ?? Path.Combine(repo, "src", "Kiln.Cli", "bin", "Release", "net10.0", "linux-x64", "kiln.dll");
 if (!File.Exists(kiln)) throw new FileNotFoundException($"{kiln} not found: build it (dotnet build -c Release src/Kiln.Cli) or pass --kiln");
 var work = arguments.Work ?? Directory.CreateTempSubdirectory("kiln-bench-cache-").FullName;
@@ -24,7 +25,7 @@ try
     }).ToList();
     Console.Error.WriteLine("whole-process generate");
     var process = ProcessBenchmark.Run(kiln, work, arguments.ProcessRepeats);
-    var result = new CacheBenchmarkResult(DateTime.UtcNow.ToString("O"), GitCommit(repo), Environment.ProcessorCount, CpuModel(),
+    var result = new CacheBenchmarkResult(DateTime.UtcNow.ToString("O"), BenchEnvironment.GitCommit(repo), Environment.ProcessorCount, CpuModel(),
         MemoryGiB(), arguments.Repeats, arguments.ProcessRepeats, models, process);
     Print(result);
     var resultsDir = Path.Combine(repo, "bench", "results");
@@ -99,29 +100,6 @@ static string Size(long bytes) => bytes switch
     _ => $"{bytes} B",
 };
 
-static string RepoRoot()
-{
-    for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir != null; dir = dir.Parent)
-    {
-        if (File.Exists(Path.Combine(dir.FullName, "Kiln.slnx"))) return dir.FullName;
-    }
-    throw new InvalidOperationException("Kiln.slnx not found above " + AppContext.BaseDirectory);
-}
-
-static string? GitCommit(string repo)
-{
-    try
-    {
-        using var git = Process.Start(new ProcessStartInfo("git", ["-C", repo, "rev-parse", "--short", "HEAD"]) { RedirectStandardOutput = true })!;
-        var commit = git.StandardOutput.ReadToEnd().Trim();
-        git.WaitForExit();
-        return git.ExitCode == 0 ? commit : null;
-    }
-    catch (System.ComponentModel.Win32Exception)
-    {
-        return null;
-    }
-}
 
 static string CpuModel() =>
     File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "unknown";

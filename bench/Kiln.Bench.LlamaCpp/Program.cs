@@ -1,3 +1,4 @@
+using Kiln.Bench;
 using System.Diagnostics;
 using System.Text.Json;
 using Kiln.Bench.LlamaCpp;
@@ -8,7 +9,7 @@ using Kiln.Benchmarks;
 var arguments = BenchArguments.Parse(args);
 // llama.cpp logs every tensor it loads; only the results matter here.
 LLama.Native.NativeLibraryConfig.All.WithLogCallback((_, _) => { });
-var repo = RepoRoot();
+var repo = BenchEnvironment.RepoRoot();
 var kilnModel = Path.Combine(repo, "models", "stories260K");
 var gguf = Path.Combine(repo, "models", "stories260K-gguf", "stories260K.gguf");
 
@@ -23,7 +24,7 @@ Console.WriteLine($"{"llama.cpp",-10} {llama.PrefillTokensPerS,14:F1} {llama.Dec
 var ratio = kiln.DecodeTokensPerS / llama.DecodeTokensPerS;
 Console.WriteLine($"decode kiln / llama.cpp = {ratio:F3}");
 
-var result = new ComparisonResult(DateTime.UtcNow.ToString("O"), GitCommit(repo), Environment.ProcessorCount, kiln, llama, ratio);
+var result = new ComparisonResult(DateTime.UtcNow.ToString("O"), BenchEnvironment.GitCommit(repo), Environment.ProcessorCount, kiln, llama, ratio);
 var resultsDir = Path.Combine(repo, "bench", "results");
 Directory.CreateDirectory(resultsDir);
 var file = Path.Combine(resultsDir, $"stories260K-{DateTime.UtcNow:yyyyMMdd-HHmmss}.json");
@@ -35,29 +36,6 @@ File.WriteAllText(file, JsonSerializer.Serialize(result, new JsonSerializerOptio
 Console.WriteLine($"wrote {Path.GetRelativePath(repo, file)}");
 return 0;
 
-static string RepoRoot()
-{
-    for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir != null; dir = dir.Parent)
-    {
-        if (File.Exists(Path.Combine(dir.FullName, "Kiln.slnx"))) return dir.FullName;
-    }
-    throw new InvalidOperationException("Kiln.slnx not found above " + AppContext.BaseDirectory);
-}
-
-static string? GitCommit(string repo)
-{
-    try
-    {
-        using var git = Process.Start(new ProcessStartInfo("git", ["-C", repo, "rev-parse", "--short", "HEAD"]) { RedirectStandardOutput = true })!;
-        var commit = git.StandardOutput.ReadToEnd().Trim();
-        git.WaitForExit();
-        return git.ExitCode == 0 ? commit : null;
-    }
-    catch (System.ComponentModel.Win32Exception)
-    {
-        return null;
-    }
-}
 
 /// <summary>One run of this program: both engines and the decode ratio.</summary>
 internal sealed record ComparisonResult(string DateUtc, string? Commit, int LogicalProcessors, BenchmarkResult Kiln, LlamaCppResult LlamaCpp, double DecodeRatioKilnOverLlamaCpp);
