@@ -121,7 +121,8 @@ public sealed class CacheCommandTests : IDisposable
         Compile();
         var store = new SnapshotStore(new CacheSettings(_root));
         var original = store.List();
-        foreach (var entry in original) CopyDirectory(EntryDirectory(entry.Key), EntryDirectory("f" + entry.Key[1..]));
+        // A copy under a key that differs in its first digit (never the original's own key).
+        foreach (var entry in original) CopyDirectory(EntryDirectory(entry.Key), EntryDirectory((entry.Key[0] == 'f' ? "e" : "f") + entry.Key[1..]));
         // Last use is the manifest's modification time: order the four entries oldest to newest.
         var byAge = store.List().Select(e => e.Key).Order(StringComparer.Ordinal).ToList();
         for (var i = 0; i < byAge.Count; i++)
