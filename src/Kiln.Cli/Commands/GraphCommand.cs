@@ -1,9 +1,8 @@
 using System.CommandLine;
 using Kiln.Checkpoints;
+using Kiln.Compile;
 using Kiln.Graph;
 using Kiln.Graph.Json;
-using Kiln.Models;
-using Kiln.Ops;
 
 namespace Kiln.Cli.Commands;
 
@@ -26,12 +25,9 @@ public static class GraphCommand
     }
 
     /// <summary>Exports a checkpoint's graph from its config.json (weights are not read).</summary>
-    public static ModelGraph Export(string modelPath)
+    private static ModelGraph Export(string modelPath)
     {
         using var checkpoint = Checkpoint.Open(modelPath);
-        return Export(checkpoint);
+        return ModelCompiler.Export(checkpoint);
     }
-
-    public static ModelGraph Export(Checkpoint checkpoint) =>
-        ModelFactory.Export(checkpoint.Config, Path.Combine(checkpoint.Directory, Checkpoint.ConfigFileName), OpRegistry.Core);
 }

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using Kiln.Checkpoints;
+using Kiln.Compile;
 using Kiln.Graph;
 using Spectre.Console;
 
@@ -17,7 +18,7 @@ public static class InspectCommand
         command.SetKilnAction(p =>
         {
             using var checkpoint = Checkpoint.Open(p.GetValue(model)!);
-            var graph = GraphCommand.Export(checkpoint);
+            var graph = ModelCompiler.Export(checkpoint);
             var summary = Summarize(checkpoint, graph);
             if (p.GetValue(json))
             {

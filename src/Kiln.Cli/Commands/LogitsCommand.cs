@@ -22,11 +22,7 @@ public static class LogitsCommand
             using var loaded = LoadedModel.Load(p.GetValue(model)!, new(IntraOpThreads: p.GetValue(CommonOptions.Threads)),
                 PipelineConfig.Load(p.GetValue(CommonOptions.Pipeline), p.GetValue(CommonOptions.Set)), new PipelineCache(CacheOptions.Settings(p)));
             CacheOptions.Report(loaded.Cache);
-            if (tokens.Length == 0) throw new KilnException("--ids: no token ids given");
-            if (tokens.Length > loaded.MaxPositions)
-                throw new KilnException($"--ids: {tokens.Length} tokens exceed the model's context of {loaded.MaxPositions} (config.json max_position_embeddings)");
-            if (tokens.FirstOrDefault(t => t >= loaded.VocabSize, -1) is var bad && bad >= 0)
-                throw new KilnException($"--ids: token id {bad} is outside the vocabulary (0..{loaded.VocabSize - 1})");
+            loaded.CheckTokens(tokens, "--ids");
 
             var vocab = loaded.VocabSize;
             var logits = loaded.Forward(tokens.Select(t => (long)t).ToArray(), Enumerable.Range(0, tokens.Length).Select(i => (long)i).ToArray());

@@ -29,19 +29,10 @@ public sealed class Generator(LoadedModel model)
 {
     public GenerationResult Generate(IReadOnlyList<int> promptIds, GenerationOptions options, Action<int>? onToken = null)
     {
-        if (promptIds.Count == 0) throw new KilnException("prompt: no tokens to start from (give a prompt or --prompt-ids)");
         var vocab = model.VocabSize;
-        foreach (var id in promptIds)
-        {
-            if (id < 0 || id >= vocab) throw new KilnException($"prompt: token id {id} is outside the vocabulary (0..{vocab - 1})");
-        }
         var context = Math.Min(options.ContextLength ?? model.MaxPositions, model.MaxPositions);
         if (context <= 0) throw new KilnException($"context length: must be positive, got {context}");
-        if (promptIds.Count > context)
-        {
-            throw new KilnException($"prompt: {promptIds.Count} tokens exceed the context of {context} " +
-                (context == model.MaxPositions ? "(config.json max_position_embeddings)" : "(the context length asked for)"));
-        }
+        model.CheckTokens(promptIds, "prompt", context);
 
         var sampler = new Sampler(options.Sampling);
         var sequence = promptIds.Select(i => (long)i).ToList();

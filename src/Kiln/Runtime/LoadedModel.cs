@@ -44,6 +44,26 @@ public sealed class LoadedModel : IDisposable
 
     public int MaxPositions => int.Parse(Graph.Metadata["max_position_embeddings"], System.Globalization.CultureInfo.InvariantCulture);
 
+    /// <summary>
+    /// Checks token ids before a run: at least one, each in the vocabulary, no more than
+    /// <paramref name="context"/> (default: the model's). Errors start with <paramref name="source"/>
+    /// (the option or input the ids came from).
+    /// </summary>
+    public void CheckTokens(IReadOnlyList<int> ids, string source, int? context = null)
+    {
+        if (ids.Count == 0) throw new KilnException($"{source}: no tokens to start from");
+        foreach (var id in ids)
+        {
+            if (id < 0 || id >= VocabSize) throw new KilnException($"{source}: token id {id} is outside the vocabulary (0..{VocabSize - 1})");
+        }
+        var limit = context ?? MaxPositions;
+        if (ids.Count > limit)
+        {
+            throw new KilnException($"{source}: {ids.Count} tokens exceed the context of {limit} " +
+                (limit == MaxPositions ? "(config.json max_position_embeddings)" : "(the context length asked for)"));
+        }
+    }
+
     /// <summary>Bytes of weights copied (recipes that transform data); the rest are views of the mapped files.</summary>
     public long CopiedWeightBytes => _weights.Where(w => w.IsCopy).Sum(w => w.ByteLength);
 
