@@ -93,9 +93,8 @@ public sealed class LoadedModel : IDisposable
     }
 
     /// <summary>
-    /// Runs a graph as it is: binds its parameters to the checkpoint (idempotent; the pipeline's
-    /// weight_load has normally done it), applies the load recipes and creates the session. Takes
-    /// ownership of <paramref name="checkpoint"/>.
+    /// Runs a graph as it is: applies its parameters' load recipes (bound by the pipeline's
+    /// load_weights) to the checkpoint and creates the session. Takes ownership of <paramref name="checkpoint"/>.
     /// </summary>
     public static LoadedModel Create(Checkpoint checkpoint, ModelGraph graph, SessionSettings? settings = null, double pipelineMs = 0)
     {
@@ -103,7 +102,6 @@ public sealed class LoadedModel : IDisposable
         var weights = new List<ParameterData>();
         try
         {
-            WeightBinder.Bind(graph, checkpoint);
             var onnx = GraphLowering.ToOnnx(graph);
             foreach (var p in graph.Parameters)
                 weights.Add(RecipeExecutor.Execute(checkpoint, p.Name, p.Recipe, p.Value.DType, p.Value.Shape.ToSizes()));

@@ -2,6 +2,7 @@ using Kiln.Checkpoints;
 using Kiln.Graph;
 using Kiln.Graph.Json;
 using Kiln.Runtime;
+using Kiln.Weights;
 
 namespace Kiln.Transforms;
 
@@ -61,6 +62,8 @@ public sealed class PipelineVerifier
         var checkpoint = Checkpoint.Open(_modelDirectory);
         try
         {
+            // A graph from before weight_load has unbound recipes: bind the copy (idempotent after it).
+            WeightBinder.Bind(copy, checkpoint);
             return LoadedModel.Create(checkpoint, copy);
         }
         catch
