@@ -38,9 +38,10 @@ public sealed class PipelineCache(CacheSettings settings, ICommunicator? ranks =
         var (restored, point, reason, quarantined) = RestoreLatest(store, keys);
 
         CacheLock? compileLock = null;
-        if (restored is null && writable)
+        if (point?.Key != keys[^1].Key && writable)
         {
-            // One compile per key: wait for another process compiling it, then try again to restore.
+            // One compile per key: wait for another process compiling it (which may already have published an
+            // earlier point), then look again.
             string? lockProblem = null;
             if (_ranks.Rank == 0)
             {
@@ -61,10 +62,12 @@ public sealed class PipelineCache(CacheSettings settings, ICommunicator? ranks =
             }
             else
             {
+                // Another process may have compiled and published meanwhile, before or while we waited: look again.
                 (restored, point, var afterWait, var quarantinedAfterWait) = RestoreLatest(store, keys);
                 quarantined |= quarantinedAfterWait;
                 // A corrupt entry quarantined by the first look is "no entry" by now: keep the first reason.
-                if (restored is null && reason == RestoreOutcome.NoEntry) reason = afterWait;
+                if (point?.Key == keys[^1].Key) reason = null;
+                else if (reason == RestoreOutcome.NoEntry) reason = afterWait;
             }
         }
 
