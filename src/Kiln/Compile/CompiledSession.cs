@@ -1,3 +1,4 @@
+using Kiln.Kernels;
 using Microsoft.ML.OnnxRuntime;
 using Onnx;
 
@@ -14,13 +15,15 @@ public sealed class CompiledSession : IDisposable
     private readonly SessionOptions _options;
     private readonly List<OrtValue> _initializers;
     private readonly RunOptions _runOptions = new();
+    private readonly KilnOpDomain? _kilnOps;
 
-    private CompiledSession(InferenceSession session, SessionOptions options, List<OrtValue> initializers, bool prepacking)
+    private CompiledSession(InferenceSession session, SessionOptions options, List<OrtValue> initializers, bool prepacking, KilnOpDomain? kilnOps)
     {
         Session = session;
         _options = options;
         _initializers = initializers;
         Prepacking = prepacking;
+        _kilnOps = kilnOps;
     }
 
     public InferenceSession Session { get; }
@@ -34,13 +37,17 @@ public sealed class CompiledSession : IDisposable
         settings ??= SessionSettings.Default;
         var options = new SessionOptions { GraphOptimizationLevel = settings.Optimization };
         var values = new List<OrtValue>(initializers.Count);
+        KilnOpDomain? kilnOps = null;
         try
         {
             if (settings.IntraOpThreads is { } threads) options.IntraOpNumThreads = threads;
             var prepacking = settings.Prepacking ?? true;
             if (!prepacking) options.AddSessionConfigEntry("session.disable_prepacking", "1");
             options.AddSessionConfigEntry("session.intra_op.allow_spinning", settings.Spinning ? "1" : "0");
-            CheckSupplied(model, initializers);
+            var proto = ModelProto.Parser.ParseFrom(model);
+            CheckSupplied(proto, initializers);
+            if (proto.Graph.Node.Any(n => n.Domain == LinearKernel.Domain))
+                kilnOps = KilnOpDomain.Register(options, settings.IntraOpThreads ?? Environment.ProcessorCount);
             foreach (var init in initializers)
             {
                 if (init.ByteLength != init.ExpectedByteLength)
@@ -50,16 +57,16 @@ public sealed class CompiledSession : IDisposable
                 options.AddInitializer(init.Name, value);
             }
             var session = new InferenceSession(model, options);
-            return new CompiledSession(session, options, values, prepacking);
+            return new CompiledSession(session, options, values, prepacking, kilnOps);
         }
         catch (Exception e) when (e is not KilnException)
         {
-            Release(options, values);
+            Release(options, values, kilnOps);
             throw new KilnException($"ONNX Runtime could not create a session for the model: {e.Message}", e);
         }
         catch
         {
-            Release(options, values);
+            Release(options, values, kilnOps);
             throw;
         }
     }
@@ -100,13 +107,13 @@ public sealed class CompiledSession : IDisposable
     {
         _runOptions.Dispose();
         Session.Dispose();
-        Release(_options, _initializers);
+        Release(_options, _initializers, _kilnOps);
     }
 
     // ORT's own errors for these name the symptom (a missing file ".", a size mismatch), not the cause.
-    private static void CheckSupplied(byte[] model, IReadOnlyList<ExternalInitializer> initializers)
+    private static void CheckSupplied(ModelProto model, IReadOnlyList<ExternalInitializer> initializers)
     {
-        var declared = ModelProto.Parser.ParseFrom(model).Graph.Initializer
+        var declared = model.Graph.Initializer
             .Where(t => t.DataLocation == TensorProto.Types.DataLocation.External
                 && t.ExternalData.Any(e => e.Key == "location" && e.Value == OnnxGraphBuilder.ExternalLocation))
             .Select(t => t.Name)
@@ -118,9 +125,11 @@ public sealed class CompiledSession : IDisposable
         if (unknown.Count > 0) throw new KilnException($"supplied initializers that the model does not declare external: {string.Join(", ", unknown)}");
     }
 
-    private static void Release(SessionOptions options, List<OrtValue> values)
+    // The custom op domain last: ORT may use it until the session and its options are gone.
+    private static void Release(SessionOptions options, List<OrtValue> values, KilnOpDomain? kilnOps)
     {
         foreach (var value in values) value.Dispose();
         options.Dispose();
+        kilnOps?.Dispose();
     }
 }

@@ -21,6 +21,11 @@ public sealed class OnnxGraphBuilder
 
     public const string MicrosoftDomain = "com.microsoft";
 
+    /// <summary>Kiln's own kernels (<see cref="Kernels.LinearKernel"/>), imported only by graphs that use them.</summary>
+    public const string KilnDomain = Kernels.LinearKernel.Domain;
+
+    public const long KilnOpset = 1;
+
     /// <summary>IR version 10: ORT 1.31 loads it with opset 23 (OpsetTests); OnnxSharp also writes 11.</summary>
     public const long IrVersion = 10;
 
@@ -119,6 +124,8 @@ public sealed class OnnxGraphBuilder
         if (outputNames != null && outputNames.Count != outputCount)
             throw new ArgumentException($"{outputNames.Count} output names for {outputCount} outputs", nameof(outputNames));
         var node = new NodeProto { OpType = opType, Name = UniqueName(opType), Domain = domain ?? "" };
+        if (node.Domain == KilnDomain && _model.OpsetImport.All(o => o.Domain != KilnDomain))
+            _model.OpsetImport.Add(new OperatorSetIdProto { Domain = KilnDomain, Version = KilnOpset });
         node.Input.AddRange(inputs);
         var outputs = new string[outputCount];
         for (var i = 0; i < outputCount; i++)

@@ -36,6 +36,7 @@ public sealed class TransformRegistry
         new FuseQkvProjectionsTransform(),
         new FuseGateUpProjectionsTransform(),
         new InsertKvCacheTransform(),
+        new UseKilnLinearTransform(),
         new SelectSessionOptionsTransform(),
         new PipelineCacheTransform(),
     ]);

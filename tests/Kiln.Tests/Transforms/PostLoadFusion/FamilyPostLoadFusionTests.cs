@@ -28,7 +28,7 @@ public sealed class FamilyPostLoadFusionTests(ITestOutputHelper output)
         var graph = model.Graph;
         var layers = model.Checkpoint.Config["num_hidden_layers"]!.GetValue<int>();
 
-        var weights = graph.Nodes.Where(n => n.Op == "linear").Select(n => n.Inputs[1].Name).ToList();
+        var weights = graph.Nodes.Where(n => n.Op is "linear" or "kiln_linear").Select(n => n.Inputs[1].Name).ToList();
         Assert.Equal(layers, weights.Count(w => w.EndsWith(".self_attn.qkv_proj.weight", StringComparison.Ordinal)));
         Assert.Equal(layers, weights.Count(w => w.EndsWith(".mlp.gate_up_proj.weight", StringComparison.Ordinal)));
         Assert.Equal(layers, graph.Nodes.Count(n => n.Op == "cached_attention"));

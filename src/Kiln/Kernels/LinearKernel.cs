@@ -1,0 +1,166 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace Kiln.Kernels;
+
+/// <summary>
+/// The ONNX Runtime custom op <c>ai.kiln.Linear</c>: Y = X·Wᵀ for float32 X [..., k] and W [n, k]
+/// (a Linear weight as the checkpoint stores it, used in place), Y [..., n]. Output columns are
+/// split over a <see cref="WorkerTeam"/>, so each thread streams its own contiguous part of W
+/// (<see cref="LinearMath"/>). Why not ORT's own MatMul: for the one-row products of decoding, MLAS
+/// draws well below the machine's read bandwidth from memory (docs/performance.md).
+/// </summary>
+public sealed unsafe class LinearKernel : IDisposable
+{
+    public const string Domain = "ai.kiln";
+    public const string OpType = "Linear";
+
+    /// <summary>Below this many multiply-adds a product runs on the calling thread: waking workers would cost more.</summary>
+    public const long ParallelMinimumWork = 1 << 18;
+
+    private const int MaxRank = 8;
+    private static readonly nint Name = Marshal.StringToCoTaskMemUTF8(OpType);
+
+    private readonly WorkerTeam _team;
+    private GCHandle _self;
+
+    /// <param name="threads">Threads that share each product, the calling one included.</param>
+    public LinearKernel(int threads)
+    {
+        _team = new WorkerTeam(threads);
+        _self = GCHandle.Alloc(this);
+        Op = (NativeCustomOp*)NativeMemory.AllocZeroed((nuint)sizeof(NativeCustomOp));
+        *Op = new NativeCustomOp
+        {
+            Version = OrtNative.ApiVersion,
+            GetName = (nint)(delegate* unmanaged<nint, nint>)&GetNameCallback,
+            GetExecutionProviderType = (nint)(delegate* unmanaged<nint, nint>)&CpuProvider,
+            GetInputType = (nint)(delegate* unmanaged<nint, nuint, int>)&FloatType,
+            GetInputTypeCount = (nint)(delegate* unmanaged<nint, nuint>)&InputCount,
+            GetOutputType = (nint)(delegate* unmanaged<nint, nuint, int>)&FloatType,
+            GetOutputTypeCount = (nint)(delegate* unmanaged<nint, nuint>)&OutputCount,
+            KernelDestroy = (nint)(delegate* unmanaged<nint, void>)&DestroyKernel,
+            GetInputCharacteristic = (nint)(delegate* unmanaged<nint, nuint, int>)&Required,
+            GetOutputCharacteristic = (nint)(delegate* unmanaged<nint, nuint, int>)&Required,
+            GetInputMemoryType = (nint)(delegate* unmanaged<nint, nuint, int>)&DefaultMemory,
+            GetVariadicInputMinArity = (nint)(delegate* unmanaged<nint, int>)&One,
+            GetVariadicInputHomogeneity = (nint)(delegate* unmanaged<nint, int>)&One,
+            GetVariadicOutputMinArity = (nint)(delegate* unmanaged<nint, int>)&One,
+            GetVariadicOutputHomogeneity = (nint)(delegate* unmanaged<nint, int>)&One,
+            CreateKernelV2 = (nint)(delegate* unmanaged<nint, nint, nint, nint*, nint>)&CreateKernel,
+            KernelComputeV2 = (nint)(delegate* unmanaged<nint, nint, nint>)&Compute,
+            Owner = GCHandle.ToIntPtr(_self),
+        };
+    }
+
+    /// <summary>The native op ORT holds; valid until <see cref="Dispose"/>.</summary>
+    internal NativeCustomOp* Op { get; private set; }
+
+    public int Threads => _team.Size;
+
+    /// <summary>Y = X·Wᵀ over raw buffers: x [rows, k], w [n, k], y [rows, n].</summary>
+    public void Multiply(float* x, float* w, float* y, int rows, int n, int k)
+    {
+        if ((long)rows * n * k < ParallelMinimumWork || _team.Size == 1)
+        {
+            LinearMath.Multiply(x, w, y, rows, n, k, 0, n);
+            return;
+        }
+        var parts = _team.Size;
+        _team.Run(part =>
+        {
+            // Even parts of the columns, rounded to pairs (LinearMath's tile width).
+            var first = (int)((long)n * part / parts) & ~1;
+            var end = part == parts - 1 ? n : (int)((long)n * (part + 1) / parts) & ~1;
+            LinearMath.Multiply(x, w, y, rows, n, k, first, end);
+        });
+    }
+
+    public void Dispose()
+    {
+        if (Op == null) return;
+        NativeMemory.Free(Op);
+        Op = null;
+        _self.Free();
+        _team.Dispose();
+    }
+
+    private nint Run(nint context)
+    {
+        Span<long> xShape = stackalloc long[MaxRank];
+        Span<long> wShape = stackalloc long[MaxRank];
+        var x = OrtNative.KernelInput(context, 0);
+        var w = OrtNative.KernelInput(context, 1);
+        var xRank = OrtNative.TensorShape(x, xShape);
+        var wRank = OrtNative.TensorShape(w, wShape);
+        if (wRank != 2 || xRank < 1 || xShape[xRank - 1] != wShape[1])
+            return OrtNative.CreateStatus(OrtNative.InvalidArgument,
+                $"{Domain}.{OpType}: W must be [n, k] with k = the last dimension of X; got X [{string.Join(", ", xShape[..xRank].ToArray())}], W [{string.Join(", ", wShape[..wRank].ToArray())}]");
+        long rows = 1;
+        for (var i = 0; i < xRank - 1; i++) rows *= xShape[i];
+        var (n, k) = (wShape[0], wShape[1]);
+        if (rows > int.MaxValue || n > int.MaxValue || k > int.MaxValue)
+            return OrtNative.CreateStatus(OrtNative.InvalidArgument, $"{Domain}.{OpType}: dimensions beyond 2^31 are not supported");
+        Span<long> yShape = stackalloc long[xRank];
+        xShape[..xRank].CopyTo(yShape);
+        yShape[^1] = n;
+        var y = OrtNative.KernelOutput(context, 0, yShape);
+        if (rows == 0 || n == 0) return 0;
+        Multiply((float*)OrtNative.TensorData(x), (float*)OrtNative.TensorData(w), (float*)OrtNative.TensorData(y), (int)rows, (int)n, (int)k);
+        return 0;
+    }
+
+    [UnmanagedCallersOnly]
+    private static nint GetNameCallback(nint op) => Name;
+
+    // Null names the CPU execution provider.
+    [UnmanagedCallersOnly]
+    private static nint CpuProvider(nint op) => 0;
+
+    [UnmanagedCallersOnly]
+    private static int FloatType(nint op, nuint index) => OrtNative.ElementFloat;
+
+    [UnmanagedCallersOnly]
+    private static nuint InputCount(nint op) => 2;
+
+    [UnmanagedCallersOnly]
+    private static nuint OutputCount(nint op) => 1;
+
+    // OrtCustomOpInputOutputCharacteristic INPUT_OUTPUT_REQUIRED.
+    [UnmanagedCallersOnly]
+    private static int Required(nint op, nuint index) => 0;
+
+    // OrtMemTypeDefault: CPU memory of the kernel's provider.
+    [UnmanagedCallersOnly]
+    private static int DefaultMemory(nint op, nuint index) => 0;
+
+    [UnmanagedCallersOnly]
+    private static int One(nint op) => 1;
+
+    // Every node of the op shares the op's state, so the kernel handle is the op's own GCHandle.
+    [UnmanagedCallersOnly]
+    private static nint CreateKernel(nint op, nint api, nint info, nint* kernel)
+    {
+        *kernel = ((NativeCustomOp*)op)->Owner;
+        return 0;
+    }
+
+    [UnmanagedCallersOnly]
+    private static void DestroyKernel(nint kernel)
+    {
+    }
+
+    // No exception may cross into native code: failures become ORT statuses, which ORT reports as the run's error.
+    [UnmanagedCallersOnly]
+    private static nint Compute(nint kernel, nint context)
+    {
+        try
+        {
+            return ((LinearKernel)GCHandle.FromIntPtr(kernel).Target!).Run(context);
+        }
+        catch (Exception e)
+        {
+            return OrtNative.CreateStatus(OrtNative.Fail, $"{Domain}.{OpType}: {e.Message}");
+        }
+    }
+}

@@ -1,0 +1,79 @@
+using Kiln.Kernels;
+using Xunit;
+
+namespace Kiln.Tests.Kernels;
+
+/// <summary>LinearMath against a double-precision product, on every path: one row (single stream and
+/// four weight rows per pass), the two-by-four tile and its leftovers, vector tails and column ranges.</summary>
+public sealed unsafe class LinearMathTests
+{
+    public static TheoryData<int, int, int> Shapes => new()
+    {
+        { 1, 7, 1 },       // k below one vector
+        { 1, 9, 64 },
+        { 1, 5, 515 },     // k tail after 32-wide and 8-wide steps
+        { 1, 13, 4096 },   // longest single-stream row
+        { 1, 9, 4103 },    // four rows per pass, one leftover row, k tail
+        { 2, 6, 33 },      // several rows, fewer than a tile
+        { 4, 8, 64 },
+        { 5, 7, 100 },     // tile plus a leftover row, odd column count
+        { 9, 3, 17 },
+    };
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void Product_equals_the_double_precision_reference(int rows, int n, int k)
+    {
+        var (x, w) = (Random(rows * k, 1), Random(n * k, 2));
+        var y = new float[rows * n];
+        fixed (float* px = x, pw = w, py = y) LinearMath.Multiply(px, pw, py, rows, n, k, 0, n);
+        AssertClose(Reference(x, w, rows, n, k), y, k);
+    }
+
+    [Fact]
+    public void A_column_range_writes_only_its_columns()
+    {
+        const int rows = 5, n = 11, k = 40;
+        var (x, w) = (Random(rows * k, 3), Random(n * k, 4));
+        var y = Enumerable.Repeat(float.NaN, rows * n).ToArray();
+        fixed (float* px = x, pw = w, py = y) LinearMath.Multiply(px, pw, py, rows, n, k, 3, 8);
+        var expected = Reference(x, w, rows, n, k);
+        for (var r = 0; r < rows; r++)
+        {
+            for (var j = 0; j < n; j++)
+            {
+                var actual = y[r * n + j];
+                if (j is >= 3 and < 8) Assert.True(Math.Abs(actual - expected[r * n + j]) <= 1e-4f, $"y[{r},{j}] = {actual}, expected {expected[r * n + j]}");
+                else Assert.True(float.IsNaN(actual), $"y[{r},{j}] outside the range was written");
+            }
+        }
+    }
+
+    internal static float[] Random(int count, int seed)
+    {
+        var random = new Random(seed);
+        return [.. Enumerable.Range(0, count).Select(_ => (float)(random.NextDouble() * 2 - 1))];
+    }
+
+    internal static float[] Reference(float[] x, float[] w, int rows, int n, int k)
+    {
+        var y = new float[rows * n];
+        for (var r = 0; r < rows; r++)
+            for (var j = 0; j < n; j++)
+            {
+                double sum = 0;
+                for (var i = 0; i < k; i++) sum += (double)x[r * k + i] * w[j * k + i];
+                y[r * n + j] = (float)sum;
+            }
+        return y;
+    }
+
+    // Float32 sums of k products of terms in [-1, 1]: the error grows with k.
+    internal static void AssertClose(float[] expected, float[] actual, int k)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        var tolerance = 1e-5f * Math.Max(k, 8);
+        for (var i = 0; i < expected.Length; i++)
+            Assert.True(Math.Abs(expected[i] - actual[i]) <= tolerance, $"element {i}: {actual[i]}, expected {expected[i]}");
+    }
+}

@@ -1,0 +1,74 @@
+using Kiln.Checkpoints;
+using Kiln.Graph;
+using Kiln.Runtime;
+using Kiln.Transforms;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Kiln.Tests.Transforms.Compile;
+
+/// <summary>
+/// use_kiln_linear on every family: every projection (4 per layer after the post-load fusions) and the
+/// LM head run on ai.kiln.Linear, biases become adds, and logits and greedy text equal those of ORT's
+/// MatMul (the transform disabled).
+/// </summary>
+public sealed class UseKilnLinearTests(ITestOutputHelper output)
+{
+    private const float Tolerance = 1e-4f;
+
+    public static TheoryData<string> Families => ["llama_gqa", "qwen2", "mistral", "default", "bf16"];
+
+    [Theory]
+    [MemberData(nameof(Families))]
+    public void Every_float32_projection_runs_on_the_kiln_kernel(string family)
+    {
+        using var temp = new TempDir();
+        using var model = LoadedModel.Load(ModelDirectory(family, temp));
+        var graph = model.Graph;
+        var layers = model.Checkpoint.Config["num_hidden_layers"]!.GetValue<int>();
+
+        Assert.DoesNotContain(graph.Nodes, n => n.Op == "linear");
+        Assert.Equal(4 * layers + 1, graph.Nodes.Count(n => n.Op == "kiln_linear"));
+        var biases = graph.Nodes.Count(n => n.Op == "add" && n.Inputs[0].Name.Contains("qkv", StringComparison.Ordinal));
+        Assert.Equal(family == "qwen2" ? layers : 0, biases);
+        Assert.Equal("use_kiln_linear", graph.History.Single(h => h.Name == "use_kiln_linear").Name);
+    }
+
+    [Theory]
+    [MemberData(nameof(Families))]
+    public void Logits_and_greedy_text_equal_those_of_onnx_runtime_matmul(string family)
+    {
+        using var temp = new TempDir();
+        var directory = ModelDirectory(family, temp);
+        using var kiln = LoadedModel.Load(directory, new Kiln.Compile.SessionSettings(IntraOpThreads: 2));
+        using var reference = LoadedModel.Load(directory, pipeline: PipelineConfig.Load(sets: ["use_kiln_linear.enabled=false"]));
+        Assert.Contains(reference.Graph.Nodes, n => n.Op == "linear");
+        Assert.DoesNotContain(reference.Graph.Nodes, n => n.Op == "kiln_linear");
+
+        var ids = Enumerable.Range(0, 12).Select(i => (long)((i * 37 + 1) % kiln.VocabSize)).ToArray();
+        var positions = Enumerable.Range(0, ids.Length).Select(i => (long)i).ToArray();
+        var (actual, expected) = (kiln.Forward(ids, positions), reference.Forward(ids, positions));
+        var difference = actual.Zip(expected, (a, e) => Math.Abs(a - e)).Max();
+        output.WriteLine($"{family}: max |kiln - ORT MatMul| over {ids.Length} positions = {difference}");
+        Assert.True(difference <= Tolerance, $"max difference {difference}");
+
+        var options = new GenerationOptions(32, new SamplingOptions(), new HashSet<int>());
+        var prompt = ids.Take(5).Select(i => (int)i).ToArray();
+        Assert.Equal(new Generator(reference).Generate(prompt, options).NewIds, new Generator(kiln).Generate(prompt, options).NewIds);
+    }
+
+    private static string ModelDirectory(string family, TempDir temp)
+    {
+        switch (family)
+        {
+            case "default":
+                return TestPaths.DefaultModel;
+            case "bf16":
+                RandomCheckpointWriter.Write(new TestModelOptions("llama", Layers: 2, Hidden: 64, Heads: 4, KvHeads: 2, Intermediate: 96, Vocab: 128,
+                    DType: DType.BF16, Seed: 7, MaxPositions: 64), temp.Path);
+                return temp.Path;
+            default:
+                return TestPaths.Oracle(family);
+        }
+    }
+}
