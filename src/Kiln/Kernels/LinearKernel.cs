@@ -6,8 +6,8 @@ namespace Kiln.Kernels;
 /// <summary>
 /// The ONNX Runtime custom op <c>ai.kiln.Linear</c>: Y = X·Wᵀ for float32 X [..., k] and W [n, k]
 /// (a Linear weight as the checkpoint stores it, used in place), Y [..., n]. Output columns are
-/// split over a <see cref="WorkerTeam"/>, so each thread streams its own contiguous part of W
-/// (<see cref="LinearMath"/>). Why not ORT's own MatMul: for the one-row products of decoding, MLAS
+/// split over the session's intra-op threads (ORT's own pool, so its thread count and spinning settings
+/// hold), and each thread streams its own contiguous part of W (<see cref="LinearMath"/>). Why not ORT's own MatMul: for the one-row products of decoding, MLAS
 /// draws well below the machine's read bandwidth from memory (docs/performance.md).
 /// </summary>
 public sealed unsafe class LinearKernel : IDisposable
@@ -21,18 +21,19 @@ public sealed unsafe class LinearKernel : IDisposable
     private const int MaxRank = 8;
     private static readonly nint Name = Marshal.StringToCoTaskMemUTF8(OpType);
 
-    private readonly WorkerTeam _team;
+    private readonly int _parts;
     private GCHandle _self;
 
-    /// <param name="threads">Threads that share each product, the calling one included.</param>
+    /// <param name="threads">The session's intra-op threads: each product is split into this many parts.</param>
     public LinearKernel(int threads)
     {
-        _team = new WorkerTeam(threads);
+        ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
+        _parts = threads;
         _self = GCHandle.Alloc(this);
         Op = (NativeCustomOp*)NativeMemory.AllocZeroed((nuint)sizeof(NativeCustomOp));
         *Op = new NativeCustomOp
         {
-            Version = OrtNative.ApiVersion,
+            Version = OrtNative.CustomOpVersion,
             GetName = (nint)(delegate* unmanaged<nint, nint>)&GetNameCallback,
             GetExecutionProviderType = (nint)(delegate* unmanaged<nint, nint>)&CpuProvider,
             GetInputType = (nint)(delegate* unmanaged<nint, nuint, int>)&FloatType,
@@ -56,24 +57,22 @@ public sealed unsafe class LinearKernel : IDisposable
     /// <summary>The native op ORT holds; valid until <see cref="Dispose"/>.</summary>
     internal NativeCustomOp* Op { get; private set; }
 
-    public int Threads => _team.Size;
-
-    /// <summary>Y = X·Wᵀ over raw buffers: x [rows, k], w [n, k], y [rows, n].</summary>
-    public void Multiply(float* x, float* w, float* y, int rows, int n, int k)
+    // One product, as the parallel parts see it.
+    private struct Product
     {
-        if ((long)rows * n * k < ParallelMinimumWork || _team.Size == 1)
-        {
-            LinearMath.Multiply(x, w, y, rows, n, k, 0, n);
-            return;
-        }
-        var parts = _team.Size;
-        _team.Run(part =>
-        {
-            // Even parts of the columns, rounded to pairs (LinearMath's tile width).
-            var first = (int)((long)n * part / parts) & ~1;
-            var end = part == parts - 1 ? n : (int)((long)n * (part + 1) / parts) & ~1;
-            LinearMath.Multiply(x, w, y, rows, n, k, first, end);
-        });
+        public float* X, W, Y;
+        public int Rows, N, K, Parts;
+    }
+
+    // Part i computes an even share of the output columns, rounded to pairs (LinearMath's tile width).
+    [UnmanagedCallersOnly]
+    private static void RunPart(void* state, nuint part)
+    {
+        var p = (Product*)state;
+        var i = (int)part;
+        var first = (int)((long)p->N * i / p->Parts) & ~1;
+        var end = i == p->Parts - 1 ? p->N : (int)((long)p->N * (i + 1) / p->Parts) & ~1;
+        LinearMath.Multiply(p->X, p->W, p->Y, p->Rows, p->N, p->K, first, end);
     }
 
     public void Dispose()
@@ -82,7 +81,6 @@ public sealed unsafe class LinearKernel : IDisposable
         NativeMemory.Free(Op);
         Op = null;
         _self.Free();
-        _team.Dispose();
     }
 
     private nint Run(nint context)
@@ -106,7 +104,18 @@ public sealed unsafe class LinearKernel : IDisposable
         yShape[^1] = n;
         var y = OrtNative.KernelOutput(context, 0, yShape);
         if (rows == 0 || n == 0) return 0;
-        Multiply((float*)OrtNative.TensorData(x), (float*)OrtNative.TensorData(w), (float*)OrtNative.TensorData(y), (int)rows, (int)n, (int)k);
+        var product = new Product
+        {
+            X = (float*)OrtNative.TensorData(x),
+            W = (float*)OrtNative.TensorData(w),
+            Y = (float*)OrtNative.TensorData(y),
+            Rows = (int)rows,
+            N = (int)n,
+            K = (int)k,
+            Parts = rows * n * k < ParallelMinimumWork ? 1 : _parts,
+        };
+        if (product.Parts == 1) LinearMath.Multiply(product.X, product.W, product.Y, product.Rows, product.N, product.K, 0, product.N);
+        else OrtNative.ParallelFor(context, &RunPart, product.Parts, &product);
         return 0;
     }
 

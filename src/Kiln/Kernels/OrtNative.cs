@@ -10,8 +10,11 @@ namespace Kiln.Kernels;
 /// </summary>
 internal static unsafe class OrtNative
 {
-    /// <summary>The API version asked for: 16 has every function used here and the V2 kernel callbacks.</summary>
-    public const uint ApiVersion = 16;
+    /// <summary>The API version asked for: 17 has every function used here (KernelContext_ParallelFor is the newest).</summary>
+    public const uint ApiVersion = 17;
+
+    /// <summary>The <c>OrtCustomOp</c> version Kiln's ops declare: 16 has the V2 kernel callbacks (statuses, not exceptions).</summary>
+    public const uint CustomOpVersion = 16;
 
     /// <summary>ONNXTensorElementDataType FLOAT.</summary>
     public const int ElementFloat = 1;
@@ -33,6 +36,7 @@ internal static unsafe class OrtNative
     private const int ReleaseStatusIndex = 93;
     private const int ReleaseTensorTypeAndShapeInfoIndex = 99;
     private const int ReleaseCustomOpDomainIndex = 101;
+    private const int KernelContextParallelForIndex = 274;
 
     [StructLayout(LayoutKind.Sequential)]
     private struct OrtApiBase
@@ -104,6 +108,14 @@ internal static unsafe class OrtNative
         Check(((delegate* unmanaged<nint, void**, nint>)Api[GetTensorMutableDataIndex])(value, &data));
         return data;
     }
+
+    /// <summary>
+    /// Runs <paramref name="function"/>(<paramref name="state"/>, i) for i in [0, <paramref name="total"/>) on
+    /// the session's intra-op thread pool (the calling thread takes part) and returns when all are done.
+    /// </summary>
+    public static void ParallelFor(nint context, delegate* unmanaged<void*, nuint, void> function, int total, void* state) =>
+        Check(((delegate* unmanaged<nint, delegate* unmanaged<void*, nuint, void>, nuint, nuint, void*, nint>)Api[KernelContextParallelForIndex])(
+            context, function, (nuint)total, 0, state));
 
     /// <summary>The tensor's dimensions, written to <paramref name="dims"/>; returns the rank.</summary>
     public static int TensorShape(nint value, Span<long> dims)
