@@ -31,8 +31,8 @@ public sealed record BenchmarkOptions(
 
 /// <summary>
 /// The medians of <see cref="BenchmarkResult.Repeats"/> timed generations (after one untimed warm-up),
-/// the machine's read bandwidth measured in the same process, and the decode speed that bandwidth
-/// allows (bandwidth / weight bytes read per token).
+/// the median of the machine's read bandwidth measured in the same process just before each of them,
+/// and the decode speed that bandwidth allows (bandwidth / weight bytes read per token).
 /// </summary>
 public sealed record BenchmarkResult(
     string Model,
@@ -56,6 +56,9 @@ public sealed record BenchmarkResult(
 /// <summary>Benchmarks a checkpoint compiled with the full pipeline: greedy generation of a fixed, seeded prompt.</summary>
 public static class ModelBenchmark
 {
+    /// <summary>Passes of the bandwidth probe before each timed run; the fastest counts.</summary>
+    public const int ProbePassesPerRun = 3;
+
     public static BenchmarkResult Run(string modelDirectory, BenchmarkOptions options, PipelineConfig? pipeline = null)
     {
         options.Validate();
@@ -70,15 +73,23 @@ public static class ModelBenchmark
         var generator = new Generator(model);
 
         generator.Generate(prompt, generation);
-        var runs = new List<GenerationResult>(options.Repeats);
-        for (var i = 0; i < options.Repeats; i++) runs.Add(generator.Generate(prompt, generation));
-
-        // Read before the probe, whose buffer would otherwise count.
+        // The timed runs repeat the warm-up, so this is their peak too; read before the probe buffer exists.
         var peakRss = Process.GetCurrentProcess().PeakWorkingSet64;
-        var bandwidth = ReadBandwidthProbe.Measure(threads, options.ProbeBufferBytes);
+
+        // The machine's bandwidth drifts (shared hosts, frequency changes): the probe runs just before
+        // each timed generation, so both medians sample the same stretch of time.
+        using var probe = new ReadBandwidthProbe(options.ProbeBufferBytes);
+        var runs = new List<GenerationResult>(options.Repeats);
+        var bandwidths = new List<double>(options.Repeats);
+        for (var i = 0; i < options.Repeats; i++)
+        {
+            bandwidths.Add(probe.Measure(threads, ProbePassesPerRun).BytesPerSecond);
+            runs.Add(generator.Generate(prompt, generation));
+        }
+        var bandwidth = Median(bandwidths);
         var weightBytes = DecodeWeightTraffic.BytesPerToken(model.Graph);
         var decode = Median(runs.Select(r => r.DecodeTokensPerSecond));
-        var bound = bandwidth.BytesPerSecond / weightBytes;
+        var bound = bandwidth / weightBytes;
         return new BenchmarkResult(
             Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(modelDirectory))),
             threads, promptTokens, newTokens, options.Repeats, model.Session.Prepacking, options.Spinning, model.Timings.TotalMs,
@@ -86,7 +97,7 @@ public static class ModelBenchmark
             decode,
             Median(runs.Select(r => r.FirstTokenMs)),
             peakRss,
-            bandwidth.BytesPerSecond,
+            bandwidth,
             weightBytes,
             bound,
             decode / bound,

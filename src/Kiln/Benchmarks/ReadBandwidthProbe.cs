@@ -13,42 +13,59 @@ public sealed record ReadBandwidth(double BytesPerSecond, long BufferBytes, int 
 /// <summary>
 /// Measures how fast this machine streams memory into the cores: several threads sum disjoint slices
 /// of a native buffer (much larger than the last-level cache) with 256-bit vector adds, and the
-/// fastest of several passes counts. This is the ceiling a memory-bound decode step can reach.
+/// fastest of several passes counts. This is the ceiling a memory-bound decode step can reach. The
+/// buffer is filled once and can be measured many times, e.g. next to each timed run of a benchmark.
 /// </summary>
-public static unsafe class ReadBandwidthProbe
+public sealed unsafe class ReadBandwidthProbe : IDisposable
 {
     /// <summary>1 GiB: several times any last-level cache of the CPUs Kiln targets.</summary>
     public const long DefaultBufferBytes = 1L << 30;
 
+    private ulong* _buffer;
+    private readonly long _words;
+
     /// <summary>
-    /// Fills a buffer of <paramref name="bufferBytes"/> (rounded down to 8-byte words) with word i = i,
-    /// so the checksum of a full read is n(n-1)/2 mod 2^64, then times <paramref name="passes"/> reads.
+    /// Allocates <paramref name="bufferBytes"/> (rounded down to 8-byte words) with word i = i, so the
+    /// checksum of a full read is n(n-1)/2 mod 2^64. Writing every word also faults every page in, so
+    /// no pass pays for page faults.
     /// </summary>
-    public static ReadBandwidth Measure(int threads, long bufferBytes = DefaultBufferBytes, int passes = 5)
+    public ReadBandwidthProbe(long bufferBytes = DefaultBufferBytes)
+    {
+        _words = bufferBytes / sizeof(ulong);
+        ArgumentOutOfRangeException.ThrowIfLessThan(_words, 1L, nameof(bufferBytes));
+        _buffer = (ulong*)NativeMemory.AlignedAlloc((nuint)(_words * sizeof(ulong)), 64);
+        for (long i = 0; i < _words; i++) _buffer[i] = (ulong)i;
+    }
+
+    /// <summary>Times <paramref name="passes"/> reads of the whole buffer by <paramref name="threads"/> threads.</summary>
+    public ReadBandwidth Measure(int threads, int passes = 5)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(passes, 1);
-        var words = bufferBytes / sizeof(ulong);
-        ArgumentOutOfRangeException.ThrowIfLessThan(words, 1L, nameof(bufferBytes));
-        var buffer = (ulong*)NativeMemory.AlignedAlloc((nuint)(words * sizeof(ulong)), 64);
-        try
+        ObjectDisposedException.ThrowIf(_buffer == null, this);
+        var best = double.MaxValue;
+        ulong checksum = 0;
+        for (var pass = 0; pass < passes; pass++)
         {
-            // Writing every word also faults every page in, so no pass pays for page faults.
-            for (long i = 0; i < words; i++) buffer[i] = (ulong)i;
-            var best = double.MaxValue;
-            ulong checksum = 0;
-            for (var pass = 0; pass < passes; pass++)
-            {
-                var (seconds, sum) = TimePass(buffer, words, threads);
-                best = Math.Min(best, seconds);
-                checksum = sum;
-            }
-            return new ReadBandwidth(words * sizeof(ulong) / best, words * sizeof(ulong), threads, passes, checksum);
+            var (seconds, sum) = TimePass(_buffer, _words, threads);
+            best = Math.Min(best, seconds);
+            checksum = sum;
         }
-        finally
-        {
-            NativeMemory.AlignedFree(buffer);
-        }
+        return new ReadBandwidth(_words * sizeof(ulong) / best, _words * sizeof(ulong), threads, passes, checksum);
+    }
+
+    /// <summary>One measurement over a buffer allocated for it.</summary>
+    public static ReadBandwidth Measure(int threads, long bufferBytes = DefaultBufferBytes, int passes = 5)
+    {
+        using var probe = new ReadBandwidthProbe(bufferBytes);
+        return probe.Measure(threads, passes);
+    }
+
+    public void Dispose()
+    {
+        if (_buffer == null) return;
+        NativeMemory.AlignedFree(_buffer);
+        _buffer = null;
     }
 
     // Threads start together on a barrier; the clock runs from the release to the last join.
