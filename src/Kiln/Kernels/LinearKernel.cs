@@ -64,14 +64,14 @@ public sealed unsafe class LinearKernel : IDisposable
         public int Rows, N, K, Parts;
     }
 
-    // Part i computes an even share of the output columns, rounded to pairs (LinearMath's tile width).
+    // Part i computes an even share of the output columns, rounded to fours (LinearMath's tile width).
     [UnmanagedCallersOnly]
     private static void RunPart(void* state, nuint part)
     {
         var p = (Product*)state;
         var i = (int)part;
-        var first = (int)((long)p->N * i / p->Parts) & ~1;
-        var end = i == p->Parts - 1 ? p->N : (int)((long)p->N * (i + 1) / p->Parts) & ~1;
+        var first = (int)((long)p->N * i / p->Parts) & ~3;
+        var end = i == p->Parts - 1 ? p->N : (int)((long)p->N * (i + 1) / p->Parts) & ~3;
         LinearMath.Multiply(p->X, p->W, p->Y, p->Rows, p->N, p->K, first, end);
     }
 

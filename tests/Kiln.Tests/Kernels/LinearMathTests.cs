@@ -4,7 +4,7 @@ using Xunit;
 namespace Kiln.Tests.Kernels;
 
 /// <summary>LinearMath against a double-precision product, on every path: one row (single stream and
-/// four weight rows per pass), the two-by-four tile and its leftovers, vector tails and column ranges.</summary>
+/// four weight rows per pass), the four-by-three tile and its leftovers, vector tails and column ranges.</summary>
 public sealed unsafe class LinearMathTests
 {
     public static TheoryData<int, int, int> Shapes => new()
@@ -15,9 +15,10 @@ public sealed unsafe class LinearMathTests
         { 1, 13, 4096 },   // longest single-stream row
         { 1, 9, 4103 },    // four rows per pass, one leftover row, k tail
         { 2, 6, 33 },      // several rows, fewer than a tile
-        { 4, 8, 64 },
-        { 5, 7, 100 },     // tile plus a leftover row, odd column count
-        { 9, 3, 17 },
+        { 6, 8, 64 },      // whole tiles only
+        { 3, 4, 13 },      // one tile with a k tail
+        { 5, 7, 100 },     // tiles plus leftover rows and columns
+        { 9, 3, 17 },      // fewer columns than a tile
     };
 
     [Theory]
