@@ -7,9 +7,9 @@ namespace Kiln.Transforms.Compile;
 public sealed record SelectSessionOptionsConfig : TransformConfig
 {
     /// <summary>
-    /// Pre-pack weights only when the graph's parameters total at most this many bytes (4 GiB): packed
-    /// weights make both prefill and the one-token decode step faster (docs/performance.md), so only
-    /// the memory of the copy limits it.
+    /// Pre-pack weights only when the weights of ORT matrix products total at most this many bytes
+    /// (4 GiB): packed weights make ORT's fp32 MatMul faster for prefill and decode
+    /// (docs/performance.md), so only the memory of the copy limits it.
     /// </summary>
     public long PrepackingMaxWeightBytes { get; init; } = 4L << 30;
 }
@@ -17,9 +17,10 @@ public sealed record SelectSessionOptionsConfig : TransformConfig
 /// <summary>
 /// compile: chooses ONNX Runtime session options for this graph and records them in its metadata
 /// (<see cref="SessionSettings.PrepackingMetadataKey"/>), which the session follows unless the user
-/// overrides them. Pre-packing copies every MatMul weight (memory and session creation grow by the
-/// weights' size) and makes fp32 matrix products faster at every row count, so it is on unless the
-/// copy would be too large.
+/// overrides them. Pre-packing copies every weight of an ORT MatMul (<c>linear</c> and <c>matmul</c>
+/// nodes; memory and session creation grow by the weights' size) and makes those products faster at
+/// every row count, so it is on unless there is nothing to pack (every product runs on Kiln's
+/// kernel, see use_kiln_linear) or the copy would be too large.
 /// </summary>
 public sealed class SelectSessionOptionsTransform : Transform<SelectSessionOptionsConfig>
 {
@@ -29,8 +30,11 @@ public sealed class SelectSessionOptionsTransform : Transform<SelectSessionOptio
 
     protected override int Rewrite(ModelGraph graph, SelectSessionOptionsConfig config, TransformContext context)
     {
-        var weightBytes = graph.Parameters.Sum(p => p.Value.Shape.ToSizes().Aggregate(1L, (a, b) => a * b) * p.Value.DType.ByteSize());
-        var prepacking = weightBytes <= config.PrepackingMaxWeightBytes;
+        var packable = graph.Nodes.Where(n => n.Op is "linear" or "matmul").SelectMany(n => n.Inputs)
+            .ToHashSet(ReferenceEqualityComparer.Instance);
+        var weightBytes = graph.Parameters.Where(p => packable.Contains(p.Value))
+            .Sum(p => p.Value.Shape.ToSizes().Aggregate(1L, (a, b) => a * b) * p.Value.DType.ByteSize());
+        var prepacking = weightBytes > 0 && weightBytes <= config.PrepackingMaxWeightBytes;
         graph.Metadata[SessionSettings.PrepackingMetadataKey] = prepacking ? "true" : "false";
         return 1;
     }
