@@ -19,4 +19,17 @@ public sealed class ReadBandwidthProbeTests
         Assert.True(result.BytesPerSecond > 0);
         Assert.Equal((threads, 2), (result.Threads, result.Passes));
     }
+
+    [Fact]
+    public void One_buffer_is_measured_again_and_again_and_refused_once_disposed()
+    {
+        const long words = (4L << 20) / sizeof(ulong);
+        var probe = new ReadBandwidthProbe(words * sizeof(ulong));
+        var first = probe.Measure(threads: 2, passes: 1);
+        var second = probe.Measure(threads: 1, passes: 1);
+        Assert.Equal(unchecked((ulong)words * (ulong)(words - 1) / 2), first.Checksum);
+        Assert.Equal(first.Checksum, second.Checksum);
+        probe.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => probe.Measure(threads: 1));
+    }
 }
