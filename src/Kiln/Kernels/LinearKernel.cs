@@ -1,14 +1,14 @@
-using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
 namespace Kiln.Kernels;
 
 /// <summary>
 /// The ONNX Runtime custom op <c>ai.kiln.Linear</c>: Y = X·Wᵀ for float32 X [..., k] and W [n, k]
-/// (a Linear weight as the checkpoint stores it, used in place), Y [..., n]. Output columns are
-/// split over the session's intra-op threads (ORT's own pool, so its thread count and spinning settings
-/// hold), and each thread streams its own contiguous part of W (<see cref="LinearMath"/>). Why not ORT's own MatMul: for the one-row products of decoding, MLAS
-/// draws well below the machine's read bandwidth from memory (docs/performance.md).
+/// (a Linear weight as the checkpoint stores it, used in place), Y [..., n]. Output columns are split
+/// over the session's intra-op threads (ORT's own pool, so its thread count and spinning settings
+/// hold), and each thread streams its own contiguous part of W (<see cref="LinearMath"/>). Why not
+/// ORT's MatMul: for the one-row products of decoding, MLAS draws well below the machine's read
+/// bandwidth (docs/performance.md).
 /// </summary>
 public sealed unsafe class LinearKernel : IDisposable
 {
@@ -57,24 +57,6 @@ public sealed unsafe class LinearKernel : IDisposable
     /// <summary>The native op ORT holds; valid until <see cref="Dispose"/>.</summary>
     internal NativeCustomOp* Op { get; private set; }
 
-    // One product, as the parallel parts see it.
-    private struct Product
-    {
-        public float* X, W, Y;
-        public int Rows, N, K, Parts;
-    }
-
-    // Part i computes an even share of the output columns, rounded to fours (LinearMath's tile width).
-    [UnmanagedCallersOnly]
-    private static void RunPart(void* state, nuint part)
-    {
-        var p = (Product*)state;
-        var i = (int)part;
-        var first = (int)((long)p->N * i / p->Parts) & ~3;
-        var end = i == p->Parts - 1 ? p->N : (int)((long)p->N * (i + 1) / p->Parts) & ~3;
-        LinearMath.Multiply(p->X, p->W, p->Y, p->Rows, p->N, p->K, first, end);
-    }
-
     public void Dispose()
     {
         if (Op == null) return;
@@ -117,6 +99,24 @@ public sealed unsafe class LinearKernel : IDisposable
         if (product.Parts == 1) LinearMath.Multiply(product.X, product.W, product.Y, product.Rows, product.N, product.K, 0, product.N);
         else OrtNative.ParallelFor(context, &RunPart, product.Parts, &product);
         return 0;
+    }
+
+    // One product, as the parallel parts see it.
+    private struct Product
+    {
+        public float* X, W, Y;
+        public int Rows, N, K, Parts;
+    }
+
+    // Part i computes an even share of the output columns, rounded to fours (LinearMath's tile width).
+    [UnmanagedCallersOnly]
+    private static void RunPart(void* state, nuint part)
+    {
+        var p = (Product*)state;
+        var i = (int)part;
+        var first = (int)((long)p->N * i / p->Parts) & ~3;
+        var end = i == p->Parts - 1 ? p->N : (int)((long)p->N * (i + 1) / p->Parts) & ~3;
+        LinearMath.Multiply(p->X, p->W, p->Y, p->Rows, p->N, p->K, first, end);
     }
 
     [UnmanagedCallersOnly]

@@ -48,7 +48,14 @@ internal static unsafe class OrtNative
     [DllImport("onnxruntime")]
     private static extern OrtApiBase* OrtGetApiBase();
 
-    private static readonly void** Api = OrtGetApiBase()->GetApi(ApiVersion);
+    private static readonly void** Api = LoadApi();
+
+    private static void** LoadApi()
+    {
+        var api = OrtGetApiBase()->GetApi(ApiVersion);
+        if (api == null) throw new KilnException($"the loaded ONNX Runtime does not offer C API version {ApiVersion}, which Kiln's kernels need");
+        return api;
+    }
 
     public static nint CreateStatus(int code, string message)
     {
