@@ -23,7 +23,7 @@ public sealed class UseKilnLinearTests(ITestOutputHelper output)
     public void Every_float32_projection_runs_on_the_kiln_kernel(string family)
     {
         using var temp = new TempDir();
-        using var model = LoadedModel.Load(ModelDirectory(family, temp));
+        using var model = LoadedModel.Load(FamilyModels.Directory(family, temp));
         var graph = model.Graph;
         var layers = model.Checkpoint.Config["num_hidden_layers"]!.GetValue<int>();
 
@@ -39,7 +39,7 @@ public sealed class UseKilnLinearTests(ITestOutputHelper output)
     public void Logits_and_greedy_text_equal_those_of_onnx_runtime_matmul(string family)
     {
         using var temp = new TempDir();
-        var directory = ModelDirectory(family, temp);
+        var directory = FamilyModels.Directory(family, temp);
         using var kiln = LoadedModel.Load(directory, new Kiln.Compile.SessionSettings(IntraOpThreads: 2));
         using var reference = LoadedModel.Load(directory, pipeline: PipelineConfig.Load(sets: ["use_kiln_linear.enabled=false"]));
         Assert.Contains(reference.Graph.Nodes, n => n.Op == "linear");
@@ -55,20 +55,5 @@ public sealed class UseKilnLinearTests(ITestOutputHelper output)
         var options = new GenerationOptions(32, new SamplingOptions(), new HashSet<int>());
         var prompt = ids.Take(5).Select(i => (int)i).ToArray();
         Assert.Equal(new Generator(reference).Generate(prompt, options).NewIds, new Generator(kiln).Generate(prompt, options).NewIds);
-    }
-
-    private static string ModelDirectory(string family, TempDir temp)
-    {
-        switch (family)
-        {
-            case "default":
-                return TestPaths.DefaultModel;
-            case "bf16":
-                RandomCheckpointWriter.Write(new TestModelOptions("llama", Layers: 2, Hidden: 64, Heads: 4, KvHeads: 2, Intermediate: 96, Vocab: 128,
-                    DType: DType.BF16, Seed: 7, MaxPositions: 64), temp.Path);
-                return temp.Path;
-            default:
-                return TestPaths.Oracle(family);
-        }
     }
 }

@@ -24,7 +24,7 @@ public sealed class FamilyPostLoadFusionTests(ITestOutputHelper output)
     public void Each_layer_has_one_qkv_linear_and_one_gate_up_linear(string family)
     {
         using var temp = new TempDir();
-        using var model = LoadedModel.Load(ModelDirectory(family, temp));
+        using var model = LoadedModel.Load(FamilyModels.Directory(family, temp));
         var graph = model.Graph;
         var layers = model.Checkpoint.Config["num_hidden_layers"]!.GetValue<int>();
 
@@ -45,7 +45,7 @@ public sealed class FamilyPostLoadFusionTests(ITestOutputHelper output)
     public void Logits_and_greedy_text_equal_the_pipeline_without_the_fusions(string family)
     {
         using var temp = new TempDir();
-        var directory = ModelDirectory(family, temp);
+        var directory = FamilyModels.Directory(family, temp);
         using var fused = LoadedModel.Load(directory);
         using var reference = LoadedModel.Load(directory, pipeline: PipelineConfig.Load(sets: Unfused));
         Assert.Contains(reference.Graph.Parameters, p => p.Name.EndsWith(".q_proj.weight", StringComparison.Ordinal));
@@ -63,21 +63,5 @@ public sealed class FamilyPostLoadFusionTests(ITestOutputHelper output)
         var text = new Generator(fused).Generate(prompt, options);
         Assert.Equal(32, text.NewIds.Length);
         Assert.Equal(new Generator(reference).Generate(prompt, options).NewIds, text.NewIds);
-    }
-
-    private static string ModelDirectory(string family, TempDir temp)
-    {
-        switch (family)
-        {
-            case "default":
-                return TestPaths.DefaultModel;
-            case "bf16":
-                // head_dim 16: the cache folds rotary into the kernel, which reads q and k from the slices.
-                RandomCheckpointWriter.Write(new TestModelOptions("llama", Layers: 2, Hidden: 64, Heads: 4, KvHeads: 2, Intermediate: 96, Vocab: 128,
-                    DType: DType.BF16, Seed: 7, MaxPositions: 64), temp.Path);
-                return temp.Path;
-            default:
-                return TestPaths.Oracle(family);
-        }
     }
 }
