@@ -105,6 +105,26 @@ public sealed class RecipeExecutorTests : IDisposable
     }
 
     [Fact]
+    public void ConcatOfSeveralMegabytesLandsInAMappedBufferWithEveryValue()
+    {
+        // 2 x 1.5 MiB: the result (3 MiB) is above the huge-page threshold, each source below it.
+        using var dir = new TempDir();
+        const int rows = 384, cols = 1024;
+        var first = Enumerable.Range(0, rows * cols).Select(i => (float)i).ToArray();
+        var second = Enumerable.Range(0, rows * cols).Select(i => -(float)i).ToArray();
+        using var checkpoint = Checkpoint.Open(CraftedFiles.Checkpoint(dir.Path,
+            (new SafetensorsEntry("p", DType.F32, [rows, cols]), CraftedFiles.Floats(first)),
+            (new SafetensorsEntry("q", DType.F32, [rows, cols]), CraftedFiles.Floats(second))));
+
+        using var data = RecipeExecutor.Execute(checkpoint, "pq", new LoadRecipe(["p", "q"], [new ConcatStep(0)]), DType.F32, [2 * rows, cols]);
+
+        Assert.True(data.IsCopy);
+        Assert.True(data.ByteLength >= 2 << 20);
+        Assert.Equal(0, data.Pointer % 64);
+        Assert.Equal([.. first, .. second], Floats(data));
+    }
+
+    [Fact]
     public void ConcatColumns()
     {
         var recipe = new LoadRecipe(["a", "c"], [new ConcatStep(1)]);
