@@ -114,6 +114,17 @@ public sealed class ModelGraph(OpRegistry registry)
         Nodes.RemoveAll(doomed.Contains);
     }
 
+    /// <summary>
+    /// Removes the parameters of these values (nothing may read them any more) and frees their names,
+    /// so that a later transform can bring a checkpoint tensor back under its own name.
+    /// </summary>
+    public int RemoveParameters(IEnumerable<Value> values)
+    {
+        var doomed = new HashSet<Value>(values, ReferenceEqualityComparer.Instance);
+        foreach (var spec in Parameters.Where(p => doomed.Contains(p.Value))) _names.Remove(spec.Name);
+        return Parameters.RemoveAll(p => doomed.Contains(p.Value));
+    }
+
     /// <summary>Adds a value read back from a serialized graph, keeping its name.</summary>
     internal Value Restore(string name, TensorType type, ValueKind kind) => new(Claim(name), type, kind);
 

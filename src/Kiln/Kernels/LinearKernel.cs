@@ -4,7 +4,9 @@ namespace Kiln.Kernels;
 
 /// <summary>
 /// The ONNX Runtime custom op <c>ai.kiln.Linear</c>: Y = X·Wᵀ for float32 X [..., k] and W [n, k]
-/// (a Linear weight as the checkpoint stores it, used in place), Y [..., n]. Output columns are split
+/// (a Linear weight as the checkpoint stores it, used in place), Y [..., n]. W may come in several
+/// pieces W1 [n1, k], W2 [n2, k], ... (variadic last input): Y is then X·[W1; W2; ...]ᵀ, so fused
+/// projections read the checkpoint's own tensors and need no concatenated copy. Output columns are split
 /// over the session's intra-op threads (ORT's own pool, so its thread count and spinning settings
 /// hold), and each thread streams its own contiguous part of W (<see cref="LinearMath"/>). Why not
 /// ORT's MatMul: for the one-row products of decoding, MLAS draws well below the machine's read
@@ -19,6 +21,12 @@ public sealed unsafe class LinearKernel : IDisposable
     public const long ParallelMinimumWork = 1 << 18;
 
     private const int MaxRank = 8;
+
+    /// <summary>Most weight pieces one node may have.</summary>
+    public const int MaxWeights = 8;
+
+    // OrtCustomOpInputOutputCharacteristic values.
+    private const int RequiredInput = 0, VariadicInput = 2;
     private static readonly nint Name = Marshal.StringToCoTaskMemUTF8(OpType);
 
     private readonly int _parts;
@@ -41,7 +49,7 @@ public sealed unsafe class LinearKernel : IDisposable
             GetOutputType = (nint)(delegate* unmanaged<nint, nuint, int>)&FloatType,
             GetOutputTypeCount = (nint)(delegate* unmanaged<nint, nuint>)&OutputCount,
             KernelDestroy = (nint)(delegate* unmanaged<nint, void>)&DestroyKernel,
-            GetInputCharacteristic = (nint)(delegate* unmanaged<nint, nuint, int>)&Required,
+            GetInputCharacteristic = (nint)(delegate* unmanaged<nint, nuint, int>)&InputCharacteristic,
             GetOutputCharacteristic = (nint)(delegate* unmanaged<nint, nuint, int>)&Required,
             GetInputMemoryType = (nint)(delegate* unmanaged<nint, nuint, int>)&DefaultMemory,
             GetVariadicInputMinArity = (nint)(delegate* unmanaged<nint, int>)&One,
@@ -70,42 +78,63 @@ public sealed unsafe class LinearKernel : IDisposable
         Span<long> xShape = stackalloc long[MaxRank];
         Span<long> wShape = stackalloc long[MaxRank];
         var x = OrtNative.KernelInput(context, 0);
-        var w = OrtNative.KernelInput(context, 1);
         var xRank = OrtNative.TensorShape(x, xShape);
-        var wRank = OrtNative.TensorShape(w, wShape);
-        if (wRank != 2 || xRank < 1 || xShape[xRank - 1] != wShape[1])
-            return OrtNative.CreateStatus(OrtNative.InvalidArgument,
-                $"{Domain}.{OpType}: W must be [n, k] with k = the last dimension of X; got X [{string.Join(", ", xShape[..xRank].ToArray())}], W [{string.Join(", ", wShape[..wRank].ToArray())}]");
+        var weights = OrtNative.KernelInputCount(context) - 1;
+        if (xRank < 1 || weights < 1 || weights > MaxWeights)
+            return Invalid($"X must have rank >= 1 and 1 to {MaxWeights} weights follow it; got rank {xRank} and {weights} weights");
+        var k = xShape[xRank - 1];
+        var product = new Product { Weights = weights };
+        long n = 0;
+        for (var i = 0; i < weights; i++)
+        {
+            var w = OrtNative.KernelInput(context, i + 1);
+            var wRank = OrtNative.TensorShape(w, wShape);
+            if (wRank != 2 || wShape[1] != k)
+                return Invalid($"each W must be [n, k] with k = the last dimension of X; got X [{string.Join(", ", xShape[..xRank].ToArray())}], W{i + 1} [{string.Join(", ", wShape[..wRank].ToArray())}]");
+            product.W[i] = (long)OrtNative.TensorData(w);
+            product.Offsets[i] = (int)n;
+            n += wShape[0];
+        }
         long rows = 1;
         for (var i = 0; i < xRank - 1; i++) rows *= xShape[i];
-        var (n, k) = (wShape[0], wShape[1]);
-        if (rows > int.MaxValue || n > int.MaxValue || k > int.MaxValue)
-            return OrtNative.CreateStatus(OrtNative.InvalidArgument, $"{Domain}.{OpType}: dimensions beyond 2^31 are not supported");
+        if (rows > int.MaxValue || n > int.MaxValue || k > int.MaxValue) return Invalid("dimensions beyond 2^31 are not supported");
+        product.Offsets[weights] = (int)n;
         Span<long> yShape = stackalloc long[xRank];
         xShape[..xRank].CopyTo(yShape);
         yShape[^1] = n;
         var y = OrtNative.KernelOutput(context, 0, yShape);
         if (rows == 0 || n == 0) return 0;
-        var product = new Product
-        {
-            X = (float*)OrtNative.TensorData(x),
-            W = (float*)OrtNative.TensorData(w),
-            Y = (float*)OrtNative.TensorData(y),
-            Rows = (int)rows,
-            N = (int)n,
-            K = (int)k,
-            Parts = rows * n * k < ParallelMinimumWork ? 1 : _parts,
-        };
-        if (product.Parts == 1) LinearMath.Multiply(product.X, product.W, product.Y, product.Rows, product.N, product.K, 0, product.N);
+        product.X = (float*)OrtNative.TensorData(x);
+        product.Y = (float*)OrtNative.TensorData(y);
+        product.Rows = (int)rows;
+        product.N = (int)n;
+        product.K = (int)k;
+        product.Parts = rows * n * k < ParallelMinimumWork ? 1 : _parts;
+        if (product.Parts == 1) product.Compute(0, product.N);
         else OrtNative.ParallelFor(context, &RunPart, product.Parts, &product);
         return 0;
     }
 
-    // One product, as the parallel parts see it.
+    private static nint Invalid(string message) => OrtNative.CreateStatus(OrtNative.InvalidArgument, $"{Domain}.{OpType}: {message}");
+
+    // One product, as the parallel parts see it: weight piece i holds output columns Offsets[i]..Offsets[i + 1).
     private struct Product
     {
-        public float* X, W, Y;
-        public int Rows, N, K, Parts;
+        public float* X, Y;
+        public int Rows, N, K, Parts, Weights;
+        public fixed long W[MaxWeights];
+        public fixed int Offsets[MaxWeights + 1];
+
+        // Output columns first..end, piece by piece.
+        public void Compute(int first, int end)
+        {
+            for (var i = 0; i < Weights; i++)
+            {
+                var (from, to) = (Math.Max(first, Offsets[i]), Math.Min(end, Offsets[i + 1]));
+                if (from >= to) continue;
+                LinearMath.Multiply(X, (float*)W[i], Y + Offsets[i], Rows, K, N, from - Offsets[i], to - Offsets[i]);
+            }
+        }
     }
 
     // Part i computes an even share of the output columns, rounded to fours (LinearMath's tile width).
@@ -116,7 +145,7 @@ public sealed unsafe class LinearKernel : IDisposable
         var i = (int)part;
         var first = (int)((long)p->N * i / p->Parts) & ~3;
         var end = i == p->Parts - 1 ? p->N : (int)((long)p->N * (i + 1) / p->Parts) & ~3;
-        LinearMath.Multiply(p->X, p->W, p->Y, p->Rows, p->N, p->K, first, end);
+        p->Compute(first, end);
     }
 
     [UnmanagedCallersOnly]
@@ -135,9 +164,12 @@ public sealed unsafe class LinearKernel : IDisposable
     [UnmanagedCallersOnly]
     private static nuint OutputCount(nint op) => 1;
 
-    // OrtCustomOpInputOutputCharacteristic INPUT_OUTPUT_REQUIRED.
+    // X is required; the weights are one variadic input (the last one).
     [UnmanagedCallersOnly]
-    private static int Required(nint op, nuint index) => 0;
+    private static int InputCharacteristic(nint op, nuint index) => index == 0 ? RequiredInput : VariadicInput;
+
+    [UnmanagedCallersOnly]
+    private static int Required(nint op, nuint index) => RequiredInput;
 
     // OrtMemTypeDefault: CPU memory of the kernel's provider.
     [UnmanagedCallersOnly]

@@ -5,8 +5,9 @@ using System.Runtime.Intrinsics.X86;
 namespace Kiln.Kernels;
 
 /// <summary>
-/// y = x·Wᵀ for row-major x [rows, k], W [n, k] (a Linear layer's weight as stored) and y [rows, n],
-/// computed for one range of output columns so that threads can split W between them.
+/// y = x·Wᵀ for row-major x [rows, k], W [n, k] (a Linear layer's weight as stored) and y [rows, n]
+/// (rows yStride apart, so that y can be a block of columns of a wider output), computed for one range
+/// of output columns so that threads can split W between them.
 /// Memory-bound one-row products read each weight row once, front to back, as a single stream (the
 /// access pattern that reaches the machine's read bandwidth); products of several rows keep four
 /// weight rows in cache while the input rows pass by, three at a time.
@@ -19,12 +20,12 @@ public static unsafe class LinearMath
     /// </summary>
     public const int SingleStreamMaxK = 4096;
 
-    /// <summary>Computes y[:, first..end) for every input row.</summary>
-    public static void Multiply(float* x, float* w, float* y, int rows, int n, int k, int first, int end)
+    /// <summary>Computes y[:, first..end) for every input row; row r of y starts at y + r·yStride.</summary>
+    public static void Multiply(float* x, float* w, float* y, int rows, int k, int yStride, int first, int end)
     {
         if (!Fma.IsSupported)
         {
-            Portable(x, w, y, rows, n, k, first, end);
+            Portable(x, w, y, rows, k, yStride, first, end);
             return;
         }
         if (rows == 1)
@@ -45,15 +46,15 @@ public static unsafe class LinearMath
         for (; j0 + 4 <= end; j0 += 4)
         {
             var row = 0;
-            for (; row + 3 <= rows; row += 3) FourByThree(x + (long)row * k, w + (long)j0 * k, y + (long)row * n + j0, n, k);
+            for (; row + 3 <= rows; row += 3) FourByThree(x + (long)row * k, w + (long)j0 * k, y + (long)row * yStride + j0, yStride, k);
             for (; row < rows; row++)
             {
-                for (var j = j0; j < j0 + 4; j++) y[(long)row * n + j] = Dot(w + (long)j * k, x + (long)row * k, k);
+                for (var j = j0; j < j0 + 4; j++) y[(long)row * yStride + j] = Dot(w + (long)j * k, x + (long)row * k, k);
             }
         }
         for (; j0 < end; j0++)
         {
-            for (var row = 0; row < rows; row++) y[(long)row * n + j0] = Dot(w + (long)j0 * k, x + (long)row * k, k);
+            for (var row = 0; row < rows; row++) y[(long)row * yStride + j0] = Dot(w + (long)j0 * k, x + (long)row * k, k);
         }
     }
 
@@ -109,7 +110,7 @@ public static unsafe class LinearMath
     // Four weight rows against three input rows: twelve products share seven loads per step (measured
     // 70 GFLOP/s on one core here, against 51 for two by four).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void FourByThree(float* x, float* w, float* y, int n, int k)
+    private static void FourByThree(float* x, float* w, float* y, int yStride, int k)
     {
         float* x0 = x, x1 = x + k, x2 = x + 2L * k;
         float* w0 = w, w1 = w + k, w2 = w + 2L * k, w3 = w + 3L * k;
@@ -152,12 +153,12 @@ public static unsafe class LinearMath
         }
         for (var r = 0; r < 3; r++)
         {
-            for (var c = 0; c < 4; c++) y[r * (long)n + c] = s[r * 4 + c];
+            for (var c = 0; c < 4; c++) y[r * (long)yStride + c] = s[r * 4 + c];
         }
     }
 
     // Machines without FMA: plain loops, correct and slow.
-    private static void Portable(float* x, float* w, float* y, int rows, int n, int k, int first, int end)
+    private static void Portable(float* x, float* w, float* y, int rows, int k, int yStride, int first, int end)
     {
         for (var row = 0; row < rows; row++)
         {
@@ -167,7 +168,7 @@ public static unsafe class LinearMath
                 var wj = w + (long)j * k;
                 var sum = 0f;
                 for (var i = 0; i < k; i++) sum += wj[i] * xr[i];
-                y[(long)row * n + j] = sum;
+                y[(long)row * yStride + j] = sum;
             }
         }
     }

@@ -31,6 +31,7 @@ internal static unsafe class OrtNative
     private const int GetDimensionsCountIndex = 61;
     private const int GetDimensionsIndex = 62;
     private const int GetTensorTypeAndShapeIndex = 65;
+    private const int KernelContextGetInputCountIndex = 88;
     private const int KernelContextGetInputIndex = 90;
     private const int KernelContextGetOutputIndex = 91;
     private const int ReleaseStatusIndex = 93;
@@ -93,6 +94,13 @@ internal static unsafe class OrtNative
 
     public static void ReleaseCustomOpDomain(nint domain) =>
         ((delegate* unmanaged<nint, void>)Api[ReleaseCustomOpDomainIndex])(domain);
+
+    public static int KernelInputCount(nint context)
+    {
+        nuint count;
+        Check(((delegate* unmanaged<nint, nuint*, nint>)Api[KernelContextGetInputCountIndex])(context, &count));
+        return (int)count;
+    }
 
     public static nint KernelInput(nint context, int index)
     {

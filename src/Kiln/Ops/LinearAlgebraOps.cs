@@ -27,13 +27,16 @@ public static class LinearAlgebraOps
             return [new TensorType(c.SameDType(), x.With(x.Rank - 1, w[0]))];
         }, LowerLinear);
 
-        // x @ weight^T on Kiln's own kernel (Kernels/LinearKernel), float32 only; use_kiln_linear places it.
-        yield return new("kiln_linear", 2, 2, [], c =>
+        // x @ [w1; w2; ...]^T on Kiln's own kernel (Kernels/LinearKernel), float32 only: the weights are
+        // the pieces of one [out, in] matrix, in order. use_kiln_linear places it.
+        yield return new("kiln_linear", 2, 1 + Kernels.LinearKernel.MaxWeights, [], c =>
         {
-            var (x, w) = (c[0].Shape, c[1].Shape);
-            if (w.Rank != 2 || x.Rank < 1 || x[^1] != w[1]) throw c.Error("weight must be [out, in] with in = x's last dimension");
+            var x = c[0].Shape;
+            var weights = c.Inputs.Skip(1).Select(i => i.Shape).ToList();
+            if (x.Rank < 1 || weights.Any(w => w.Rank != 2 || w[1] != x[^1] || !w[0].IsKnown))
+                throw c.Error("each weight must be [out, in] with a known out and in = x's last dimension");
             if (c.SameDType() != DType.F32) throw c.Error("inputs must be float32");
-            return [new TensorType(DType.F32, x.With(x.Rank - 1, w[0]))];
+            return [new TensorType(DType.F32, x.With(x.Rank - 1, Dim.Of(weights.Sum(w => w[0].Size))))];
         }, l => l.Emit(Kernels.LinearKernel.OpType, l.Inputs, domain: OnnxGraphBuilder.KilnDomain));
 
         yield return new("mean", 1, 1, [AttributeSpec.Ints("axes"), AttributeSpec.Int("keepdim", 1)], c =>

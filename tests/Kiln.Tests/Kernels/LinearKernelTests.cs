@@ -39,6 +39,46 @@ public sealed class LinearKernelTests
         LinearMathTests.AssertClose(LinearMathTests.Reference(x, w, ids.Length, n, k), result.Data, k);
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void Weights_in_pieces_give_the_product_with_their_concatenation(int threads)
+    {
+        // Pieces of 300, 77 and 501 rows: with several threads the part boundaries fall inside pieces.
+        const int k = 515, rows = 6;
+        int[] pieces = [300, 77, 501];
+        var e = LinearMathTests.Random(Vocab * k, 11);
+        var w = pieces.Select((n, i) => LinearMathTests.Random(n * k, 12 + i)).ToArray();
+        var ids = Enumerable.Range(0, rows).Select(i => (long)(i * 5 % Vocab)).ToArray();
+
+        var g = new OnnxGraphBuilder();
+        g.AddInput("ids", DType.I64, ["batch", "sequence"]);
+        g.AddExternalInitializer("E", DType.F32, [Vocab, k]);
+        for (var i = 0; i < pieces.Length; i++) g.AddExternalInitializer($"W{i}", DType.F32, [pieces[i], k]);
+        var x = g.AddNode("Gather", ["E", "ids"]);
+        g.AddNode(LinearKernel.OpType, [x, "W0", "W1", "W2"], domain: LinearKernel.Domain, output: "out");
+        g.AddOutput("out", DType.F32, ["batch", "sequence", pieces.Sum()]);
+
+        using var eBuffer = NativeBuffer.Of<float>(e);
+        var wBuffers = w.Select(piece => NativeBuffer.Of<float>(piece)).ToList();
+        try
+        {
+            using var session = CompiledSession.Create(g.ToBytes(),
+                [eBuffer.As("E", DType.F32, [Vocab, k]), .. wBuffers.Select((b, i) => b.As($"W{i}", DType.F32, [pieces[i], k]))],
+                new SessionSettings(IntraOpThreads: threads));
+            var result = session.Run(new Dictionary<string, Int64Tensor> { ["ids"] = new(ids, [2, rows / 2]) }, "out");
+
+            Assert.Equal([2, rows / 2, pieces.Sum()], result.Shape);
+            var xs = ids.SelectMany(id => e.AsSpan((int)id * k, k).ToArray()).ToArray();
+            LinearMathTests.AssertClose(LinearMathTests.Reference(xs, [.. w.SelectMany(p => p)], rows, pieces.Sum(), k), result.Data, k);
+        }
+        finally
+        {
+            foreach (var buffer in wBuffers) buffer.Dispose();
+        }
+    }
+
     [Fact]
     public void A_weight_of_the_wrong_width_fails_the_run_naming_the_op()
     {
@@ -46,7 +86,7 @@ public sealed class LinearKernelTests
         var e = LinearMathTests.Random(Vocab * k, 7);
         var w = LinearMathTests.Random(n * (k + 1), 8);
         var error = Assert.Throws<KilnException>(() => Run(Model(k, n, k + 1), e, w, k, n, [1, 2], [1, 2], threads: 1, weightWidth: k + 1));
-        Assert.Contains("ai.kiln.Linear: W must be [n, k]", error.Message);
+        Assert.Contains("ai.kiln.Linear: each W must be [n, k]", error.Message);
     }
 
     [Fact]

@@ -27,8 +27,28 @@ public sealed unsafe class LinearMathTests
     {
         var (x, w) = (Random(rows * k, 1), Random(n * k, 2));
         var y = new float[rows * n];
-        fixed (float* px = x, pw = w, py = y) LinearMath.Multiply(px, pw, py, rows, n, k, 0, n);
+        fixed (float* px = x, pw = w, py = y) LinearMath.Multiply(px, pw, py, rows, k, n, 0, n);
         AssertClose(Reference(x, w, rows, n, k), y, k);
+    }
+
+    [Fact]
+    public void The_output_can_be_a_block_of_columns_of_a_wider_matrix()
+    {
+        // y is [rows, 3 + n + 2]; the product fills columns 3..3+n of each row and nothing else.
+        const int rows = 7, n = 9, k = 40, stride = 3 + n + 2;
+        var (x, w) = (Random(rows * k, 9), Random(n * k, 10));
+        var y = Enumerable.Repeat(float.NaN, rows * stride).ToArray();
+        fixed (float* px = x, pw = w, py = y) LinearMath.Multiply(px, pw, py + 3, rows, k, stride, 0, n);
+        var expected = Reference(x, w, rows, n, k);
+        for (var r = 0; r < rows; r++)
+        {
+            for (var c = 0; c < stride; c++)
+            {
+                var actual = y[r * stride + c];
+                if (c is >= 3 and < 3 + n) Assert.True(Math.Abs(actual - expected[r * n + c - 3]) <= 1e-4f, $"y[{r},{c}] = {actual}");
+                else Assert.True(float.IsNaN(actual), $"y[{r},{c}] outside the block was written");
+            }
+        }
     }
 
     [Fact]
@@ -37,7 +57,7 @@ public sealed unsafe class LinearMathTests
         const int rows = 5, n = 11, k = 40;
         var (x, w) = (Random(rows * k, 3), Random(n * k, 4));
         var y = Enumerable.Repeat(float.NaN, rows * n).ToArray();
-        fixed (float* px = x, pw = w, py = y) LinearMath.Multiply(px, pw, py, rows, n, k, 3, 8);
+        fixed (float* px = x, pw = w, py = y) LinearMath.Multiply(px, pw, py, rows, k, n, 3, 8);
         var expected = Reference(x, w, rows, n, k);
         for (var r = 0; r < rows; r++)
         {

@@ -1,4 +1,7 @@
+using Kiln.Checkpoints;
 using Kiln.Graph;
+using Kiln.Kernels;
+using Kiln.Weights;
 
 namespace Kiln.Transforms.Compile;
 
@@ -7,7 +10,10 @@ namespace Kiln.Transforms.Compile;
 /// <c>add</c> for a bias), which runs on Kiln's own kernel (Kernels/LinearKernel) instead of ORT's
 /// MatMul. That kernel streams each weight once per product from where it is mapped, the access
 /// pattern that reaches the machine's read bandwidth in one-token decode steps, and needs no
-/// pre-packed copy of the weights (docs/performance.md). Disable it to run ORT's MatMul.
+/// pre-packed copy of the weights (docs/performance.md). A weight loaded as the concatenation of
+/// whole float32 checkpoint tensors (the post-load fusions' q/k/v and gate/up recipes) is handed to
+/// the kernel as those tensors, in order, so the fused product reads the mapped file and no
+/// concatenated copy is made. Disable the transform to run ORT's MatMul.
 /// </summary>
 public sealed class UseKilnLinearTransform : Transform<TransformConfig>
 {
@@ -17,14 +23,18 @@ public sealed class UseKilnLinearTransform : Transform<TransformConfig>
 
     protected override int Rewrite(ModelGraph graph, TransformConfig config, TransformContext context)
     {
-        var weights = graph.Parameters.Select(p => p.Value).ToHashSet(ReferenceEqualityComparer.Instance);
+        var parameters = graph.Parameters.ToDictionary(p => p.Value, p => p, (IEqualityComparer<Value>)ReferenceEqualityComparer.Instance);
         var linears = graph.Nodes
-            .Where(n => n.Op == "linear" && weights.Contains(n.Inputs[1])
+            .Where(n => n.Op == "linear" && parameters.ContainsKey(n.Inputs[1])
                 && n.Inputs[0].DType == DType.F32 && n.Inputs[1].DType == DType.F32)
             .ToList();
+        var replacedWeights = new List<Value>();
         foreach (var linear in linears)
         {
-            var product = graph.CreateNode("kiln_linear", [linear.Inputs[0], linear.Inputs[1]], nameHint: linear.Output.Name);
+            var weight = parameters[linear.Inputs[1]];
+            var pieces = Pieces(graph, weight, context.Checkpoint);
+            if (pieces != null) replacedWeights.Add(weight.Value);
+            var product = graph.CreateNode("kiln_linear", [linear.Inputs[0], .. pieces ?? [weight.Value]], nameHint: linear.Output.Name);
             graph.InsertBefore(linear, product);
             var result = product.Output;
             if (linear.Inputs.Count == 3)
@@ -36,6 +46,37 @@ public sealed class UseKilnLinearTransform : Transform<TransformConfig>
             graph.ReplaceUses(linear.Output, result);
         }
         graph.RemoveNodes(linears);
+        graph.RemoveParameters(replacedWeights);
         return linears.Count;
+    }
+
+    // The checkpoint tensors a concat(0) recipe joins, as parameters loaded without steps (views of the
+    // file); null when the weight is not such a concatenation of whole float32 [n, k] tensors.
+    private static List<Value>? Pieces(ModelGraph graph, ParameterSpec weight, Checkpoint? checkpoint)
+    {
+        var recipe = weight.Recipe;
+        if (checkpoint is null || recipe.Sources.Count is < 2 or > LinearKernel.MaxWeights || recipe.Steps is not [ConcatStep { Dim: 0 }])
+            return null;
+        var width = weight.Value.Shape[1].Size;
+        var tensors = new List<TensorInfo>();
+        foreach (var source in recipe.Sources)
+        {
+            if (!checkpoint.Tensors.TryGetValue(source, out var tensor) || tensor.DType != DType.F32 || tensor.Shape is not [_, var k] || k != width)
+                return null;
+            tensors.Add(tensor);
+        }
+        // Each piece under the tensor's own name, listed where the fused weight was.
+        var taken = graph.ValuesByName();
+        if (tensors.Any(t => taken.ContainsKey(t.Name))) return null;
+        var at = graph.Parameters.IndexOf(weight);
+        var pieces = new List<Value>();
+        foreach (var tensor in tensors)
+        {
+            var piece = graph.AddParameter(tensor.Name, DType.F32, tensor.Shape, LoadRecipe.FromSource(tensor.Name));
+            graph.Parameters.Remove(piece);
+            graph.Parameters.Insert(at++, piece);
+            pieces.Add(piece.Value);
+        }
+        return pieces;
     }
 }

@@ -139,7 +139,6 @@ public static class SiblingLinears
     {
         var read = new HashSet<Value>(graph.Outputs, ReferenceEqualityComparer.Instance);
         foreach (var node in graph.Nodes) read.UnionWith(node.Inputs);
-        var doomed = new HashSet<Value>(candidates.Where(v => !read.Contains(v)), ReferenceEqualityComparer.Instance);
-        graph.Parameters.RemoveAll(p => doomed.Contains(p.Value));
+        graph.RemoveParameters(candidates.Where(v => !read.Contains(v)));
     }
 }

@@ -9,8 +9,9 @@ namespace Kiln.Tests.Transforms.Compile;
 
 /// <summary>
 /// use_kiln_linear on every family: every projection (4 per layer after the post-load fusions) and the
-/// LM head run on ai.kiln.Linear, biases become adds, and logits and greedy text equal those of ORT's
-/// MatMul (the transform disabled).
+/// LM head run on ai.kiln.Linear, the fused q/k/v and gate/up weights as the checkpoint's own tensors
+/// (no copy for float32 checkpoints), biases become adds, and logits and greedy text equal those of
+/// ORT's MatMul (the transform disabled).
 /// </summary>
 public sealed class UseKilnLinearTests(ITestOutputHelper output)
 {
@@ -32,6 +33,14 @@ public sealed class UseKilnLinearTests(ITestOutputHelper output)
         var biases = graph.Nodes.Count(n => n.Op == "add" && n.Inputs[0].Name.Contains("qkv", StringComparison.Ordinal));
         Assert.Equal(family == "qwen2" ? layers : 0, biases);
         Assert.Equal("use_kiln_linear", graph.History.Single(h => h.Name == "use_kiln_linear").Name);
+
+        // The fused projections read their members where the checkpoint stores them (BF16 needs casts).
+        var pieces = family == "bf16" ? 1 : 3;
+        Assert.Equal(layers, graph.Nodes.Count(n => n.Op == "kiln_linear" && n.Inputs.Count == 1 + pieces
+            && n.Inputs[1].Name.EndsWith(pieces == 3 ? ".q_proj.weight" : ".qkv_proj.weight", StringComparison.Ordinal)));
+        Assert.Equal(family != "bf16", graph.Parameters.Any(p => p.Name == "model.layers.0.mlp.up_proj.weight"));
+        Assert.Equal(family == "bf16", graph.Parameters.Any(p => p.Name.EndsWith(".qkv_proj.weight", StringComparison.Ordinal)));
+        if (family is "llama_gqa" or "mistral" or "default") Assert.Equal(0, model.CopiedWeightBytes);
     }
 
     [Theory]
