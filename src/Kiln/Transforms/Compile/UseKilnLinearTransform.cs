@@ -5,23 +5,36 @@ using Kiln.Weights;
 
 namespace Kiln.Transforms.Compile;
 
+/// <summary>Settings of <see cref="UseKilnLinearTransform"/>.</summary>
+public sealed record UseKilnLinearConfig : TransformConfig
+{
+    /// <summary>
+    /// Hand a weight loaded as a concatenation of whole float32 checkpoint tensors (the fused q/k/v and
+    /// gate/up) to the kernel as those tensors, read where the file is mapped, instead of a concatenated
+    /// copy. Off by default: the copies cost memory (+0.45 GB on the 1.25 GB model of
+    /// docs/performance.md) but live on huge pages, and the file's 4 KiB pages streamed slower, which
+    /// took decode from 0.96-1.05 to 0.83-0.86 of the bound when the machine's bandwidth was high.
+    /// </summary>
+    public bool WeightsInPieces { get; init; }
+}
+
 /// <summary>
 /// compile: every float32 <c>linear</c> over a weight parameter becomes <c>kiln_linear</c> (plus an
 /// <c>add</c> for a bias), which runs on Kiln's own kernel (Kernels/LinearKernel) instead of ORT's
 /// MatMul. That kernel streams each weight once per product from where it is mapped, the access
 /// pattern that reaches the machine's read bandwidth in one-token decode steps, and needs no
-/// pre-packed copy of the weights (docs/performance.md). A weight loaded as the concatenation of
-/// whole float32 checkpoint tensors (the post-load fusions' q/k/v and gate/up recipes) is handed to
-/// the kernel as those tensors, in order, so the fused product reads the mapped file and no
-/// concatenated copy is made. Disable the transform to run ORT's MatMul.
+/// pre-packed copy of the weights (docs/performance.md). With <see cref="UseKilnLinearConfig.WeightsInPieces"/>,
+/// a weight loaded as the concatenation of whole float32 checkpoint tensors (the post-load fusions'
+/// q/k/v and gate/up recipes) is handed to the kernel as those tensors, in order, so the fused product
+/// reads the mapped file and no concatenated copy is made. Disable the transform to run ORT's MatMul.
 /// </summary>
-public sealed class UseKilnLinearTransform : Transform<TransformConfig>
+public sealed class UseKilnLinearTransform : Transform<UseKilnLinearConfig>
 {
     public override string Name => "use_kiln_linear";
 
     public override Stage Stage => Stage.Compile;
 
-    protected override int Rewrite(ModelGraph graph, TransformConfig config, TransformContext context)
+    protected override int Rewrite(ModelGraph graph, UseKilnLinearConfig config, TransformContext context)
     {
         var parameters = graph.Parameters.ToDictionary(p => p.Value, p => p, (IEqualityComparer<Value>)ReferenceEqualityComparer.Instance);
         var linears = graph.Nodes
@@ -32,7 +45,7 @@ public sealed class UseKilnLinearTransform : Transform<TransformConfig>
         foreach (var linear in linears)
         {
             var weight = parameters[linear.Inputs[1]];
-            var pieces = Pieces(graph, weight, context.Checkpoint);
+            var pieces = config.WeightsInPieces ? Pieces(graph, weight, context.Checkpoint) : null;
             if (pieces != null) replacedWeights.Add(weight.Value);
             var product = graph.CreateNode("kiln_linear", [linear.Inputs[0], .. pieces ?? [weight.Value]], nameHint: linear.Output.Name);
             graph.InsertBefore(linear, product);

@@ -9,13 +9,15 @@ namespace Kiln.Tests.Transforms.Compile;
 
 /// <summary>
 /// use_kiln_linear on every family: every projection (4 per layer after the post-load fusions) and the
-/// LM head run on ai.kiln.Linear, the fused q/k/v and gate/up weights as the checkpoint's own tensors
-/// (no copy for float32 checkpoints), biases become adds, and logits and greedy text equal those of
-/// ORT's MatMul (the transform disabled).
+/// LM head run on ai.kiln.Linear, biases become adds, and logits and greedy text equal those of ORT's
+/// MatMul (the transform disabled). With weights_in_pieces, the fused q/k/v and gate/up weights are
+/// the checkpoint's own tensors (no copy for float32 checkpoints), with the same logits.
 /// </summary>
 public sealed class UseKilnLinearTests(ITestOutputHelper output)
 {
     private const float Tolerance = 1e-4f;
+
+    private const string Pieces = "use_kiln_linear.weights_in_pieces=true";
 
     public static TheoryData<string> Families => ["llama_gqa", "qwen2", "mistral", "default", "bf16"];
 
@@ -33,14 +35,35 @@ public sealed class UseKilnLinearTests(ITestOutputHelper output)
         var biases = graph.Nodes.Count(n => n.Op == "add" && n.Inputs[0].Name.Contains("qkv", StringComparison.Ordinal));
         Assert.Equal(family == "qwen2" ? layers : 0, biases);
         Assert.Equal("use_kiln_linear", graph.History.Single(h => h.Name == "use_kiln_linear").Name);
+    }
 
-        // The fused projections read their members where the checkpoint stores them (BF16 needs casts).
+    [Theory]
+    [MemberData(nameof(Families))]
+    public void With_weights_in_pieces_fused_projections_read_the_checkpoint_tensors(string family)
+    {
+        using var temp = new TempDir();
+        var directory = FamilyModels.Directory(family, temp);
+        using var model = LoadedModel.Load(directory, pipeline: PipelineConfig.Load(sets: [Pieces]));
+        using var copied = LoadedModel.Load(directory);
+        var graph = model.Graph;
+        var layers = model.Checkpoint.Config["num_hidden_layers"]!.GetValue<int>();
+
+        // BF16 members need casts, so their concatenation stays one copied weight.
         var pieces = family == "bf16" ? 1 : 3;
         Assert.Equal(layers, graph.Nodes.Count(n => n.Op == "kiln_linear" && n.Inputs.Count == 1 + pieces
             && n.Inputs[1].Name.EndsWith(pieces == 3 ? ".q_proj.weight" : ".qkv_proj.weight", StringComparison.Ordinal)));
         Assert.Equal(family != "bf16", graph.Parameters.Any(p => p.Name == "model.layers.0.mlp.up_proj.weight"));
         Assert.Equal(family == "bf16", graph.Parameters.Any(p => p.Name.EndsWith(".qkv_proj.weight", StringComparison.Ordinal)));
-        if (family is "llama_gqa" or "mistral" or "default") Assert.Equal(0, model.CopiedWeightBytes);
+        if (family is "llama_gqa" or "mistral" or "default")
+        {
+            Assert.Equal(0, model.CopiedWeightBytes);
+            Assert.True(copied.CopiedWeightBytes > 0);
+        }
+
+        var ids = Enumerable.Range(0, 12).Select(i => (long)((i * 37 + 1) % model.VocabSize)).ToArray();
+        var positions = Enumerable.Range(0, ids.Length).Select(i => (long)i).ToArray();
+        var difference = model.Forward(ids, positions).Zip(copied.Forward(ids, positions), (a, e) => Math.Abs(a - e)).Max();
+        Assert.True(difference <= Tolerance, $"max difference {difference}");
     }
 
     [Theory]
