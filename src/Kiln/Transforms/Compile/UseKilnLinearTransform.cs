@@ -41,12 +41,16 @@ public sealed class UseKilnLinearTransform : Transform<UseKilnLinearConfig>
             .Where(n => n.Op == "linear" && parameters.ContainsKey(n.Inputs[1])
                 && n.Inputs[0].DType == DType.F32 && n.Inputs[1].DType == DType.F32)
             .ToList();
-        var replacedWeights = new List<Value>();
+        // Per weight, so that a weight read by several linears is split once.
+        var piecesOf = new Dictionary<Value, List<Value>?>(ReferenceEqualityComparer.Instance);
         foreach (var linear in linears)
         {
             var weight = parameters[linear.Inputs[1]];
-            var pieces = config.WeightsInPieces ? Pieces(graph, weight, context.Checkpoint) : null;
-            if (pieces != null) replacedWeights.Add(weight.Value);
+            if (!piecesOf.TryGetValue(weight.Value, out var pieces))
+            {
+                pieces = config.WeightsInPieces ? Pieces(graph, weight, context.Checkpoint) : null;
+                piecesOf[weight.Value] = pieces;
+            }
             var product = graph.CreateNode("kiln_linear", [linear.Inputs[0], .. pieces ?? [weight.Value]], nameHint: linear.Output.Name);
             graph.InsertBefore(linear, product);
             var result = product.Output;
@@ -59,7 +63,7 @@ public sealed class UseKilnLinearTransform : Transform<UseKilnLinearConfig>
             graph.ReplaceUses(linear.Output, result);
         }
         graph.RemoveNodes(linears);
-        graph.RemoveParameters(replacedWeights);
+        graph.RemoveParameters(piecesOf.Where(p => p.Value != null).Select(p => p.Key));
         return linears.Count;
     }
 
