@@ -80,6 +80,29 @@ public sealed class LinearKernelTests
     }
 
     [Fact]
+    public void Concurrent_runs_of_one_session_each_get_their_own_product()
+    {
+        // The kernel keeps no state between calls: runs on several threads at once, each with other ids.
+        const int k = 515, n = 1001;
+        var e = LinearMathTests.Random(Vocab * k, 20);
+        var w = LinearMathTests.Random(n * k, 21);
+        using var eBuffer = NativeBuffer.Of<float>(e);
+        using var wBuffer = NativeBuffer.Of<float>(w);
+        using var session = CompiledSession.Create(Model(k, n, k),
+            [eBuffer.As("E", DType.F32, [Vocab, k]), wBuffer.As("W", DType.F32, [n, k])], new SessionSettings(IntraOpThreads: 2));
+
+        var results = new FloatTensor[8];
+        Parallel.For(0, results.Length, new ParallelOptions { MaxDegreeOfParallelism = 4 }, i =>
+            results[i] = session.Run(new Dictionary<string, Int64Tensor> { ["ids"] = new([i, (i + 3) % Vocab], [1, 2]) }, "out"));
+
+        for (var i = 0; i < results.Length; i++)
+        {
+            var x = new[] { i, (i + 3) % Vocab }.SelectMany(id => e.AsSpan(id * k, k).ToArray()).ToArray();
+            LinearMathTests.AssertClose(LinearMathTests.Reference(x, w, 2, n, k), results[i].Data, k);
+        }
+    }
+
+    [Fact]
     public void A_weight_of_the_wrong_width_fails_the_run_naming_the_op()
     {
         var (k, n) = (16, 4);
