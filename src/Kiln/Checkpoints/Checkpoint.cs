@@ -1,4 +1,3 @@
-using System.Text.Json;
 using System.Text.Json.Nodes;
 
 namespace Kiln.Checkpoints;
@@ -61,9 +60,9 @@ public sealed class Checkpoint : IDisposable
             throw new KilnException($"{directory}: checkpoint folder not found");
         }
         var configPath = System.IO.Path.Combine(directory, ConfigFileName);
-        var config = ReadJsonObject(configPath)
+        var config = JsonFile.ReadObject(configPath)
             ?? throw new KilnException($"{configPath}: file not found (a Hugging Face checkpoint needs {ConfigFileName})");
-        var generationConfig = ReadJsonObject(System.IO.Path.Combine(directory, GenerationConfigFileName));
+        var generationConfig = JsonFile.ReadObject(System.IO.Path.Combine(directory, GenerationConfigFileName));
 
         var files = new List<SafetensorsFile>();
         try
@@ -168,7 +167,7 @@ public sealed class Checkpoint : IDisposable
 
     private static Dictionary<string, string> ReadWeightMap(string indexPath)
     {
-        var index = ReadJsonObject(indexPath)!;
+        var index = JsonFile.ReadObject(indexPath)!;
         if (index["weight_map"] is not JsonObject map)
         {
             throw KilnException.InFile(indexPath, "weight_map", "missing or not an object");
@@ -188,25 +187,4 @@ public sealed class Checkpoint : IDisposable
     /// <summary>A shard must be a file of the folder itself: an index must not point elsewhere on disk.</summary>
     private static bool IsPlainFileName(string name) =>
         name.Length > 0 && name != "." && name != ".." && name.IndexOfAny(['/', '\\', '\0']) < 0;
-
-    /// <summary>Parses a JSON object file; null when the file does not exist.</summary>
-    private static JsonObject? ReadJsonObject(string path)
-    {
-        if (!File.Exists(path)) return null;
-        JsonNode? node;
-        try
-        {
-            using var stream = File.OpenRead(path);
-            node = JsonNode.Parse(stream);
-        }
-        catch (JsonException e)
-        {
-            throw KilnException.InFile(path, $"line {e.LineNumber + 1}", $"malformed JSON: {e.Message}", e);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new KilnException($"{path}: cannot read: {e.Message}", e);
-        }
-        return node as JsonObject ?? throw KilnException.InFile(path, "top level", "expected a JSON object");
-    }
 }

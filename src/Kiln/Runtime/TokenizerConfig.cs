@@ -16,17 +16,7 @@ internal sealed record TokenizerConfig(bool? AddBosToken, bool? AddEosToken, str
     /// <summary>Reads the file if present; it is optional.</summary>
     public static TokenizerConfig Read(string path)
     {
-        if (!File.Exists(path)) return Empty;
-        JsonObject root;
-        try
-        {
-            root = JsonNode.Parse(File.ReadAllText(path)) as JsonObject
-                ?? throw KilnException.InFile(path, "(root)", "expected a JSON object");
-        }
-        catch (JsonException e)
-        {
-            throw KilnException.InFile(path, "(root)", "invalid JSON: " + e.Message, e);
-        }
+        if (JsonFile.ReadObject(path) is not { } root) return Empty;
         return new TokenizerConfig(
             ReadBool(path, root, "add_bos_token"),
             ReadBool(path, root, "add_eos_token"),

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using System.Text.Json.Nodes;
 
 namespace Kiln.Runtime;
@@ -18,16 +17,7 @@ internal sealed record TokenizerJson(
 
     public static TokenizerJson Read(string path)
     {
-        JsonObject root;
-        try
-        {
-            root = JsonNode.Parse(File.ReadAllText(path)) as JsonObject
-                ?? throw KilnException.InFile(path, "(root)", "expected a JSON object");
-        }
-        catch (JsonException e)
-        {
-            throw KilnException.InFile(path, "(root)", "invalid JSON: " + e.Message, e);
-        }
+        var root = JsonFile.ReadObject(path) ?? throw new KilnException($"{path}: file not found");
 
         var ids = new Dictionary<string, int>(StringComparer.Ordinal);
         ReadModelVocab(path, root["model"], ids);
