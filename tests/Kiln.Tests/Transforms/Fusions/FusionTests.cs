@@ -12,13 +12,7 @@ public sealed class FusionTests
 {
     private static readonly Dim Batch = Dim.Sym("batch"), Seq = Dim.Sym("seq");
 
-    private static int Apply(ITransform transform, ModelGraph graph)
-    {
-        var matches = transform.Apply(graph, transform.DefaultConfig, new TransformContext(null));
-        GraphVerifier.Verify(graph);
-        Assert.Empty(GraphAnalysis.DeadNodes(graph));
-        return matches;
-    }
+    private static int Apply(ITransform transform, ModelGraph graph) => TransformRuns.ApplyClean(transform, graph);
 
     private static string[] Ops(ModelGraph graph) => graph.Nodes.Select(n => n.Op).ToArray();
 

@@ -13,13 +13,7 @@ public sealed class SiblingLinearFusionTests
     private const int Hidden = 16;
     private static readonly Dim Batch = Dim.Sym("batch"), Seq = Dim.Sym("seq");
 
-    private static int Apply(ITransform transform, ModelGraph graph)
-    {
-        var matches = transform.Apply(graph, transform.DefaultConfig, new TransformContext(null));
-        GraphVerifier.Verify(graph);
-        Assert.Empty(GraphAnalysis.DeadNodes(graph));
-        return matches;
-    }
+    private static int Apply(ITransform transform, ModelGraph graph) => TransformRuns.ApplyClean(transform, graph);
 
     // q [16, 16], k and v [8, 16] of one layer over x, each an output of the graph; the recipes get `steps`.
     private static (Tensor Q, Tensor K, Tensor V) Attention(Tracer t, Tensor x, int layer, bool bias, params RecipeStep[] steps)
