@@ -30,6 +30,19 @@ public static class CommonOptions
         Description = "ONNX Runtime intra-op threads (default: the number of physical cores).",
     };
 
+    public static Option<int?> Context { get; } = new("--context")
+    {
+        Description = "Positions the run may use, prompt and new tokens (default: the model's max_position_embeddings, " +
+            $"at most {Kiln.Compile.SessionSettings.DefaultContextCap}).",
+    };
+
+    /// <summary>Says on stderr when the default cap, not the model, set the run's context.</summary>
+    public static void NoteContext(int? asked, int context, int maxPositions)
+    {
+        if (asked is null && context < maxPositions)
+            Console.Error.WriteLine($"kiln: note: context capped at {context} of max_position_embeddings {maxPositions}; pass --context N for more");
+    }
+
     public static Option<string?> Pipeline { get; } = new("--pipeline")
     {
         Description = "Pipeline file (YAML, the format of the embedded default) to use instead of the default pipeline.",

@@ -21,14 +21,15 @@ public static class BenchCommand
 
         var command = new Command("bench", "Measure prefill and decode speed, peak memory and the decode bound set by memory bandwidth.")
         {
-            model, promptTokens, newTokens, CommonOptions.Threads, repeats, prepacking, spinning, CommonOptions.Pipeline, CommonOptions.Set, json,
+            model, promptTokens, newTokens, CommonOptions.Context, CommonOptions.Threads, repeats, prepacking, spinning, CommonOptions.Pipeline, CommonOptions.Set, json,
         };
         command.SetKilnAction(p =>
         {
             var options = new BenchmarkOptions(p.GetValue(promptTokens), p.GetValue(newTokens), p.GetValue(CommonOptions.Threads),
-                p.GetValue(repeats), p.GetValue(prepacking), Spinning: p.GetValue(spinning));
+                p.GetValue(repeats), p.GetValue(prepacking), Spinning: p.GetValue(spinning), Context: p.GetValue(CommonOptions.Context));
             var pipeline = PipelineConfig.Load(p.GetValue(CommonOptions.Pipeline), p.GetValue(CommonOptions.Set));
             var result = ModelBenchmark.Run(p.GetValue(model)!, options, pipeline);
+            CommonOptions.NoteContext(options.Context, result.Context, result.MaxPositions);
             foreach (var warning in result.Warnings) Console.Error.WriteLine($"kiln: warning: {warning}");
             if (p.GetValue(json))
             {

@@ -24,7 +24,7 @@ public static class GenerateCommand
 
         var command = new Command("generate", "Generate text with a model.")
         {
-            model, prompt, promptIds, maxNewTokens, temperature, topK, topP, seed, json, CommonOptions.Threads, CommonOptions.Pipeline, CommonOptions.Set,
+            model, prompt, promptIds, maxNewTokens, temperature, topK, topP, seed, json, CommonOptions.Context, CommonOptions.Threads, CommonOptions.Pipeline, CommonOptions.Set,
         };
         CacheOptions.AddTo(command);
         command.SetKilnAction(p =>
@@ -37,9 +37,11 @@ public static class GenerateCommand
 
             var modelPath = p.GetValue(model)!;
             using var tokenizer = text is not null || !p.GetValue(json) ? TryLoadTokenizer(modelPath, required: text is not null) : null;
-            using var loaded = LoadedModel.Load(modelPath, new SessionSettings(IntraOpThreads: p.GetValue(CommonOptions.Threads)),
+            var context = p.GetValue(CommonOptions.Context);
+            using var loaded = LoadedModel.Load(modelPath, new SessionSettings(IntraOpThreads: p.GetValue(CommonOptions.Threads), Context: context, ContextSource: "--context"),
                 PipelineConfig.Load(p.GetValue(CommonOptions.Pipeline), p.GetValue(CommonOptions.Set)), new PipelineCache(CacheOptions.Settings(p)));
             CacheOptions.Report(loaded.Cache);
+            CommonOptions.NoteContext(context, loaded.Context, loaded.MaxPositions);
             var promptTokens = text is not null ? tokenizer!.Encode(text) : CommonOptions.ParseIds(ids!, "--prompt-ids");
 
             var options = new GenerationOptions(p.GetValue(maxNewTokens), sampling, StopTokens.Of(loaded.Checkpoint));

@@ -10,6 +10,7 @@ namespace Kiln.Benchmarks;
 /// <param name="Threads">ORT intra-op threads and bandwidth-probe threads; null: every logical processor.</param>
 /// <param name="Prepacking">Overrides the compiled graph's choice (session.prepacking); null keeps it.</param>
 /// <param name="Spinning">ORT intra-op thread spinning (<see cref="SessionSettings.Spinning"/>, off by default).</param>
+/// <param name="Context">The run's context (<see cref="SessionSettings.Context"/>); null: the model's, capped.</param>
 public sealed record BenchmarkOptions(
     int PromptTokens = 128,
     int NewTokens = 128,
@@ -18,7 +19,8 @@ public sealed record BenchmarkOptions(
     bool? Prepacking = null,
     int Seed = 0,
     long ProbeBufferBytes = ReadBandwidthProbe.DefaultBufferBytes,
-    bool Spinning = false)
+    bool Spinning = false,
+    int? Context = null)
 {
     public void Validate()
     {
@@ -39,6 +41,8 @@ public sealed record BenchmarkResult(
     int Threads,
     int PromptTokens,
     int NewTokens,
+    int Context,
+    int MaxPositions,
     int Repeats,
     bool Prepacking,
     bool Spinning,
@@ -63,11 +67,12 @@ public static class ModelBenchmark
     {
         options.Validate();
         var threads = options.Threads ?? Environment.ProcessorCount;
-        var settings = new SessionSettings(IntraOpThreads: threads, Prepacking: options.Prepacking, Spinning: options.Spinning);
+        var settings = new SessionSettings(IntraOpThreads: threads, Prepacking: options.Prepacking, Spinning: options.Spinning,
+            Context: options.Context, ContextSource: "--context");
         using var model = LoadedModel.Load(modelDirectory, settings, pipeline);
 
         var warnings = new List<string>();
-        var (promptTokens, newTokens) = FitContext(options.PromptTokens, options.NewTokens, model.MaxPositions, warnings);
+        var (promptTokens, newTokens) = FitContext(options.PromptTokens, options.NewTokens, model.Context, warnings);
         var prompt = Prompt(model, promptTokens, options.Seed);
         var generation = new GenerationOptions(newTokens, new SamplingOptions(), new HashSet<int>());
         var generator = new Generator(model);
@@ -92,7 +97,7 @@ public static class ModelBenchmark
         var bound = bandwidth / weightBytes;
         return new BenchmarkResult(
             Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(modelDirectory))),
-            threads, promptTokens, newTokens, options.Repeats, model.Session.Prepacking, options.Spinning, model.Timings.TotalMs,
+            threads, promptTokens, newTokens, model.Context, model.MaxPositions, options.Repeats, model.Session.Prepacking, options.Spinning, model.Timings.TotalMs,
             Median(runs.Select(r => promptTokens / (r.FirstTokenMs / 1000))),
             decode,
             Median(runs.Select(r => r.FirstTokenMs)),

@@ -5,11 +5,12 @@ namespace Kiln.Compile;
 /// <summary>
 /// Lowers a graph to an ONNX model: inputs and outputs keep their names and symbolic dimensions,
 /// buffers are embedded, parameters are declared without data (bound at session creation), and each
-/// node is lowered by its op's own lowering.
+/// node is lowered by its op's own lowering. <paramref name="context"/> (null: the graph's own sizes)
+/// bounds per-position data such as the rotary tables to the positions the run will use.
 /// </summary>
 public static class GraphLowering
 {
-    public static byte[] ToOnnx(ModelGraph graph)
+    public static byte[] ToOnnx(ModelGraph graph, int? context = null)
     {
         var builder = new OnnxGraphBuilder();
         foreach (var input in graph.Inputs) builder.AddInput(input.Name, input.DType, Dims(input.Shape));
@@ -18,7 +19,7 @@ public static class GraphLowering
         foreach (var buffer in graph.Buffers)
             builder.AddConstant(buffer.Name, buffer.Value.DType, buffer.Value.Shape.ToSizes(), buffer.Data);
         foreach (var node in graph.Nodes)
-            graph.Registry.Get(node.Op).Lower(new LoweringContext(builder, node));
+            graph.Registry.Get(node.Op).Lower(new LoweringContext(builder, node, context));
         foreach (var output in graph.Outputs) builder.AddOutput(output.Name, output.DType, Dims(output.Shape));
         return builder.ToBytes();
     }

@@ -2,12 +2,18 @@ using Kiln.Graph;
 
 namespace Kiln.Compile;
 
-/// <summary>What an op's lowering sees: the node to lower and the ONNX builder to emit into.</summary>
-public sealed class LoweringContext(OnnxGraphBuilder builder, Node node)
+/// <summary>What an op's lowering sees: the node to lower, the ONNX builder to emit into and the run's context.</summary>
+public sealed class LoweringContext(OnnxGraphBuilder builder, Node node, int? context = null)
 {
     public OnnxGraphBuilder Builder { get; } = builder;
 
     public Node Node { get; } = node;
+
+    /// <summary>Positions the run uses at most (null: no bound); an op with per-position data builds no more than this.</summary>
+    public int? Context { get; } = context;
+
+    /// <summary><paramref name="positions"/> bounded by <see cref="Context"/>.</summary>
+    public long Positions(long positions) => Context is { } context ? Math.Min(positions, context) : positions;
 
     /// <summary>ONNX names of the node's inputs (Kiln value names are kept).</summary>
     public string[] Inputs => Node.Inputs.Select(i => i.Name).ToArray();

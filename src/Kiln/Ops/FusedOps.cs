@@ -42,7 +42,9 @@ public static class FusedOps
 
         // rotary_table(inv_freq[d/2]) = cos or sin of (p * inv_freq[i]) for p in 0..positions-1: the cos/sin
         // caches of rotary_embedding as a computation, not stored data. Its inputs are constants, so ONNX
-        // Runtime folds it once when the session is created; graphs and snapshots stay small.
+        // Runtime folds it once when the session is created; graphs and snapshots stay small. The graph
+        // says the model's positions; the lowering builds only the run's context of them (folding 10^8
+        // rows would take minutes), and no run reads a position past its context.
         yield return new("rotary_table", 1, 1, [AttributeSpec.Int("positions"), AttributeSpec.String("function")], c =>
         {
             if (c[0].DType != DType.F32 || c[0].Shape.Rank != 1) throw c.Error("inv_freq must be an f32 vector");
@@ -73,11 +75,12 @@ public static class FusedOps
         }, l => l.Emit("Mul", [l.Temp("Mul", [l.Input(0), l.Temp("Sigmoid", [l.Input(0)])]), l.Input(1)]));
     }
 
-    // positions [P, 1] (an fp32 range, as transformers casts positions to fp32) * inv_freq [d/2], then cos or sin.
+    // positions [P, 1] (an fp32 range, as transformers casts positions to fp32) * inv_freq [d/2], then cos or sin;
+    // P is the node's positions bounded by the run's context.
     private static void LowerRotaryTable(LoweringContext l)
     {
         var scalar = (string name, float value) => l.Builder.AddConstant<float>($"{l.Node.Output.Name}.{name}", [], [value]);
-        var positions = l.Temp("Range", [scalar("start", 0), scalar("limit", l.Node.Int("positions")), scalar("delta", 1)]);
+        var positions = l.Temp("Range", [scalar("start", 0), scalar("limit", l.Positions(l.Node.Int("positions"))), scalar("delta", 1)]);
         var angles = l.Temp("Mul", [l.Temp("Unsqueeze", [positions, l.Int64s("axes", [1])]), l.Input(0)]);
         l.Emit(l.Node.String("function") == "cos" ? "Cos" : "Sin", [angles]);
     }

@@ -5,7 +5,7 @@ namespace Kiln.Runtime;
 /// <summary>
 /// What to generate: how many tokens at most, how to pick each, and which ids stop it.
 /// <paramref name="ContextLength"/> caps the sequence (prompt and new tokens); null or more than the
-/// model's max_position_embeddings means the model's context.
+/// loaded model's <see cref="LoadedModel.Context"/> means that context.
 /// </summary>
 public sealed record GenerationOptions(int MaxNewTokens, SamplingOptions Sampling, IReadOnlySet<int> StopIds, int? ContextLength = null);
 
@@ -30,7 +30,7 @@ public sealed class Generator(LoadedModel model)
     public GenerationResult Generate(IReadOnlyList<int> promptIds, GenerationOptions options, Action<int>? onToken = null)
     {
         var vocab = model.VocabSize;
-        var context = Math.Min(options.ContextLength ?? model.MaxPositions, model.MaxPositions);
+        var context = Math.Min(options.ContextLength ?? model.Context, model.Context);
         if (context <= 0) throw new KilnException($"context length: must be positive, got {context}");
         model.CheckTokens(promptIds, "prompt", context);
 

@@ -16,13 +16,14 @@ public sealed class LoadedModel : IDisposable
 {
     private readonly List<ParameterData> _weights;
 
-    private LoadedModel(Checkpoint checkpoint, ModelGraph graph, List<ParameterData> weights, CompiledSession session, LoadTimings timings)
+    private LoadedModel(Checkpoint checkpoint, ModelGraph graph, List<ParameterData> weights, CompiledSession session, LoadTimings timings, int context)
     {
         Checkpoint = checkpoint;
         Graph = graph;
         _weights = weights;
         Session = session;
         Timings = timings;
+        Context = context;
         KvCache = KvCacheSignature.ReadFrom(graph);
     }
 
@@ -42,11 +43,17 @@ public sealed class LoadedModel : IDisposable
 
     public int VocabSize => int.Parse(Graph.Metadata["vocab_size"], System.Globalization.CultureInfo.InvariantCulture);
 
-    public int MaxPositions => int.Parse(Graph.Metadata["max_position_embeddings"], System.Globalization.CultureInfo.InvariantCulture);
+    public int MaxPositions => MaxPositionsOf(Graph);
+
+    /// <summary>
+    /// Positions this session serves (<see cref="SessionSettings.ContextFor"/>): the rotary tables were
+    /// built for this many, and no run may go past it.
+    /// </summary>
+    public int Context { get; }
 
     /// <summary>
     /// Checks token ids before a run: at least one, each in the vocabulary, no more than
-    /// <paramref name="context"/> (default: the model's). Errors start with <paramref name="source"/>
+    /// <paramref name="context"/> (default: <see cref="Context"/>). Errors start with <paramref name="source"/>
     /// (the option or input the ids came from).
     /// </summary>
     public void CheckTokens(IReadOnlyList<int> ids, string source, int? context = null)
@@ -56,11 +63,11 @@ public sealed class LoadedModel : IDisposable
         {
             if (id < 0 || id >= VocabSize) throw new KilnException($"{source}: token id {id} is outside the vocabulary (0..{VocabSize - 1})");
         }
-        var limit = context ?? MaxPositions;
+        var limit = Math.Min(context ?? Context, Context);
         if (ids.Count > limit)
         {
             throw new KilnException($"{source}: {ids.Count} tokens exceed the context of {limit} " +
-                (limit == MaxPositions ? "(config.json max_position_embeddings)" : "(the context length asked for)"));
+                (limit == MaxPositions ? "(config.json max_position_embeddings)" : $"(the run's context; max_position_embeddings is {MaxPositions})"));
         }
     }
 
@@ -99,18 +106,20 @@ public sealed class LoadedModel : IDisposable
     public static LoadedModel Create(Checkpoint checkpoint, ModelGraph graph, SessionSettings? settings = null, double pipelineMs = 0)
     {
         var clock = Stopwatch.StartNew();
+        settings ??= SessionSettings.Default;
+        var context = settings.ContextFor(MaxPositionsOf(graph));
         var weights = new List<ParameterData>();
         try
         {
-            var onnx = GraphLowering.ToOnnx(graph);
+            var onnx = GraphLowering.ToOnnx(graph, context);
             foreach (var p in graph.Parameters)
                 weights.Add(RecipeExecutor.Execute(checkpoint, p.Name, p.Recipe, p.Value.DType, p.Value.Shape.ToSizes()));
             var weightsMs = clock.Elapsed.TotalMilliseconds;
 
             var initializers = weights.Select(w => new ExternalInitializer(w.Name, w.DType, w.Shape, w.Pointer, w.ByteLength)).ToList();
-            var session = CompiledSession.Create(onnx, initializers, (settings ?? SessionSettings.Default).WithGraphChoices(graph.Metadata));
+            var session = CompiledSession.Create(onnx, initializers, settings.WithGraphChoices(graph.Metadata));
             var timings = new LoadTimings(pipelineMs, weightsMs, clock.Elapsed.TotalMilliseconds - weightsMs);
-            return new LoadedModel(checkpoint, graph, weights, session, timings);
+            return new LoadedModel(checkpoint, graph, weights, session, timings, context);
         }
         catch
         {
@@ -118,6 +127,9 @@ public sealed class LoadedModel : IDisposable
             throw;
         }
     }
+
+    private static int MaxPositionsOf(ModelGraph graph) =>
+        int.Parse(graph.Metadata["max_position_embeddings"], System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>Logits for every position of one sequence: [ids.Length * vocab], row-major.</summary>
     public float[] Forward(IReadOnlyList<long> ids, IReadOnlyList<long> positions)

@@ -11,7 +11,8 @@ namespace Kiln.Transforms.Fusions;
 /// position_ids, cos_cache, sin_cache). The caches [max_position_embeddings, head_dim / 2] are
 /// rotary_table nodes over the inv_freq buffer (fp32 product, cos/sin of it, as transformers does),
 /// one pair per inv_freq buffer, folded by ONNX Runtime when the session is created rather than stored
-/// in the graph. Scaled frequencies (linear, llama3) live in inv_freq, so they fuse too.
+/// in the graph; the lowering builds only the run's context of the rows, so the graph (and its cache
+/// key) stays independent of the context. Scaled frequencies (linear, llama3) live in inv_freq, so they fuse too.
 /// </summary>
 public sealed class FuseRotaryEmbeddingTransform : Transform<TransformConfig>
 {
