@@ -25,8 +25,8 @@ try
     }).ToList();
     Console.Error.WriteLine("whole-process generate");
     var process = ProcessBenchmark.Run(kiln, work, arguments.ProcessRepeats);
-    var result = new CacheBenchmarkResult(DateTime.UtcNow.ToString("O"), BenchEnvironment.GitCommit(repo), Environment.ProcessorCount, CpuModel(),
-        MemoryGiB(), arguments.Repeats, arguments.ProcessRepeats, models, process);
+    var result = new CacheBenchmarkResult(DateTime.UtcNow.ToString("O"), BenchEnvironment.GitCommit(repo), Environment.ProcessorCount, BenchEnvironment.CpuModel(),
+        BenchEnvironment.MemoryGiB(), arguments.Repeats, arguments.ProcessRepeats, models, process);
     Print(result);
     var resultsDir = Path.Combine(repo, "bench", "results");
     Directory.CreateDirectory(resultsDir);
@@ -100,12 +100,6 @@ static string Size(long bytes) => bytes switch
     _ => $"{bytes} B",
 };
 
-
-static string CpuModel() =>
-    File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "unknown";
-
-static double MemoryGiB() =>
-    long.Parse(File.ReadLines("/proc/meminfo").First(l => l.StartsWith("MemTotal:", StringComparison.Ordinal)).Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024.0 / 1024.0;
 
 /// <summary>Everything one run measured, as written to bench/results/cache-*.json.</summary>
 internal sealed record CacheBenchmarkResult(string Date, string? Commit, int Processors, string Cpu, double MemoryGiB, int Repeats, int ProcessRepeats,

@@ -29,4 +29,12 @@ public static class BenchEnvironment
             return null;
         }
     }
+
+    /// <summary>The CPU's model name from /proc/cpuinfo.</summary>
+    public static string CpuModel() =>
+        File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "unknown";
+
+    /// <summary>Total memory from /proc/meminfo, GiB.</summary>
+    public static double MemoryGiB() =>
+        long.Parse(File.ReadLines("/proc/meminfo").First(l => l.StartsWith("MemTotal:", StringComparison.Ordinal)).Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024.0 / 1024.0;
 }

@@ -1,0 +1,120 @@
+namespace Kiln.Bench.Crash;
+
+/// <summary>What a trial's run starts on: no root at all, or a root holding only the first snapshot point (the run restores it and saves the final point), or that plus a staging folder a dead process left.</summary>
+internal enum RootState { Empty, FirstPointOnly, FirstPointAndLeftover }
+
+/// <summary>The counts of the kill trials; the three that must be 0 are PartialEntriesVisible, ChangedOutputs and FailedRuns.</summary>
+internal sealed record KillSummary(
+    int Trials,
+    int Killed,
+    int FinishedBeforeKill,
+    int KilledInsideSave,
+    int KilledWithSaveDelay,
+    int PartialEntriesVisible,
+    int ChangedOutputs,
+    int FailedRuns,
+    int CheckHits,
+    int CheckMisses,
+    SortedDictionary<string, int> CheckMissReasons,
+    IReadOnlyList<Timeline> Timelines,
+    IReadOnlyList<string> Failures);
+
+/// <summary>
+/// kill -9 trials: each starts `kiln compile` or `kiln generate -n 1` on a fresh or partly filled root,
+/// SIGKILLs it at a time drawn uniformly over the measured duration of an uncached run of that kind, or
+/// (every other draw) over that run's measured save window; half the trials run with the store's
+/// save-step delay, whose save window is wider. Then it checks that no
+/// partial entry is visible and that the next run on the root exits 0 with a hit or a clean miss and
+/// the reference tokens.
+/// </summary>
+internal static class KillTrials
+{
+    /// <summary>The save-step pause of the delayed trials (5 pauses per point, 2 points: about 250 ms of save window).</summary>
+    public const int SaveStepDelayMs = 25;
+
+    public static KillSummary Run(KilnRunner kiln, string work, int trials, string reference, Random random, Action<string> progress)
+    {
+        var template = new CacheRoot(Path.Combine(work, "template"));
+        var primed = kiln.Run(KilnRunner.Check, template.Root);
+        if (!primed.Clean || primed.NewIds != reference) throw new InvalidOperationException($"priming the template root failed: {primed.Describe()}");
+        Directory.Delete(template.FinalEntry()!, recursive: true);
+
+        string[][] kinds = [KilnRunner.Compile, KilnRunner.Generate];
+        var timelines = new Dictionary<(int Kind, int Delay), Timeline>();
+        foreach (var kind in Enumerable.Range(0, kinds.Length))
+        foreach (var delay in new[] { 0, SaveStepDelayMs })
+        {
+            var root = Path.Combine(work, $"timeline-{kind}-{delay}");
+            timelines[(kind, delay)] = Timeline.Measure(kiln, kinds[kind], delay, root);
+            Directory.Delete(root, recursive: true);
+        }
+        foreach (var t in timelines.Values) progress($"timeline: {t}");
+
+        var (killed, finished, insideSave, withDelay, partial, changed, failed, hits, misses) = (0, 0, 0, 0, 0, 0, 0, 0, 0);
+        var reasons = new SortedDictionary<string, int>(StringComparer.Ordinal);
+        var failures = new List<string>();
+        for (var trial = 0; trial < trials; trial++)
+        {
+            var kind = random.Next(kinds.Length);
+            var delay = random.Next(2) == 0 ? 0 : SaveStepDelayMs;
+            var state = (RootState)random.Next(3);
+            var killAtMs = KillTime(timelines[(kind, delay)], random);
+            var cache = new CacheRoot(Path.Combine(work, $"trial-{trial}"));
+            Prepare(cache, template, state);
+            var before = cache.Leftovers().ToHashSet(StringComparer.Ordinal);
+
+            var running = kiln.Start(kinds[kind], cache.Root, delay);
+            while (running.ElapsedMs < killAtMs && !running.HasExited) Thread.Sleep(1);
+            var wasKilled = running.Kill();
+            running.Wait();
+            var what = $"trial {trial} ({string.Join(' ', kinds[kind])}, {state}, delay {delay} ms, kill at {killAtMs:F0} ms)";
+            if (wasKilled)
+            {
+                killed++;
+                if (delay > 0) withDelay++;
+                // A staging folder this run made and did not publish or remove: the kill landed inside a save.
+                if (cache.Leftovers().Any(l => !before.Contains(l))) insideSave++;
+            }
+            else finished++;
+
+            var visible = cache.PartialEntries();
+            partial += visible.Count;
+            failures.AddRange(visible.Select(v => $"{what}: partial entry visible after the kill: {v}"));
+
+            var check = kiln.Run(KilnRunner.Check, cache.Root);
+            if (!check.Clean) { failed++; failures.Add($"{what}: the next run: {check.Describe()}"); }
+            else if (check.NewIds != reference) { changed++; failures.Add($"{what}: the next run gave {check.NewIds}, not {reference}"); }
+            if (check.Hit) hits++;
+            if (check.MissReason is { } reason) { misses++; reasons[reason] = reasons.GetValueOrDefault(reason) + 1; }
+            var after = cache.PartialEntries();
+            partial += after.Count;
+            failures.AddRange(after.Select(v => $"{what}: partial entry visible after the next run: {v}"));
+
+            Directory.Delete(cache.Root, recursive: true);
+            if ((trial + 1) % 50 == 0 || trial + 1 == trials)
+                progress($"trial {trial + 1}/{trials}: killed {killed} ({insideSave} inside a save), partial {partial}, changed {changed}, failed {failed}");
+        }
+        return new KillSummary(trials, killed, finished, insideSave, withDelay, partial, changed, failed, hits, misses, reasons,
+            [.. timelines.Values], failures);
+    }
+
+    // Half the kills anywhere in the run (startup, compile, save, generate), half inside its measured save window.
+    private static double KillTime(Timeline timeline, Random random) =>
+        random.Next(2) == 0 || timeline.SaveStartMs is not { } start || timeline.SaveEndMs is not { } end || end <= start
+            ? random.NextDouble() * timeline.RunMs
+            : start + random.NextDouble() * (end - start);
+
+    private static void Prepare(CacheRoot cache, CacheRoot template, RootState state)
+    {
+        if (state == RootState.Empty) return;
+        template.CopyTo(cache.Root);
+        if (state == RootState.FirstPointAndLeftover)
+        {
+            // Named as SnapshotStore names staging folders, for a process id no process has (above pid_max).
+            var staging = Path.Combine(cache.Root, "pipeline", $".staging-0000000000000000-2147483600-{Guid.NewGuid():N}");
+            CacheRoot.CreatePrivateDirectory(staging);
+            CacheRoot.CreatePrivateDirectory(Path.Combine(staging, "rank_0"));
+            CacheRoot.WritePrivateFile(Path.Combine(staging, "rank_0", "graph.json"), "{\"half written"u8.ToArray());
+        }
+    }
+}
