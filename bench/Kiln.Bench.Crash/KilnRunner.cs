@@ -85,9 +85,12 @@ internal sealed record RunResult(int ExitCode, string Stdout, string Stderr, dou
         ? line["kiln: cache miss (".Length..end]
         : null;
 
-    /// <summary>Exit 0 with a hit or a miss and no warning (a cache problem shows as a warning or a quarantine).</summary>
+    /// <summary>
+    /// Exit 0 with a hit or a miss, no warning and no corrupt entry met (a miss's reason, or a hit's
+    /// "later point not used" reason, says "corrupt entry: ..." when a restore found one and quarantined it).
+    /// </summary>
     public bool Clean => ExitCode == 0 && (Hit || Miss) && !Stderr.Contains("kiln: warning", StringComparison.Ordinal)
-        && MissReason?.Contains("quarantin", StringComparison.Ordinal) != true;
+        && !CacheLine!.Contains("corrupt", StringComparison.Ordinal);
 
     /// <summary>new_ids of a --json generate, as JSON text; null if the output is not that.</summary>
     public string? NewIds
