@@ -32,6 +32,9 @@ internal static class KillTrials
     /// <summary>The save-step pause of the delayed trials (5 pauses per point, 2 points: about 250 ms of save window).</summary>
     public const int SaveStepDelayMs = 25;
 
+    /// <summary>Trials between two measurements of the timelines.</summary>
+    public const int RemeasureEvery = 100;
+
     public static KillSummary Run(KilnRunner kiln, string work, int trials, string reference, Random random, Action<string> progress)
     {
         var template = new CacheRoot(Path.Combine(work, "template"));
@@ -41,20 +44,15 @@ internal static class KillTrials
 
         string[][] kinds = [KilnRunner.Compile, KilnRunner.Generate];
         var timelines = new Dictionary<(int Kind, int Delay), Timeline>();
-        foreach (var kind in Enumerable.Range(0, kinds.Length))
-        foreach (var delay in new[] { 0, SaveStepDelayMs })
-        {
-            var root = Path.Combine(work, $"timeline-{kind}-{delay}");
-            timelines[(kind, delay)] = Timeline.Measure(kiln, kinds[kind], delay, root);
-            Directory.Delete(root, recursive: true);
-        }
-        foreach (var t in timelines.Values) progress($"timeline: {t}");
+        var measured = new List<Timeline>();
 
         var (killed, finished, insideSave, withDelay, partial, changed, failed, hits, misses) = (0, 0, 0, 0, 0, 0, 0, 0, 0);
         var reasons = new SortedDictionary<string, int>(StringComparer.Ordinal);
         var failures = new List<string>();
         for (var trial = 0; trial < trials; trial++)
         {
+            // The machine's load drifts (other processes, CI neighbours): the timelines are measured again now and then.
+            if (trial % RemeasureEvery == 0) MeasureTimelines(kiln, kinds, work, timelines, measured, progress);
             var kind = random.Next(kinds.Length);
             var delay = random.Next(2) == 0 ? 0 : SaveStepDelayMs;
             var state = (RootState)random.Next(3);
@@ -95,7 +93,18 @@ internal static class KillTrials
                 progress($"trial {trial + 1}/{trials}: killed {killed} ({insideSave} inside a save), partial {partial}, changed {changed}, failed {failed}");
         }
         return new KillSummary(trials, killed, finished, insideSave, withDelay, partial, changed, failed, hits, misses, reasons,
-            [.. timelines.Values], failures);
+            measured, failures);
+    }
+
+    private static void MeasureTimelines(KilnRunner kiln, string[][] kinds, string work,
+        Dictionary<(int Kind, int Delay), Timeline> timelines, List<Timeline> measured, Action<string> progress)
+    {
+        foreach (var kind in Enumerable.Range(0, kinds.Length))
+        foreach (var delay in new[] { 0, SaveStepDelayMs })
+        {
+            measured.Add(timelines[(kind, delay)] = Timeline.Measure(kiln, kinds[kind], delay, work));
+            progress($"timeline: {measured[^1]}");
+        }
     }
 
     // Half the kills anywhere in the run (startup, compile, save, generate), half inside its measured save window.
