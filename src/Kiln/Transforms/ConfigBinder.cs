@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using System.Reflection;
 using System.Text.Json;
@@ -32,15 +33,15 @@ public static class ConfigBinder
     }
 
     /// <summary>"name(key=value, ...)" with every setting, sorted by key: the config's identity.</summary>
-    public static string Describe(string name, TransformConfig config)
+    public static string Describe(ITransform transform, TransformConfig config)
     {
-        var settings = Properties(config.GetType())
+        var settings = Properties(transform.ConfigType)
             .OrderBy(p => p.Key, StringComparer.Ordinal)
             .Select(p => $"{p.Key}={Format(p.Value.GetValue(config))}");
-        return $"{name}({string.Join(", ", settings)})";
+        return $"{transform.Name}({string.Join(", ", settings)})";
     }
 
-    private static Dictionary<string, PropertyInfo> Properties(Type type) =>
+    private static Dictionary<string, PropertyInfo> Properties([DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicProperties)] Type type) =>
         type.GetProperties(BindingFlags.Public | BindingFlags.Instance)
             .Where(p => p.CanWrite && p.Name != "EqualityContract")
             .ToDictionary(p => JsonNamingPolicy.SnakeCaseLower.ConvertName(p.Name), StringComparer.Ordinal);

@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using Kiln.Graph;
 
 namespace Kiln.Transforms;
@@ -12,7 +13,11 @@ public interface ITransform
 
     Stage Stage { get; }
 
-    /// <summary>The record type of this transform's settings (<see cref="TransformConfig"/> or a subclass).</summary>
+    /// <summary>
+    /// The record type of this transform's settings (<see cref="TransformConfig"/> or a subclass). Its public
+    /// properties are the settings, kept by the trimmer of a precompiled kiln through the annotation.
+    /// </summary>
+    [DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicProperties)]
     Type ConfigType { get; }
 
     TransformConfig DefaultConfig { get; }
@@ -22,12 +27,13 @@ public interface ITransform
 }
 
 /// <summary>Base class binding a transform to its config record.</summary>
-public abstract class Transform<TConfig> : ITransform where TConfig : TransformConfig, new()
+public abstract class Transform<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicProperties)] TConfig> : ITransform where TConfig : TransformConfig, new()
 {
     public abstract string Name { get; }
 
     public abstract Stage Stage { get; }
 
+    [DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicProperties)]
     public Type ConfigType => typeof(TConfig);
 
     public TransformConfig DefaultConfig => new TConfig();

@@ -14,7 +14,7 @@ public sealed record PipelineEntry(ITransform Transform, TransformConfig Config,
     public bool IsSnapshotPoint => Transform is PipelineCacheTransform;
 
     /// <summary>The transform's name and every setting: what the snapshot cache hashes.</summary>
-    public string Identity => ConfigBinder.Describe(Name, Config);
+    public string Identity => ConfigBinder.Describe(Transform, Config);
 }
 
 /// <summary>
