@@ -8,7 +8,8 @@ namespace Kiln;
 /// <summary>
 /// The one strict JSON reader for what Kiln reads from a checkpoint: config.json, generation_config.json,
 /// the tokenizer files, the weights index and safetensors headers. Beyond well-formed JSON it refuses
-/// bytes that are not UTF-8, strings that do not decode (lone surrogate escapes) and duplicate keys,
+/// bytes that are not UTF-8, strings that do not decode (lone surrogate escapes), numbers beyond the
+/// range of a double (1e400) and duplicate keys,
 /// which System.Text.Json would otherwise accept or report later as a different exception.
 /// Every error is a one-line <see cref="KilnException"/> naming the file and the line or key.
 /// </summary>
@@ -64,7 +65,7 @@ public static class JsonFile
         }
         try
         {
-            CheckStrings(file, part, document.RootElement, "");
+            CheckValues(file, part, document.RootElement, "");
             return document;
         }
         catch
@@ -74,8 +75,8 @@ public static class JsonFile
         }
     }
 
-    // Every key unique within its object, every string decodable; fields are named by their dotted path.
-    private static void CheckStrings(string file, string? part, JsonElement element, string path)
+    // Every key unique within its object, every string decodable, every number finite; fields are named by their dotted path.
+    private static void CheckValues(string file, string? part, JsonElement element, string path)
     {
         switch (element.ValueKind)
         {
@@ -86,15 +87,20 @@ public static class JsonFile
                     var name = Decode(file, part, path, () => property.Name);
                     var child = path.Length == 0 ? name : $"{path}.{name}";
                     if (!seen.Add(name)) throw KilnException.InFile(file, Field(part, child), "duplicate key");
-                    CheckStrings(file, part, property.Value, child);
+                    CheckValues(file, part, property.Value, child);
                 }
                 break;
             case JsonValueKind.Array:
                 var i = 0;
-                foreach (var item in element.EnumerateArray()) CheckStrings(file, part, item, $"{path}[{i++}]");
+                foreach (var item in element.EnumerateArray()) CheckValues(file, part, item, $"{path}[{i++}]");
                 break;
             case JsonValueKind.String:
                 Decode(file, part, path, element.GetString);
+                break;
+            case JsonValueKind.Number:
+                // 1e400 is valid JSON but no reader holds it: .NET reads infinity, Hugging Face's tokenizers aborts.
+                if (!element.TryGetDouble(out var number) || !double.IsFinite(number))
+                    throw KilnException.InFile(file, Field(part, path.Length == 0 ? "top level" : path), $"number {element.GetRawText()} is out of range");
                 break;
         }
     }

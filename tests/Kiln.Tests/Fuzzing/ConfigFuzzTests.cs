@@ -48,7 +48,7 @@ public sealed partial class ConfigFuzzTests : IDisposable
         Gen.Int.Sample(seed =>
         {
             var bytes = Mutate(validText, new Random(seed));
-            var path = dir.File($"config-{seed}.json");
+            var path = dir.File($"config-{Guid.NewGuid():N}.json");
             File.WriteAllBytes(path, bytes);
             LlamaConfig? config = null;
             try
@@ -86,7 +86,7 @@ public sealed partial class ConfigFuzzTests : IDisposable
         Gen.Int.Sample(seed =>
         {
             var bytes = Mutate(validText, new Random(seed));
-            var path = dir.File($"named-{seed}.json");
+            var path = dir.File($"named-{Guid.NewGuid():N}.json");
             File.WriteAllBytes(path, bytes);
             try
             {

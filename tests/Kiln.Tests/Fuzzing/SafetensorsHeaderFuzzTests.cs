@@ -38,7 +38,7 @@ public sealed class SafetensorsHeaderFuzzTests : IDisposable
         Gen.Int.Sample(seed =>
         {
             var bytes = Mutate(valid, new Random(seed));
-            var path = dir.File($"case-{seed}.safetensors");
+            var path = dir.File($"case-{Guid.NewGuid():N}.safetensors");
             File.WriteAllBytes(path, bytes);
             try
             {
