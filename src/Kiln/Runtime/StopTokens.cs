@@ -9,7 +9,7 @@ public static class StopTokens
     /// <summary>Both files' ids, each checked to be in the vocabulary config.json declares.</summary>
     public static IReadOnlySet<int> Of(Checkpoint checkpoint)
     {
-        var config = LlamaConfig.Read(new ConfigReader(checkpoint.Config, checkpoint.ConfigPath));
+        var config = ModelFactory.ReadConfig(checkpoint.Config, checkpoint.ConfigPath);
         var ids = new HashSet<int>(config.EosTokenIds);
         if (checkpoint.GenerationConfig is { } json)
         {
