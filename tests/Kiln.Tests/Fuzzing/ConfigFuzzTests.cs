@@ -14,7 +14,7 @@ namespace Kiln.Tests.Fuzzing;
 /// </summary>
 public sealed partial class ConfigFuzzTests : IDisposable
 {
-    private const int Cases = 2000;
+    private const int Cases = 3000;
 
     private static readonly string[] Fields =
     [
@@ -103,6 +103,18 @@ public sealed partial class ConfigFuzzTests : IDisposable
                 File.Delete(path);
             }
         }, iter: Cases / 4);
+    }
+
+    [Fact]
+    public void KilnProcessesOverMutatedConfigsExitCleanly()
+    {
+        Gen.Int.Sample(seed =>
+        {
+            var model = dir.File($"model-{Guid.NewGuid():N}");
+            Kiln.Tests.Checkpoints.CraftedFiles.CopyFolder(TestPaths.DefaultModel, model);
+            File.WriteAllBytes(Path.Combine(model, "config.json"), Mutate(validText, new Random(seed)));
+            FuzzOutcome.GenerateExitsCleanly(model, $"seed {seed}");
+        }, iter: 4, threads: 1);
     }
 
     // "FILE: line N: ..." (malformed JSON or bytes), "FILE: top level: ..." or "FILE: FIELD...: ..." with a field of config.json.

@@ -14,7 +14,7 @@ namespace Kiln.Tests.Fuzzing;
 /// </summary>
 public sealed class SafetensorsHeaderFuzzTests : IDisposable
 {
-    private const int Cases = 1500;
+    private const int Cases = 3000;
 
     private readonly TempDir dir = new();
     private readonly byte[] valid;
@@ -53,6 +53,21 @@ public sealed class SafetensorsHeaderFuzzTests : IDisposable
         // The mutations must not all be refused at the first byte: some still open (and are then checked).
         Assert.True(opened > 0, "no mutated file opened");
     }
+
+    [Fact]
+    public void KilnProcessesOverMutatedWeightsExitCleanly()
+    {
+        var weights = File.ReadAllBytes(Path.Combine(TestPaths.DefaultModel, "model.safetensors"));
+        Gen.Int.Sample(seed =>
+        {
+            var model = dir.File($"model-{Guid.NewGuid():N}");
+            CraftedFiles.CopyFolder(TestPaths.DefaultModel, model);
+            File.WriteAllBytes(Path.Combine(model, "model.safetensors"), Mutate(weights, new Random(seed)));
+            FuzzOutcome.GenerateExitsCleanly(model, $"seed {seed}");
+        }, iter: ProcessCases, threads: 1);
+    }
+
+    private const int ProcessCases = 3;
 
     // Independently of the reader: sorted by offset, tensors start at the data section and end at the end of the file.
     private static void CheckExactCover(string path, byte[] bytes)

@@ -13,7 +13,7 @@ namespace Kiln.Tests.Fuzzing;
 /// </summary>
 public sealed class TokenizerFilesFuzzTests : IDisposable
 {
-    private const int Cases = 600;
+    private const int Cases = 1000;
 
     private static readonly string[] Values =
     [
@@ -56,6 +56,19 @@ public sealed class TokenizerFilesFuzzTests : IDisposable
             }
         }, iter: Cases);
         Assert.True(loaded > 0, "no mutated tokenizer loaded");
+    }
+
+    [Fact]
+    public void KilnProcessesOverMutatedTokenizerFilesExitCleanly()
+    {
+        Gen.Int.Sample(seed =>
+        {
+            var random = new Random(seed);
+            var model = dir.File($"model-{Guid.NewGuid():N}");
+            Kiln.Tests.Checkpoints.CraftedFiles.CopyFolder(TestPaths.DefaultModel, model);
+            File.WriteAllBytes(Path.Combine(model, "tokenizer.json"), Mutate(tokenizerJson, random));
+            FuzzOutcome.GenerateExitsCleanly(model, $"seed {seed}", "--prompt", "Once upon a time");
+        }, iter: 2, threads: 1);
     }
 
     private static byte[] Mutate(string valid, Random random)
