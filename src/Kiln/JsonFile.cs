@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -65,7 +66,7 @@ public static class JsonFile
         }
         try
         {
-            CheckValues(file, part, document.RootElement, "");
+            CheckValues(file, part, document.RootElement, []);
             return document;
         }
         catch
@@ -75,8 +76,10 @@ public static class JsonFile
         }
     }
 
-    // Every key unique within its object, every string decodable, every number finite; fields are named by their dotted path.
-    private static void CheckValues(string file, string? part, JsonElement element, string path)
+    // Every key unique within its object, every string decodable, every number finite. The path of the
+    // current value is kept as a stack of steps and only spelled out ("rope_scaling.factor") for an error:
+    // building it for every value would make a large tokenizer.json several times slower to read.
+    private static void CheckValues(string file, string? part, JsonElement element, List<(string? Key, int Index)> path)
     {
         switch (element.ValueKind)
         {
@@ -84,28 +87,37 @@ public static class JsonFile
                 var seen = new HashSet<string>(StringComparer.Ordinal);
                 foreach (var property in element.EnumerateObject())
                 {
-                    var name = Decode(file, part, path, () => property.Name);
-                    var child = path.Length == 0 ? name : $"{path}.{name}";
-                    if (!seen.Add(name)) throw KilnException.InFile(file, Field(part, child), "duplicate key");
-                    CheckValues(file, part, property.Value, child);
+                    var name = HasEscape(JsonMarshal.GetRawUtf8PropertyName(property)) ? Decode(file, part, path, () => property.Name) : property.Name;
+                    path.Add((name, 0));
+                    if (!seen.Add(name)) throw KilnException.InFile(file, Field(part, path), "duplicate key");
+                    CheckValues(file, part, property.Value, path);
+                    path.RemoveAt(path.Count - 1);
                 }
                 break;
             case JsonValueKind.Array:
                 var i = 0;
-                foreach (var item in element.EnumerateArray()) CheckValues(file, part, item, $"{path}[{i++}]");
+                foreach (var item in element.EnumerateArray())
+                {
+                    path.Add((null, i++));
+                    CheckValues(file, part, item, path);
+                    path.RemoveAt(path.Count - 1);
+                }
                 break;
             case JsonValueKind.String:
-                Decode(file, part, path, element.GetString);
+                if (HasEscape(JsonMarshal.GetRawUtf8Value(element))) Decode(file, part, path, element.GetString);
                 break;
             case JsonValueKind.Number:
                 // 1e400 is valid JSON but no reader holds it: .NET reads infinity, Hugging Face's tokenizers aborts.
                 if (!element.TryGetDouble(out var number) || !double.IsFinite(number))
-                    throw KilnException.InFile(file, Field(part, path.Length == 0 ? "top level" : path), $"number {element.GetRawText()} is out of range");
+                    throw KilnException.InFile(file, Field(part, path), $"number {element.GetRawText()} is out of range");
                 break;
         }
     }
 
-    private static string Decode(string file, string? part, string path, Func<string?> read)
+    // The bytes are valid UTF-8 already; only a \u escape can make a string that does not decode.
+    private static bool HasEscape(ReadOnlySpan<byte> raw) => raw.IndexOf("\\u"u8) >= 0;
+
+    private static string Decode(string file, string? part, List<(string? Key, int Index)> path, Func<string?> read)
     {
         try
         {
@@ -114,11 +126,22 @@ public static class JsonFile
         catch (InvalidOperationException)
         {
             // A \uD800-style escape without its other half: valid JSON syntax, but no string.
-            throw KilnException.InFile(file, Field(part, path.Length == 0 ? "top level" : path), "a string escape is not valid UTF-16 (a lone surrogate)");
+            throw KilnException.InFile(file, Field(part, path), "a string escape is not valid UTF-16 (a lone surrogate)");
         }
     }
 
-    private static string Field(string? part, string path) => part is null ? path : $"{part} {path}";
+    private static string Field(string? part, List<(string? Key, int Index)> path)
+    {
+        var text = new StringBuilder();
+        foreach (var (key, index) in path)
+        {
+            if (key is null) text.Append('[').Append(index).Append(']');
+            else text.Append(text.Length == 0 ? "" : ".").Append(key);
+        }
+        var field = text.Length == 0 ? "top level" : text.ToString();
+        return part is null ? field : $"{part} {field}";
+    }
+
 
     private static long FirstInvalidUtf8(ReadOnlySpan<byte> bytes)
     {
