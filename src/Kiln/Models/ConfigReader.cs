@@ -92,7 +92,7 @@ public sealed class ConfigReader(JsonObject config, string file)
 
     public KilnException Error(string field, string problem) => KilnException.InFile(File, Prefix + field, problem);
 
-    public static string OutOfRange(long value, long min, long max) =>
+    private static string OutOfRange(long value, long min, long max) =>
         value < min ? min == 1 ? $"must be positive, got {value}" : $"must be at least {min}, got {value}" : $"{value} is above the supported maximum of {max}";
 
     // An integer written as 64 or 64.0 (Python may write either), within int's range.
