@@ -14,7 +14,7 @@ namespace Kiln.Tests.Fuzzing;
 /// </summary>
 public sealed partial class ConfigFuzzTests : IDisposable
 {
-    private const int Cases = 3000;
+    private static readonly int Cases = FuzzOutcome.Scaled(3000);
 
     private static readonly string[] Fields =
     [
@@ -113,7 +113,7 @@ public sealed partial class ConfigFuzzTests : IDisposable
             Kiln.Tests.Checkpoints.CraftedFiles.CopyFolder(TestPaths.DefaultModel, model);
             File.WriteAllBytes(Path.Combine(model, "config.json"), Mutate(validText, new Random(seed)));
             FuzzOutcome.GenerateExitsCleanly(model, $"seed {seed}");
-        }, iter: 4, threads: 1);
+        }, iter: FuzzOutcome.Scaled(4), threads: 1);
     }
 
     // "FILE: line N: ..." (malformed JSON or bytes), "FILE: top level: ..." or "FILE: FIELD...: ..." with a field of config.json.

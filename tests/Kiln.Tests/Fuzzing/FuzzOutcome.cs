@@ -3,6 +3,13 @@ namespace Kiln.Tests.Fuzzing;
 /// <summary>The contract every fuzz case checks: the reader succeeds, or throws a one-line KilnException naming the file.</summary>
 public static class FuzzOutcome
 {
+    /// <summary>
+    /// A fuzz test's case count: <paramref name="cases"/> in CI, times KILN_FUZZ_SCALE when set
+    /// (e.g. KILN_FUZZ_SCALE=20 for a longer round).
+    /// </summary>
+    public static int Scaled(int cases) =>
+        int.TryParse(Environment.GetEnvironmentVariable("KILN_FUZZ_SCALE"), out var scale) && scale > 0 ? cases * scale : cases;
+
     /// <summary>Runs <paramref name="read"/>; true when it succeeded, false for an accepted refusal; anything else fails the test.</summary>
     public static bool AcceptedOrRefused(Action read, string fileName, string input)
     {

@@ -14,7 +14,7 @@ namespace Kiln.Tests.Fuzzing;
 /// </summary>
 public sealed class SafetensorsHeaderFuzzTests : IDisposable
 {
-    private const int Cases = 3000;
+    private static readonly int Cases = FuzzOutcome.Scaled(3000);
 
     private readonly TempDir dir = new();
     private readonly byte[] valid;
@@ -67,7 +67,7 @@ public sealed class SafetensorsHeaderFuzzTests : IDisposable
         }, iter: ProcessCases, threads: 1);
     }
 
-    private const int ProcessCases = 3;
+    private static readonly int ProcessCases = FuzzOutcome.Scaled(3);
 
     // Independently of the reader: sorted by offset, tensors start at the data section and end at the end of the file.
     private static void CheckExactCover(string path, byte[] bytes)

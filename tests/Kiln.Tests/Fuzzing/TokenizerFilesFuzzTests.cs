@@ -13,7 +13,7 @@ namespace Kiln.Tests.Fuzzing;
 /// </summary>
 public sealed class TokenizerFilesFuzzTests : IDisposable
 {
-    private const int Cases = 1000;
+    private static readonly int Cases = FuzzOutcome.Scaled(1000);
 
     private static readonly string[] Values =
     [
@@ -68,7 +68,7 @@ public sealed class TokenizerFilesFuzzTests : IDisposable
             Kiln.Tests.Checkpoints.CraftedFiles.CopyFolder(TestPaths.DefaultModel, model);
             File.WriteAllBytes(Path.Combine(model, "tokenizer.json"), Mutate(tokenizerJson, random));
             FuzzOutcome.GenerateExitsCleanly(model, $"seed {seed}", "--prompt", "Once upon a time");
-        }, iter: 2, threads: 1);
+        }, iter: FuzzOutcome.Scaled(2), threads: 1);
     }
 
     private static byte[] Mutate(string valid, Random random)
