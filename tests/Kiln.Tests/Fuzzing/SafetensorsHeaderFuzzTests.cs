@@ -129,8 +129,8 @@ public sealed class SafetensorsHeaderFuzzTests : IDisposable
         var text = header.TrimEnd();
         switch (random.Next(4))
         {
-            case 0: // duplicate the first tensor entry
-                var start = text.IndexOf("\"a\"", StringComparison.Ordinal);
+            case 0: // duplicate the first entry (a tensor or __metadata__: both are flat objects)
+                var start = text.IndexOf('"');
                 var end = text.IndexOf('}', start) + 1;
                 return text.Insert(1, text[start..end] + ",");
             case 1: // replace a number
