@@ -34,6 +34,12 @@ public sealed class Checkpoint : IDisposable
     /// <summary>The folder, as given to <see cref="Open"/>.</summary>
     public string Directory { get; }
 
+    /// <summary>Path of config.json, the name errors about its fields start with.</summary>
+    public string ConfigPath => System.IO.Path.Combine(Directory, ConfigFileName);
+
+    /// <summary>Path of generation_config.json (which may not exist).</summary>
+    public string GenerationConfigPath => System.IO.Path.Combine(Directory, GenerationConfigFileName);
+
     /// <summary>config.json.</summary>
     public JsonObject Config { get; }
 
@@ -154,7 +160,14 @@ public sealed class Checkpoint : IDisposable
                 }
             }
         }
-        foreach (var (name, shard) in weightMap ?? [])
+        if (weightMap != null) CheckIndexAgrees(directory, indexPath, weightMap, tensors);
+        return tensors;
+    }
+
+    /// <summary>The index decides where each tensor is: every listed tensor is in its shard, and no shard holds an unlisted one.</summary>
+    private static void CheckIndexAgrees(string directory, string indexPath, Dictionary<string, string> weightMap, Dictionary<string, TensorInfo> tensors)
+    {
+        foreach (var (name, shard) in weightMap)
         {
             var shardPath = System.IO.Path.Combine(directory, shard);
             if (!tensors.TryGetValue(name, out var tensor) || tensor.File != shardPath)
@@ -162,7 +175,11 @@ public sealed class Checkpoint : IDisposable
                 throw KilnException.InFile(indexPath, $"weight_map.{name}", $"tensor not found in shard {shard}");
             }
         }
-        return tensors;
+        var unlisted = tensors.Values.FirstOrDefault(t => !weightMap.ContainsKey(t.Name));
+        if (unlisted != null)
+        {
+            throw KilnException.InFile(indexPath, "weight_map", $"does not list tensor {unlisted.Name} of shard {System.IO.Path.GetFileName(unlisted.File)}");
+        }
     }
 
     private static Dictionary<string, string> ReadWeightMap(string indexPath)
@@ -181,6 +198,7 @@ public sealed class Checkpoint : IDisposable
             }
             result[name] = shard;
         }
+        if (result.Count == 0) throw KilnException.InFile(indexPath, "weight_map", "lists no tensors");
         return result;
     }
 

@@ -42,19 +42,8 @@ public sealed unsafe class SafetensorsFile : IDisposable
     /// <summary>Opens and maps <paramref name="path"/>; throws <see cref="KilnException"/> for a missing or malformed file.</summary>
     public static SafetensorsFile Open(string path)
     {
-        FileStream stream;
-        try
-        {
-            stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1);
-        }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
-        {
-            throw new KilnException($"{path}: file not found", e);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new KilnException($"{path}: cannot open: {e.Message}", e);
-        }
+        // A regular file only: a FIFO would block the open, and a device has no fixed length to map.
+        var stream = RegularFile.OpenRead(path);
 
         MemoryMappedFile? map = null;
         try
@@ -65,10 +54,11 @@ public sealed unsafe class SafetensorsFile : IDisposable
             var view = map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
             return new SafetensorsFile(path, length, header, map, view);
         }
-        catch
+        catch (Exception e)
         {
             if (map != null) map.Dispose();
             else stream.Dispose();
+            if (e is IOException or UnauthorizedAccessException) throw new KilnException($"{path}: cannot read: {e.Message}", e);
             throw;
         }
     }

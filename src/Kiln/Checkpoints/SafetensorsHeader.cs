@@ -48,39 +48,25 @@ public sealed record SafetensorsHeader(
     /// <summary>Validates the JSON header of a file whose data section starts at <paramref name="dataStart"/> and holds <paramref name="dataLength"/> bytes.</summary>
     public static SafetensorsHeader Parse(string file, ReadOnlyMemory<byte> json, long dataStart, long dataLength)
     {
-        JsonDocument document;
-        try
+        using var document = JsonFile.Parse(file, json, "header");
+        if (document.RootElement.ValueKind != JsonValueKind.Object)
         {
-            document = JsonDocument.Parse(json);
+            throw KilnException.InFile(file, "header", $"expected a JSON object, found {document.RootElement.ValueKind}");
         }
-        catch (JsonException e)
+        var tensors = new Dictionary<string, TensorInfo>(StringComparer.Ordinal);
+        var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var property in document.RootElement.EnumerateObject())
         {
-            throw KilnException.InFile(file, "header", $"malformed JSON: {e.Message}", e);
-        }
-        using (document)
-        {
-            if (document.RootElement.ValueKind != JsonValueKind.Object)
+            if (property.Name == MetadataKey)
             {
-                throw KilnException.InFile(file, "header", $"expected a JSON object, found {document.RootElement.ValueKind}");
+                ReadMetadata(file, property.Value, metadata);
+                continue;
             }
-            var tensors = new Dictionary<string, TensorInfo>(StringComparer.Ordinal);
-            var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
-            foreach (var property in document.RootElement.EnumerateObject())
-            {
-                if (property.Name == MetadataKey)
-                {
-                    ReadMetadata(file, property.Value, metadata);
-                    continue;
-                }
-                var tensor = ReadTensor(file, property.Name, property.Value, dataStart, dataLength);
-                if (!tensors.TryAdd(tensor.Name, tensor))
-                {
-                    throw KilnException.InFile(file, tensor.Name, "tensor is listed twice in the header");
-                }
-            }
-            CheckNoOverlap(file, tensors.Values);
-            return new SafetensorsHeader(tensors, metadata, dataStart);
+            // JsonFile.Parse has refused duplicate keys.
+            tensors.Add(property.Name, ReadTensor(file, property.Name, property.Value, dataStart, dataLength));
         }
+        CheckCoverage(file, tensors.Values, dataStart, dataLength);
+        return new SafetensorsHeader(tensors, metadata, dataStart);
     }
 
     private static void ReadMetadata(string file, JsonElement element, Dictionary<string, string> metadata)
@@ -163,17 +149,31 @@ public sealed record SafetensorsHeader(
         return values;
     }
 
-    private static void CheckNoOverlap(string file, IEnumerable<TensorInfo> tensors)
+    /// <summary>
+    /// As the reference reader requires: sorted by offset, the tensors tile the data section exactly, with
+    /// no gap, no overlap and no byte after the last one. A header length that is off by a few bytes
+    /// (still valid JSON thanks to padding) shifts every tensor and is caught here.
+    /// </summary>
+    private static void CheckCoverage(string file, IEnumerable<TensorInfo> tensors, long dataStart, long dataLength)
     {
-        // Empty tensors occupy no bytes, so they cannot overlap anything.
-        TensorInfo? previous = null;
-        foreach (var tensor in tensors.Where(t => t.ByteLength > 0).OrderBy(t => t.DataOffset))
+        long end = 0;
+        string? previous = null;
+        foreach (var tensor in tensors.OrderBy(t => t.DataOffset).ThenBy(t => t.ByteLength))
         {
-            if (previous != null && tensor.DataOffset < previous.DataOffset + previous.ByteLength)
+            var begin = tensor.DataOffset - dataStart;
+            if (begin != end)
             {
-                throw KilnException.InFile(file, tensor.Name, $"data overlaps tensor {previous.Name}");
+                var after = previous is null ? "the start of the data section" : $"the end of tensor {previous} at {end}";
+                var problem = begin > end ? $"leaves a gap of {begin - end} bytes after {after}" : $"overlaps tensor {previous}";
+                throw KilnException.InFile(file, $"{tensor.Name}.data_offsets", $"starts at {begin}: {problem}");
             }
-            previous = tensor;
+            end = begin + tensor.ByteLength;
+            previous = tensor.Name;
+        }
+        if (end != dataLength)
+        {
+            throw KilnException.InFile(file, "data section",
+                $"{dataLength - end} bytes after the last tensor (the tensors cover {end} of {dataLength} bytes; is the header length right?)");
         }
     }
 }

@@ -9,10 +9,10 @@ public static class ModelFactory
 {
     public static IReadOnlyCollection<string> SupportedModelTypes => LlamaConfig.ModelTypes.Keys.ToArray();
 
-    /// <summary>Reads the family's config (errors name <paramref name="configFile"/> and the field) and traces the reference graph.</summary>
-    public static ModelGraph Export(JsonObject config, string configFile, OpRegistry registry)
-    {
-        var reader = new ConfigReader(config, configFile);
-        return new LlamaModel(LlamaConfig.Read(reader)).Trace(registry);
-    }
+    /// <summary>Reads and validates the family's config; errors name <paramref name="configFile"/> and the field.</summary>
+    public static LlamaConfig ReadConfig(JsonObject config, string configFile) => LlamaConfig.Read(new ConfigReader(config, configFile));
+
+    /// <summary>Validates the config (see <see cref="ReadConfig"/>) and traces the reference graph.</summary>
+    public static ModelGraph Export(JsonObject config, string configFile, OpRegistry registry) =>
+        new LlamaModel(ReadConfig(config, configFile)).Trace(registry);
 }

@@ -6,10 +6,14 @@ namespace Kiln.Models;
 /// </summary>
 public sealed record RopeScaling(double Theta, int HeadDim, string Type, double Factor, double LowFreqFactor, double HighFreqFactor, int OriginalMaxPositions)
 {
+    /// <summary>
+    /// Reads rope_theta and rope_scaling with the checks of transformers' rope_utils validation, made
+    /// errors: factor >= 1; for llama3 also low_freq_factor > 0, high_freq_factor > low_freq_factor and
+    /// original_max_position_embeddings > 0. Every number must be finite and positive in float32.
+    /// </summary>
     public static RopeScaling Read(ConfigReader config, int headDim)
     {
-        var theta = config.Double("rope_theta", 10000);
-        if (theta <= 0) throw config.Error("rope_theta", $"must be positive, got {theta}");
+        var theta = config.PositiveFloat32("rope_theta", 10000);
         if (config.Has("partial_rotary_factor") && config.Double("partial_rotary_factor") != 1.0)
             throw config.Error("partial_rotary_factor", "partial rotary embeddings are not supported");
         var scaling = config.Object("rope_scaling");
@@ -17,15 +21,23 @@ public sealed record RopeScaling(double Theta, int HeadDim, string Type, double 
 
         // transformers accepts the legacy key "type" as well as "rope_type".
         var type = scaling.Has("rope_type") ? scaling.String("rope_type") : scaling.String("type", "default");
-        return type switch
+        switch (type)
         {
-            "default" => new RopeScaling(theta, headDim, type, 1, 0, 0, 0),
-            "linear" => new RopeScaling(theta, headDim, type, PositiveFactor(scaling), 0, 0, 0),
-            "llama3" => new RopeScaling(theta, headDim, type, PositiveFactor(scaling),
-                scaling.Double("low_freq_factor"), scaling.Double("high_freq_factor"), scaling.Int("original_max_position_embeddings")),
-            _ => throw scaling.Error(scaling.Has("rope_type") ? "rope_type" : "type",
-                $"unsupported rope scaling '{type}' (supported: default, linear, llama3)"),
-        };
+            case "default":
+                return new RopeScaling(theta, headDim, type, 1, 0, 0, 0);
+            case "linear":
+                return new RopeScaling(theta, headDim, type, ReadFactor(scaling), 0, 0, 0);
+            case "llama3":
+                var factor = ReadFactor(scaling);
+                var low = scaling.PositiveFloat32("low_freq_factor");
+                var high = scaling.PositiveFloat32("high_freq_factor");
+                if (high <= low) throw scaling.Error("high_freq_factor", $"{high} must be greater than low_freq_factor {low}");
+                var original = scaling.Int("original_max_position_embeddings", 1, LlamaConfig.MaxPositionLimit);
+                return new RopeScaling(theta, headDim, type, factor, low, high, original);
+            default:
+                throw scaling.Error(scaling.Has("rope_type") ? "rope_type" : "type",
+                    $"unsupported rope scaling '{type}' (supported: default, linear, llama3)");
+        }
     }
 
     /// <summary>The inverse frequencies, one per pair of rotated channels (head_dim / 2 values).</summary>
@@ -59,9 +71,10 @@ public sealed record RopeScaling(double Theta, int HeadDim, string Type, double 
         return (1 - smooth) * inv / (float)Factor + smooth * inv;
     }
 
-    private static double PositiveFactor(ConfigReader scaling)
+    // transformers: "factor must be a float >= 1" (a smaller one would shrink the context, not stretch it).
+    private static double ReadFactor(ConfigReader scaling)
     {
-        var factor = scaling.Double("factor");
-        return factor > 0 ? factor : throw scaling.Error("factor", $"must be positive, got {factor}");
+        var factor = scaling.PositiveFloat32("factor");
+        return factor >= 1 ? factor : throw scaling.Error("factor", $"must be at least 1, got {factor}");
     }
 }

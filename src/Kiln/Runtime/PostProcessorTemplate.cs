@@ -47,21 +47,22 @@ internal sealed record PostProcessorTemplate(int[] Prefix, int[] Suffix)
         var specials = obj["special_tokens"] as JsonObject;
         List<int> prefix = [], suffix = [];
         var seenSequence = false;
-        foreach (var piece in single)
+        for (var i = 0; i < single.Count; i++)
         {
-            if (piece is JsonObject p && p.ContainsKey("Sequence")) { seenSequence = true; continue; }
-            var name = (piece as JsonObject)?["SpecialToken"]?["id"]?.GetValue<string>()
-                ?? throw KilnException.InFile(file, field + ".single", "expected Sequence or SpecialToken items");
-            var ids = specials?[name]?["ids"] as JsonArray
-                ?? throw KilnException.InFile(file, field + ".special_tokens", $"'{name}' is not defined");
-            (seenSequence ? suffix : prefix).AddRange(ids.Select(id => id?.GetValue<int>() ?? throw KilnException.InFile(file, field + ".special_tokens", $"'{name}' has a null id")));
+            if (single[i] is JsonObject p && p.ContainsKey("Sequence")) { seenSequence = true; continue; }
+            if ((single[i] as JsonObject)?["SpecialToken"] is not JsonObject token)
+                throw KilnException.InFile(file, $"{field}.single[{i}]", "expected a Sequence or SpecialToken item");
+            var name = TokenizerJson.String(file, $"{field}.single[{i}].SpecialToken.id", token["id"]);
+            if ((specials?[name] as JsonObject)?["ids"] is not JsonArray ids)
+                throw KilnException.InFile(file, $"{field}.special_tokens", $"'{name}' is not defined");
+            (seenSequence ? suffix : prefix).AddRange(ids.Select((id, j) => TokenizerJson.Id(file, $"{field}.special_tokens.{name}.ids[{j}]", id)));
         }
         return new([.. prefix], [.. suffix]);
     }
 
     // Bert/Roberta store "cls"/"sep" as ["<s>", 0].
     private static int PairId(string file, JsonObject obj, string name, string field) =>
-        obj[name] is JsonArray { Count: 2 } pair && pair[1] is JsonValue id
-            ? id.GetValue<int>()
+        obj[name] is JsonArray { Count: 2 } pair
+            ? TokenizerJson.Id(file, $"{field}.{name}[1]", pair[1])
             : throw KilnException.InFile(file, $"{field}.{name}", "expected [token, id]");
 }

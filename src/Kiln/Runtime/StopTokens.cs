@@ -1,4 +1,3 @@
-using System.Text.Json.Nodes;
 using Kiln.Checkpoints;
 using Kiln.Models;
 
@@ -7,13 +6,18 @@ namespace Kiln.Runtime;
 /// <summary>The end-of-sequence ids of a checkpoint: eos_token_id of config.json and generation_config.json (an id or a list).</summary>
 public static class StopTokens
 {
+    /// <summary>Both files' ids, each checked to be in the vocabulary config.json declares.</summary>
     public static IReadOnlySet<int> Of(Checkpoint checkpoint)
     {
-        var ids = new HashSet<int>(Read(checkpoint.Config, Path.Combine(checkpoint.Directory, Checkpoint.ConfigFileName)));
-        if (checkpoint.GenerationConfig is { } generation)
-            ids.UnionWith(Read(generation, Path.Combine(checkpoint.Directory, Checkpoint.GenerationConfigFileName)));
+        var config = ModelFactory.ReadConfig(checkpoint.Config, checkpoint.ConfigPath);
+        var ids = new HashSet<int>(config.EosTokenIds);
+        if (checkpoint.GenerationConfig is { } json)
+        {
+            var generation = new ConfigReader(json, checkpoint.GenerationConfigPath);
+            ids.UnionWith(generation.TokenIds("eos_token_id", config.VocabSize));
+            // Not used for generation, but checked like the same field of config.json.
+            generation.TokenIds("bos_token_id", config.VocabSize);
+        }
         return ids;
     }
-
-    private static int[] Read(JsonObject json, string file) => new ConfigReader(json, file).Ints("eos_token_id");
 }

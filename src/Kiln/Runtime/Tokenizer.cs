@@ -49,16 +49,7 @@ public sealed class Tokenizer : IDisposable
     {
         var jsonPath = Path.Combine(modelDirectory, TokenizerJson.FileName);
         if (!File.Exists(jsonPath)) throw new KilnException($"{jsonPath}: not found; text prompts need the model's tokenizer");
-        TokenizerJson json;
-        try
-        {
-            json = TokenizerJson.Read(jsonPath);
-        }
-        catch (Exception e) when (e is InvalidOperationException or FormatException)
-        {
-            // GetValue<T> on a node of the wrong kind.
-            throw KilnException.InFile(jsonPath, "(root)", "unexpected structure: " + e.Message, e);
-        }
+        var json = TokenizerJson.Read(jsonPath);
         var configPath = Path.Combine(modelDirectory, TokenizerConfig.FileName);
         var config = TokenizerConfig.Read(configPath);
 
@@ -81,7 +72,7 @@ public sealed class Tokenizer : IDisposable
         }
         catch (TokenizerException e)
         {
-            throw new KilnException($"{file}: cannot encode the text: {e.Message}", e);
+            throw new KilnException($"{file}: cannot encode the text: {e.Message.ReplaceLineEndings(" ")}", e);
         }
         var result = new int[prefix.Length + ids.Length + suffix.Length];
         prefix.CopyTo(result, 0);
@@ -107,7 +98,7 @@ public sealed class Tokenizer : IDisposable
         }
         catch (TokenizerException e)
         {
-            throw new KilnException($"{file}: cannot decode token ids: {e.Message}", e);
+            throw new KilnException($"{file}: cannot decode token ids: {e.Message.ReplaceLineEndings(" ")}", e);
         }
     }
 
@@ -130,7 +121,7 @@ public sealed class Tokenizer : IDisposable
         }
         catch (TokenizerException e)
         {
-            throw new KilnException($"{jsonPath}: Hugging Face tokenizers cannot load it: {e.Message}", e);
+            throw new KilnException($"{jsonPath}: Hugging Face tokenizers cannot load it: {e.Message.ReplaceLineEndings(" ")}", e);
         }
         finally
         {

@@ -182,6 +182,37 @@ public sealed class CheckpointTests
     }
 
     [Fact]
+    public void ShardHoldingATensorTheIndexDoesNotList()
+    {
+        using var dir = new TempDir();
+        CraftedFiles.CopyFolder(TestPaths.Oracle("llama_gqa_sharded"), dir.Path);
+        var indexPath = dir.File(Checkpoint.IndexFileName);
+        var index = JsonNode.Parse(File.ReadAllText(indexPath))!;
+        index["weight_map"]!.AsObject().Remove("lm_head.weight");
+        File.WriteAllText(indexPath, index.ToJsonString());
+
+        var e = Assert.Throws<KilnException>(() => Checkpoint.Open(dir.Path));
+        Assert.Equal($"{indexPath}: weight_map: does not list tensor lm_head.weight of shard {Shard2}", e.Message);
+    }
+
+    [Theory]
+    [InlineData("""{"weight_map": {}}""", "weight_map: lists no tensors")]
+    [InlineData("""{"weight_map": {"w": "sub/a.safetensors"}}""", "weight_map.w: expected the file name")]
+    [InlineData("""{"weight_map": {"w": ".."}}""", "weight_map.w: expected the file name")]
+    [InlineData("""{"weight_map": {"w": 3}}""", "weight_map.w: expected the file name")]
+    [InlineData("""{"weight_map": {"w": "a.safetensors", "w": "a.safetensors"}}""", "weight_map.w: duplicate key")]
+    public void MalformedIndex(string json, string message)
+    {
+        using var dir = new TempDir();
+        File.WriteAllText(dir.File("config.json"), "{}");
+        CraftedFiles.Safetensors(dir.File("a.safetensors"), (new SafetensorsEntry("w", DType.F32, [1]), CraftedFiles.Floats(1)));
+        File.WriteAllText(dir.File(Checkpoint.IndexFileName), json);
+
+        var e = Assert.Throws<KilnException>(() => Checkpoint.Open(dir.Path));
+        Assert.StartsWith($"{dir.File(Checkpoint.IndexFileName)}: {message}", e.Message);
+    }
+
+    [Fact]
     public void TensorStoredInTwoShards()
     {
         using var dir = new TempDir();

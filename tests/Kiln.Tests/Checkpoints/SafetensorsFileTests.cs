@@ -186,6 +186,98 @@ public sealed class SafetensorsFileTests
         Assert.Equal(4, file.GetBytes(file.Tensors["w"]).Length);
     }
 
+    [Fact]
+    public void GapBetweenTensors()
+    {
+        using var dir = new TempDir();
+        var path = CraftedFiles.RawSafetensors(dir.File("t.safetensors"),
+            """{"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, "b": {"dtype": "F32", "shape": [1], "data_offsets": [8, 12]}}""", 12);
+        AssertFails(path, "b.data_offsets", "gap of 4 bytes after the end of tensor a");
+    }
+
+    [Fact]
+    public void DataBeforeTheFirstTensor()
+    {
+        using var dir = new TempDir();
+        var path = CraftedFiles.RawSafetensors(dir.File("t.safetensors"),
+            """{"a": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}}""", 8);
+        AssertFails(path, "a.data_offsets", "gap of 4 bytes after the start of the data section");
+    }
+
+    [Fact]
+    public void TrailingBytesAfterTheLastTensor()
+    {
+        using var dir = new TempDir();
+        var path = CraftedFiles.RawSafetensors(dir.File("t.safetensors"),
+            """{"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}""", 5);
+        AssertFails(path, "data section", "1 bytes after the last tensor");
+    }
+
+    [Fact]
+    public void EmptyDataSectionOnlyWithEmptyTensors()
+    {
+        using var dir = new TempDir();
+        using (var ok = SafetensorsFile.Open(CraftedFiles.RawSafetensors(dir.File("ok.safetensors"),
+            """{"e": {"dtype": "F32", "shape": [0], "data_offsets": [0, 0]}}""", 0)))
+        {
+            Assert.Single(ok.Tensors);
+        }
+        using (var none = SafetensorsFile.Open(CraftedFiles.RawSafetensors(dir.File("none.safetensors"), "{}", 0)))
+        {
+            Assert.Empty(none.Tensors);
+        }
+        AssertFails(CraftedFiles.RawSafetensors(dir.File("data.safetensors"), "{}", 4), "data section", "4 bytes after");
+    }
+
+    [Fact]
+    public void HeaderLengthOneShortOfItsPaddedJson()
+    {
+        // The fuzzing finding: the JSON still parses without its last padding space, and every tensor would be read one byte early.
+        using var dir = new TempDir();
+        var header = """{"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}   """;
+        var path = CraftedFiles.RawSafetensors(dir.File("t.safetensors"), header, 8, headerLength: (ulong)header.Length - 1);
+        AssertFails(path, "data section", "1 bytes after the last tensor");
+    }
+
+    [Fact]
+    public void DuplicateTensorName()
+    {
+        using var dir = new TempDir();
+        var path = CraftedFiles.RawSafetensors(dir.File("t.safetensors"),
+            """{"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, "w": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}}""", 8);
+        AssertFails(path, "header w", "duplicate key");
+    }
+
+    [Fact]
+    public void InvalidUtf8InTheHeader()
+    {
+        using var dir = new TempDir();
+        var path = dir.File("t.safetensors");
+        byte[] json = [.. "{\"a"u8.ToArray(), 0xC0, 0xAF, .. "\": {}}"u8.ToArray()];
+        File.WriteAllBytes(path, [.. BitConverter.GetBytes((ulong)json.Length), .. json]);
+        AssertFails(path, "header line 1", "invalid UTF-8 at byte 3");
+    }
+
+    [Fact]
+    public void ShapeWhoseByteCountOverflows()
+    {
+        using var dir = new TempDir();
+        var path = CraftedFiles.RawSafetensors(dir.File("t.safetensors"),
+            """{"w": {"dtype": "F32", "shape": [4294967296, 4294967296], "data_offsets": [0, 0]}}""", 0);
+        AssertFails(path, "w.shape", "too large");
+    }
+
+    [Fact]
+    public async Task AFifoInPlaceOfTheFile()
+    {
+        using var dir = new TempDir();
+        var path = dir.File("model.safetensors");
+        using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", [path])!) mkfifo.WaitForExit();
+        // A blocked open would surface as a TimeoutException instead.
+        var e = await Assert.ThrowsAsync<KilnException>(() => Task.Run(() => SafetensorsFile.Open(path)).WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Equal($"{path}: not a regular file (a FIFO)", e.Message);
+    }
+
     private static void AssertFails(string path, string field, string problem)
     {
         var e = Assert.Throws<KilnException>(() => SafetensorsFile.Open(path));

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Kiln.Tests.Checkpoints;
 
 namespace Kiln.Tests.EndToEnd;
 
@@ -76,6 +77,134 @@ public sealed class UserErrorTests
         AssertUserError(KilnCli.Run("logits", "--model", dir.Path, "--ids", "1"), "model.safetensors");
     }
 
+    // The findings of an independent fuzzing round: each must be exit 2 with one line naming file and field.
+
+    [Fact]
+    public void Header_length_one_short_is_refused_not_read_one_byte_off()
+    {
+        using var dir = CopyOracle("llama_gqa");
+        var weights = dir.File("model.safetensors");
+        var bytes = File.ReadAllBytes(weights);
+        var length = (int)BitConverter.ToUInt64(bytes);
+        // The header still parses without its last byte when it ends in padding spaces.
+        var header = System.Text.Encoding.UTF8.GetString(bytes, 8, length).TrimEnd() + "  ";
+        var json = System.Text.Encoding.UTF8.GetBytes(header);
+        File.WriteAllBytes(weights, [.. BitConverter.GetBytes((ulong)json.Length - 1), .. json, .. bytes[(8 + length)..]]);
+        AssertUserError(Generate(dir), "model.safetensors", "data section", "after the last tensor");
+    }
+
+    [Fact]
+    public void Trailing_bytes_after_the_last_tensor()
+    {
+        using var dir = CopyOracle("llama_gqa");
+        File.AppendAllText(dir.File("model.safetensors"), "xyz");
+        AssertUserError(Generate(dir), "model.safetensors", "data section", "3 bytes after the last tensor");
+    }
+
+    [Fact]
+    public void Invalid_utf8_inside_a_string_of_config_json()
+    {
+        using var dir = CopyOracle("llama_gqa");
+        var text = File.ReadAllBytes(dir.File("config.json"));
+        var at = System.Text.Encoding.UTF8.GetString(text).IndexOf("\"silu\"", StringComparison.Ordinal) + 2;
+        File.WriteAllBytes(dir.File("config.json"), [.. text[..at], 0xFF, .. text[at..]]);
+        AssertUserError(Generate(dir), "config.json", "line", "invalid UTF-8");
+    }
+
+    [Fact]
+    public void Invalid_utf8_inside_the_safetensors_header()
+    {
+        using var dir = CopyOracle("llama_gqa");
+        var weights = dir.File("model.safetensors");
+        var bytes = File.ReadAllBytes(weights);
+        var at = System.Text.Encoding.UTF8.GetString(bytes, 8, 200).IndexOf("\"F32\"", StringComparison.Ordinal) + 8 + 1;
+        bytes[at] = 0xC3; // the lead byte of a two-byte sequence, followed by "3"
+        File.WriteAllBytes(weights, bytes);
+        AssertUserError(Generate(dir), "model.safetensors", "header", "invalid UTF-8");
+    }
+
+    [Fact]
+    public void Duplicate_key_in_config_json()
+    {
+        using var dir = CopyOracle("llama_gqa");
+        var text = File.ReadAllText(dir.File("config.json"));
+        File.WriteAllText(dir.File("config.json"), text.Insert(text.IndexOf('{') + 1, "\"hidden_size\": 32,"));
+        AssertUserError(Generate(dir), "config.json", "hidden_size", "duplicate key");
+    }
+
+    [Fact]
+    public void Architectures_given_as_a_string()
+    {
+        using var dir = CopyOracle("llama_gqa");
+        EditConfig(dir, c => c["architectures"] = "LlamaForCausalLM");
+        AssertUserError(Generate(dir), "config.json", "architectures", "list of strings");
+    }
+
+    [Theory]
+    [InlineData("num_hidden_layers", "4294967301", "32-bit")]
+    [InlineData("hidden_size", "-4294967232", "32-bit")]
+    [InlineData("rms_norm_eps", "1e400", "out of range")]
+    [InlineData("rms_norm_eps", "-1e-5", "must be positive")]
+    [InlineData("rms_norm_eps", "0", "must be positive")]
+    [InlineData("max_position_embeddings", "100000000", "maximum")]
+    [InlineData("rope_theta", "-10000", "must be positive")]
+    [InlineData("tie_word_embeddings", "\"false\"", "true or false")]
+    [InlineData("eos_token_id", "256", "outside the vocabulary")]
+    [InlineData("num_key_value_heads", "3", "does not divide")]
+    public void Config_values_out_of_range(string field, string value, string problem)
+    {
+        using var dir = CopyOracle("llama_gqa");
+        EditConfig(dir, c => c[field] = JsonNode.Parse(value));
+        AssertUserError(Generate(dir), "config.json", field, problem);
+    }
+
+    [Theory]
+    [InlineData("\"original_max_position_embeddings\": 0", "original_max_position_embeddings", "must be positive")]
+    [InlineData("\"original_max_position_embeddings\": -8192", "original_max_position_embeddings", "must be positive")]
+    [InlineData("\"low_freq_factor\": 4.0", "high_freq_factor", "greater than low_freq_factor")]
+    [InlineData("\"factor\": 0.5", "factor", "at least 1")]
+    public void Llama3_rope_scaling_out_of_range(string change, string field, string problem)
+    {
+        using var dir = CopyOracle("llama_gqa");
+        var scaling = JsonNode.Parse("""{"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 128}""")!.AsObject();
+        var (key, value) = (change.Split(':')[0].Trim('"'), JsonNode.Parse(change.Split(':')[1]));
+        scaling[key] = value;
+        EditConfig(dir, c => c["rope_scaling"] = scaling);
+        AssertUserError(Generate(dir), "config.json", "rope_scaling." + field, problem);
+    }
+
+    [Fact]
+    public void Eos_token_of_generation_config_outside_the_vocabulary()
+    {
+        using var dir = CopyOracle("llama_gqa");
+        File.WriteAllText(dir.File("generation_config.json"), """{"bos_token_id": 1, "eos_token_id": [2, 999]}""");
+        AssertUserError(Generate(dir), "generation_config.json", "eos_token_id", "999");
+    }
+
+    [Theory]
+    [InlineData("config.json")]
+    [InlineData("model.safetensors")]
+    public void A_fifo_in_place_of_a_checkpoint_file_is_refused_without_waiting(string name)
+    {
+        using var dir = CopyOracle("llama_gqa");
+        File.Delete(dir.File(name));
+        MakeFifo(dir.File(name));
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        AssertUserError(Generate(dir), name, "not a regular file", "FIFO");
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), $"took {clock.Elapsed}");
+    }
+
+    [Fact]
+    public void Malformed_tokenizer_json_names_the_file_and_field()
+    {
+        using var dir = new TempDir();
+        CraftedFiles.CopyFolder(TestPaths.DefaultModel, dir.Path);
+        var tokenizer = JsonNode.Parse(File.ReadAllText(dir.File("tokenizer.json")))!.AsObject();
+        tokenizer["model"]!["vocab"]!["<s>"] = "one";
+        File.WriteAllText(dir.File("tokenizer.json"), tokenizer.ToJsonString());
+        AssertUserError(KilnCli.Run("generate", "--model", dir.Path, "--prompt", "Hi", "--max-new-tokens", "2", "--no-cache"), "tokenizer.json", "model.vocab.<s>");
+    }
+
     [Fact]
     public void Prompt_longer_than_the_context()
     {
@@ -127,6 +256,16 @@ public sealed class UserErrorTests
         Assert.True(lines.Length == 1, $"expected one line, got:\n{result.Stderr}");
         Assert.StartsWith("kiln: error: ", lines[0]);
         foreach (var mention in mentions) Assert.Contains(mention, lines[0]);
+    }
+
+    private static CliResult Generate(TempDir dir) =>
+        KilnCli.Run("generate", "--model", dir.Path, "--prompt-ids", "1", "--max-new-tokens", "2", "--no-cache");
+
+    private static void MakeFifo(string path)
+    {
+        using var mkfifo = System.Diagnostics.Process.Start("mkfifo", [path])!;
+        mkfifo.WaitForExit();
+        Assert.Equal(0, mkfifo.ExitCode);
     }
 
     private static TempDir CopyOracle(string name)
