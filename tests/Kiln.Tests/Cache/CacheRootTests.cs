@@ -78,9 +78,11 @@ public sealed class CacheRootTests(UncachedLogits uncached) : IClassFixture<Unca
         using var cache = new CacheDir();
         CachedCompile.Run(TestPaths.DefaultModel, cache.Settings());
         var final = cache.Entries().Single(e => SnapshotStore.ReadManifest(e).Point.Stage == "compile");
-        // The final entry's name is taken by a file: the rename that publishes it fails.
+        // The final entry's name is taken by a file that cannot be quarantined (the quarantine is a file too):
+        // the rename that publishes it fails.
         Directory.Delete(final, recursive: true);
         File.WriteAllText(final, "in the way");
+        File.WriteAllText(cache.Quarantine, "in the way");
 
         var (logits, report) = CachedCompile.Logits(TestPaths.DefaultModel, cache.Settings());
         Assert.Equal("hit", report.Status);
