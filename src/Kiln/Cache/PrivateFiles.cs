@@ -11,7 +11,14 @@ public static class PrivateFiles
     public const UnixFileMode FileMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
 
     /// <summary>Creates <paramref name="path"/> and any missing parent as 0700 (existing ones are left as they are).</summary>
-    public static void CreateDirectory(string path) => Directory.CreateDirectory(path, DirectoryMode);
+    public static void CreateDirectory(string path)
+    {
+        // Directory.CreateDirectory(path, mode) gives the mode to the last folder only; missing parents would
+        // get 0777 less the umask. So each missing folder is created by itself, outermost first.
+        var missing = new Stack<string>();
+        for (var folder = Path.GetFullPath(path); !Directory.Exists(folder); folder = Path.GetDirectoryName(folder)!) missing.Push(folder);
+        while (missing.TryPop(out var folder)) Directory.CreateDirectory(folder, DirectoryMode);
+    }
 
     /// <summary>A new file, created 0600; fails if the path exists.</summary>
     public static FileStream CreateNew(string path, FileShare share = FileShare.None) => new(path, new FileStreamOptions
