@@ -80,7 +80,7 @@ public static class GraphSerializer
             var inputs = n.Inputs.Select(name => values.GetValueOrDefault(name) ?? throw new GraphException($"{n.Op}: input '{name}' is not defined before use")).ToArray();
             var outputs = n.Outputs.Select(o => graph.Restore(o.Name, new TensorType(ParseDType(o.Dtype), CheckSize(o.Name, o.Shape)), ValueKind.NodeOutput)).ToArray();
             foreach (var output in outputs) values[output.Name] = output;
-            graph.Nodes.Add(new Node(n.Op, inputs, outputs, n.Attributes));
+            graph.Nodes.Add(new Node(n.Op, inputs, outputs, WithDefaults(registry.Get(n.Op), n.Attributes)));
         }
         graph.History.AddRange(document.History);
         graph.NameCounter = document.NameCounter;
@@ -88,6 +88,15 @@ public static class GraphSerializer
             graph.Outputs.Add(values.GetValueOrDefault(name) ?? throw new GraphException($"graph output '{name}' is not defined"));
         GraphVerifier.Verify(graph);
         return graph;
+    }
+
+    // A node read back carries every optional attribute its op's schema defaults, as the verifier assumes
+    // them: the lowering reads attributes from the node itself.
+    private static SortedDictionary<string, AttributeValue> WithDefaults(OpDefinition op, SortedDictionary<string, AttributeValue> attributes)
+    {
+        var complete = new SortedDictionary<string, AttributeValue>(attributes, StringComparer.Ordinal);
+        foreach (var spec in op.Attributes.Where(a => a.Default is not null)) complete.TryAdd(spec.Name, spec.Default!);
+        return complete;
     }
 
     /// <summary>
