@@ -58,6 +58,47 @@ public sealed class GraphJsonFuzzTests(PrimedEntry primed) : IClassFixture<Prime
         Assert.True(outcomes.Where(o => o.Key.EndsWith(": miss", StringComparison.Ordinal)).Sum(o => o.Value) > Cases / 2, string.Join(", ", outcomes));
     }
 
+    [Fact]
+    public void RealRunsOverMutatedEntriesGiveTheUncachedOutput()
+    {
+        using var temp = new TempDir();
+        string[] generate = ["generate", "--prompt-ids", "1", "--max-new-tokens", "4"];
+        var uncached = KilnCli.Run([.. generate, "--no-cache"]);
+        Assert.True(uncached.ExitCode == 0, uncached.Stderr);
+        var primed = Path.Combine(temp.Path, "primed");
+        var first = KilnCli.RunWith(temp.Path, new Dictionary<string, string> { ["KILN_CACHE_DIR"] = primed }, generate);
+        Assert.Equal(uncached.Stdout, first.Stdout);
+
+        // Every entry damaged alike: the run cannot resume anywhere, so it compiles, answers as uncached and says why.
+        (string Name, Action<string> Damage)[] damages =
+        [
+            ("vocab_size not a number", e => Tests.Cache.HostileEntry.EditGraph(e, g => g["metadata"]!["vocab_size"] = "many")),
+            ("max positions not a number", e => Tests.Cache.HostileEntry.EditGraph(e, g => g["metadata"]!["max_position_embeddings"] = "1e3")),
+            ("FIFO for a listed file", e => { File.Delete(Tests.Cache.HostileEntry.BuffersFile(e)); Tests.Cache.HostileEntry.MakeFifo(Tests.Cache.HostileEntry.BuffersFile(e)); }),
+            ("manifest is a link", e => { File.Move(Path.Combine(e, "manifest.json"), e + ".manifest"); File.CreateSymbolicLink(Path.Combine(e, "manifest.json"), e + ".manifest"); }),
+            ("invalid UTF-8", e => Tests.Cache.HostileEntry.Rewrite(e, Tests.Cache.HostileEntry.GraphFile(e), Mutate(File.ReadAllBytes(Tests.Cache.HostileEntry.GraphFile(e)), Array.IndexOf(Kinds, "invalid UTF-8"), 17, 3))),
+            ("duplicated property", e => Tests.Cache.HostileEntry.Rewrite(e, Tests.Cache.HostileEntry.GraphFile(e), Mutate(File.ReadAllBytes(Tests.Cache.HostileEntry.GraphFile(e)), Array.IndexOf(Kinds, "duplicated property"), 0, 3))),
+        ];
+        foreach (var (name, damage) in damages)
+        {
+            var root = Path.Combine(temp.Path, name.Replace(' ', '-'));
+            CopyTree(primed, root);
+            foreach (var entry in Directory.GetDirectories(Path.Combine(root, "pipeline"))) damage(entry);
+            var run = KilnCli.RunWith(temp.Path, new Dictionary<string, string> { ["KILN_CACHE_DIR"] = root }, generate);
+            Assert.True(run.ExitCode == 0, $"{name}: {run.Stderr}");
+            Assert.Equal(uncached.Stdout, run.Stdout);
+            Assert.Contains("kiln: cache miss (corrupt entry: ", run.Stderr);
+            Assert.Equal(2, Directory.GetFileSystemEntries(Path.Combine(root, "quarantine")).Length);
+        }
+    }
+
+    private static void CopyTree(string from, string to)
+    {
+        Directory.CreateDirectory(to);
+        foreach (var file in Directory.GetFiles(from)) File.Copy(file, Path.Combine(to, Path.GetFileName(file)));
+        foreach (var folder in Directory.GetDirectories(from)) CopyTree(folder, Path.Combine(to, Path.GetFileName(folder)));
+    }
+
     /// <summary>The mutation of kind <paramref name="kind"/> chosen by <paramref name="a"/> and <paramref name="b"/>.</summary>
     public static byte[] Mutate(byte[] original, int kind, int a, int b)
     {
