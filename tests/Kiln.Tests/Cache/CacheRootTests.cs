@@ -119,6 +119,23 @@ public sealed class CacheRootTests(UncachedLogits uncached) : IClassFixture<Unca
     }
 
     [Fact]
+    public void AStatsFileThatIsAFifoNeitherBlocksNorFailsARun()
+    {
+        using var cache = new CacheDir();
+        CachedCompile.Run(TestPaths.DefaultModel, cache.Settings());
+        var stats = Path.Combine(cache.Root, "stats.json");
+        File.Delete(stats);
+        HostileEntry.MakeFifo(stats);
+
+        var (logits, report) = CachedCompile.Logits(TestPaths.DefaultModel, cache.Settings());
+        Assert.Equal("hit", report.Status);
+        Assert.Equal(uncached.Value, logits);
+        // The counts restart in a regular file in its place.
+        Assert.Equal(1, CacheStats.Read(cache.Root).Hits);
+        Assert.True(FileStatus.OfPath(stats)!.Value.IsRegularFile);
+    }
+
+    [Fact]
     public void EverythingKilnCreatesIsPrivateEvenUnderUmask000()
     {
         using var cache = new CacheDir();

@@ -116,9 +116,10 @@ public static class GraphSerializer
         var elements = 1L;
         foreach (var dim in shape.Dims.Where(d => d.IsKnown))
         {
-            // Each factor is at most MaxElements, so the product before the check never overflows.
-            if (dim.Size > MaxElements || (elements *= dim.Size) > MaxElements)
+            // Compared before multiplying, so the product never wraps around.
+            if (dim.Size > 0 && elements > MaxElements / dim.Size)
                 throw new GraphException($"value '{name}': shape {shape} has more than {MaxElements} elements");
+            elements *= dim.Size;
         }
         return shape;
     }
