@@ -70,6 +70,27 @@ public sealed class CacheCorruptionTests(UncachedLogits uncached) : IClassFixtur
     }
 
     [Fact]
+    public void AnEntryThatPassesEveryCheckButBreaksALaterTransformIsQuarantinedAndCompiledAfresh()
+    {
+        using var cache = new CacheDir();
+        CachedCompile.Run(TestPaths.DefaultModel, cache.Settings());
+        var final = FinalEntry(cache);
+        Directory.Delete(final, recursive: true);
+        var early = cache.Entries().Single();
+        // "key > query" where the causal mask says "key <= query": same types, so the graph verifies and fits
+        // the model, but insert_kv_cache no longer finds a causal mask and refuses the graph.
+        HostileEntry.EditGraph(early, g => g["nodes"]!.AsArray().First(n => n!["op"]!.ToString() == "less_equal")!["op"] = "greater");
+
+        var (logits, report) = CachedCompile.Logits(TestPaths.DefaultModel, cache.Settings());
+        Assert.Equal("miss", report.Status);
+        Assert.Contains("corrupt entry: resuming the pipeline from it failed: ", report.Reason);
+        Assert.Equal(uncached.Value, logits);
+        Assert.Single(Directory.GetDirectories(cache.Quarantine));
+        Assert.Equal(2, cache.Entries().Count);
+        cache.AssertEntriesValid();
+    }
+
+    [Fact]
     public void ReadOnlyModeNeverWritesEvenOverACorruptEntry()
     {
         using var cache = new CacheDir();
