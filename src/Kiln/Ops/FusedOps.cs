@@ -76,12 +76,6 @@ public static class FusedOps
         }, l => l.Emit("Mul", [l.Temp("Mul", [l.Input(0), l.Temp("Sigmoid", [l.Input(0)])]), l.Input(1)]));
     }
 
-    // ONNX Runtime refuses a negative epsilon when it creates the session; zero or infinity would give NaNs.
-    private static void RequirePositiveEpsilon(InferenceContext c)
-    {
-        if (!double.IsFinite(c.Float("epsilon")) || c.Float("epsilon") <= 0) throw c.Error("epsilon must be a finite positive number");
-    }
-
     // positions [P, 1] (an fp32 range, as transformers casts positions to fp32) * inv_freq [d/2], then cos or sin.
     private static void LowerRotaryTable(LoweringContext l)
     {
@@ -96,5 +90,11 @@ public static class FusedOps
     {
         var (x, w) = (c[0].Shape, c[weightIndex].Shape);
         if (w.Rank != 1 || x.Rank == 0 || x[^1] != w[0]) throw c.Error("weight must be a vector as long as the last dimension");
+    }
+
+    // ONNX Runtime refuses a negative epsilon when it creates the session; zero or infinity would give NaNs.
+    private static void RequirePositiveEpsilon(InferenceContext c)
+    {
+        if (!double.IsFinite(c.Float("epsilon")) || c.Float("epsilon") <= 0) throw c.Error("epsilon must be a finite positive number");
     }
 }
