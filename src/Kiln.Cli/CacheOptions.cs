@@ -63,13 +63,22 @@ public static class CacheOptions
             _ => CacheMode.ReadWrite,
         };
         return new CacheSettings(
-            CacheSettings.ResolveRoot(p.GetValue(Directory)),
+            Root(p),
             mode,
             p.GetValue(MaxSize) is { } size ? ParseSize(size) : CacheSettings.DefaultMaxBytes,
             p.GetValue(TrustSharedRoot),
             p.GetValue(Fingerprint) == "content" ? FingerprintMode.Content : FingerprintMode.Headers,
             p.GetValue(Verify));
     }
+
+    /// <summary>
+    /// The root from --cache-dir, else the environment (<see cref="CacheSettings.ResolveRoot"/>). An empty
+    /// --cache-dir is an error rather than the default root: it is a mistake (an unset variable in a
+    /// script), not a choice. An empty KILN_CACHE_DIR still means "not set".
+    /// </summary>
+    public static string Root(ParseResult p) => p.GetValue(Directory) is { Length: 0 }
+        ? throw new KilnException("--cache-dir: the cache root is empty (leave the option out for the default root)")
+        : CacheSettings.ResolveRoot(p.GetValue(Directory));
 
     /// <summary>Prints the cache's one-line summary and its warnings to stderr.</summary>
     public static void Report(CacheReport? report)

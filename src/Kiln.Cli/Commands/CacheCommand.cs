@@ -210,7 +210,7 @@ public static class CacheCommand
         new(name, description) { CacheOptions.Directory, CacheOptions.TrustSharedRoot, json };
 
     private static CacheInspector Open(ParseResult p) => CacheInspector.Open(
-        new CacheSettings(CacheSettings.ResolveRoot(p.GetValue(CacheOptions.Directory)), TrustSharedRoot: p.GetValue(CacheOptions.TrustSharedRoot)));
+        new CacheSettings(CacheOptions.Root(p), TrustSharedRoot: p.GetValue(CacheOptions.TrustSharedRoot)));
 
     private static int Json<T>(T value, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type)
     {

@@ -16,10 +16,12 @@ public sealed class CacheInspector
 
     public CacheSettings Settings => _store.Settings;
 
-    /// <summary>Throws <see cref="KilnException"/> when the root exists but is not trusted (see <see cref="RootTrust"/>).</summary>
+    /// <summary>Throws <see cref="KilnException"/> when the root exists but is not trusted, or a link is below it (see <see cref="RootTrust"/>).</summary>
     public static CacheInspector Open(CacheSettings settings)
     {
-        if (Directory.Exists(settings.Root) && !settings.TrustSharedRoot && RootTrust.Check(settings.Root) is { } distrust)
+        if (!Directory.Exists(settings.Root)) return new CacheInspector(settings);
+        if (RootTrust.LinkBelowRoot(settings.Root) is { } link) throw new KilnException($"not reading the cache: {link}");
+        if (!settings.TrustSharedRoot && RootTrust.CheckTree(settings.Root) is { } distrust)
             throw new KilnException($"not reading the cache: {distrust} (pass --cache-trust-shared-root to allow it)");
         return new CacheInspector(settings);
     }
@@ -55,7 +57,9 @@ public sealed class CacheInspector
         var checks = new List<EntryCheck>();
         foreach (var entry in Entries())
         {
-            var reason = entry.Manifest is not { } manifest ? $"{CorruptPrefix}manifest.json is missing or unreadable"
+            // Without a manifest the restore itself says why: unreadable (permissions) or corrupt (missing, a link, bad JSON).
+            var reason = entry.Manifest is not { } manifest
+                ? reader.TryRestore(new SnapshotKey(-1, entry.Key, []), 0, OpRegistry.Default).MissReason ?? $"{CorruptPrefix}manifest.json is unreadable"
                 : Enumerable.Range(0, Math.Max(1, manifest.WorldSize))
                     .Select(rank => reader.TryRestore(new SnapshotKey(manifest.Point.Index, entry.Key, manifest.Components), rank, OpRegistry.Default).MissReason)
                     .FirstOrDefault(r => r is not null);

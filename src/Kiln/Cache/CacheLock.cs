@@ -14,7 +14,7 @@ public sealed class CacheLock : IDisposable
     public static CacheLock? Acquire(string root, string key, TimeSpan timeout)
     {
         var directory = Path.Combine(root, "locks");
-        Directory.CreateDirectory(directory);
+        PrivateFiles.CreateDirectory(directory);
         var path = Path.Combine(directory, key + ".lock");
         var deadline = DateTime.UtcNow + timeout;
         while (true)
@@ -22,7 +22,7 @@ public sealed class CacheLock : IDisposable
             try
             {
                 // FileShare.None takes an exclusive flock on Linux; a second opener gets an IOException.
-                return new CacheLock(new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None));
+                return new CacheLock(PrivateFiles.OpenOrCreate(path, FileShare.None));
             }
             catch (IOException) when (DateTime.UtcNow < deadline)
             {

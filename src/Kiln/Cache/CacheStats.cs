@@ -5,14 +5,23 @@ namespace Kiln.Cache;
 /// <summary>Persisted hit and miss counts (&lt;root&gt;/stats.json), updated under a lock by every run.</summary>
 public static class CacheStats
 {
+    // A stats file holds a few counts; anything larger is damaged.
+    private const int MaxBytes = 1 << 20;
+
     public static CacheStatistics Read(string root)
     {
         var path = Path.Combine(root, "stats.json");
+        if (!File.Exists(path)) return CacheStatistics.Empty;
         try
         {
-            return File.Exists(path) ? JsonSerializer.Deserialize(File.ReadAllText(path), CacheJsonContext.Default.CacheStatistics) ?? CacheStatistics.Empty : CacheStatistics.Empty;
+            // Opened as a regular file only: a FIFO or link there must not block or redirect the read.
+            using var stream = FileStatus.OpenRegularFile(path, "stats.json");
+            if (stream.Length > MaxBytes) return CacheStatistics.Empty;
+            var bytes = new byte[stream.Length];
+            stream.ReadExactly(bytes);
+            return JsonSerializer.Deserialize(StrictUtf8.Decode(bytes, "stats.json"), CacheJsonContext.Default.CacheStatistics) ?? CacheStatistics.Empty;
         }
-        catch (JsonException)
+        catch (Exception e) when (e is JsonException or CorruptEntryException)
         {
             return CacheStatistics.Empty; // a damaged stats file restarts the counts; it never fails a run
         }
@@ -34,7 +43,8 @@ public static class CacheStats
             SavedMs = stats.SavedMs + Math.Max(0, savedMs),
         };
         var temporary = Path.Combine(root, $"stats.json.{Environment.ProcessId}.tmp");
-        File.WriteAllText(temporary, JsonSerializer.Serialize(updated, CacheJsonContext.Default.CacheStatistics));
+        File.Delete(temporary);
+        using (var stream = PrivateFiles.CreateNew(temporary)) JsonSerializer.Serialize(stream, updated, CacheJsonContext.Default.CacheStatistics);
         File.Move(temporary, Path.Combine(root, "stats.json"), overwrite: true);
     }
 

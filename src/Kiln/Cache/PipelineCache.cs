@@ -5,6 +5,7 @@ using Kiln.Distributed;
 using Kiln.Graph;
 using Kiln.Ops;
 using Kiln.Transforms;
+using Kiln.Transforms.WeightLoad;
 
 namespace Kiln.Cache;
 
@@ -35,7 +36,9 @@ public sealed class PipelineCache(CacheSettings settings, ICommunicator? ranks =
         var store = new SnapshotStore(Settings);
         if (writable && _ranks.Rank == 0) store.CleanStagingLeftovers();
         var clock = Stopwatch.StartNew();
-        var (restored, point, reason, quarantined) = RestoreLatest(store, keys);
+        // What a restored graph must fit; a config.json that cannot be exported fails here as it would uncached.
+        var model = ModelRecord.Of(checkpoint);
+        var (restored, point, reason, quarantined) = RestoreLatest(store, keys, model, pipeline);
 
         CacheLock? compileLock = null;
         if (point?.Key != keys[^1].Key && writable)
@@ -63,7 +66,7 @@ public sealed class PipelineCache(CacheSettings settings, ICommunicator? ranks =
             else
             {
                 // Another process may have compiled and published meanwhile, before or while we waited: look again.
-                (restored, point, var afterWait, var quarantinedAfterWait) = RestoreLatest(store, keys);
+                (restored, point, var afterWait, var quarantinedAfterWait) = RestoreLatest(store, keys, model, pipeline);
                 quarantined |= quarantinedAfterWait;
                 // A corrupt entry quarantined by the first look is "no entry" by now: keep the first reason.
                 if (point?.Key == keys[^1].Key) reason = null;
@@ -74,6 +77,14 @@ public sealed class PipelineCache(CacheSettings settings, ICommunicator? ranks =
         try
         {
             return Run(checkpoint, pipeline, observer, store, keys, restored, point, reason, quarantined, clock, writable, warnings);
+        }
+        catch (Exception e) when (restored is not null && point is not null && _ranks.Size == 1)
+        {
+            // The restored graph passed every restore check, yet a later transform refused it: the entry is at
+            // fault, not necessarily the model. It is quarantined and the model compiled from scratch, where a
+            // real problem fails as it would uncached. (With several ranks the collectives leave no way back.)
+            var miss = store.Corrupt(point.Key, $"resuming the pipeline from it failed: {e.Message}");
+            return Run(checkpoint, pipeline, observer, store, keys, null, null, miss.MissReason, quarantined | miss.Quarantined, clock, writable, warnings);
         }
         finally
         {
@@ -148,13 +159,15 @@ public sealed class PipelineCache(CacheSettings settings, ICommunicator? ranks =
     }
 
     // Tries the points from the last to the first; every rank must restore the same point.
-    private (RestoreOutcome? Restored, SnapshotKey? Point, string? Reason, bool Quarantined) RestoreLatest(SnapshotStore store, IReadOnlyList<SnapshotKey> keys)
+    private (RestoreOutcome? Restored, SnapshotKey? Point, string? Reason, bool Quarantined) RestoreLatest(SnapshotStore store, IReadOnlyList<SnapshotKey> keys,
+        ModelRecord model, PipelineConfig pipeline)
     {
         string? latestReason = null;
         var quarantined = false;
         foreach (var key in keys.Reverse())
         {
-            var outcome = store.TryRestore(key, _ranks.Rank, OpRegistry.Default);
+            var weightsBound = pipeline.Entries.Take(key.EntryIndex).Any(e => e.Transform is LoadWeightsTransform && e.Config.Enabled);
+            var outcome = store.TryRestore(key, _ranks.Rank, OpRegistry.Default, model, weightsBound);
             quarantined |= outcome.Quarantined;
             latestReason ??= outcome.MissReason;
             // A hit at an earlier point keeps the reason the later points were not used.
@@ -176,7 +189,8 @@ public sealed class PipelineCache(CacheSettings settings, ICommunicator? ranks =
         return fresh;
     }
 
-    // The root must exist (created private if not) and be trusted; writing also needs it writable.
+    // The root must exist (created private if not) and be trusted with what Kiln keeps in it (RootTrust.CheckTree;
+    // links below the root are refused even for a shared root); writing also needs it writable.
     private (bool Usable, bool Writable) PrepareRoot(List<string> warnings)
     {
         try
@@ -184,17 +198,22 @@ public sealed class PipelineCache(CacheSettings settings, ICommunicator? ranks =
             if (!Directory.Exists(Settings.Root))
             {
                 if (Settings.Mode == CacheMode.ReadOnly) return (false, false);
-                Directory.CreateDirectory(Settings.Root, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+                PrivateFiles.CreateDirectory(Settings.Root);
             }
-            if (!Settings.TrustSharedRoot && RootTrust.Check(Settings.Root) is { } distrust)
+            if (RootTrust.LinkBelowRoot(Settings.Root) is { } link)
+            {
+                warnings.Add($"not using the cache: {link}");
+                return (false, false);
+            }
+            if (!Settings.TrustSharedRoot && RootTrust.CheckTree(Settings.Root) is { } distrust)
             {
                 warnings.Add($"not using the cache: {distrust} (pass --cache-trust-shared-root to allow it)");
                 return (false, false);
             }
             if (Settings.Mode == CacheMode.ReadOnly) return (true, false);
-            Directory.CreateDirectory(Settings.PipelineDirectory);
+            PrivateFiles.CreateDirectory(Settings.PipelineDirectory);
             var probe = Path.Combine(Settings.PipelineDirectory, $".probe-{Environment.ProcessId}-{Guid.NewGuid():N}");
-            File.WriteAllBytes(probe, []);
+            PrivateFiles.CreateNew(probe).Dispose();
             File.Delete(probe);
             return (true, true);
         }

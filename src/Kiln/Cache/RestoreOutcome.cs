@@ -12,5 +12,14 @@ public sealed record RestoreOutcome(ModelGraph? Graph, SnapshotManifest? Manifes
 
     public static RestoreOutcome Restored(ModelGraph graph, SnapshotManifest manifest) => new(graph, manifest, null, false);
 
-    public static RestoreOutcome Miss(string reason, bool quarantined = false) => new(null, null, reason, quarantined);
+    /// <summary>A miss; the reason is made one printable line (it may quote a hostile entry's strings).</summary>
+    public static RestoreOutcome Miss(string reason, bool quarantined = false) => new(null, null, OneLine(reason), quarantined);
+
+    private const int MaxReasonLength = 400;
+
+    private static string OneLine(string reason)
+    {
+        var line = new string(reason.Select(c => char.IsControl(c) ? ' ' : c).ToArray());
+        return line.Length <= MaxReasonLength ? line : line[..MaxReasonLength] + "...";
+    }
 }

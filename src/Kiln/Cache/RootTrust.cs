@@ -3,32 +3,41 @@ using System.Runtime.InteropServices;
 namespace Kiln.Cache;
 
 /// <summary>
-/// Whether a cache root may be read: it must belong to the current user and not be writable by
-/// group or others, since anyone who can write a cache decides what graph a run executes.
+/// Whether a cache may be read: the root and everything Kiln keeps in it (pipeline/, quarantine/,
+/// locks/, stats.json, each entry directory) must belong to the current user and not be writable by
+/// group or others, since anyone who can write a cache decides what graph a run executes. Only the
+/// root may be reached through a link; a link anywhere below it is refused.
 /// </summary>
 public static partial class RootTrust
 {
+    /// <summary>What Kiln keeps directly under the root, checked with the root.</summary>
+    public static readonly string[] RootChildren = ["pipeline", "quarantine", "locks", "stats.json"];
+
     /// <summary>Null when the root is trusted, else the reason it is not.</summary>
-    public static string? Check(string root)
+    public static string? Check(string root) => Judge(root, FileStatus.OfTarget(root));
+
+    /// <summary>The root and its <see cref="RootChildren"/> that exist: null when all are trusted, else the first reason.</summary>
+    public static string? CheckTree(string root) =>
+        Check(root) ?? RootChildren.Select(child => CheckBelowRoot(Path.Combine(root, child))).FirstOrDefault(r => r is not null);
+
+    /// <summary>The first of the root's <see cref="RootChildren"/> that is a link (refused even for a shared root), or null.</summary>
+    public static string? LinkBelowRoot(string root) =>
+        RootChildren.Select(child => Path.Combine(root, child)).Where(path => FileStatus.OfPath(path)?.IsLink == true)
+            .Select(path => $"{path} is a link").FirstOrDefault();
+
+    /// <summary>A path under the root (not followed if a link): null when it is absent or trusted, else the reason.</summary>
+    public static string? CheckBelowRoot(string path) =>
+        FileStatus.OfPath(path) is not { } status ? null
+            : status.IsLink ? $"{path} is a link"
+            : Judge(path, status);
+
+    private static string? Judge(string path, FileStatus status)
     {
-        var mode = File.GetUnixFileMode(root);
-        if ((mode & (UnixFileMode.GroupWrite | UnixFileMode.OtherWrite)) != 0)
-            return $"{root} is writable by group or others (mode {Convert.ToString((int)mode, 8)})";
-        var owner = OwnerOf(root);
+        if ((status.Permissions & (UnixFileMode.GroupWrite | UnixFileMode.OtherWrite)) != 0)
+            return $"{path} is writable by group or others (mode {Convert.ToString((int)status.Permissions, 8)})";
         var me = GetUid();
-        return owner == me ? null : $"{root} belongs to user id {owner}, not to the current user ({me})";
+        return status.Owner == me ? null : $"{path} belongs to user id {status.Owner}, not to the current user ({me})";
     }
-
-    private static uint OwnerOf(string path)
-    {
-        // struct stat on Linux x86-64: st_uid is the 32-bit field at byte offset 28.
-        var buffer = new byte[256];
-        if (Stat(path, buffer) != 0) throw new IOException($"{path}: stat failed (errno {Marshal.GetLastPInvokeError()})");
-        return BitConverter.ToUInt32(buffer, 28);
-    }
-
-    [LibraryImport("libc", EntryPoint = "stat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int Stat(string path, byte[] buffer);
 
     [LibraryImport("libc", EntryPoint = "getuid")]
     private static partial uint GetUid();

@@ -35,6 +35,8 @@ public static class SnapshotFiles
         DurableFiles.WriteAllBytes(Path.Combine(directory, GraphFile), json);
 
         var buffersPath = Path.Combine(directory, BuffersFile);
+        // Created private here; the writer then opens the existing file, which keeps its mode.
+        PrivateFiles.CreateNew(buffersPath).Dispose();
         using var digest = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         var byName = graph.Buffers.ToDictionary(b => b.Name, StringComparer.Ordinal);
         using (var writer = SafetensorsWriter.Create(buffersPath, graph.Buffers.Select(b => new SafetensorsEntry(b.Name, b.Value.DType, b.Value.Shape.ToSizes())), digest: digest))
@@ -55,7 +57,7 @@ public static class SnapshotFiles
     /// </summary>
     public static ModelGraph Read(byte[] graphJson, byte[] buffersSafetensors, OpRegistry registry)
     {
-        var document = GraphSerializer.ReadDocument(Encoding.UTF8.GetString(graphJson));
+        var document = GraphSerializer.ReadDocument(graphJson);
         using var stream = new MemoryStream(buffersSafetensors, writable: false);
         var buffers = SafetensorsHeader.Read(BuffersFile, stream);
         var filled = document.Buffers.Select(b => buffers.Tensors.TryGetValue(b.Name, out var tensor)

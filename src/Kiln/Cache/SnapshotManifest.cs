@@ -31,8 +31,9 @@ public sealed record CacheStatistics(long Hits, SortedDictionary<string, long> M
     public static CacheStatistics Empty => new(0, new SortedDictionary<string, long>(StringComparer.Ordinal), 0, 0);
 }
 
+// Strict reading: duplicated properties are refused and nesting is bounded (a manifest is 4 levels deep).
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true,
-    RespectRequiredConstructorParameters = true, RespectNullableAnnotations = true)]
+    RespectRequiredConstructorParameters = true, RespectNullableAnnotations = true, AllowDuplicateProperties = false, MaxDepth = 16)]
 [JsonSerializable(typeof(SnapshotManifest))]
 [JsonSerializable(typeof(CacheStatistics))]
 public sealed partial class CacheJsonContext : JsonSerializerContext;

@@ -33,13 +33,23 @@ public sealed class SnapshotStore(CacheSettings settings)
 
     public static string RankDirectory(int rank) => $"rank_{rank}";
 
-    /// <summary>Reads and validates the entry for <paramref name="key"/>; a corrupt entry is quarantined.</summary>
-    public RestoreOutcome TryRestore(SnapshotKey key, int rank, OpRegistry registry)
+    /// <summary>
+    /// Reads and validates the entry for <paramref name="key"/>; a corrupt entry is quarantined. With a
+    /// <paramref name="model"/>, the restored graph must also fit it (<see cref="ModelRecord"/>);
+    /// <paramref name="weightsBound"/> says the snapshot point comes after load_weights.
+    /// </summary>
+    public RestoreOutcome TryRestore(SnapshotKey key, int rank, OpRegistry registry, ModelRecord? model = null, bool weightsBound = false)
     {
         var directory = EntryDirectory(key.Key);
-        if (!Directory.Exists(directory)) return RestoreOutcome.Miss(RestoreOutcome.NoEntry);
         try
         {
+            // Nothing below the root is followed if it is a link: pipeline/ and the entry are looked at, not through.
+            if (FileStatus.OfPath(Settings.PipelineDirectory) is { IsDirectory: false } pipeline)
+                return RestoreOutcome.Miss($"untrusted cache: {Settings.PipelineDirectory} is {pipeline.Kind}, not a directory");
+            if (FileStatus.OfPath(directory) is not { } entry) return RestoreOutcome.Miss(RestoreOutcome.NoEntry);
+            if (!entry.IsDirectory) return Corrupt(key.Key, $"the entry is {entry.Kind}, not a directory");
+            if (!Settings.TrustSharedRoot && RootTrust.CheckBelowRoot(directory) is { } distrust) return RestoreOutcome.Miss($"untrusted entry: {distrust}");
+
             var manifest = ReadManifest(directory);
             if (manifest.SchemaVersion != SnapshotKeys.SnapshotSchemaVersion || manifest.IrSchemaVersion != GraphSerializer.SchemaVersion
                 || manifest.RecipeSchemaVersion != LoadRecipe.SchemaVersion)
@@ -57,8 +67,9 @@ public sealed class SnapshotStore(CacheSettings settings)
                 if (!manifest.Files.Any(f => f.Path == relative)) throw new CorruptEntryException($"{relative} is not in the manifest");
             }
             // This rank's files are read once: checked, then parsed from the same bytes.
-            var contents = VerifyFiles(directory, manifest, keep: [graphFile, buffersFile]);
+            var contents = VerifyFiles(directory, manifest, keep: [graphFile, buffersFile], Settings.TrustSharedRoot);
             var graph = SnapshotFiles.Read(contents[graphFile], contents[buffersFile], registry);
+            if (model?.Mismatch(graph, weightsBound) is { } mismatch) return Corrupt(key.Key, $"the graph does not fit this model: {mismatch}");
             if (Settings.Mode != CacheMode.ReadOnly) TouchLastUse(directory);
             return RestoreOutcome.Restored(graph, manifest);
         }
@@ -90,7 +101,7 @@ public sealed class SnapshotStore(CacheSettings settings)
         IReadOnlyList<ManifestFile> written = [];
         try
         {
-            Directory.CreateDirectory(Path.Combine(staging, RankDirectory(ranks.Rank)));
+            PrivateFiles.CreateDirectory(Path.Combine(staging, RankDirectory(ranks.Rank)));
             PauseForTests();
             written = SnapshotFiles.Write(Path.Combine(staging, RankDirectory(ranks.Rank)), graph)
                 .Select(f => f with { Path = $"{RankDirectory(ranks.Rank)}/{f.Path}" }).ToList();
@@ -149,22 +160,52 @@ public sealed class SnapshotStore(CacheSettings settings)
         }
     }
 
-    /// <summary>Every published entry with its manifest (null if unreadable), size and last use.</summary>
+    /// <summary>
+    /// Every published entry with its manifest (null if unreadable), size and last use. An entry that cannot
+    /// be read (a folder mode 000, a link) is still listed, with what could be learned, so that `cache verify`
+    /// reports it and pruning can remove it.
+    /// </summary>
     public IReadOnlyList<EntrySummary> List()
     {
         if (!Directory.Exists(Settings.PipelineDirectory)) return [];
-        return Directory.EnumerateDirectories(Settings.PipelineDirectory)
+        return Directory.EnumerateFileSystemEntries(Settings.PipelineDirectory)
             .Where(d => !Path.GetFileName(d).StartsWith('.'))
             .Select(d =>
             {
                 SnapshotManifest? manifest = null;
                 try { manifest = ReadManifest(d); } catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException or CorruptEntryException) { }
-                var manifestPath = Path.Combine(d, ManifestFile);
-                var lastUse = File.Exists(manifestPath) ? File.GetLastWriteTimeUtc(manifestPath) : Directory.GetLastWriteTimeUtc(d);
-                var bytes = Directory.EnumerateFiles(d, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
-                return new EntrySummary(Path.GetFileName(d), manifest, bytes, lastUse);
+                return new EntrySummary(Path.GetFileName(d), manifest, SizeOf(d), LastUseOf(d));
             })
             .OrderByDescending(e => e.LastUse).ToList();
+    }
+
+    // Bytes of the entry's files, links not followed; what cannot be read counts as nothing.
+    private static long SizeOf(string entry)
+    {
+        if (FileStatus.OfPath(entry) is not { IsDirectory: true }) return 0;
+        try
+        {
+            return new DirectoryInfo(entry).EnumerateFiles("*", new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = true, AttributesToSkip = FileAttributes.ReparsePoint })
+                .Sum(f => f.Length);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return 0;
+        }
+    }
+
+    // The manifest's modification time (see TouchLastUse), else the entry's own; a link's, not its target's.
+    private static DateTime LastUseOf(string entry)
+    {
+        try
+        {
+            var manifest = new FileInfo(Path.Combine(entry, ManifestFile));
+            return manifest.Exists ? manifest.LastWriteTimeUtc : new FileInfo(entry).LastWriteTimeUtc;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return new FileInfo(entry).LastWriteTimeUtc;
+        }
     }
 
     /// <summary>Removes least recently used entries until the total is within <paramref name="maxBytes"/>; returns the keys removed.</summary>
@@ -187,13 +228,14 @@ public sealed class SnapshotStore(CacheSettings settings)
     public void Remove(string key)
     {
         var trash = Path.Combine(Settings.PipelineDirectory, $".trash-{key[..Math.Min(16, key.Length)]}-{Guid.NewGuid():N}");
+        if (FileStatus.OfPath(EntryDirectory(key)) is null) return;
         try
         {
-            Directory.Move(EntryDirectory(key), trash);
+            DurableFiles.Rename(EntryDirectory(key), trash);
         }
-        catch (DirectoryNotFoundException)
+        catch (IOException) when (FileStatus.OfPath(EntryDirectory(key)) is null)
         {
-            return;
+            return; // removed meanwhile by another process
         }
         DeleteQuietly(trash);
     }
@@ -206,8 +248,9 @@ public sealed class SnapshotStore(CacheSettings settings)
         try
         {
             var quarantine = Path.Combine(Settings.Root, "quarantine");
-            Directory.CreateDirectory(quarantine);
-            Directory.Move(EntryDirectory(key), Path.Combine(quarantine, $"{key}-{DateTime.UtcNow:yyyyMMddTHHmmssfff}-{Guid.NewGuid():N}"[..Math.Min(120, key.Length + 48)]));
+            PrivateFiles.CreateDirectory(quarantine);
+            // rename(2) moves the entry whatever it is (a link is moved, not followed).
+            DurableFiles.Rename(EntryDirectory(key), Path.Combine(quarantine, $"{key}-{DateTime.UtcNow:yyyyMMddTHHmmssfff}-{Guid.NewGuid():N}"[..Math.Min(120, key.Length + 48)]));
             quarantined = true;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -229,47 +272,81 @@ public sealed class SnapshotStore(CacheSettings settings)
         foreach (var directory in Directory.EnumerateDirectories(Settings.PipelineDirectory, ".trash-*")) DeleteQuietly(directory);
     }
 
-    public static SnapshotManifest ReadManifest(string directory)
-    {
-        var path = Path.Combine(directory, ManifestFile);
-        if (!File.Exists(path)) throw new CorruptEntryException("manifest.json is missing");
-        return JsonSerializer.Deserialize(File.ReadAllText(path), CacheJsonContext.Default.SnapshotManifest)
-            ?? throw new CorruptEntryException("manifest.json is null");
-    }
+    /// <summary>Largest manifest read: a real one is a few kB.</summary>
+    public const int MaxManifestBytes = 1 << 20;
 
-    /// <summary>Checks each file the manifest names: a safe relative path, no link, the recorded size and SHA-256.</summary>
-    public static void VerifyFiles(string directory, SnapshotManifest manifest) => VerifyFiles(directory, manifest, keep: []);
+    /// <summary>Largest world size a manifest may record.</summary>
+    public const int MaxWorldSize = 4096;
 
     /// <summary>
-    /// Checks every file as <see cref="VerifyFiles(string, SnapshotManifest)"/> does and returns the bytes of
-    /// the files named in <paramref name="keep"/>, exactly as they were checked (read once, never re-read).
+    /// Reads an entry's manifest strictly: a regular file (no link, FIFO or device), bounded size, strict
+    /// UTF-8 JSON without duplicated properties, and fields in range; any problem is a <see cref="CorruptEntryException"/>.
     /// </summary>
-    public static Dictionary<string, byte[]> VerifyFiles(string directory, SnapshotManifest manifest, IReadOnlyCollection<string> keep)
+    public static SnapshotManifest ReadManifest(string directory)
+    {
+        byte[] bytes;
+        using (var stream = FileStatus.OpenRegularFile(Path.Combine(directory, ManifestFile), ManifestFile))
+        {
+            if (stream.Length > MaxManifestBytes) throw new CorruptEntryException($"{ManifestFile} has {stream.Length} bytes, more than the {MaxManifestBytes} a manifest may have");
+            bytes = new byte[stream.Length];
+            stream.ReadExactly(bytes);
+        }
+        SnapshotManifest manifest;
+        try
+        {
+            manifest = JsonSerializer.Deserialize(StrictUtf8.Decode(bytes, ManifestFile), CacheJsonContext.Default.SnapshotManifest)
+                ?? throw new CorruptEntryException($"{ManifestFile} is null");
+        }
+        catch (JsonException e)
+        {
+            throw new CorruptEntryException($"{ManifestFile}: {e.Message}");
+        }
+        if (manifest.WorldSize is < 1 or > MaxWorldSize) throw new CorruptEntryException($"{ManifestFile}: world_size {manifest.WorldSize} is not in 1..{MaxWorldSize}");
+        if (!double.IsFinite(manifest.CompileMs) || manifest.CompileMs < 0) throw new CorruptEntryException($"{ManifestFile}: compile_ms {manifest.CompileMs} is not a duration");
+        var paths = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var file in manifest.Files)
+        {
+            if (!paths.Add(file.Path)) throw new CorruptEntryException($"{ManifestFile}: file '{file.Path}' is listed twice");
+            if (file.Bytes < 0) throw new CorruptEntryException($"{ManifestFile}: file '{file.Path}' has a negative size");
+            if (file.Sha256.Length != 64 || !file.Sha256.All(char.IsAsciiHexDigitLower)) throw new CorruptEntryException($"{ManifestFile}: file '{file.Path}': sha256 is not 64 lowercase hex digits");
+        }
+        return manifest;
+    }
+
+    /// <summary>Checks each file the manifest names: a safe relative path, no link, a regular file, the recorded size and SHA-256.</summary>
+    public static void VerifyFiles(string directory, SnapshotManifest manifest, bool trustShared = false) => VerifyFiles(directory, manifest, keep: [], trustShared);
+
+    /// <summary>
+    /// Checks every file as <see cref="VerifyFiles(string, SnapshotManifest, bool)"/> does and returns the bytes of
+    /// the files named in <paramref name="keep"/>, exactly as they were checked (read once, never re-read).
+    /// The folders between the entry and a file must be real, trusted (unless <paramref name="trustShared"/>) directories.
+    /// </summary>
+    public static Dictionary<string, byte[]> VerifyFiles(string directory, SnapshotManifest manifest, IReadOnlyCollection<string> keep, bool trustShared)
     {
         var contents = new Dictionary<string, byte[]>(StringComparer.Ordinal);
         var root = Path.GetFullPath(directory) + Path.DirectorySeparatorChar;
         foreach (var file in manifest.Files)
         {
-            if (file.Path.Length == 0 || Path.IsPathRooted(file.Path) || file.Path.Split('/', '\\').Any(p => p is ".." or "." or ""))
+            if (file.Path.Length == 0 || Path.IsPathRooted(file.Path) || file.Path.Split('/', '\\').Any(p => p is ".." or "." or "") || file.Path.Contains('\0'))
                 throw new CorruptEntryException($"unsafe file name '{file.Path}' in the manifest");
             var full = Path.GetFullPath(Path.Combine(directory, file.Path));
             if (!full.StartsWith(root, StringComparison.Ordinal)) throw new CorruptEntryException($"file '{file.Path}' is outside the entry");
-            for (var path = full; path.Length > root.Length; path = Path.GetDirectoryName(path)!)
+            for (var folder = Path.GetDirectoryName(full)!; folder.Length > root.Length; folder = Path.GetDirectoryName(folder)!)
             {
-                if (new FileInfo(path).LinkTarget is not null) throw new CorruptEntryException($"'{file.Path}' is or passes through a link");
+                var status = FileStatus.OfPath(folder) ?? throw new CorruptEntryException($"{file.Path} is missing");
+                if (!status.IsDirectory) throw new CorruptEntryException($"'{file.Path}' passes through {status.Kind}");
+                if (!trustShared && RootTrust.CheckBelowRoot(folder) is { } distrust) throw new CorruptEntryException($"untrusted folder: {distrust}");
             }
-            if (!File.Exists(full)) throw new CorruptEntryException($"{file.Path} is missing");
-            var info = new FileInfo(full);
-            if (info.Length != file.Bytes) throw new CorruptEntryException($"{file.Path} has {info.Length} bytes, the manifest says {file.Bytes}");
+            using var stream = FileStatus.OpenRegularFile(full, file.Path);
+            if (stream.Length != file.Bytes) throw new CorruptEntryException($"{file.Path} has {stream.Length} bytes, the manifest says {file.Bytes}");
             string digest;
             if (keep.Contains(file.Path))
             {
-                var bytes = contents[file.Path] = ReadExactly(full, file);
+                var bytes = contents[file.Path] = ReadExactly(stream, file);
                 digest = Convert.ToHexStringLower(SHA256.HashData(bytes));
             }
             else
             {
-                using var stream = File.OpenRead(full);
                 digest = Convert.ToHexStringLower(SHA256.HashData(stream));
             }
             if (digest != file.Sha256) throw new CorruptEntryException($"{file.Path}: checksum mismatch");
@@ -279,11 +356,9 @@ public sealed class SnapshotStore(CacheSettings settings)
 
     // The file's bytes, which must be as many as the manifest says. The array is not zeroed first: every
     // byte is read into it (tens of MB for the RoPE tables, where zeroing is a visible part of a restore).
-    private static byte[] ReadExactly(string path, ManifestFile file)
+    private static byte[] ReadExactly(FileStream stream, ManifestFile file)
     {
-        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1);
-        if (stream.Length != file.Bytes) throw new CorruptEntryException($"{file.Path} has {stream.Length} bytes, the manifest says {file.Bytes}");
-        if (file.Bytes > Array.MaxLength) throw new IOException($"{file.Path}: {file.Bytes} bytes is more than one array can hold");
+        if (file.Bytes > Array.MaxLength) throw new CorruptEntryException($"{file.Path}: {file.Bytes} bytes is more than one array can hold");
         var bytes = GC.AllocateUninitializedArray<byte>((int)file.Bytes);
         stream.ReadExactly(bytes);
         return bytes;
@@ -313,9 +388,14 @@ public sealed class SnapshotStore(CacheSettings settings)
         catch (ArgumentException) { return false; }
     }
 
+    // A directory with what it holds; anything else (a link, a file where an entry should be) by itself.
     private static void DeleteQuietly(string directory)
     {
-        try { Directory.Delete(directory, recursive: true); }
+        try
+        {
+            if (FileStatus.OfPath(directory) is { IsDirectory: true }) Directory.Delete(directory, recursive: true);
+            else File.Delete(directory);
+        }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
     }
 

@@ -32,6 +32,10 @@ public static class CachedAttentionOp
         var (heads, kvHeads) = (c.Int("num_heads"), c.Int("kv_num_heads"));
         var (q, k, v, past) = (c[0].Shape, c[1].Shape, c[2].Shape, c[3].Shape);
         if (heads <= 0 || kvHeads <= 0 || heads % kvHeads != 0) throw c.Error("num_heads must be a positive multiple of kv_num_heads");
+        // Values ONNX Runtime would refuse or misread (its attributes are 32-bit there).
+        if (!double.IsFinite(c.Float("scale")) || c.Float("scale") <= 0) throw c.Error("scale must be a finite positive number");
+        if (c.Int("local_window_size") is not -1 and (<= 0 or > int.MaxValue)) throw c.Error("local_window_size must be -1 (no window) or a positive 32-bit size");
+        if (c.Int("do_rotary") is not (0 or 1)) throw c.Error("do_rotary must be 0 or 1");
         if (past.Rank != 4 || past[1] != Dim.Of(kvHeads) || !past[3].IsKnown) throw c.Error("past_key must be [batch, kv_num_heads, max_seq, head_dim]");
         var headDim = past[3].Size;
         if (q.Rank != 3 || q[2] != Dim.Of(heads * headDim)) throw c.Error("q must be [batch, seq, num_heads * head_dim]");

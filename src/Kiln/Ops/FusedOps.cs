@@ -14,6 +14,7 @@ public static class FusedOps
         // rms_norm(x, weight) = x * rsqrt(mean(x^2, -1) + epsilon) * weight.
         yield return new("rms_norm", 2, 2, [AttributeSpec.Float("epsilon")], c =>
         {
+            RequirePositiveEpsilon(c);
             RequireLastDim(c, 1);
             return [c[0]];
         }, l => l.Emit("RMSNormalization", l.Inputs,
@@ -23,6 +24,7 @@ public static class FusedOps
         yield return new("skip_rms_norm", 3, 3, [AttributeSpec.Float("epsilon")], c =>
         {
             if (c[0] != c[1]) throw c.Error("x and skip must have the same type");
+            RequirePositiveEpsilon(c);
             RequireLastDim(c, 2);
             return [c[0], c[0]];
         }, l => l.EmitOutputs("SkipSimplifiedLayerNormalization", l.Inputs, [0, null, null, 1],
@@ -62,6 +64,7 @@ public static class FusedOps
             if (!q[1].IsKnown || !k[1].IsKnown || q[1].Size % k[1].Size != 0) throw c.Error("query heads must be a multiple of key/value heads");
             if (!k.Equals(v) || q[3] != k[3]) throw c.Error("k and v must match, with q's head_dim");
             if (c[3].DType != c[0].DType || c[3].Shape.Rank != 4) throw c.Error("mask must be additive, rank 4");
+            if (!double.IsFinite(c.Float("scale"))) throw c.Error("scale must be finite");
             return [c[0]];
         }, l => l.Emit("Attention", l.Inputs, new Dictionary<string, object> { ["scale"] = l.Node.Float("scale") }));
 
@@ -90,5 +93,11 @@ public static class FusedOps
     {
         var (x, w) = (c[0].Shape, c[weightIndex].Shape);
         if (w.Rank != 1 || x.Rank == 0 || x[^1] != w[0]) throw c.Error("weight must be a vector as long as the last dimension");
+    }
+
+    // ONNX Runtime refuses a negative epsilon when it creates the session; zero or infinity would give NaNs.
+    private static void RequirePositiveEpsilon(InferenceContext c)
+    {
+        if (!double.IsFinite(c.Float("epsilon")) || c.Float("epsilon") <= 0) throw c.Error("epsilon must be a finite positive number");
     }
 }

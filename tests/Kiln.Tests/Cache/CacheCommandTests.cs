@@ -180,6 +180,40 @@ public sealed class CacheCommandTests : IDisposable
     }
 
     [Fact]
+    public void Verify_ReportsUnreadableEntriesAsFindings()
+    {
+        Compile();
+        var keys = new SnapshotStore(new CacheSettings(_root)).List().Select(e => e.Key).Order(StringComparer.Ordinal).ToArray();
+        File.SetUnixFileMode(Path.Combine(EntryDirectory(keys[0]), "rank_0", "graph.json"), UnixFileMode.None);
+        File.SetUnixFileMode(EntryDirectory(keys[1]), UnixFileMode.None);
+
+        var verify = KilnAsCacheOwner("cache", "verify");
+        Assert.Equal(1, verify.ExitCode);
+        Assert.DoesNotContain("Access to the path", verify.Stderr + verify.Stdout);
+        Assert.Contains($"{keys[0][..16]} unreadable: unreadable entry: rank_0/graph.json: permission denied", verify.Stdout);
+        Assert.Contains($"{keys[1][..16]} unreadable: unreadable entry: manifest.json: permission denied", verify.Stdout);
+        Assert.Contains("0 ok, 2 corrupt or unreadable", verify.Stdout);
+        var list = KilnAsCacheOwner("cache", "list");
+        Assert.True(list.ExitCode == 0, list.Stderr);
+    }
+
+    [Fact]
+    public void AnEmptyCacheDir_IsAnError_AnEmptyKilnCacheDir_FallsBack()
+    {
+        foreach (var args in new[] { new[] { "compile", "--cache-dir", "" }, ["cache", "list", "--cache-dir", ""] })
+        {
+            var result = Kiln(args);
+            Assert.Equal(2, result.ExitCode);
+            Assert.Equal("kiln: error: --cache-dir: the cache root is empty (leave the option out for the default root)", result.Stderr.Trim());
+        }
+        // An empty variable is "not set": the next place in the order ($XDG_CACHE_HOME/kiln) is used.
+        var xdg = Path.Combine(_temp.Path, "xdg");
+        var fallback = KilnCli.RunWith(_temp.Path, new Dictionary<string, string> { ["KILN_CACHE_DIR"] = "", ["XDG_CACHE_HOME"] = xdg }, "compile");
+        Assert.True(fallback.ExitCode == 0, fallback.Stderr);
+        Assert.NotEmpty(Directory.GetDirectories(Path.Combine(xdg, "kiln", "pipeline")));
+    }
+
+    [Fact]
     public void AGroupWritableRoot_IsRefusedUnlessTrusted()
     {
         Directory.CreateDirectory(_root);
@@ -193,6 +227,25 @@ public sealed class CacheCommandTests : IDisposable
 
     private CliResult Kiln(params string[] args) =>
         KilnCli.RunWith(_temp.Path, new Dictionary<string, string> { ["KILN_CACHE_DIR"] = _root }, args);
+
+    // Mode 000 stops only a user other than root: when the tests run as root, the cache is handed to
+    // user 65534 and kiln runs as that user (setpriv), so the owner checks still pass.
+    private CliResult KilnAsCacheOwner(params string[] args)
+    {
+        if (Environment.UserName != "root") return Kiln(args);
+        const string uid = "65534";
+        File.SetUnixFileMode(_temp.Path, (UnixFileMode)0b111_101_101);
+        using (var chown = System.Diagnostics.Process.Start("chown", ["-R", $"{uid}:{uid}", _root])) chown.WaitForExit();
+        var environment = new Dictionary<string, string> { ["KILN_CACHE_DIR"] = _root, ["HOME"] = _temp.Path, ["DOTNET_CLI_HOME"] = _temp.Path };
+        var start = new System.Diagnostics.ProcessStartInfo("setpriv") { WorkingDirectory = _temp.Path, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in new[] { $"--reuid={uid}", $"--regid={uid}", "--clear-groups", "dotnet", KilnCli.Dll }.Concat(args)) start.ArgumentList.Add(arg);
+        foreach (var (name, value) in environment) start.Environment[name] = value;
+        using var process = System.Diagnostics.Process.Start(start)!;
+        var stderr = process.StandardError.ReadToEndAsync();
+        var stdout = process.StandardOutput.ReadToEnd();
+        process.WaitForExit();
+        return new CliResult(process.ExitCode, stdout, stderr.GetAwaiter().GetResult());
+    }
 
     private void Compile()
     {

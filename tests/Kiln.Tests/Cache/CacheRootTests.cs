@@ -45,6 +45,125 @@ public sealed class CacheRootTests(UncachedLogits uncached) : IClassFixture<Unca
     }
 
     [Theory]
+    [InlineData("pipeline")]
+    [InlineData("quarantine")]
+    [InlineData("locks")]
+    public void AnOtherWritableFolderUnderAPrivateRootIsNotRead(string folder)
+    {
+        using var cache = new CacheDir();
+        CachedCompile.Run(TestPaths.DefaultModel, cache.Settings());
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(cache.Root));
+        var path = Path.Combine(cache.Root, folder);
+        Directory.CreateDirectory(path);
+        File.SetUnixFileMode(path, (UnixFileMode)0b111_111_111);
+
+        var (logits, report) = CachedCompile.Logits(TestPaths.DefaultModel, cache.Settings());
+        Assert.Equal("off", report.Status);
+        Assert.Contains(report.Warnings, w => w.Contains($"not using the cache: {path} is writable by group or others (mode 777)", StringComparison.Ordinal));
+        Assert.Equal(uncached.Value, logits);
+        Assert.Equal("hit", CachedCompile.Run(TestPaths.DefaultModel, cache.Settings() with { TrustSharedRoot = true }).Cache!.Status);
+    }
+
+    [Fact]
+    public void APipelineFolderThatIsALinkIsNeverFollowed()
+    {
+        using var cache = new CacheDir();
+        CachedCompile.Run(TestPaths.DefaultModel, cache.Settings());
+        // The entries are intact but reached through a link: not even a shared root may be read through it.
+        Directory.Move(cache.Pipeline, cache.Outside("pipeline"));
+        Directory.CreateSymbolicLink(cache.Pipeline, cache.Outside("pipeline"));
+        foreach (var settings in new[] { cache.Settings(), cache.Settings() with { TrustSharedRoot = true } })
+        {
+            var (logits, report) = CachedCompile.Logits(TestPaths.DefaultModel, settings);
+            Assert.Equal("off", report.Status);
+            Assert.Contains(report.Warnings, w => w.Contains($"{cache.Pipeline} is a link", StringComparison.Ordinal));
+            Assert.Equal(uncached.Value, logits);
+        }
+        Assert.Equal(2, Directory.GetDirectories(cache.Outside("pipeline")).Length); // nothing written through the link
+    }
+
+    [Fact]
+    public void AnEntryFolderThatIsALinkIsAMissAndQuarantined()
+    {
+        using var cache = new CacheDir();
+        CachedCompile.Run(TestPaths.DefaultModel, cache.Settings());
+        var final = cache.Entries().Single(e => SnapshotStore.ReadManifest(e).Point.Stage == "compile");
+        Directory.Move(final, cache.Outside("entry"));
+        Directory.CreateSymbolicLink(final, cache.Outside("entry"));
+
+        var (logits, report) = CachedCompile.Logits(TestPaths.DefaultModel, cache.Settings());
+        Assert.Equal("hit", report.Status);
+        Assert.StartsWith("point 9 ", report.Point);
+        Assert.Contains("corrupt entry: the entry is a link, not a directory", report.Reason);
+        Assert.Equal(uncached.Value, logits);
+        // The link itself was moved to the quarantine; its target is untouched.
+        Assert.NotNull(new FileInfo(Directory.EnumerateFileSystemEntries(cache.Quarantine).Single()).LinkTarget);
+        Assert.True(File.Exists(Path.Combine(cache.Outside("entry"), SnapshotStore.ManifestFile)));
+    }
+
+    [Fact]
+    public void AnOtherWritableEntryIsAMissNotAHit()
+    {
+        using var cache = new CacheDir();
+        CachedCompile.Run(TestPaths.DefaultModel, cache.Settings());
+        var final = cache.Entries().Single(e => SnapshotStore.ReadManifest(e).Point.Stage == "compile");
+        File.SetUnixFileMode(final, File.GetUnixFileMode(final) | UnixFileMode.OtherWrite);
+
+        var (logits, report) = CachedCompile.Logits(TestPaths.DefaultModel, cache.Settings());
+        Assert.Equal("hit", report.Status);
+        Assert.StartsWith("point 9 ", report.Point);
+        Assert.Contains($"untrusted entry: {final} is writable by group or others", report.Reason);
+        Assert.Equal(uncached.Value, logits);
+        Assert.Equal("point 16 (after select_session_options, stage compile)",
+            CachedCompile.Run(TestPaths.DefaultModel, cache.Settings() with { TrustSharedRoot = true }).Cache!.Point);
+    }
+
+    [Fact]
+    public void AStatsFileThatIsAFifoNeitherBlocksNorFailsARun()
+    {
+        using var cache = new CacheDir();
+        CachedCompile.Run(TestPaths.DefaultModel, cache.Settings());
+        var stats = Path.Combine(cache.Root, "stats.json");
+        File.Delete(stats);
+        HostileEntry.MakeFifo(stats);
+
+        var (logits, report) = CachedCompile.Logits(TestPaths.DefaultModel, cache.Settings());
+        Assert.Equal("hit", report.Status);
+        Assert.Equal(uncached.Value, logits);
+        // The counts restart in a regular file in its place.
+        Assert.Equal(1, CacheStats.Read(cache.Root).Hits);
+        Assert.True(FileStatus.OfPath(stats)!.Value.IsRegularFile);
+    }
+
+    [Fact]
+    public void EverythingKilnCreatesIsPrivateEvenUnderUmask000()
+    {
+        using var cache = new CacheDir();
+        // A real process whose umask grants everything: only the modes Kiln sets at creation protect the cache.
+        var start = new System.Diagnostics.ProcessStartInfo("bash") { RedirectStandardError = true };
+        start.ArgumentList.Add("-c");
+        start.ArgumentList.Add("umask 000; exec dotnet \"$0\" generate --model \"$1\" --prompt-ids 1 --max-new-tokens 2 >/dev/null");
+        start.ArgumentList.Add(KilnCli.Dll);
+        start.ArgumentList.Add(TestPaths.DefaultModel);
+        start.Environment["KILN_CACHE_DIR"] = cache.Root;
+        using (var process = System.Diagnostics.Process.Start(start)!)
+        {
+            var stderr = process.StandardError.ReadToEnd();
+            process.WaitForExit();
+            Assert.True(process.ExitCode == 0, stderr);
+        }
+        var created = Directory.EnumerateFileSystemEntries(cache.Root, "*", SearchOption.AllDirectories).Prepend(cache.Root).ToList();
+        Assert.Contains(created, p => p.EndsWith("buffers.safetensors", StringComparison.Ordinal));
+        Assert.Contains(created, p => p.EndsWith(".lock", StringComparison.Ordinal));
+        Assert.Contains(created, p => p.EndsWith("stats.json", StringComparison.Ordinal));
+        foreach (var path in created)
+        {
+            var expected = Directory.Exists(path) ? UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute : UnixFileMode.UserRead | UnixFileMode.UserWrite;
+            Assert.True(File.GetUnixFileMode(path) == expected, $"{path} is {Convert.ToString((int)File.GetUnixFileMode(path), 8)}");
+        }
+    }
+
+    [Theory]
     [InlineData("under /proc")]
     [InlineData("a file")]
     [InlineData("pipeline is a file")]
@@ -78,9 +197,11 @@ public sealed class CacheRootTests(UncachedLogits uncached) : IClassFixture<Unca
         using var cache = new CacheDir();
         CachedCompile.Run(TestPaths.DefaultModel, cache.Settings());
         var final = cache.Entries().Single(e => SnapshotStore.ReadManifest(e).Point.Stage == "compile");
-        // The final entry's name is taken by a file: the rename that publishes it fails.
+        // The final entry's name is taken by a file that cannot be quarantined (the quarantine is a file too):
+        // the rename that publishes it fails.
         Directory.Delete(final, recursive: true);
         File.WriteAllText(final, "in the way");
+        File.WriteAllText(cache.Quarantine, "in the way");
 
         var (logits, report) = CachedCompile.Logits(TestPaths.DefaultModel, cache.Settings());
         Assert.Equal("hit", report.Status);

@@ -29,4 +29,68 @@ public sealed class GraphJsonTests
         Assert.Equal(GraphPrinter.Print(graph), GraphPrinter.Print(restored));
         Assert.Equal(json, GraphSerializer.ToJson(restored));
     }
+
+    public static TheoryData<string, string> Hostile => new()
+    {
+        { "duplicated property", "Duplicate property 'schema_version'" },
+        { "negative dimension", "negative dimension -4" },
+        { "huge shape", "more than 17179869184 elements" },
+        { "overflowing shape", "more than 17179869184 elements" },
+        { "empty symbol", "a symbolic dimension must be a non-empty string" },
+        { "fractional dimension", "a dimension size must be a non-negative 64-bit integer" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Hostile))]
+    public void A_graph_file_that_the_format_forbids_is_refused(string damage, string expected)
+    {
+        var document = JsonNode.Parse(DefaultGraphJson())!;
+        var parameter = document["parameters"]![0]!;
+        var input = document["inputs"]![0]!;
+        var text = damage switch
+        {
+            "duplicated property" => "{\"schema_version\": 2, " + DefaultGraphJson().TrimStart()[1..],
+            "negative dimension" => Edit(document, _ => parameter["shape"]![0] = -4),
+            "huge shape" => Edit(document, _ => parameter["shape"] = new JsonArray(1L << 35)),
+            // Each factor is small enough alone; their product wraps a 64-bit integer to a small number.
+            "overflowing shape" => Edit(document, _ => parameter["shape"] = new JsonArray(1L << 32, 1L << 32, 1L << 32)),
+            "empty symbol" => Edit(document, _ => input["shape"]![0] = ""),
+            "fractional dimension" => Edit(document, _ => input["shape"]![0] = 1.5),
+            _ => throw new ArgumentException(damage),
+        };
+        var error = Assert.Throws<GraphException>(() => GraphSerializer.FromJson(text, OpRegistry.Core));
+        Assert.Contains(expected, error.Message);
+    }
+
+    [Fact]
+    public void Invalid_UTF8_is_refused_not_replaced()
+    {
+        var bytes = System.Text.Encoding.UTF8.GetBytes(DefaultGraphJson().Replace("\"llama\"", "\"ll?ma\""));
+        bytes[Array.IndexOf(bytes, (byte)'?')] = 0xFF;
+        var error = Assert.Throws<GraphException>(() => GraphSerializer.ReadDocument(bytes));
+        Assert.Equal("graph JSON is not valid UTF-8", error.Message);
+    }
+
+    [Fact]
+    public void A_node_read_back_carries_its_schema_defaults()
+    {
+        // gather's axis defaults to 0: without it the verifier passes, and the lowering must still find it.
+        var document = JsonNode.Parse(DefaultGraphJson())!;
+        var gather = document["nodes"]!.AsArray().First(n => n!["op"]!.ToString() == "gather")!;
+        gather["attributes"]!.AsObject().Remove("axis");
+        var graph = GraphSerializer.FromJson(document.ToJsonString(), OpRegistry.Core);
+        Assert.Equal(0, graph.Nodes.First(n => n.Op == "gather").Int("axis"));
+    }
+
+    private static string DefaultGraphJson()
+    {
+        var configPath = Path.Combine(TestPaths.DefaultModel, "config.json");
+        return GraphSerializer.ToJson(ModelFactory.Export(JsonNode.Parse(File.ReadAllText(configPath))!.AsObject(), configPath, OpRegistry.Core));
+    }
+
+    private static string Edit(JsonNode document, Action<JsonNode> edit)
+    {
+        edit(document);
+        return document.ToJsonString();
+    }
 }

@@ -33,7 +33,24 @@ public static class GraphSerializer
     /// <summary>Reads a graph; any problem (bad JSON, other schema version, unknown op, failed verification) is a <see cref="GraphException"/>.</summary>
     public static ModelGraph FromJson(string json, OpRegistry registry) => FromDocument(ReadDocument(json), registry);
 
-    /// <summary>Parses the JSON form without building the graph; malformed JSON is a <see cref="GraphException"/>.</summary>
+    private static readonly System.Text.UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
+    /// <summary>Parses a graph file's bytes: strict UTF-8 (invalid bytes are refused, not replaced), then <see cref="ReadDocument(string)"/>.</summary>
+    public static GraphDocument ReadDocument(ReadOnlySpan<byte> utf8)
+    {
+        string json;
+        try
+        {
+            json = StrictUtf8.GetString(utf8);
+        }
+        catch (System.Text.DecoderFallbackException)
+        {
+            throw new GraphException("graph JSON is not valid UTF-8");
+        }
+        return ReadDocument(json);
+    }
+
+    /// <summary>Parses the JSON form without building the graph; malformed JSON (duplicated properties, too deep, unknown members) is a <see cref="GraphException"/>.</summary>
     public static GraphDocument ReadDocument(string json)
     {
         try
@@ -52,18 +69,18 @@ public static class GraphSerializer
             throw new GraphException($"graph schema version {document.SchemaVersion}, this Kiln reads {SchemaVersion}");
         var graph = new ModelGraph(registry);
         foreach (var (key, value) in document.Metadata) graph.Metadata[key] = value;
-        foreach (var input in document.Inputs) graph.AddInput(input.Name, ParseDType(input.Dtype), input.Shape);
-        foreach (var p in document.Parameters) graph.AddParameter(p.Name, ParseDType(p.Dtype), p.Shape, p.Recipe);
-        foreach (var b in document.Buffers) graph.AddBuffer(b.Name, ParseDType(b.Dtype), b.Shape, b.Data);
+        foreach (var input in document.Inputs) graph.AddInput(input.Name, ParseDType(input.Dtype), CheckSize(input.Name, input.Shape));
+        foreach (var p in document.Parameters) graph.AddParameter(p.Name, ParseDType(p.Dtype), CheckSize(p.Name, p.Shape), p.Recipe);
+        foreach (var b in document.Buffers) graph.AddBuffer(b.Name, ParseDType(b.Dtype), CheckSize(b.Name, b.Shape), b.Data);
 
         var values = graph.ValuesByName();
         foreach (var n in document.Nodes)
         {
             if (!registry.Contains(n.Op)) throw new GraphException($"unknown op '{n.Op}'");
             var inputs = n.Inputs.Select(name => values.GetValueOrDefault(name) ?? throw new GraphException($"{n.Op}: input '{name}' is not defined before use")).ToArray();
-            var outputs = n.Outputs.Select(o => graph.Restore(o.Name, new TensorType(ParseDType(o.Dtype), o.Shape), ValueKind.NodeOutput)).ToArray();
+            var outputs = n.Outputs.Select(o => graph.Restore(o.Name, new TensorType(ParseDType(o.Dtype), CheckSize(o.Name, o.Shape)), ValueKind.NodeOutput)).ToArray();
             foreach (var output in outputs) values[output.Name] = output;
-            graph.Nodes.Add(new Node(n.Op, inputs, outputs, n.Attributes));
+            graph.Nodes.Add(new Node(n.Op, inputs, outputs, WithDefaults(registry.Get(n.Op), n.Attributes)));
         }
         graph.History.AddRange(document.History);
         graph.NameCounter = document.NameCounter;
@@ -71,6 +88,40 @@ public static class GraphSerializer
             graph.Outputs.Add(values.GetValueOrDefault(name) ?? throw new GraphException($"graph output '{name}' is not defined"));
         GraphVerifier.Verify(graph);
         return graph;
+    }
+
+    // A node read back carries every optional attribute its op's schema defaults, as the verifier assumes
+    // them: the lowering reads attributes from the node itself.
+    private static SortedDictionary<string, AttributeValue> WithDefaults(OpDefinition op, SortedDictionary<string, AttributeValue> attributes)
+    {
+        var complete = new SortedDictionary<string, AttributeValue>(attributes, StringComparer.Ordinal);
+        foreach (var spec in op.Attributes.Where(a => a.Default is not null)) complete.TryAdd(spec.Name, spec.Default!);
+        return complete;
+    }
+
+    /// <summary>
+    /// The most elements a value's known dimensions may multiply to (2^34, 64 GiB of f32: far above any
+    /// tensor of a model this engine runs), so a graph file cannot ask for an allocation that overflows or exhausts memory.
+    /// </summary>
+    public const long MaxElements = 1L << 34;
+
+    private static long[] CheckSize(string name, long[] sizes)
+    {
+        CheckSize(name, Shape.Of(sizes.Select(s => s >= 0 ? Dim.Of(s) : throw new GraphException($"value '{name}': negative dimension {s}")).ToArray()));
+        return sizes;
+    }
+
+    private static Shape CheckSize(string name, Shape shape)
+    {
+        var elements = 1L;
+        foreach (var dim in shape.Dims.Where(d => d.IsKnown))
+        {
+            // Compared before multiplying, so the product never wraps around.
+            if (dim.Size > 0 && elements > MaxElements / dim.Size)
+                throw new GraphException($"value '{name}': shape {shape} has more than {MaxElements} elements");
+            elements *= dim.Size;
+        }
+        return shape;
     }
 
     private static ValueDocument Describe(Value v) => new(v.Name, v.DType.Name(), v.Shape);

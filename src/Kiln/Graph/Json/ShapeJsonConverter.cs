@@ -14,8 +14,8 @@ public sealed class ShapeJsonConverter : JsonConverter<Shape>
         {
             dims.Add(reader.TokenType switch
             {
-                JsonTokenType.Number => Dim.Of(reader.GetInt64()),
-                JsonTokenType.String => Dim.Sym(reader.GetString()!),
+                JsonTokenType.Number => reader.TryGetInt64(out var size) && size >= 0 ? Dim.Of(size) : throw new JsonException("a dimension size must be a non-negative 64-bit integer"),
+                JsonTokenType.String => reader.GetString() is { Length: > 0 } symbol ? Dim.Sym(symbol) : throw new JsonException("a symbolic dimension must be a non-empty string"),
                 _ => throw new JsonException("a dimension must be a number or a string"),
             });
         }

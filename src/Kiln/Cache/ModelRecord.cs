@@ -1,0 +1,150 @@
+using Kiln.Checkpoints;
+using Kiln.Compile;
+using Kiln.Graph;
+using Kiln.Models;
+using Kiln.Weights;
+
+namespace Kiln.Cache;
+
+/// <summary>
+/// What a restored snapshot must agree with before it is a hit: the model of the checkpoint it is
+/// restored for. A checksum only proves the entry is what was written; this proves it is a graph the
+/// runtime can run for this model. Checked: the model record (every metadata entry of a fresh export,
+/// e.g. vocab_size and max_position_embeddings, with the same value), the runtime signature (inputs,
+/// logits output, key/value cache inputs and outputs against config.json's layer, kv-head and head-dim
+/// counts) and the parameter bindings (each load recipe names checkpoint tensors and yields the
+/// parameter's shape and dtype). Anything else would fail the run later (lowering, weight loading,
+/// ONNX Runtime) instead of missing.
+/// </summary>
+public sealed class ModelRecord
+{
+    private const string InputIds = "input_ids";
+    private const string PositionIds = "position_ids";
+
+    private readonly Checkpoint _checkpoint;
+    private readonly ModelGraph _reference;
+    private readonly LlamaConfig _config;
+
+    private ModelRecord(Checkpoint checkpoint, ModelGraph reference, LlamaConfig config) =>
+        (_checkpoint, _reference, _config) = (checkpoint, reference, config);
+
+    /// <summary>
+    /// The record of <paramref name="checkpoint"/>'s model: its fresh export (config and headers only, a
+    /// small part of a compile). A config.json that cannot be exported fails here, as an uncached compile would.
+    /// </summary>
+    public static ModelRecord Of(Checkpoint checkpoint)
+    {
+        var reference = ModelCompiler.Export(checkpoint);
+        var config = LlamaConfig.Read(new ConfigReader(checkpoint.Config, Path.Combine(checkpoint.Directory, Checkpoint.ConfigFileName)));
+        return new ModelRecord(checkpoint, reference, config);
+    }
+
+    /// <summary>
+    /// Null when <paramref name="graph"/> fits this model, else the first disagreement. <paramref name="weightsBound"/>:
+    /// the snapshot was taken after load_weights, so each recipe must already yield the parameter's dtype
+    /// (before it, load_weights will still append a cast).
+    /// </summary>
+    public string? Mismatch(ModelGraph graph, bool weightsBound) =>
+        MetadataMismatch(graph) ?? SignatureMismatch(graph) ?? BindingMismatch(graph, weightsBound);
+
+    private string? MetadataMismatch(ModelGraph graph)
+    {
+        foreach (var (key, expected) in _reference.Metadata)
+        {
+            if (!graph.Metadata.TryGetValue(key, out var found)) return $"metadata {key} is missing (the model's is '{expected}')";
+            if (found != expected) return $"metadata {key} is '{Shorten(found)}', the model's is '{expected}'";
+        }
+        return null;
+    }
+
+    private string? SignatureMismatch(ModelGraph graph)
+    {
+        KvCacheSignature? cache;
+        try
+        {
+            cache = KvCacheSignature.ReadFrom(graph);
+        }
+        catch (GraphException e)
+        {
+            return e.Message;
+        }
+        if (cache is not null && (cache.Layers, cache.KvHeads, cache.HeadDim) != (_config.Layers, _config.KvHeads, _config.HeadDim))
+        {
+            return $"key/value cache of {cache.Layers} layers, {cache.KvHeads} kv heads of dimension {cache.HeadDim}; " +
+                $"config.json has {_config.Layers}, {_config.KvHeads} and {_config.HeadDim}";
+        }
+
+        // Every input the runtime feeds, and no other: the reference's (position_ids may be gone once the cache
+        // derives positions) plus the cache's.
+        var expected = _reference.Inputs.ToDictionary(i => i.Name, i => i.Type, StringComparer.Ordinal);
+        var required = new HashSet<string>(StringComparer.Ordinal) { InputIds };
+        if (cache is null) required.Add(PositionIds);
+        if (cache is not null)
+        {
+            var batch = expected[InputIds].Shape[0];
+            var past = new TensorType(DType.F32, Shape.Of(batch, Dim.Of(cache.KvHeads), Dim.Sym(KvCacheSignature.MaxSeqSymbol), Dim.Of(cache.HeadDim)));
+            for (var layer = 0; layer < cache.Layers; layer++)
+            {
+                expected[KvCacheSignature.PastKey(layer)] = expected[KvCacheSignature.PastValue(layer)] = past;
+                required.UnionWith([KvCacheSignature.PastKey(layer), KvCacheSignature.PastValue(layer)]);
+            }
+            expected[KvCacheSignature.SeqLensInput] = new TensorType(DType.I32, Shape.Of(batch));
+            expected[KvCacheSignature.TotalLengthInput] = new TensorType(DType.I32, Shape.Scalar);
+            required.UnionWith([KvCacheSignature.SeqLensInput, KvCacheSignature.TotalLengthInput]);
+        }
+        foreach (var input in graph.Inputs)
+        {
+            if (!expected.TryGetValue(input.Name, out var type)) return $"input '{Shorten(input.Name)}' is not one the runtime feeds";
+            if (input.Type != type) return $"input {input.Name} is {input.Type}, the runtime feeds {type}";
+        }
+        if (required.FirstOrDefault(name => graph.Inputs.All(i => i.Name != name)) is { } absent) return $"input {absent} is missing";
+
+        // The logits first, typed as the reference's; then each layer's present key and value, as the cache's past.
+        var outputs = 1 + (cache?.Layers ?? 0) * 2;
+        if (graph.Outputs.Count != outputs) return $"{graph.Outputs.Count} graph outputs, the runtime reads {outputs}";
+        if (graph.Outputs[0].Type != _reference.Outputs[0].Type) return $"logits output is {graph.Outputs[0].Type}, the model's is {_reference.Outputs[0].Type}";
+        for (var layer = 0; cache is not null && layer < cache.Layers; layer++)
+        {
+            foreach (var name in new[] { KvCacheSignature.PresentKey(layer), KvCacheSignature.PresentValue(layer) })
+            {
+                var output = graph.Outputs.FirstOrDefault(o => o.Name == name);
+                if (output is null) return $"output {name} is missing";
+                if (output.Type != expected[KvCacheSignature.PastKey(layer)]) return $"output {name} is {output.Type}, the cache holds {expected[KvCacheSignature.PastKey(layer)]}";
+            }
+        }
+        return null;
+    }
+
+    private string? BindingMismatch(ModelGraph graph, bool weightsBound)
+    {
+        foreach (var parameter in graph.Parameters)
+        {
+            var sources = new List<TensorInfo>();
+            foreach (var name in parameter.Recipe.Sources)
+            {
+                if (!_checkpoint.Tensors.TryGetValue(name, out var tensor)) return $"parameter {parameter.Name}: source tensor '{Shorten(name)}' is not in the checkpoint";
+                sources.Add(tensor);
+            }
+            (DType DType, long[] Shape) made;
+            try
+            {
+                made = RecipeShapes.Infer(sources, parameter.Recipe);
+            }
+            catch (Exception e) when (e is KilnException or ArgumentException)
+            {
+                return $"parameter {parameter.Name}: {e.Message}";
+            }
+            var shape = parameter.Value.Shape.ToSizes();
+            if (!made.Shape.SequenceEqual(shape))
+                return $"parameter {parameter.Name} is {RecipeShapes.Format(shape)}, its recipe gives {RecipeShapes.Format(made.Shape)}";
+            var dtype = parameter.Value.DType;
+            if (made.DType != dtype && (weightsBound || !RecipeExecutor.CanCast(made.DType, dtype)))
+                return $"parameter {parameter.Name} is {dtype.Name()}, its recipe gives {made.DType.Name()}";
+        }
+        return null;
+    }
+
+    // A hostile entry's strings can be long; a miss reason stays one readable line.
+    private static string Shorten(string text) =>
+        new string(text.Take(64).Select(c => char.IsControl(c) ? '?' : c).ToArray()) + (text.Length > 64 ? "..." : "");
+}

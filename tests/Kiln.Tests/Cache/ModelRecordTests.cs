@@ -1,0 +1,50 @@
+using Kiln.Cache;
+using Kiln.Checkpoints;
+using Kiln.Compile;
+using Kiln.Graph;
+using Kiln.Transforms;
+using Kiln.Transforms.WeightLoad;
+
+namespace Kiln.Tests.Cache;
+
+/// <summary>
+/// The model checks a restore applies (<see cref="ModelRecord"/>): a fresh compile's graph fits its own
+/// model at every snapshot point, for every family (or the cache would never hit), and a graph compiled
+/// for another model does not.
+/// </summary>
+public sealed class ModelRecordTests
+{
+    [Theory]
+    [InlineData("default")]
+    [InlineData("bf16")]
+    [InlineData("llama_gqa")]
+    [InlineData("mistral")]
+    [InlineData("qwen2")]
+    public void EverySnapshotPointOfAFreshCompileFitsItsModel(string family)
+    {
+        using var temp = new TempDir();
+        using var checkpoint = Checkpoint.Open(FamilyModels.Directory(family, temp));
+        var record = ModelRecord.Of(checkpoint);
+        var pipeline = PipelineConfig.Load();
+        var points = 0;
+        var weightsBound = false;
+        ModelCompiler.Compile(checkpoint, pipeline, (entry, _, graph) =>
+        {
+            weightsBound |= entry.Transform is LoadWeightsTransform;
+            if (!entry.IsSnapshotPoint) return;
+            points++;
+            Assert.Null(record.Mismatch(graph, weightsBound));
+        });
+        Assert.Equal(2, points);
+    }
+
+    [Fact]
+    public void AGraphOfAnotherModelDoesNotFit()
+    {
+        using var llama = Checkpoint.Open(TestPaths.Oracle("llama_gqa"));
+        using var qwen = Checkpoint.Open(TestPaths.Oracle("qwen2"));
+        var graph = ModelCompiler.Compile(qwen, PipelineConfig.Load()).Graph;
+        Assert.NotNull(ModelRecord.Of(llama).Mismatch(graph, weightsBound: true));
+        Assert.Null(ModelRecord.Of(qwen).Mismatch(graph, weightsBound: true));
+    }
+}
