@@ -25,6 +25,9 @@ public sealed class PipelineCache(CacheSettings settings, ICommunicator? ranks =
     {
         var warnings = new List<string>();
         if (Settings.Mode == CacheMode.Off) return Uncached(checkpoint, pipeline, observer, CacheReport.Off("disabled"));
+        // What a restored graph must fit. It validates config.json first, so a bad one fails here exactly as it
+        // would uncached, before the key reads any of it.
+        var model = ModelRecord.Of(checkpoint);
         var keys = SnapshotKeys.ForPoints(checkpoint, pipeline, Settings.Fingerprint, _ranks.Size, _ranks.Size);
         if (keys.Count == 0) return Uncached(checkpoint, pipeline, observer, CacheReport.Off("the pipeline has no pipeline_cache point"));
         var (usable, writable) = PrepareRoot(warnings);
@@ -36,8 +39,6 @@ public sealed class PipelineCache(CacheSettings settings, ICommunicator? ranks =
         var store = new SnapshotStore(Settings);
         if (writable && _ranks.Rank == 0) store.CleanStagingLeftovers();
         var clock = Stopwatch.StartNew();
-        // What a restored graph must fit; a config.json that cannot be exported fails here as it would uncached.
-        var model = ModelRecord.Of(checkpoint);
         var (restored, point, reason, quarantined) = RestoreLatest(store, keys, model, pipeline);
 
         CacheLock? compileLock = null;

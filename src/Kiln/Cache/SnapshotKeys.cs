@@ -57,7 +57,9 @@ public static class SnapshotKeys
 
     private static List<KeyComponent> BaseComponents(Checkpoint checkpoint, PipelineConfig pipeline, FingerprintMode fingerprint)
     {
-        var architecture = checkpoint.Config["architectures"] is JsonArray { Count: > 0 } a ? a[0]!.ToString() : checkpoint.Config["model_type"]?.ToString() ?? "?";
+        // The config may be unvalidated here (kiln cache explain): read it without trusting its types.
+        var architecture = checkpoint.Config["architectures"] is JsonArray { Count: > 0 } a && a[0] is JsonValue first && first.TryGetValue<string>(out var name) ? name
+            : checkpoint.Config["model_type"] is JsonValue type && type.TryGetValue<string>(out var modelType) ? modelType : "?";
         return
         [
             new("model.architecture", architecture),
