@@ -14,7 +14,7 @@ namespace Kiln.Tests.Fuzzing;
 public sealed class ManifestFuzzTests(PrimedEntry primed) : IClassFixture<PrimedEntry>
 {
     /// <summary>Cases of the in-process fuzz test.</summary>
-    public const int Cases = 600;
+    public static readonly int Cases = FuzzOutcome.Scaled(600);
 
     private static readonly string[] Values =
     [
