@@ -50,8 +50,9 @@ public static class GenerateCommand
             {
                 var result = generator.Generate(promptTokens, options);
                 var output = new GenerateOutput(result.PromptIds, result.NewIds, tokenizer?.Decode(result.NewIds), result.StopReason,
-                    new GenerateTimings(loaded.Timings.TotalMs, result.FirstTokenMs,
-                        result.TotalMs, result.DecodeTokensPerSecond));
+                    new GenerateTimings(loaded.Timings.TotalMs, loaded.Timings.PipelineMs, loaded.Timings.WeightsMs, loaded.Timings.SessionMs,
+                        result.FirstTokenMs, result.TotalMs, result.DecodeTokensPerSecond),
+                    System.Diagnostics.Process.GetCurrentProcess().PeakWorkingSet64);
                 Console.WriteLine(JsonSerializer.Serialize(output, CliJsonContext.Default.GenerateOutput));
                 return 0;
             }
@@ -84,6 +85,9 @@ public static class GenerateCommand
         required || File.Exists(Path.Combine(modelPath, "tokenizer.json")) ? Tokenizer.Load(modelPath) : null;
 }
 
-public sealed record GenerateOutput(int[] PromptIds, int[] NewIds, string? Text, string StopReason, GenerateTimings Timings);
+/// <summary>`generate --json`; <paramref name="PeakRssBytes"/> is the process's peak resident memory so far.</summary>
+public sealed record GenerateOutput(int[] PromptIds, int[] NewIds, string? Text, string StopReason, GenerateTimings Timings, long PeakRssBytes);
 
-public sealed record GenerateTimings(double LoadMs, double FirstTokenMs, double GenerateMs, double DecodeTokensPerSecond);
+/// <summary>Load (= pipeline + weights + session: the start before the first token) and generation, in milliseconds.</summary>
+public sealed record GenerateTimings(double LoadMs, double PipelineMs, double WeightsMs, double SessionMs,
+    double FirstTokenMs, double GenerateMs, double DecodeTokensPerSecond);

@@ -27,6 +27,21 @@ public sealed class DefaultModelTests
         Assert.Equal(expected["greedy_new_text"]!.GetValue<string>(), output["text"]!.GetValue<string>());
     }
 
+    [Fact]
+    public void Generate_json_splits_the_start_and_reports_peak_memory()
+    {
+        var result = KilnCli.Run("generate", "--prompt-ids", "1", "--max-new-tokens", "2", "--json", "--no-cache");
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        var output = JsonNode.Parse(result.Stdout)!;
+        var timings = output["timings"]!;
+        double Ms(string name) => timings[name]!.GetValue<double>();
+        foreach (var part in new[] { "pipeline_ms", "weights_ms", "session_ms" }) Assert.True(Ms(part) >= 0, part);
+        // The load is exactly its three parts: nothing of the start goes unaccounted.
+        Assert.Equal(Ms("load_ms"), Ms("pipeline_ms") + Ms("weights_ms") + Ms("session_ms"), 6);
+        // The process holds at least the runtime and ONNX Runtime: more than 20 MB, less than the machine.
+        Assert.InRange(output["peak_rss_bytes"]!.GetValue<long>(), 20L << 20, 8L << 30);
+    }
+
     [Theory]
     [MemberData(nameof(CaseIndexes))]
     public void Streamed_text_is_the_reference_full_text(int index)
