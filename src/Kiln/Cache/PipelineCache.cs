@@ -159,6 +159,13 @@ public sealed class PipelineCache(CacheSettings settings, ICommunicator? ranks =
         return new CompileResult(graph, exportMs, restoreMs + pipelineMs, report);
     }
 
+    /// <summary>
+    /// The weights tier of the final entry this compile restored or published (<paramref name="report"/> its
+    /// report), or null when the cache was off.
+    /// </summary>
+    public WeightsTier? WeightsTierFor(CacheReport? report) =>
+        report is { Status: "hit" or "miss", Key: { } key } && Settings.Mode != CacheMode.Off ? new WeightsTier(Settings, key, _ranks) : null;
+
     // Tries the points from the last to the first; every rank must restore the same point.
     private (RestoreOutcome? Restored, SnapshotKey? Point, string? Reason, bool Quarantined) RestoreLatest(SnapshotStore store, IReadOnlyList<SnapshotKey> keys,
         ModelRecord model, PipelineConfig pipeline)

@@ -377,7 +377,7 @@ public sealed class SnapshotStore(CacheSettings settings)
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
     }
 
-    private static void PauseForTests()
+    internal static void PauseForTests()
     {
         if (SaveStepDelay > TimeSpan.Zero) Thread.Sleep(SaveStepDelay);
     }
