@@ -1,3 +1,4 @@
+using Kiln.Checkpoints;
 using Kiln.Ops;
 using Kiln.Transforms;
 
@@ -45,6 +46,26 @@ public sealed class CacheInspector
 
     /// <summary>Explains <paramref name="keys"/> (from <see cref="SnapshotKeys.ForPoints"/> on <paramref name="pipeline"/>) against the entries.</summary>
     public KeyExplanation Explain(PipelineConfig pipeline, IReadOnlyList<SnapshotKey> keys) => KeyExplanation.Of(pipeline, keys, Entries());
+
+    /// <summary>
+    /// As <see cref="Explain(PipelineConfig, IReadOnlyList{SnapshotKey})"/>, and at a final point that hits, whether the
+    /// entry's weights tier still matches <paramref name="checkpoint"/>'s content (<see cref="WeightsTier.Explain"/>).
+    /// </summary>
+    public KeyExplanation Explain(PipelineConfig pipeline, IReadOnlyList<SnapshotKey> keys, Checkpoint checkpoint)
+    {
+        var entries = Entries();
+        var explanation = KeyExplanation.Of(pipeline, keys, entries);
+        if (explanation.Points.Count == 0 || explanation.Points[^1] is not { Hit: true } last) return explanation;
+        var entry = entries.First(e => e.Key == last.Key);
+        try
+        {
+            return explanation with { Points = [.. explanation.Points.SkipLast(1), last with { Weights = WeightsTier.Explain(Settings, entry, checkpoint) }] };
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return explanation with { Points = [.. explanation.Points.SkipLast(1), last with { Weights = $"unknown: cannot hash the checkpoint ({e.Message})" }] };
+        }
+    }
 
     /// <summary>
     /// Re-runs a restore's checks on every rank of every entry through a read-only store, so nothing

@@ -87,6 +87,28 @@ public sealed class WeightsTier(CacheSettings settings, string graphKey, ICommun
         return weights;
     }
 
+    /// <summary>
+    /// For `kiln cache explain`: whether the entry's saved weights still match the checkpoint's content
+    /// ("hit"), or which files changed since ("miss: checkpoint content changed: FILES"); null when the
+    /// entry has no weights. Reads the memo but never writes it.
+    /// </summary>
+    public static string? Explain(CacheSettings settings, EntrySummary entry, Checkpoint checkpoint)
+    {
+        var manifests = entry.Weights.Select(w => w.Manifest).OfType<WeightsManifest>().ToList();
+        if (manifests.Count == 0) return entry.Weights.Count == 0 ? null : "miss: the saved weights are unreadable";
+        var files = checkpoint.WeightFiles.Select(f => f.RelativeName).ToHashSet(StringComparer.Ordinal);
+        var changed = new List<string>();
+        foreach (var manifest in manifests)
+        {
+            // Only names of this checkpoint's weight files are looked at: a manifest's names are not paths to follow.
+            var present = manifest.Content.Where(c => files.Contains(c.File)).ToList();
+            var hashes = ContentHashes.Of(settings.Root, present.Select(c => Path.Combine(checkpoint.Directory, c.File)), writable: false);
+            changed = manifest.Content.Where(c => !files.Contains(c.File) || hashes[Path.Combine(checkpoint.Directory, c.File)] != c.Xxh3).Select(c => c.File).ToList();
+            if (changed.Count == 0) return "hit";
+        }
+        return $"miss: checkpoint content changed: {string.Join(", ", changed)}";
+    }
+
     /// <summary>The weights key: the graph key and each source file's name and content hash.</summary>
     public static string KeyOf(string graphKey, IEnumerable<ContentComponent> content)
     {
