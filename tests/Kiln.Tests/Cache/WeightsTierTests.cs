@@ -57,7 +57,7 @@ public sealed class WeightsTierTests : IDisposable
         Assert.Equal(PrivateFiles.FileMode, File.GetUnixFileMode(Path.Combine(_cache.Root, ContentHashes.MemoFile)));
 
         var list = _cache.Run("cache", "list", "--json");
-        Assert.Contains("\"weights_bytes\": " + (new FileInfo(file).Length + new FileInfo(Path.Combine(folder, WeightsTier.ManifestFile)).Length), list.Stdout);
+        Assert.Contains("\"weights_bytes\":" + (new FileInfo(file).Length + new FileInfo(Path.Combine(folder, WeightsTier.ManifestFile)).Length), list.Stdout);
         var stats = CacheStats.Read(_cache.Root);
         Assert.Equal(1, stats.WeightsHits);
         Assert.Equal(1, stats.WeightsMisses!["no weights in the entry"]);
