@@ -84,6 +84,9 @@ public sealed class CacheInspector
                 : Enumerable.Range(0, Math.Max(1, manifest.WorldSize))
                     .Select(rank => reader.TryRestore(new SnapshotKey(manifest.Point.Index, entry.Key, manifest.Components), rank, OpRegistry.Default).MissReason)
                     .FirstOrDefault(r => r is not null);
+            // The weights tier's files too: size and XXH3-128 of every rank's file.
+            reason ??= entry.Weights.Select(w => WeightsTier.Check(Path.Combine(_store.EntryDirectory(entry.Key), WeightsTier.FolderPrefix + w.Key)))
+                .FirstOrDefault(r => r is not null) is { } weights ? $"{CorruptPrefix}{weights}" : null;
             if (reason is null) checks.Add(new EntryCheck(entry.Key, EntryCheck.Ok, null, false));
             else if (!reason.StartsWith(CorruptPrefix, StringComparison.Ordinal)) checks.Add(new EntryCheck(entry.Key, EntryCheck.Unreadable, reason, false));
             else

@@ -297,6 +297,34 @@ public sealed class WeightsTier(CacheSettings settings, string graphKey, ICommun
         return new WeightsFileRecord(relative, stream.Length, ContentHashes.Hash(stream));
     }
 
+    /// <summary>
+    /// For `kiln cache verify`: null when the folder's manifest reads and every rank file it lists has its
+    /// size and XXH3-128, else the problem (naming the folder).
+    /// </summary>
+    public static string? Check(string folder)
+    {
+        var name = Path.GetFileName(folder);
+        try
+        {
+            var manifest = ReadManifest(folder);
+            for (var rank = 0; rank < manifest.WorldSize; rank++)
+            {
+                var relative = $"{SnapshotStore.RankDirectory(rank)}/{DataFile}";
+                var record = manifest.Files.FirstOrDefault(f => f.Path == relative) ?? throw new CorruptEntryException($"{relative} is not in {ManifestFile}");
+                if (FileStatus.OfPath(Path.Combine(folder, SnapshotStore.RankDirectory(rank))) is not { IsDirectory: true })
+                    throw new CorruptEntryException($"{SnapshotStore.RankDirectory(rank)} is missing or not a directory");
+                using var stream = FileStatus.OpenRegularFile(Path.Combine(folder, relative), relative);
+                if (stream.Length != record.Bytes) throw new CorruptEntryException($"{relative} has {stream.Length} bytes, {ManifestFile} says {record.Bytes}");
+                if (ContentHashes.Hash(stream) != record.Xxh3) throw new CorruptEntryException($"{relative}: checksum mismatch");
+            }
+            return null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or CorruptEntryException)
+        {
+            return $"{name}: {OneLine(e.Message)}";
+        }
+    }
+
     /// <summary>Reads a weights folder's manifest strictly (a regular file, bounded, strict UTF-8 JSON, fields in range).</summary>
     public static WeightsManifest ReadManifest(string folder)
     {
@@ -318,7 +346,8 @@ public sealed class WeightsTier(CacheSettings settings, string graphKey, ICommun
             throw new CorruptEntryException($"{ManifestFile}: {e.Message}");
         }
         static bool IsXxh3(string hex) => hex.Length == 32 && hex.All(char.IsAsciiHexDigitLower);
-        if (manifest.Files.Any(f => f.Bytes < 0 || !IsXxh3(f.Xxh3)) || manifest.Content.Any(c => !IsXxh3(c.Xxh3)))
+        if (manifest.WorldSize is < 1 or > SnapshotStore.MaxWorldSize || !double.IsFinite(manifest.ComputeMs)
+            || manifest.Files.Any(f => f.Bytes < 0 || !IsXxh3(f.Xxh3)) || manifest.Content.Any(c => !IsXxh3(c.Xxh3)))
             throw new CorruptEntryException($"{ManifestFile}: a size or hash is out of range");
         return manifest;
     }

@@ -104,6 +104,9 @@ public sealed class WeightsTierTests : IDisposable
     {
         var expected = Run().Stdout;
         FlipByte();
+        var verify = _cache.Run("cache", "verify");
+        Assert.Contains("checksum mismatch", verify.Stdout);
+        Assert.Contains(WeightsTier.FolderPrefix, verify.Stdout);
         var damaged = Run();
         Assert.Contains("kiln: weights miss (corrupt weights: rank_0/weights.safetensors: checksum mismatch)", damaged.Stderr);
         Assert.Equal(expected, damaged.Stdout);
