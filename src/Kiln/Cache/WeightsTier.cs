@@ -42,7 +42,7 @@ public sealed class WeightsTier(CacheSettings settings, string graphKey, ICommun
         var warnings = new List<string>();
         var sources = SourceFiles(checkpoint, graph);
         // Every rank must take the same path through the collectives below.
-        if (!ranks.AllAgree(sources.Count > 0 && FileStatus.OfPath(Entry) is { IsDirectory: true }))
+        if (!ranks.AllAgree(sources.Count > 0 && EntryExists()))
         {
             Report = sources.Count == 0 ? null : WeightsReport.Off("no graph entry to keep them in");
             return WeightSet.Compute(checkpoint, graph);
@@ -78,7 +78,7 @@ public sealed class WeightsTier(CacheSettings settings, string graphKey, ICommun
         var weights = WeightSet.Compute(checkpoint, graph);
         var products = graph.Parameters.Zip(weights.Parameters).Where(p => WeightSet.MayBeProduct(p.First) && p.Second.IsCopy).Select(p => p.Second).ToList();
         var saved = false;
-        if (Writable && ranks.AllAgree(FileStatus.OfPath(folder) is null))
+        if (Writable && ranks.AllAgree(EntryExists() && FolderAbsent(folder)))
         {
             saved = Save(folder, key, content, products, clock.Elapsed.TotalMilliseconds, warnings);
         }
@@ -107,6 +107,19 @@ public sealed class WeightsTier(CacheSettings settings, string graphKey, ICommun
             if (changed.Count == 0) return "hit";
         }
         return $"miss: checkpoint content changed: {string.Join(", ", changed)}";
+    }
+
+    private static bool FolderAbsent(string folder)
+    {
+        try { return FileStatus.OfPath(folder) is null; }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return false; }
+    }
+
+    // An exception here would leave this rank out of the collective that follows.
+    private bool EntryExists()
+    {
+        try { return FileStatus.OfPath(Entry) is { IsDirectory: true }; }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return false; }
     }
 
     /// <summary>The weights key: the graph key and each source file's name and content hash.</summary>
