@@ -65,6 +65,20 @@ public sealed class WeightsTierTests : IDisposable
     }
 
     [Fact]
+    public void AHitAtAnEarlierPointKeepsTheWeightsInTheFinalEntryOnly()
+    {
+        var expected = Run().Stdout;
+        Directory.Delete(FinalEntry, recursive: true);
+        var earlier = Run();
+        Assert.Contains("kiln: cache hit at point 9", earlier.Stderr);
+        Assert.Contains("kiln: weights miss (no weights in the entry)", earlier.Stderr);
+        Assert.Equal(expected, earlier.Stdout);
+        Assert.Single(WeightsFolders(FinalEntry));
+        Assert.All(_cache.Entries().Where(e => e != FinalEntry), e => Assert.Empty(WeightsFolders(e)));
+        Assert.Contains("kiln: weights hit", Run().Stderr);
+    }
+
+    [Fact]
     public void AWeightChangedInPlaceMissesTheWeightsTierAndTheLogitsFollowIt()
     {
         var before = Run().Stdout;
