@@ -88,6 +88,14 @@ public static class CacheOptions
         Console.Error.WriteLine($"kiln: {report.Summary}");
     }
 
+    /// <summary>Prints the weights tier's one-line summary and its warnings to stderr.</summary>
+    public static void Report(WeightsReport? report)
+    {
+        if (report is null) return;
+        foreach (var warning in report.Warnings) Console.Error.WriteLine($"kiln: warning: {warning}");
+        Console.Error.WriteLine($"kiln: {report.Summary}");
+    }
+
     /// <summary>"10G", "500M", "64K" or a byte count.</summary>
     public static long ParseSize(string text)
     {

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using Kiln.Benchmarks;
+using Kiln.Cache;
 using Kiln.Transforms;
 using Spectre.Console;
 
@@ -23,12 +24,15 @@ public static class BenchCommand
         {
             model, promptTokens, newTokens, CommonOptions.Context, CommonOptions.Threads, repeats, prepacking, spinning, CommonOptions.Pipeline, CommonOptions.Set, json,
         };
+        // Uncached unless a root is named: a second run with the same --cache-dir decodes from the mapped weights tier.
+        command.Options.Add(CacheOptions.Directory);
         command.SetKilnAction(p =>
         {
+            var cache = p.GetValue(CacheOptions.Directory) is null ? null : new PipelineCache(new CacheSettings(CacheOptions.Root(p)));
             var options = new BenchmarkOptions(p.GetValue(promptTokens), p.GetValue(newTokens), p.GetValue(CommonOptions.Threads),
                 p.GetValue(repeats), p.GetValue(prepacking), Spinning: p.GetValue(spinning), Context: p.GetValue(CommonOptions.Context));
             var pipeline = PipelineConfig.Load(p.GetValue(CommonOptions.Pipeline), p.GetValue(CommonOptions.Set));
-            var result = ModelBenchmark.Run(p.GetValue(model)!, options, pipeline);
+            var result = ModelBenchmark.Run(p.GetValue(model)!, options, pipeline, cache);
             CommonOptions.NoteContext(options.Context, result.Context, result.MaxPositions);
             foreach (var warning in result.Warnings) Console.Error.WriteLine($"kiln: warning: {warning}");
             if (p.GetValue(json))

@@ -38,15 +38,15 @@ public static class CacheCommand
         command.SetKilnAction(p =>
         {
             var entries = Open(p).Entries().Select(e => new CacheListEntry(e.Key, e.Manifest?.Point, e.Manifest is { } m ? KeyExplanation.ArchitectureOf(m.Components) : null,
-                e.Bytes, e.Manifest?.Created, e.LastUse, e.Manifest?.CompileMs, e.Manifest is null ? "unreadable manifest" : null)).ToArray();
+                e.Bytes, e.WeightsBytes, e.Manifest?.Created, e.LastUse, e.Manifest?.CompileMs, e.Manifest is null ? "unreadable manifest" : null)).ToArray();
             var output = new CacheListOutput(entries, entries.Length, entries.Sum(e => e.Bytes), Math.Round(entries.Sum(e => e.CompileMs ?? 0), 3));
             if (p.GetValue(json)) return Json(output, CliJsonContext.Default.CacheListOutput);
 
-            var table = new Table().AddColumn(new TableColumn("key").NoWrap()).AddColumns("point", "after", "stage", "architecture", "size", "created", "last used", "compile ms");
+            var table = new Table().AddColumn(new TableColumn("key").NoWrap()).AddColumns("point", "after", "stage", "architecture", "size", "weights", "created", "last used", "compile ms");
             foreach (var e in entries)
             {
                 table.AddRow(Cells(e.Key[..Math.Min(12, e.Key.Length)], e.Point?.Index.ToString(CultureInfo.InvariantCulture) ?? "?", e.Point?.After ?? e.Problem ?? "?",
-                    e.Point?.Stage ?? "?", e.Architecture ?? "?", Size(e.Bytes), Time(e.Created), Time(e.LastUsed), e.CompileMs is { } ms ? $"{ms:F0}" : "?"));
+                    e.Point?.Stage ?? "?", e.Architecture ?? "?", Size(e.Bytes), e.WeightsBytes > 0 ? Size(e.WeightsBytes) : "-", Time(e.Created), Time(e.LastUsed), e.CompileMs is { } ms ? $"{ms:F0}" : "?"));
             }
             AnsiConsole.Write(table);
             AnsiConsole.WriteLine($"{output.Count} entries, {Size(output.Bytes)}, {output.CompileMs:F0} ms of compile time saved per use");
@@ -65,7 +65,8 @@ public static class CacheCommand
         {
             var entry = Open(p).Find(p.GetValue(key)!);
             var manifest = entry.Manifest ?? throw new KilnException($"entry {entry.Key}: its manifest is unreadable (see `kiln cache verify`)");
-            if (p.GetValue(json)) return Json(new CacheShowOutput(entry.Key, entry.Bytes, entry.LastUse, manifest), CliJsonContext.Default.CacheShowOutput);
+            var weights = entry.Weights.Select(w => new CacheShowWeights(w.Key, w.Bytes, w.Manifest)).ToArray();
+            if (p.GetValue(json)) return Json(new CacheShowOutput(entry.Key, entry.Bytes, entry.LastUse, manifest, weights), CliJsonContext.Default.CacheShowOutput);
 
             var fields = new Table().AddColumns("field", "value");
             fields.AddRow(Cells("key", manifest.Key));
@@ -84,6 +85,15 @@ public static class CacheCommand
             var files = new Table().AddColumns("file", "bytes", "sha256");
             foreach (var f in manifest.Files) files.AddRow(Cells(f.Path, $"{f.Bytes:N0}", f.Sha256));
             AnsiConsole.Write(files);
+            foreach (var w in weights)
+            {
+                AnsiConsole.WriteLine($"weights {w.Key[..16]} ({Size(w.Bytes)}){(w.Manifest is null ? ": unreadable manifest" : $", computed in {w.Manifest.ComputeMs:F0} ms")}");
+                if (w.Manifest is null) continue;
+                var tier = new Table().AddColumns("file", "bytes", "xxh3-128");
+                foreach (var c in w.Manifest.Content) tier.AddRow(Cells($"checkpoint {c.File}", "", c.Xxh3));
+                foreach (var f in w.Manifest.Files) tier.AddRow(Cells(f.Path, $"{f.Bytes:N0}", f.Xxh3));
+                AnsiConsole.Write(tier);
+            }
             return 0;
         });
         return command;
@@ -101,7 +111,7 @@ public static class CacheCommand
             var pipeline = PipelineConfig.Load(p.GetValue(CommonOptions.Pipeline), p.GetValue(CommonOptions.Set));
             using var checkpoint = Checkpoint.Open(p.GetValue(model)!);
             var fingerprint = p.GetValue(CacheOptions.Fingerprint) == "content" ? FingerprintMode.Content : FingerprintMode.Headers;
-            var explanation = inspector.Explain(pipeline, SnapshotKeys.ForPoints(checkpoint, pipeline, fingerprint));
+            var explanation = inspector.Explain(pipeline, SnapshotKeys.ForPoints(checkpoint, pipeline, fingerprint), checkpoint);
             if (p.GetValue(json)) return Json(explanation, CliJsonContext.Default.KeyExplanation);
 
             if (explanation.Points.Count == 0) Console.WriteLine("the pipeline has no enabled pipeline_cache point: nothing is cached");
@@ -109,7 +119,7 @@ public static class CacheCommand
             foreach (var point in explanation.Points)
             {
                 var head = $"{Describe(point.Point)}, key {point.Key[..16]}:";
-                if (point.Hit) { Console.WriteLine($"{head} hit"); continue; }
+                if (point.Hit) { Console.WriteLine(point.Weights is null ? $"{head} hit" : $"{head} hit; weights {point.Weights}"); continue; }
                 Console.WriteLine(point.NearestKey is null ? $"{head} miss" :
                     $"{head} miss; the nearest entry, {point.NearestKey[..Math.Min(16, point.NearestKey.Length)]} at point {point.NearestPoint!.Index}, differs in {point.Differences.Count} component(s):");
                 foreach (var difference in point.Differences) Console.WriteLine($"  {difference.Summary}");
@@ -189,17 +199,22 @@ public static class CacheCommand
             var inspector = Open(p);
             var stats = inspector.Stats();
             var entries = inspector.Entries();
+            var weightsMisses = stats.WeightsMisses ?? [];
             var output = new CacheStatsOutput(stats.Hits, stats.Misses, stats.Misses.Values.Sum(), stats.Quarantined, Math.Round(stats.SavedMs, 3),
-                entries.Count, entries.Sum(e => e.Bytes));
+                entries.Count, entries.Sum(e => e.Bytes), stats.WeightsHits, weightsMisses, weightsMisses.Values.Sum(), entries.Sum(e => e.WeightsBytes));
             if (p.GetValue(json)) return Json(output, CliJsonContext.Default.CacheStatsOutput);
             var table = new Table().AddColumns("count", "value");
             table.AddRow(Cells("hits", $"{output.Hits}"));
             table.AddRow(Cells("misses", $"{output.MissCount}"));
             foreach (var (reason, count) in output.Misses) table.AddRow(Cells($"  {reason}", $"{count}"));
+            table.AddRow(Cells("weights hits", $"{output.WeightsHits}"));
+            table.AddRow(Cells("weights misses", $"{output.WeightsMissCount}"));
+            foreach (var (reason, count) in output.WeightsMisses) table.AddRow(Cells($"  {reason}", $"{count}"));
             table.AddRow(Cells("quarantined", $"{output.Quarantined}"));
             table.AddRow(Cells("time saved", $"{output.SavedMs / 1000:F1} s"));
             table.AddRow(Cells("entries", $"{output.Entries}"));
             table.AddRow(Cells("size", Size(output.Bytes)));
+            table.AddRow(Cells("  of which weights", Size(output.WeightsBytes)));
             AnsiConsole.Write(table);
             return 0;
         });
@@ -237,13 +252,17 @@ public static class CacheCommand
 public sealed record CacheListOutput(CacheListEntry[] Entries, int Count, long Bytes, double CompileMs);
 
 /// <summary>One entry of `kiln cache list --json`; the manifest's fields are null when it is unreadable (<see cref="Problem"/> says so).</summary>
-public sealed record CacheListEntry(string Key, SnapshotPoint? Point, string? Architecture, long Bytes, DateTimeOffset? Created, DateTime LastUsed,
+public sealed record CacheListEntry(string Key, SnapshotPoint? Point, string? Architecture, long Bytes, long WeightsBytes, DateTimeOffset? Created, DateTime LastUsed,
     double? CompileMs, string? Problem);
 
-public sealed record CacheShowOutput(string Key, long Bytes, DateTime LastUsed, SnapshotManifest Manifest);
+public sealed record CacheShowOutput(string Key, long Bytes, DateTime LastUsed, SnapshotManifest Manifest, CacheShowWeights[] Weights);
+
+/// <summary>A weights folder of the entry shown: its key, size and manifest (null when unreadable).</summary>
+public sealed record CacheShowWeights(string Key, long Bytes, WeightsManifest? Manifest);
 
 public sealed record CacheVerifyOutput(EntryCheck[] Entries, int Ok, int Failed);
 
 public sealed record CachePruneOutput(long MaxBytes, RemovedEntry[] Removed, long BytesFreed, int RemainingEntries, long RemainingBytes);
 
-public sealed record CacheStatsOutput(long Hits, SortedDictionary<string, long> Misses, long MissCount, long Quarantined, double SavedMs, int Entries, long Bytes);
+public sealed record CacheStatsOutput(long Hits, SortedDictionary<string, long> Misses, long MissCount, long Quarantined, double SavedMs, int Entries, long Bytes,
+    long WeightsHits, SortedDictionary<string, long> WeightsMisses, long WeightsMissCount, long WeightsBytes);

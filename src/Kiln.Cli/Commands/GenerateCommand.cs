@@ -41,6 +41,7 @@ public static class GenerateCommand
             using var loaded = LoadedModel.Load(modelPath, new SessionSettings(IntraOpThreads: p.GetValue(CommonOptions.Threads), Context: context, ContextSource: "--context"),
                 PipelineConfig.Load(p.GetValue(CommonOptions.Pipeline), p.GetValue(CommonOptions.Set)), new PipelineCache(CacheOptions.Settings(p)));
             CacheOptions.Report(loaded.Cache);
+            CacheOptions.Report(loaded.WeightsCache);
             CommonOptions.NoteContext(context, loaded.Context, loaded.MaxPositions);
             var promptTokens = text is not null ? tokenizer!.Encode(text) : CommonOptions.ParseIds(ids!, "--prompt-ids");
 

@@ -23,6 +23,7 @@ public static class LogitsCommand
             using var loaded = LoadedModel.Load(p.GetValue(model)!, new(IntraOpThreads: p.GetValue(CommonOptions.Threads), Context: context, ContextSource: "--context"),
                 PipelineConfig.Load(p.GetValue(CommonOptions.Pipeline), p.GetValue(CommonOptions.Set)), new PipelineCache(CacheOptions.Settings(p)));
             CacheOptions.Report(loaded.Cache);
+            CacheOptions.Report(loaded.WeightsCache);
             CommonOptions.NoteContext(context, loaded.Context, loaded.MaxPositions);
             loaded.CheckTokens(tokens, "--ids");
 

@@ -63,13 +63,17 @@ public static class ModelBenchmark
     /// <summary>Passes of the bandwidth probe before each timed run; the fastest counts.</summary>
     public const int ProbePassesPerRun = 3;
 
-    public static BenchmarkResult Run(string modelDirectory, BenchmarkOptions options, PipelineConfig? pipeline = null)
+    /// <summary>
+    /// Loads and benchmarks the model; with a <paramref name="cache"/>, through it (a warm run decodes from
+    /// the weights tier's mapped products instead of buffers computed at load).
+    /// </summary>
+    public static BenchmarkResult Run(string modelDirectory, BenchmarkOptions options, PipelineConfig? pipeline = null, Kiln.Cache.PipelineCache? cache = null)
     {
         options.Validate();
         var threads = options.Threads ?? Environment.ProcessorCount;
         var settings = new SessionSettings(IntraOpThreads: threads, Prepacking: options.Prepacking, Spinning: options.Spinning,
             Context: options.Context, ContextSource: "--context");
-        using var model = LoadedModel.Load(modelDirectory, settings, pipeline);
+        using var model = LoadedModel.Load(modelDirectory, settings, pipeline, cache);
 
         var warnings = new List<string>();
         var (promptTokens, newTokens) = FitContext(options.PromptTokens, options.NewTokens, model.Context, warnings);

@@ -1,3 +1,4 @@
+using Kiln.Checkpoints;
 using Kiln.Ops;
 using Kiln.Transforms;
 
@@ -47,6 +48,26 @@ public sealed class CacheInspector
     public KeyExplanation Explain(PipelineConfig pipeline, IReadOnlyList<SnapshotKey> keys) => KeyExplanation.Of(pipeline, keys, Entries());
 
     /// <summary>
+    /// As <see cref="Explain(PipelineConfig, IReadOnlyList{SnapshotKey})"/>, and at a final point that hits, whether the
+    /// entry's weights tier still matches <paramref name="checkpoint"/>'s content (<see cref="WeightsTier.Explain"/>).
+    /// </summary>
+    public KeyExplanation Explain(PipelineConfig pipeline, IReadOnlyList<SnapshotKey> keys, Checkpoint checkpoint)
+    {
+        var entries = Entries();
+        var explanation = KeyExplanation.Of(pipeline, keys, entries);
+        if (explanation.Points.Count == 0 || explanation.Points[^1] is not { Hit: true } last) return explanation;
+        var entry = entries.First(e => e.Key == last.Key);
+        try
+        {
+            return explanation with { Points = [.. explanation.Points.SkipLast(1), last with { Weights = WeightsTier.Explain(Settings, entry, checkpoint) }] };
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return explanation with { Points = [.. explanation.Points.SkipLast(1), last with { Weights = $"unknown: cannot hash the checkpoint ({e.Message})" }] };
+        }
+    }
+
+    /// <summary>
     /// Re-runs a restore's checks on every rank of every entry through a read-only store, so nothing
     /// is quarantined and no last use changes; a corrupt entry is quarantined only when
     /// <paramref name="quarantine"/> is set.
@@ -63,6 +84,9 @@ public sealed class CacheInspector
                 : Enumerable.Range(0, Math.Max(1, manifest.WorldSize))
                     .Select(rank => reader.TryRestore(new SnapshotKey(manifest.Point.Index, entry.Key, manifest.Components), rank, OpRegistry.Default).MissReason)
                     .FirstOrDefault(r => r is not null);
+            // The weights tier's files too: size and XXH3-128 of every rank's file.
+            reason ??= entry.Weights.Select(w => WeightsTier.Check(Path.Combine(_store.EntryDirectory(entry.Key), WeightsTier.FolderPrefix + w.Key)))
+                .FirstOrDefault(r => r is not null) is { } weights ? $"{CorruptPrefix}{weights}" : null;
             if (reason is null) checks.Add(new EntryCheck(entry.Key, EntryCheck.Ok, null, false));
             else if (!reason.StartsWith(CorruptPrefix, StringComparison.Ordinal)) checks.Add(new EntryCheck(entry.Key, EntryCheck.Unreadable, reason, false));
             else

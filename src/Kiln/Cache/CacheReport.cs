@@ -4,7 +4,8 @@ namespace Kiln.Cache;
 /// What the snapshot cache did in one run: <see cref="Status"/> is "hit", "miss" or "off"; a hit names
 /// the point restored and the time saved (and, at an earlier point, why the later one was not used in
 /// <see cref="Reason"/>), a miss its reason. Warnings (untrusted root, failed save)
-/// never fail a run.
+/// never fail a run. <see cref="FinalKey"/> is the key of the entry after the last transform, which holds
+/// the weights tier (null when the pipeline's last snapshot point is not after its last transform).
 /// </summary>
 public sealed record CacheReport(
     string Status,
@@ -15,7 +16,8 @@ public sealed record CacheReport(
     double SavedMs,
     int Published,
     double SaveMs,
-    IReadOnlyList<string> Warnings)
+    IReadOnlyList<string> Warnings,
+    string? FinalKey = null)
 {
     public static CacheReport Off(string reason, IReadOnlyList<string>? warnings = null) => new("off", null, reason, null, 0, 0, 0, 0, warnings ?? []);
 

@@ -42,6 +42,27 @@ public static class CacheStats
             Quarantined = stats.Quarantined + (quarantined ? 1 : 0),
             SavedMs = stats.SavedMs + Math.Max(0, savedMs),
         };
+        Write(root, updated);
+    }
+
+    /// <summary>Adds one run's weights-tier outcome: a hit, or a miss with its reason.</summary>
+    public static void RecordWeights(string root, bool hit, string? missReason, bool quarantined)
+    {
+        using var guard = CacheLock.Acquire(root, "stats", TimeSpan.FromSeconds(5));
+        if (guard is null) return;
+        var stats = Read(root);
+        var misses = new SortedDictionary<string, long>(stats.WeightsMisses ?? [], StringComparer.Ordinal);
+        if (!hit && missReason is not null) misses[Category(missReason)] = misses.GetValueOrDefault(Category(missReason)) + 1;
+        Write(root, stats with
+        {
+            WeightsHits = stats.WeightsHits + (hit ? 1 : 0),
+            WeightsMisses = misses,
+            Quarantined = stats.Quarantined + (quarantined ? 1 : 0),
+        });
+    }
+
+    private static void Write(string root, CacheStatistics updated)
+    {
         var temporary = Path.Combine(root, $"stats.json.{Environment.ProcessId}.tmp");
         File.Delete(temporary);
         using (var stream = PrivateFiles.CreateNew(temporary)) JsonSerializer.Serialize(stream, updated, CacheJsonContext.Default.CacheStatistics);

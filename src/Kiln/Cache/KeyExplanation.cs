@@ -57,4 +57,5 @@ public sealed record PointExplanation(
     string? NearestKey,
     SnapshotPoint? NearestPoint,
     IReadOnlyList<ComponentDifference> Differences,
-    string? Note);
+    string? Note,
+    string? Weights = null);

@@ -142,14 +142,16 @@ public sealed class PipelineCache(CacheSettings settings, ICommunicator? ranks =
         if (published > 0 && _ranks.Rank == 0) store.Prune(Settings.MaxBytes);
 
         CacheReport report;
+        // The weights tier belongs to the final graph: only a last point after every transform has it.
+        var finalKey = pipeline.Entries.Skip(keys[^1].EntryIndex + 1).All(e => e.IsSnapshotPoint || !e.Config.Enabled) ? keys[^1].Key : null;
         if (restored is not null && point is not null)
         {
             var savedMs = Math.Max(0, restored.Manifest!.CompileMs - restoreMs);
-            report = new CacheReport("hit", Describe(pipeline, point), reason, point.Key, restoreMs, savedMs, published, saveClock.Elapsed.TotalMilliseconds, warnings);
+            report = new CacheReport("hit", Describe(pipeline, point), reason, point.Key, restoreMs, savedMs, published, saveClock.Elapsed.TotalMilliseconds, warnings, finalKey);
         }
         else
         {
-            report = new CacheReport("miss", null, reason ?? RestoreOutcome.NoEntry, keys[^1].Key, 0, 0, published, saveClock.Elapsed.TotalMilliseconds, warnings);
+            report = new CacheReport("miss", null, reason ?? RestoreOutcome.NoEntry, keys[^1].Key, 0, 0, published, saveClock.Elapsed.TotalMilliseconds, warnings, finalKey);
         }
         if (writable && _ranks.Rank == 0)
         {
@@ -158,6 +160,13 @@ public sealed class PipelineCache(CacheSettings settings, ICommunicator? ranks =
         }
         return new CompileResult(graph, exportMs, restoreMs + pipelineMs, report);
     }
+
+    /// <summary>
+    /// The weights tier of the final entry of this compile (<paramref name="report"/> its report), or null when
+    /// the cache was off or the pipeline's last snapshot point is not after its last transform.
+    /// </summary>
+    public WeightsTier? WeightsTierFor(CacheReport? report) =>
+        report is { Status: "hit" or "miss", FinalKey: { } key } && Settings.Mode != CacheMode.Off ? new WeightsTier(Settings, key, _ranks) : null;
 
     // Tries the points from the last to the first; every rank must restore the same point.
     private (RestoreOutcome? Restored, SnapshotKey? Point, string? Reason, bool Quarantined) RestoreLatest(SnapshotStore store, IReadOnlyList<SnapshotKey> keys,

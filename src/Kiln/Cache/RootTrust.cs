@@ -4,14 +4,14 @@ namespace Kiln.Cache;
 
 /// <summary>
 /// Whether a cache may be read: the root and everything Kiln keeps in it (pipeline/, quarantine/,
-/// locks/, stats.json, each entry directory) must belong to the current user and not be writable by
+/// locks/, stats.json, content-hashes.json, each entry directory) must belong to the current user and not be writable by
 /// group or others, since anyone who can write a cache decides what graph a run executes. Only the
 /// root may be reached through a link; a link anywhere below it is refused.
 /// </summary>
 public static partial class RootTrust
 {
     /// <summary>What Kiln keeps directly under the root, checked with the root.</summary>
-    public static readonly string[] RootChildren = ["pipeline", "quarantine", "locks", "stats.json"];
+    public static readonly string[] RootChildren = ["pipeline", "quarantine", "locks", "stats.json", ContentHashes.MemoFile];
 
     /// <summary>Null when the root is trusted, else the reason it is not.</summary>
     public static string? Check(string root) => Judge(root, FileStatus.OfTarget(root));

@@ -26,7 +26,8 @@ public sealed record SnapshotPoint(int Index, string After, string Stage);
 public sealed record ManifestFile(string Path, long Bytes, string Sha256);
 
 /// <summary>Persisted counts: hits, misses by reason, time saved.</summary>
-public sealed record CacheStatistics(long Hits, SortedDictionary<string, long> Misses, long Quarantined, double SavedMs)
+public sealed record CacheStatistics(long Hits, SortedDictionary<string, long> Misses, long Quarantined, double SavedMs,
+    long WeightsHits = 0, SortedDictionary<string, long>? WeightsMisses = null)
 {
     public static CacheStatistics Empty => new(0, new SortedDictionary<string, long>(StringComparer.Ordinal), 0, 0);
 }
@@ -36,4 +37,6 @@ public sealed record CacheStatistics(long Hits, SortedDictionary<string, long> M
     RespectRequiredConstructorParameters = true, RespectNullableAnnotations = true, AllowDuplicateProperties = false, MaxDepth = 16)]
 [JsonSerializable(typeof(SnapshotManifest))]
 [JsonSerializable(typeof(CacheStatistics))]
+[JsonSerializable(typeof(WeightsManifest))]
+[JsonSerializable(typeof(ContentHashMemo))]
 public sealed partial class CacheJsonContext : JsonSerializerContext;

@@ -174,9 +174,28 @@ public sealed class SnapshotStore(CacheSettings settings)
             {
                 SnapshotManifest? manifest = null;
                 try { manifest = ReadManifest(d); } catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException or CorruptEntryException) { }
-                return new EntrySummary(Path.GetFileName(d), manifest, SizeOf(d), LastUseOf(d));
+                return new EntrySummary(Path.GetFileName(d), manifest, SizeOf(d), LastUseOf(d), WeightsOf(d));
             })
             .OrderByDescending(e => e.LastUse).ToList();
+    }
+
+    // The entry's weights tier (WeightsTier): each weights folder with its manifest (null if unreadable) and size.
+    private static IReadOnlyList<WeightsSummary> WeightsOf(string entry)
+    {
+        if (FileStatus.OfPath(entry) is not { IsDirectory: true }) return [];
+        try
+        {
+            return Directory.EnumerateDirectories(entry, WeightsTier.FolderPrefix + "*").Order(StringComparer.Ordinal).Select(folder =>
+            {
+                WeightsManifest? manifest = null;
+                try { manifest = WeightsTier.ReadManifest(folder); } catch (Exception e) when (e is IOException or UnauthorizedAccessException or CorruptEntryException) { }
+                return new WeightsSummary(Path.GetFileName(folder)[WeightsTier.FolderPrefix.Length..], manifest, SizeOf(folder));
+            }).ToList();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return [];
+        }
     }
 
     // Bytes of the entry's files, links not followed; what cannot be read counts as nothing.
@@ -377,7 +396,7 @@ public sealed class SnapshotStore(CacheSettings settings)
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
     }
 
-    private static void PauseForTests()
+    internal static void PauseForTests()
     {
         if (SaveStepDelay > TimeSpan.Zero) Thread.Sleep(SaveStepDelay);
     }
@@ -405,7 +424,14 @@ public sealed class SnapshotStore(CacheSettings settings)
 }
 
 /// <summary>One published entry, as `kiln cache list` shows it.</summary>
-public sealed record EntrySummary(string Key, SnapshotManifest? Manifest, long Bytes, DateTime LastUse);
+public sealed record EntrySummary(string Key, SnapshotManifest? Manifest, long Bytes, DateTime LastUse, IReadOnlyList<WeightsSummary> Weights)
+{
+    /// <summary>Bytes of the entry's weights tier (included in <see cref="Bytes"/>).</summary>
+    public long WeightsBytes => Weights.Sum(w => w.Bytes);
+}
+
+/// <summary>A weights folder of an entry: its key, manifest (null if unreadable) and size.</summary>
+public sealed record WeightsSummary(string Key, WeightsManifest? Manifest, long Bytes);
 
 /// <summary>An entry whose files do not match its manifest or the format.</summary>
 public sealed class CorruptEntryException(string message) : Exception(message);

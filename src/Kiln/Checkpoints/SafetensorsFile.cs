@@ -40,11 +40,13 @@ public sealed unsafe class SafetensorsFile : IDisposable
     public IReadOnlyDictionary<string, string> Metadata => Header.Metadata;
 
     /// <summary>Opens and maps <paramref name="path"/>; throws <see cref="KilnException"/> for a missing or malformed file.</summary>
-    public static SafetensorsFile Open(string path)
-    {
+    public static SafetensorsFile Open(string path) =>
         // A regular file only: a FIFO would block the open, and a device has no fixed length to map.
-        var stream = RegularFile.OpenRead(path);
+        Open(path, RegularFile.OpenRead(path));
 
+    /// <summary>Reads the header from <paramref name="stream"/> (which it takes over) and maps the file it reads.</summary>
+    public static SafetensorsFile Open(string path, FileStream stream)
+    {
         MemoryMappedFile? map = null;
         try
         {
@@ -72,6 +74,15 @@ public sealed unsafe class SafetensorsFile : IDisposable
             throw new ArgumentException($"{tensor.Name} has {tensor.ByteLength} bytes, too many for a span; use GetPointer", nameof(tensor));
         }
         return new ReadOnlySpan<byte>((void*)pointer, (int)tensor.ByteLength);
+    }
+
+    /// <summary>Bytes <paramref name="offset"/> to <paramref name="offset"/> + <paramref name="length"/> of the file, a view of the mapping.</summary>
+    public ReadOnlySpan<byte> GetRange(long offset, int length)
+    {
+        ObjectDisposedException.ThrowIf(_base == null, this);
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        if (offset < 0 || offset > Length - length) throw new ArgumentOutOfRangeException(nameof(offset), $"{offset}+{length} is outside {Path} ({Length} bytes)");
+        return new ReadOnlySpan<byte>(_base + offset, length);
     }
 
     /// <summary>Address of the tensor's first byte in the mapping; valid until this file is disposed.</summary>

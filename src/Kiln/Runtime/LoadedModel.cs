@@ -14,9 +14,9 @@ namespace Kiln.Runtime;
 /// </summary>
 public sealed class LoadedModel : IDisposable
 {
-    private readonly List<ParameterData> _weights;
+    private readonly WeightSet _weights;
 
-    private LoadedModel(Checkpoint checkpoint, ModelGraph graph, List<ParameterData> weights, CompiledSession session, LoadTimings timings, int context)
+    private LoadedModel(Checkpoint checkpoint, ModelGraph graph, WeightSet weights, CompiledSession session, LoadTimings timings, int context)
     {
         Checkpoint = checkpoint;
         Graph = graph;
@@ -37,6 +37,9 @@ public sealed class LoadedModel : IDisposable
 
     /// <summary>What the snapshot cache did while loading (null when no cache was given).</summary>
     public CacheReport? Cache { get; private set; }
+
+    /// <summary>What the cache's weights tier did (null without a cache entry, or when the graph has no weight product).</summary>
+    public WeightsReport? WeightsCache { get; private set; }
 
     /// <summary>The graph's key/value cache inputs and outputs (insert_kv_cache), or null for a graph that recomputes the whole sequence.</summary>
     public KvCacheSignature? KvCache { get; }
@@ -72,9 +75,9 @@ public sealed class LoadedModel : IDisposable
     }
 
     /// <summary>Bytes of weights copied (recipes that transform data); the rest are views of the mapped files.</summary>
-    public long CopiedWeightBytes => _weights.Where(w => w.IsCopy).Sum(w => w.ByteLength);
+    public long CopiedWeightBytes => _weights.Parameters.Where(w => w.IsCopy).Sum(w => w.ByteLength);
 
-    public long WeightBytes => _weights.Sum(w => w.ByteLength);
+    public long WeightBytes => _weights.Parameters.Sum(w => w.ByteLength);
 
     /// <summary>
     /// Opens the checkpoint, compiles its graph with the pipeline (default: the embedded default
@@ -88,8 +91,10 @@ public sealed class LoadedModel : IDisposable
         {
             pipeline ??= PipelineConfig.Load();
             var compiled = cache is null ? ModelCompiler.Compile(checkpoint, pipeline) : cache.Compile(checkpoint, pipeline);
-            var model = Create(checkpoint, compiled.Graph, settings, clock.Elapsed.TotalMilliseconds);
+            var tier = cache?.WeightsTierFor(compiled.Cache);
+            var model = Create(checkpoint, compiled.Graph, settings, clock.Elapsed.TotalMilliseconds, tier);
             model.Cache = compiled.Cache;
+            model.WeightsCache = tier?.Report;
             return model;
         }
         catch
@@ -101,29 +106,29 @@ public sealed class LoadedModel : IDisposable
 
     /// <summary>
     /// Runs a graph as it is: applies its parameters' load recipes (bound by the pipeline's
-    /// load_weights) to the checkpoint and creates the session. Takes ownership of <paramref name="checkpoint"/>.
+    /// load_weights) to the checkpoint, or maps the products from the cache's <paramref name="weightsTier"/>,
+    /// and creates the session. Takes ownership of <paramref name="checkpoint"/>.
     /// </summary>
-    public static LoadedModel Create(Checkpoint checkpoint, ModelGraph graph, SessionSettings? settings = null, double pipelineMs = 0)
+    public static LoadedModel Create(Checkpoint checkpoint, ModelGraph graph, SessionSettings? settings = null, double pipelineMs = 0, WeightsTier? weightsTier = null)
     {
         var clock = Stopwatch.StartNew();
         settings ??= SessionSettings.Default;
         var context = settings.ContextFor(MaxPositionsOf(graph));
-        var weights = new List<ParameterData>();
+        WeightSet? weights = null;
         try
         {
             var onnx = GraphLowering.ToOnnx(graph, context);
-            foreach (var p in graph.Parameters)
-                weights.Add(RecipeExecutor.Execute(checkpoint, p.Name, p.Recipe, p.Value.DType, p.Value.Shape.ToSizes()));
+            weights = weightsTier?.Load(checkpoint, graph) ?? WeightSet.Compute(checkpoint, graph);
             var weightsMs = clock.Elapsed.TotalMilliseconds;
 
-            var initializers = weights.Select(w => new ExternalInitializer(w.Name, w.DType, w.Shape, w.Pointer, w.ByteLength)).ToList();
+            var initializers = weights.Parameters.Select(w => new ExternalInitializer(w.Name, w.DType, w.Shape, w.Pointer, w.ByteLength)).ToList();
             var session = CompiledSession.Create(onnx, initializers, settings.WithGraphChoices(graph.Metadata));
             var timings = new LoadTimings(pipelineMs, weightsMs, clock.Elapsed.TotalMilliseconds - weightsMs);
             return new LoadedModel(checkpoint, graph, weights, session, timings, context);
         }
         catch
         {
-            foreach (var w in weights) w.Dispose();
+            weights?.Dispose();
             throw;
         }
     }
@@ -156,7 +161,7 @@ public sealed class LoadedModel : IDisposable
     public void Dispose()
     {
         Session.Dispose();
-        foreach (var w in _weights) w.Dispose();
+        _weights.Dispose();
         Checkpoint.Dispose();
     }
 }

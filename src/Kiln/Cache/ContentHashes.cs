@@ -1,0 +1,117 @@
+using System.IO.Hashing;
+using System.Text.Json;
+
+namespace Kiln.Cache;
+
+/// <summary>
+/// XXH3-128 of checkpoint files, the content the weights tier is keyed by, memoized in
+/// &lt;root&gt;/content-hashes.json by <see cref="FileIdentity"/> so that an unchanged file is never read
+/// again; any write to a file changes its identity (ctime) and so invalidates its record. A memo that
+/// cannot be read is an empty one: a file is then hashed again, never trusted on a damaged record.
+/// </summary>
+public static class ContentHashes
+{
+    public const string MemoFile = "content-hashes.json";
+
+    // A record is about 150 bytes; the memo keeps the most recent ones.
+    private const int MaxRecords = 4096;
+    private const int MaxMemoBytes = 1 << 20;
+    private const int ReadBuffer = 1 << 20;
+
+    /// <summary>
+    /// The content hash (32 lowercase hex digits) of each of <paramref name="paths"/>. The memo is updated
+    /// when <paramref name="writable"/>. A file that changes while it is hashed is an <see cref="IOException"/>.
+    /// </summary>
+    public static IReadOnlyDictionary<string, string> Of(string root, IEnumerable<string> paths, bool writable)
+    {
+        var memoPath = Path.Combine(root, MemoFile);
+        var memo = Read(memoPath);
+        var known = new Dictionary<FileIdentity, ContentHashRecord>();
+        foreach (var r in memo) known[r.Identity] = r;
+        var result = new Dictionary<string, string>(StringComparer.Ordinal);
+        var changed = false;
+        foreach (var path in paths)
+        {
+            var before = FileIdentity.Of(path);
+            if (known.TryGetValue(before, out var record))
+            {
+                result[path] = record.Xxh3;
+                continue;
+            }
+            var hash = Hash(path);
+            if (FileIdentity.Of(path) != before) throw new IOException($"{path} changed while it was hashed");
+            result[path] = hash;
+            memo.RemoveAll(r => r.Device == before.Device && r.Inode == before.Inode);
+            memo.Add(ContentHashRecord.From(before, hash));
+            known[before] = memo[^1];
+            changed = true;
+        }
+        if (changed && writable) Write(root, memoPath, memo.TakeLast(MaxRecords).ToList());
+        return result;
+    }
+
+    /// <summary>XXH3-128 of a whole file, as 32 lowercase hex digits.</summary>
+    public static string Hash(string path)
+    {
+        using var stream = RegularFile.OpenRead(path);
+        return Hash(stream);
+    }
+
+    public static string Hash(Stream stream)
+    {
+        var hash = new XxHash128();
+        var buffer = GC.AllocateUninitializedArray<byte>(ReadBuffer);
+        int read;
+        while ((read = stream.Read(buffer)) > 0) hash.Append(buffer.AsSpan(0, read));
+        return Convert.ToHexStringLower(hash.GetCurrentHash());
+    }
+
+    private static List<ContentHashRecord> Read(string memoPath)
+    {
+        try
+        {
+            using var stream = FileStatus.OpenRegularFile(memoPath, MemoFile);
+            if (stream.Length > MaxMemoBytes) return [];
+            var bytes = new byte[stream.Length];
+            stream.ReadExactly(bytes);
+            var memo = JsonSerializer.Deserialize(StrictUtf8.Decode(bytes, MemoFile), CacheJsonContext.Default.ContentHashMemo);
+            return memo?.Files.Where(r => r.Xxh3.Length == 32 && r.Xxh3.All(char.IsAsciiHexDigitLower)).ToList() ?? [];
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException or CorruptEntryException or ArgumentException)
+        {
+            return [];
+        }
+    }
+
+    // Written aside and renamed over the memo, so a reader sees the old memo or the new one, never half of one.
+    private static void Write(string root, string memoPath, List<ContentHashRecord> records)
+    {
+        var temporary = Path.Combine(root, $".{MemoFile}.{Environment.ProcessId}-{Guid.NewGuid():N}.tmp");
+        try
+        {
+            using (var stream = PrivateFiles.CreateNew(temporary))
+            {
+                JsonSerializer.Serialize(stream, new ContentHashMemo(records), CacheJsonContext.Default.ContentHashMemo);
+                stream.Flush(flushToDisk: true);
+            }
+            DurableFiles.Rename(temporary, memoPath);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // An unwritten memo costs a rehash next time, nothing else.
+            try { File.Delete(temporary); } catch (Exception d) when (d is IOException or UnauthorizedAccessException) { }
+        }
+    }
+}
+
+/// <summary>content-hashes.json: the content hash of each file identity seen.</summary>
+public sealed record ContentHashMemo(List<ContentHashRecord> Files);
+
+/// <summary>One file identity (<see cref="FileIdentity"/>) and the XXH3-128 of its bytes.</summary>
+public sealed record ContentHashRecord(ulong Device, ulong Inode, long Size, long MtimeNs, long CtimeNs, string Xxh3)
+{
+    [System.Text.Json.Serialization.JsonIgnore]
+    public FileIdentity Identity => new(Device, Inode, Size, MtimeNs, CtimeNs);
+
+    public static ContentHashRecord From(FileIdentity id, string xxh3) => new(id.Device, id.Inode, id.Size, id.MtimeNs, id.CtimeNs, xxh3);
+}

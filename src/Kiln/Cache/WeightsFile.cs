@@ -1,0 +1,118 @@
+using System.IO.Hashing;
+using System.Text.Json;
+using Kiln.Checkpoints;
+using Kiln.Graph;
+using Kiln.Weights;
+
+namespace Kiln.Cache;
+
+/// <summary>
+/// One rank's weight products as a safetensors file whose tensors start on 4096-byte pages: the header is
+/// padded with spaces so the data section starts on a page, and each product is followed by an explicit
+/// U8 padding tensor (<see cref="PadPrefix"/>) up to the next page, so the strict reader's rule that the
+/// tensors cover the data section exactly still holds. Mapped, every product is page-aligned.
+/// </summary>
+public static unsafe class WeightsFile
+{
+    public const int PageBytes = 4096;
+
+    /// <summary>Names of the padding tensors; a parameter with such a name is not cached.</summary>
+    public const string PadPrefix = "__kiln_pad_";
+
+    private const int WriteChunk = 1 << 24;
+
+    /// <summary>Writes <paramref name="products"/> (sorted by name) to a new private file, flushed to disk; returns its size and XXH3-128.</summary>
+    public static WeightsFileRecord Write(string path, string relativePath, IReadOnlyList<ParameterData> products)
+    {
+        if (products.FirstOrDefault(p => p.Name.StartsWith(PadPrefix, StringComparison.Ordinal)) is { } reserved)
+            throw new IOException($"parameter {reserved.Name} has a name reserved for padding");
+        var ordered = products.OrderBy(p => p.Name, StringComparer.Ordinal).ToList();
+        var header = Header(ordered);
+        var hash = new XxHash128();
+        var zeros = new byte[PageBytes];
+        using (var stream = PrivateFiles.CreateNew(path))
+        {
+            void Append(ReadOnlySpan<byte> bytes)
+            {
+                stream.Write(bytes);
+                hash.Append(bytes);
+            }
+            Span<byte> length = stackalloc byte[8];
+            BitConverter.TryWriteBytes(length, (ulong)header.Length);
+            Append(length);
+            Append(header);
+            foreach (var product in ordered)
+            {
+                for (long at = 0; at < product.ByteLength; at += WriteChunk)
+                    Append(new ReadOnlySpan<byte>((byte*)product.Pointer + at, (int)Math.Min(WriteChunk, product.ByteLength - at)));
+                Append(zeros.AsSpan(0, Padding(product.ByteLength)));
+            }
+            stream.Flush(flushToDisk: true);
+        }
+        return new WeightsFileRecord(relativePath, new FileInfo(path).Length, Convert.ToHexStringLower(hash.GetCurrentHash()));
+    }
+
+    /// <summary>The products of an opened weights file: every tensor but the padding.</summary>
+    public static IEnumerable<TensorInfo> Products(SafetensorsFile file) =>
+        file.Tensors.Values.Where(t => !t.Name.StartsWith(PadPrefix, StringComparison.Ordinal));
+
+    /// <summary>XXH3-128 of the whole mapped file.</summary>
+    public static string Hash(SafetensorsFile file)
+    {
+        Populate(file);
+        var hash = new XxHash128();
+        for (long at = 0; at < file.Length; at += WriteChunk) hash.Append(file.GetRange(at, (int)Math.Min(WriteChunk, file.Length - at)));
+        return Convert.ToHexStringLower(hash.GetCurrentHash());
+    }
+
+    // MADV_POPULATE_READ (Linux 5.14): the kernel maps every page of the file in one call, instead of one
+    // page fault per 4 KiB page as the hash (and then the kernel) first touches it. Advice only: an older
+    // kernel refuses it and the pages fault in as usual.
+    private const int MadvPopulateRead = 22;
+
+    private static void Populate(SafetensorsFile file)
+    {
+        if (!OperatingSystem.IsLinux() || file.Length == 0) return;
+        fixed (byte* start = file.GetRange(0, 1))
+        {
+            if ((nint)start % PageBytes == 0) _ = madvise((nint)start, (nuint)file.Length, MadvPopulateRead);
+        }
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    private static extern int madvise(nint address, nuint length, int advice);
+
+    private static int Padding(long bytes) => (int)((PageBytes - bytes % PageBytes) % PageBytes);
+
+    private static byte[] Header(IReadOnlyList<ParameterData> ordered)
+    {
+        using var buffer = new MemoryStream();
+        using (var json = new Utf8JsonWriter(buffer))
+        {
+            json.WriteStartObject();
+            var offset = 0L;
+            void Tensor(string name, DType dtype, IEnumerable<long> shape, long bytes)
+            {
+                json.WriteStartObject(name);
+                json.WriteString("dtype", dtype.SafetensorsName());
+                json.WriteStartArray("shape");
+                foreach (var d in shape) json.WriteNumberValue(d);
+                json.WriteEndArray();
+                json.WriteStartArray("data_offsets");
+                json.WriteNumberValue(offset);
+                json.WriteNumberValue(offset += bytes);
+                json.WriteEndArray();
+                json.WriteEndObject();
+            }
+            for (var i = 0; i < ordered.Count; i++)
+            {
+                Tensor(ordered[i].Name, ordered[i].DType, ordered[i].Shape, ordered[i].ByteLength);
+                if (Padding(ordered[i].ByteLength) is var pad and > 0) Tensor($"{PadPrefix}{i}", DType.U8, [pad], pad);
+            }
+            json.WriteEndObject();
+        }
+        // Spaces after the JSON are allowed by the format: they put the data section (after the 8-byte length) on a page.
+        while ((buffer.Length + 8) % PageBytes != 0) buffer.WriteByte((byte)' ');
+        return buffer.ToArray();
+    }
+}

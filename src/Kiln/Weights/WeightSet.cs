@@ -1,0 +1,57 @@
+using Kiln.Checkpoints;
+using Kiln.Graph;
+
+namespace Kiln.Weights;
+
+/// <summary>
+/// Every parameter of a graph, ready for the runtime, and what keeps their bytes alive: buffers the
+/// recipes produced, and a mapping of cached products when the snapshot cache supplied them.
+/// </summary>
+public sealed class WeightSet : IDisposable
+{
+    private readonly IDisposable? _mapping;
+
+    public WeightSet(IReadOnlyList<ParameterData> parameters, IDisposable? mapping = null)
+    {
+        Parameters = parameters;
+        _mapping = mapping;
+    }
+
+    public IReadOnlyList<ParameterData> Parameters { get; }
+
+    /// <summary>
+    /// Applies each parameter's load recipe, except those in <paramref name="given"/> (already made,
+    /// e.g. mapped from the cache), which are taken as they are.
+    /// </summary>
+    public static WeightSet Compute(Checkpoint checkpoint, ModelGraph graph, IReadOnlyDictionary<string, ParameterData>? given = null, IDisposable? mapping = null)
+    {
+        var weights = new List<ParameterData>();
+        try
+        {
+            foreach (var p in graph.Parameters)
+            {
+                weights.Add(given?.GetValueOrDefault(p.Name)
+                    ?? RecipeExecutor.Execute(checkpoint, p.Name, p.Recipe, p.Value.DType, p.Value.Shape.ToSizes()));
+            }
+            return new WeightSet(weights, mapping);
+        }
+        catch
+        {
+            foreach (var w in weights) w.Dispose();
+            mapping?.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Whether a parameter is a weight product: its recipe has steps, so it may be computed rather than
+    /// viewed (whether it is, <see cref="ParameterData.IsCopy"/> says once executed).
+    /// </summary>
+    public static bool MayBeProduct(ParameterSpec parameter) => parameter.Recipe.Steps.Count > 0;
+
+    public void Dispose()
+    {
+        foreach (var w in Parameters) w.Dispose();
+        _mapping?.Dispose();
+    }
+}

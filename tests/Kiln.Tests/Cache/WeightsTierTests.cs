@@ -1,0 +1,235 @@
+using System.Diagnostics;
+using Kiln.Cache;
+using Kiln.Checkpoints;
+
+namespace Kiln.Tests.Cache;
+
+/// <summary>
+/// The weights tier with real `kiln` processes on a copy of the default model, whose fused q/k/v and
+/// gate/up weights are products: saved on a miss, mapped on a hit, keyed by the checkpoint's content.
+/// </summary>
+public sealed class WeightsTierTests : IDisposable
+{
+    private readonly CacheDir _cache = new();
+    private readonly string _model;
+
+    public WeightsTierTests()
+    {
+        _model = _cache.Outside("model");
+        Directory.CreateDirectory(_model);
+        foreach (var file in Directory.EnumerateFiles(TestPaths.DefaultModel)) File.Copy(file, Path.Combine(_model, Path.GetFileName(file)));
+    }
+
+    private string[] Logits => ["logits", "--model", _model, "--ids", "1 403 407 300", "--json", "--threads", "1"];
+
+    private CliResult Run(params string[] extra)
+    {
+        var result = _cache.Run([.. Logits, .. extra]);
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        return result;
+    }
+
+    private string FinalEntry => _cache.Entries().Single(e => SnapshotStore.ReadManifest(e).Point.Index == 16);
+
+    private IReadOnlyList<string> WeightsFolders(string entry) => Directory.EnumerateDirectories(entry, WeightsTier.FolderPrefix + "*").ToList();
+
+    [Fact]
+    public void AMissSavesTheProductsAndAHitMapsThemWithTheUncachedOutput()
+    {
+        var uncached = Run("--no-cache").Stdout;
+        var cold = Run();
+        Assert.Contains("kiln: weights miss (no weights in the entry); computed 10 product(s)", cold.Stderr);
+        var warm = Run();
+        Assert.Contains("kiln: cache hit at point 16", warm.Stderr);
+        Assert.Contains("kiln: weights hit", warm.Stderr);
+        Assert.Equal(uncached, cold.Stdout);
+        Assert.Equal(uncached, warm.Stdout);
+
+        var folder = Assert.Single(WeightsFolders(FinalEntry));
+        var file = Path.Combine(folder, "rank_0", WeightsTier.DataFile);
+        Assert.Equal(PrivateFiles.FileMode, File.GetUnixFileMode(file));
+        // Strictly readable safetensors whose every tensor starts on a page.
+        using var mapped = SafetensorsFile.Open(file);
+        Assert.All(WeightsFile.Products(mapped), t => Assert.Equal(0, t.DataOffset % WeightsFile.PageBytes));
+        Assert.Contains(mapped.Tensors.Keys, name => name.EndsWith("qkv_proj.weight", StringComparison.Ordinal));
+        Assert.Contains(mapped.Tensors.Keys, name => name.EndsWith("gate_up_proj.weight", StringComparison.Ordinal));
+        Assert.DoesNotContain(mapped.Tensors.Keys, name => name.EndsWith("q_proj.weight", StringComparison.Ordinal) && !name.Contains("qkv", StringComparison.Ordinal));
+        Assert.Equal(PrivateFiles.FileMode, File.GetUnixFileMode(Path.Combine(_cache.Root, ContentHashes.MemoFile)));
+
+        var list = _cache.Run("cache", "list", "--json");
+        Assert.Contains("\"weights_bytes\":" + (new FileInfo(file).Length + new FileInfo(Path.Combine(folder, WeightsTier.ManifestFile)).Length), list.Stdout);
+        var stats = CacheStats.Read(_cache.Root);
+        Assert.Equal(1, stats.WeightsHits);
+        Assert.Equal(1, stats.WeightsMisses!["no weights in the entry"]);
+        Assert.Contains("xxh3", _cache.Run("cache", "show", Path.GetFileName(FinalEntry)[..12]).Stdout);
+    }
+
+    [Fact]
+    public void AHitAtAnEarlierPointKeepsTheWeightsInTheFinalEntryOnly()
+    {
+        var expected = Run().Stdout;
+        Directory.Delete(FinalEntry, recursive: true);
+        var earlier = Run();
+        Assert.Contains("kiln: cache hit at point 9", earlier.Stderr);
+        Assert.Contains("kiln: weights miss (no weights in the entry)", earlier.Stderr);
+        Assert.Equal(expected, earlier.Stdout);
+        Assert.Single(WeightsFolders(FinalEntry));
+        Assert.All(_cache.Entries().Where(e => e != FinalEntry), e => Assert.Empty(WeightsFolders(e)));
+        Assert.Contains("kiln: weights hit", Run().Stderr);
+    }
+
+    [Fact]
+    public void AWeightChangedInPlaceMissesTheWeightsTierAndTheLogitsFollowIt()
+    {
+        var before = Run().Stdout;
+        Assert.Contains("kiln: weights hit", Run().Stderr);
+
+        // Same size, mtime put back with touch -r: only the content (and so the ctime) changed.
+        var weights = Path.Combine(_model, "model.safetensors");
+        var reference = _cache.Outside("mtime-reference");
+        Touch("-r", weights, reference);
+        long offset;
+        using (var checkpoint = Checkpoint.Open(_model)) offset = checkpoint.Tensor("model.layers.0.self_attn.q_proj.weight").DataOffset;
+        using (var stream = new FileStream(weights, FileMode.Open, FileAccess.Write))
+        {
+            stream.Position = offset;
+            stream.Write(BitConverter.GetBytes(3.5f));
+        }
+        Touch("-r", reference, weights);
+        Assert.Equal(File.GetLastWriteTimeUtc(reference), File.GetLastWriteTimeUtc(weights));
+
+        var explain = _cache.Run("cache", "explain", "--model", _model);
+        Assert.Contains("hit; weights miss: checkpoint content changed: model.safetensors", explain.Stdout);
+        var changed = Run();
+        Assert.Contains("kiln: cache hit at point 16", changed.Stderr);
+        Assert.Contains("kiln: weights miss (checkpoint content changed: model.safetensors)", changed.Stderr);
+        Assert.NotEqual(before, changed.Stdout);
+        Assert.Equal(Run("--no-cache").Stdout, changed.Stdout);
+
+        var again = Run();
+        Assert.Contains("kiln: weights hit", again.Stderr);
+        Assert.Equal(changed.Stdout, again.Stdout);
+        Assert.Single(WeightsFolders(FinalEntry)); // the stale weights went
+        Assert.Contains("hit; weights hit", _cache.Run("cache", "explain", "--model", _model).Stdout);
+    }
+
+    [Fact]
+    public void AFlippedByteInCachedWeightsIsQuarantinedAndRecomputed()
+    {
+        var expected = Run().Stdout;
+        FlipByte();
+        var verify = _cache.Run("cache", "verify");
+        Assert.Contains("checksum mismatch", verify.Stdout);
+        Assert.Contains(WeightsTier.FolderPrefix, verify.Stdout);
+        var damaged = Run();
+        Assert.Contains("kiln: weights miss (corrupt weights: rank_0/weights.safetensors: checksum mismatch)", damaged.Stderr);
+        Assert.Equal(expected, damaged.Stdout);
+        Assert.Contains(Directory.EnumerateDirectories(_cache.Quarantine), d => d.Contains("-weights-", StringComparison.Ordinal));
+        var healed = Run();
+        Assert.Contains("kiln: weights hit", healed.Stderr);
+        Assert.Equal(expected, healed.Stdout);
+    }
+
+    [Fact]
+    public void ReadOnlyModeWritesNothing()
+    {
+        var expected = Run("--no-cache").Stdout;
+        // A graph entry without weights: read-only computes them and saves nothing.
+        Run();
+        foreach (var folder in WeightsFolders(FinalEntry)) Directory.Delete(folder, recursive: true);
+        var listing = _cache.Listing();
+        var readOnly = Run("--cache-mode", "read-only");
+        Assert.Contains("kiln: weights miss (no weights in the entry)", readOnly.Stderr);
+        Assert.Equal(expected, readOnly.Stdout);
+        Assert.Equal(listing, _cache.Listing());
+
+        // A corrupt weights file is a miss, not quarantined.
+        Run();
+        FlipByte();
+        listing = _cache.Listing();
+        readOnly = Run("--cache-mode", "read-only");
+        Assert.Contains("corrupt weights", readOnly.Stderr);
+        Assert.Equal(expected, readOnly.Stdout);
+        Assert.Equal(listing, _cache.Listing());
+    }
+
+    [Fact]
+    public void TheBudgetEvictsWholeEntriesWeightsIncluded()
+    {
+        Run();
+        var entries = _cache.Run("cache", "list", "--json").Stdout;
+        var final = FinalEntry;
+        var finalBytes = Directory.EnumerateFiles(final, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
+        var otherBytes = Directory.EnumerateFiles(_cache.Pipeline, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length) - finalBytes;
+        Assert.True(finalBytes > 5 * otherBytes, entries);
+
+        // Room for the final entry with its weights, not for both: the older one goes.
+        foreach (var entry in _cache.Entries()) Directory.Delete(entry, recursive: true);
+        Run("--cache-max-size", $"{finalBytes + otherBytes / 2}");
+        var kept = Assert.Single(_cache.Entries());
+        Assert.Single(WeightsFolders(kept));
+        _cache.AssertEntriesValid();
+
+        // No room even for the final entry: it goes whole, never leaving a weights folder or part of one.
+        foreach (var entry in _cache.Entries()) Directory.Delete(entry, recursive: true);
+        var small = Run("--cache-max-size", $"{finalBytes / 2}");
+        Assert.Equal(0, small.ExitCode);
+        Assert.Empty(_cache.Entries());
+        Assert.Empty(_cache.Leftovers());
+    }
+
+    [Fact]
+    public void KillingAProcessWhileItSavesWeightsNeverLeavesAVisiblePartialFolder()
+    {
+        var expected = Run().Stdout;
+        var environment = _cache.Environment((SnapshotStore.SaveStepDelayVariable, "40"));
+        var clock = Stopwatch.StartNew();
+        foreach (var folder in WeightsFolders(FinalEntry)) Directory.Delete(folder, recursive: true);
+        Assert.Equal(0, KilnCli.RunWith(Path.GetTempPath(), environment, Logits).ExitCode);
+        var runMs = (int)clock.ElapsedMilliseconds;
+        var random = new Random(9);
+        var (trials, killedMidSave) = (12, 0);
+        for (var trial = 0; trial < trials; trial++)
+        {
+            foreach (var folder in WeightsFolders(FinalEntry)) Directory.Delete(folder, recursive: true);
+            using var process = KilnCli.Start(Path.GetTempPath(), environment, Logits);
+            Thread.Sleep(random.Next(runMs / 3, runMs * 19 / 20));
+            process.Kill();
+            process.WaitForExit();
+            if (_cache.Leftovers().Count > 0) killedMidSave++;
+            // A weights folder is either absent or whole: its manifest and a file of exactly the recorded size and hash.
+            foreach (var folder in WeightsFolders(FinalEntry))
+            {
+                var manifest = WeightsTier.ReadManifest(folder);
+                var record = Assert.Single(manifest.Files);
+                using var stream = File.OpenRead(Path.Combine(folder, record.Path));
+                Assert.Equal(record.Bytes, stream.Length);
+                Assert.Equal(record.Xxh3, ContentHashes.Hash(stream));
+            }
+        }
+        Assert.True(killedMidSave >= 2, $"only {killedMidSave} of {trials} kills landed inside a save");
+        var after = Run();
+        Assert.Equal(expected, after.Stdout);
+        Assert.Empty(_cache.Leftovers());
+        Assert.Contains("kiln: weights hit", Run().Stderr);
+    }
+
+    private void FlipByte()
+    {
+        var file = Path.Combine(Assert.Single(WeightsFolders(FinalEntry)), "rank_0", WeightsTier.DataFile);
+        using var stream = new FileStream(file, FileMode.Open, FileAccess.ReadWrite);
+        stream.Position = stream.Length / 2;
+        var value = (byte)stream.ReadByte();
+        stream.Position = stream.Length / 2;
+        stream.WriteByte((byte)(value ^ 0x10));
+    }
+
+    private static void Touch(string flag, string from, string to)
+    {
+        using var touch = Process.Start("touch", [flag, from, to])!;
+        touch.WaitForExit();
+        Assert.Equal(0, touch.ExitCode);
+    }
+
+    public void Dispose() => _cache.Dispose();
+}
