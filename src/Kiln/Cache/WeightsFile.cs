@@ -47,7 +47,10 @@ public static unsafe class WeightsFile
                     Append(new ReadOnlySpan<byte>((byte*)product.Pointer + at, (int)Math.Min(WriteChunk, product.ByteLength - at)));
                 Append(zeros.AsSpan(0, Padding(product.ByteLength)));
             }
-            stream.Flush(flushToDisk: true);
+            // Not flushed to disk (fsync of a GB costs seconds here, more than the products take to compute):
+            // a process that dies leaves the page cache whole, and a file torn by a machine crash fails its
+            // XXH3-128 on the next restore, which is a miss that recomputes.
+            stream.Flush();
         }
         return new WeightsFileRecord(relativePath, new FileInfo(path).Length, Convert.ToHexStringLower(hash.GetCurrentHash()));
     }
