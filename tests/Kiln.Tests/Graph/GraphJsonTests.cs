@@ -62,6 +62,42 @@ public sealed class GraphJsonTests
         Assert.Contains(expected, error.Message);
     }
 
+    // Found by an independent fuzzing round: a null inside a list or as a metadata value passed the
+    // reader and failed later with ArgumentNullException or NullReferenceException (a cache miss whose
+    // reason named the exception).
+    [Theory]
+    [InlineData("metadata", "metadata")]
+    [InlineData("an input", "inputs")]
+    [InlineData("a parameter", "parameters")]
+    [InlineData("a recipe source", "recipe sources")]
+    [InlineData("a node", "nodes")]
+    [InlineData("a node input", "inputs")]
+    [InlineData("a node output", "outputs")]
+    [InlineData("a graph output", "outputs")]
+    [InlineData("a history entry", "history")]
+    public void A_null_inside_a_list_or_map_is_refused(string where, string named)
+    {
+        var document = JsonNode.Parse(DefaultGraphJson())!;
+        var text = Edit(document, d =>
+        {
+            switch (where)
+            {
+                case "metadata": d["metadata"]!["vocab_size"] = null; break;
+                case "an input": d["inputs"]![0] = null; break;
+                case "a parameter": d["parameters"]![0] = null; break;
+                case "a recipe source": d["parameters"]![0]!["recipe"]!["sources"]![0] = null; break;
+                case "a node": d["nodes"]![0] = null; break;
+                case "a node input": d["nodes"]![0]!["inputs"]![0] = null; break;
+                case "a node output": d["nodes"]![0]!["outputs"]![0] = null; break;
+                case "a graph output": d["outputs"]![0] = null; break;
+                case "a history entry": d["history"]!.AsArray().Add(null); break;
+            }
+        });
+        var error = Assert.Throws<GraphException>(() => GraphSerializer.FromJson(text, OpRegistry.Core));
+        Assert.StartsWith("malformed graph JSON: null in ", error.Message);
+        Assert.EndsWith(named, error.Message);
+    }
+
     [Fact]
     public void Invalid_UTF8_is_refused_not_replaced()
     {
