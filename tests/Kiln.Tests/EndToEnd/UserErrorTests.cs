@@ -248,6 +248,42 @@ public sealed class UserErrorTests
         Assert.Contains("   at ", result.Stderr);
     }
 
+    // Found by an independent fuzzing round: --threads 0 was ONNX Runtime's two-line argument error, and
+    // --threads 100000 did not finish in a minute (the thread pools' start-up).
+    [Theory]
+    [InlineData("0")]
+    [InlineData("-1")]
+    [InlineData("100000")]
+    public void Threads_out_of_range(string threads)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        AssertUserError(KilnCli.Run("generate", "--prompt-ids", "1", "--max-new-tokens", "2", "--no-cache", "--threads", threads), "--threads", threads);
+        AssertUserError(KilnCli.Run("logits", "--ids", "1", "--no-cache", "--threads", threads), "--threads");
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), $"took {clock.Elapsed}");
+    }
+
+    // Found by an independent fuzzing round: System.CommandLine's errors for a value outside an option's
+    // choices span lines (one per choice), and a command missing several options printed a line for each.
+    [Theory]
+    [InlineData("generate", "--prompt-ids", "1", "--cache-mode", "on")]
+    [InlineData("graph", "--format", "yaml")]
+    [InlineData("testmodel")]
+    [InlineData("nosuchcommand")]
+    public void A_usage_error_is_one_line(params string[] args)
+    {
+        AssertUserError(KilnCli.Run(args));
+    }
+
+    // Found by an independent fuzzing round: a newline between ids was an error whose message held the newline.
+    [Fact]
+    public void Ids_may_be_separated_by_any_whitespace()
+    {
+        var spaced = KilnCli.Run("logits", "--ids", "1 403 407", "--json", "--no-cache");
+        var mixed = KilnCli.Run("logits", "--ids", "1\n403\r\n407", "--json", "--no-cache");
+        Assert.Equal(0, mixed.ExitCode);
+        Assert.Equal(spaced.Stdout, mixed.Stdout);
+    }
+
     // One error line and no stack trace; the cache's one-line report ("kiln: cache ...") may precede it.
     private static void AssertUserError(CliResult result, params string[] mentions)
     {
