@@ -38,6 +38,9 @@ public sealed class GraphJsonTests
         { "overflowing shape", "more than 17179869184 elements" },
         { "empty symbol", "a symbolic dimension must be a non-empty string" },
         { "fractional dimension", "a dimension size must be a non-negative 64-bit integer" },
+        // Found by an independent fuzzing round: System.Text.Json's NotSupportedException escaped the reader.
+        { "recipe step without its op", "must specify a type discriminator" },
+        { "attribute without its kind", "must specify a type discriminator" },
     };
 
     [Theory]
@@ -56,6 +59,8 @@ public sealed class GraphJsonTests
             "overflowing shape" => Edit(document, _ => parameter["shape"] = new JsonArray(1L << 32, 1L << 32, 1L << 32)),
             "empty symbol" => Edit(document, _ => input["shape"]![0] = ""),
             "fractional dimension" => Edit(document, _ => input["shape"]![0] = 1.5),
+            "recipe step without its op" => Edit(document, _ => parameter["recipe"]!["steps"] = new JsonArray(new JsonObject { ["dim"] = 0 })),
+            "attribute without its kind" => Edit(document, d => d["nodes"]![0]!["attributes"] = new JsonObject { ["x"] = new JsonObject { ["value"] = 1 } }),
             _ => throw new ArgumentException(damage),
         };
         var error = Assert.Throws<GraphException>(() => GraphSerializer.FromJson(text, OpRegistry.Core));

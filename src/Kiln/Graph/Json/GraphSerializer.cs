@@ -57,7 +57,8 @@ public static class GraphSerializer
         {
             return RefuseNulls(JsonSerializer.Deserialize(json, GraphJsonContext.Default.GraphDocument) ?? throw new GraphException("graph JSON is null"));
         }
-        catch (JsonException e)
+        // System.Text.Json reports a recipe step or attribute without its "op"/"kind" discriminator as NotSupportedException.
+        catch (Exception e) when (e is JsonException or NotSupportedException)
         {
             throw new GraphException($"malformed graph JSON: {e.Message}");
         }
