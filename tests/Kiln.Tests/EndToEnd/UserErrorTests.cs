@@ -284,6 +284,31 @@ public sealed class UserErrorTests
         Assert.Equal(spaced.Stdout, mixed.Stdout);
     }
 
+    // Found by an independent fuzzing round: --pipeline naming a FIFO waited forever, /dev/zero ran out of
+    // memory and an empty path was an internal error (exit 1).
+    [Theory]
+    [InlineData("fifo", "FIFO")]
+    [InlineData("/dev/zero", "character device")]
+    [InlineData("", "pipeline file: the path is empty")]
+    public void A_pipeline_file_that_is_not_a_regular_file(string kind, string problem)
+    {
+        using var dir = new TempDir();
+        var path = kind == "fifo" ? dir.File("pipeline.yaml") : kind;
+        if (kind == "fifo") MakeFifo(path);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        AssertUserError(KilnCli.Run("compile", "--no-cache", "--pipeline", path), problem);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), $"took {clock.Elapsed}");
+    }
+
+    // Found by an independent fuzzing round: a quoted transform name holding a line break made a two-line error.
+    [Fact]
+    public void An_error_quoting_a_line_break_stays_one_line()
+    {
+        using var dir = new TempDir();
+        File.WriteAllText(dir.File("pipeline.yaml"), "transforms:\n  - name: \"fuse_\\nattention\"\n");
+        AssertUserError(KilnCli.Run("compile", "--no-cache", "--pipeline", dir.File("pipeline.yaml")), "unknown transform 'fuse_\\nattention'");
+    }
+
     // One error line and no stack trace; the cache's one-line report ("kiln: cache ...") may precede it.
     private static void AssertUserError(CliResult result, params string[] mentions)
     {
