@@ -309,6 +309,14 @@ public sealed class UserErrorTests
         AssertUserError(KilnCli.Run("compile", "--no-cache", "--pipeline", dir.File("pipeline.yaml")), "unknown transform 'fuse_\\nattention'");
     }
 
+    // Found by an independent fuzzing round: an empty --out was an internal error (exit 1).
+    [Fact]
+    public void Testmodel_with_an_empty_out()
+    {
+        AssertUserError(KilnCli.Run("testmodel", "--family", "llama", "--layers", "1", "--hidden", "16", "--heads", "2",
+            "--intermediate", "8", "--vocab", "32", "--out", ""), "--out: the path is empty");
+    }
+
     // One error line and no stack trace; the cache's one-line report ("kiln: cache ...") may precede it.
     private static void AssertUserError(CliResult result, params string[] mentions)
     {
