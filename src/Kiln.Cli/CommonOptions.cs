@@ -38,7 +38,9 @@ public static class CommonOptions
         var threads = new Option<int?>("--threads") { Description = "ONNX Runtime intra-op threads (default: the number of physical cores)." };
         threads.Validators.Add(result =>
         {
-            if (result.GetValueOrDefault<int?>() is { } n && n is < 1 or > MaxThreads)
+            // Read from the token: asking the result for a value that does not parse would throw, and the
+            // parser reports that one itself.
+            if (result.Tokens.Count > 0 && int.TryParse(result.Tokens[^1].Value, out var n) && n is < 1 or > MaxThreads)
                 result.AddError($"--threads: must be between 1 and {MaxThreads}, got {n}");
         });
         return threads;

@@ -254,6 +254,9 @@ public sealed class UserErrorTests
     [InlineData("0")]
     [InlineData("-1")]
     [InlineData("100000")]
+    [InlineData("abc")]
+    [InlineData("1.5")]
+    [InlineData("2147483648")]
     public void Threads_out_of_range(string threads)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
