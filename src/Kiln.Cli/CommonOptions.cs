@@ -25,10 +25,26 @@ public static class CommonOptions
 
     public static Option<bool> Json(string what) => new("--json") { Description = $"Print {what} as one JSON object." };
 
-    public static Option<int?> Threads { get; } = new("--threads")
+    /// <summary>
+    /// The most --threads accepted: far more than any machine Kiln runs on has cores, and far fewer
+    /// than the tens of thousands that make ONNX Runtime's thread pool take minutes to start.
+    /// </summary>
+    public const int MaxThreads = 1024;
+
+    public static Option<int?> Threads { get; } = CreateThreads();
+
+    private static Option<int?> CreateThreads()
     {
-        Description = "ONNX Runtime intra-op threads (default: the number of physical cores).",
-    };
+        var threads = new Option<int?>("--threads") { Description = "ONNX Runtime intra-op threads (default: the number of physical cores)." };
+        threads.Validators.Add(result =>
+        {
+            // Read from the token: asking the result for a value that does not parse would throw, and the
+            // parser reports that one itself.
+            if (result.Tokens.Count > 0 && int.TryParse(result.Tokens[^1].Value, out var n) && n is < 1 or > MaxThreads)
+                result.AddError($"--threads: must be between 1 and {MaxThreads}, got {n}");
+        });
+        return threads;
+    }
 
     public static Option<int?> Context { get; } = new("--context")
     {
@@ -57,7 +73,8 @@ public static class CommonOptions
     /// <summary>Parses "1 2 3" (spaces or commas) into token ids; errors name the option.</summary>
     public static int[] ParseIds(string text, string option)
     {
-        var parts = text.Split([' ', ',', '\t'], StringSplitOptions.RemoveEmptyEntries);
+        // Any whitespace separates ids ("1\n2" from a file is two ids), as does a comma.
+        var parts = text.Replace(',', ' ').Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
         return parts.Select(p => int.TryParse(p, out var id) && id >= 0
             ? id
             : throw new KilnException($"{option}: '{p}' is not a token id (expected non-negative integers like \"1 2 3\")")).ToArray();

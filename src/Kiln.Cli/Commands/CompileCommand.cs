@@ -96,6 +96,7 @@ public static class CompileCommand
 
         public GraphDumper(string directory)
         {
+            if (directory.Length == 0) throw new KilnException("--dump-dir: the path is empty");
             _directory = directory;
             Directory.CreateDirectory(directory);
         }
@@ -103,8 +104,17 @@ public static class CompileCommand
         public void Write(string name, ModelGraph graph)
         {
             var stem = Path.Combine(_directory, $"{_index++:D2}_{name}");
-            File.WriteAllText(stem + ".txt", GraphPrinter.Print(graph));
-            File.WriteAllText(stem + ".json", GraphSerializer.ToJson(graph));
+            Replace(stem + ".txt", GraphPrinter.Print(graph));
+            Replace(stem + ".json", GraphSerializer.ToJson(graph));
+        }
+
+        // A file of an earlier dump is replaced, never written through: were it a link, writing would
+        // change the file it points to. CreateNew (O_EXCL) also refuses a link put there after the delete.
+        private static void Replace(string path, string text)
+        {
+            File.Delete(path);
+            using var writer = new StreamWriter(new FileStream(path, FileMode.CreateNew, FileAccess.Write));
+            writer.Write(text);
         }
     }
 }

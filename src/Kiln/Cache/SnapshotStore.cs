@@ -322,6 +322,8 @@ public sealed class SnapshotStore(CacheSettings settings)
         }
         if (manifest.WorldSize is < 1 or > MaxWorldSize) throw new CorruptEntryException($"{ManifestFile}: world_size {manifest.WorldSize} is not in 1..{MaxWorldSize}");
         if (!double.IsFinite(manifest.CompileMs) || manifest.CompileMs < 0) throw new CorruptEntryException($"{ManifestFile}: compile_ms {manifest.CompileMs} is not a duration");
+        // The reader refuses a null property but not a null inside a list.
+        if (manifest.Components.Contains(null!) || manifest.Files.Contains(null!)) throw new CorruptEntryException($"{ManifestFile}: null in components or files");
         var paths = new HashSet<string>(StringComparer.Ordinal);
         foreach (var file in manifest.Files)
         {

@@ -41,6 +41,7 @@ public static class RandomCheckpointWriter
     public static void Write(TestModelOptions options, string outDirectory, bool sparse = false)
     {
         options.Validate();
+        if (outDirectory.Length == 0) throw new KilnException("--out: the path is empty");
         var target = Path.TrimEndingDirectorySeparator(Path.GetFullPath(outDirectory));
         if (File.Exists(target))
         {

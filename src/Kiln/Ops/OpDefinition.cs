@@ -31,6 +31,15 @@ public sealed record OpDefinition(
             if (complete.ContainsKey(spec.Name)) continue;
             complete[spec.Name] = spec.Default ?? throw new GraphException($"{Name}: attribute '{spec.Name}' is required");
         }
-        return Infer(new InferenceContext(Name, inputs, complete));
+        try
+        {
+            return Infer(new InferenceContext(Name, inputs, complete));
+        }
+        catch (ArgumentException e)
+        {
+            // Inputs no traced graph has (a restored graph with one op swapped for another) can make the
+            // shape arithmetic leave its domain, e.g. a negative dimension: that is an invalid graph.
+            throw new GraphException($"{Name}: cannot infer the output types of inputs [{string.Join(", ", inputs)}]: {e.Message}");
+        }
     }
 }

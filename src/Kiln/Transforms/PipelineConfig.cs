@@ -61,11 +61,18 @@ public sealed class PipelineConfig(IReadOnlyList<PipelineEntry> entries)
         return new StreamReader(stream).ReadToEnd();
     }
 
+    /// <summary>A pipeline file is a few lines; anything past this is not one (and /dev/zero never ends).</summary>
+    public const int MaxFileBytes = 1 << 20;
+
     private static string ReadFile(string path)
     {
+        if (path.Length == 0) throw new KilnException("pipeline file: the path is empty");
         try
         {
-            return File.ReadAllText(path);
+            // A regular file only: a FIFO would wait for a writer forever, a device could be endless.
+            using var stream = RegularFile.OpenRead(path);
+            if (stream.Length > MaxFileBytes) throw new KilnException($"{path}: {stream.Length} bytes, more than the {MaxFileBytes} a pipeline file may have");
+            return new StreamReader(stream).ReadToEnd();
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

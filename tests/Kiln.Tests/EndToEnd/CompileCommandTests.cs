@@ -38,6 +38,33 @@ public sealed class CompileCommandTests
         Assert.StartsWith("# architecture = Qwen2ForCausalLM", File.ReadAllText(Path.Combine(dir.Path, "00_export.txt")));
     }
 
+    // Found by an independent fuzzing round: a link in the dump folder (from an earlier dump or planted)
+    // was written through, replacing the file it pointed to.
+    [Fact]
+    public void Dump_dir_replaces_a_link_instead_of_writing_through_it()
+    {
+        using var dir = new TempDir();
+        using var elsewhere = new TempDir();
+        var target = elsewhere.File("precious.txt");
+        File.WriteAllText(target, "keep me");
+        var link = dir.File("00_export.json");
+        File.CreateSymbolicLink(link, target);
+
+        var result = KilnCli.Run("compile", "--no-cache", "--dump-dir", dir.Path, "--json");
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        Assert.Equal("keep me", File.ReadAllText(target));
+        Assert.Null(new FileInfo(link).LinkTarget);
+        Assert.StartsWith("{", File.ReadAllText(link));
+    }
+
+    [Fact]
+    public void Dump_dir_empty_is_a_user_error()
+    {
+        var result = KilnCli.Run("compile", "--no-cache", "--dump-dir", "");
+        Assert.Equal(2, result.ExitCode);
+        Assert.Equal("kiln: error: --dump-dir: the path is empty", result.Stderr.Trim());
+    }
+
     [Fact]
     public void Verify_passes_on_the_default_pipeline()
     {

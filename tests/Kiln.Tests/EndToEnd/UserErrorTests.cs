@@ -248,6 +248,78 @@ public sealed class UserErrorTests
         Assert.Contains("   at ", result.Stderr);
     }
 
+    // Found by an independent fuzzing round: --threads 0 was ONNX Runtime's two-line argument error, and
+    // --threads 100000 did not finish in a minute (the thread pools' start-up).
+    [Theory]
+    [InlineData("0")]
+    [InlineData("-1")]
+    [InlineData("100000")]
+    [InlineData("abc")]
+    [InlineData("1.5")]
+    [InlineData("2147483648")]
+    public void Threads_out_of_range(string threads)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        AssertUserError(KilnCli.Run("generate", "--prompt-ids", "1", "--max-new-tokens", "2", "--no-cache", "--threads", threads), "--threads", threads);
+        AssertUserError(KilnCli.Run("logits", "--ids", "1", "--no-cache", "--threads", threads), "--threads");
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), $"took {clock.Elapsed}");
+    }
+
+    // Found by an independent fuzzing round: System.CommandLine's errors for a value outside an option's
+    // choices span lines (one per choice), and a command missing several options printed a line for each.
+    [Theory]
+    [InlineData("generate", "--prompt-ids", "1", "--cache-mode", "on")]
+    [InlineData("graph", "--format", "yaml")]
+    [InlineData("testmodel")]
+    [InlineData("nosuchcommand")]
+    public void A_usage_error_is_one_line(params string[] args)
+    {
+        AssertUserError(KilnCli.Run(args));
+    }
+
+    // Found by an independent fuzzing round: a newline between ids was an error whose message held the newline.
+    [Fact]
+    public void Ids_may_be_separated_by_any_whitespace()
+    {
+        var spaced = KilnCli.Run("logits", "--ids", "1 403 407", "--json", "--no-cache");
+        var mixed = KilnCli.Run("logits", "--ids", "1\n403\r\n407", "--json", "--no-cache");
+        Assert.Equal(0, mixed.ExitCode);
+        Assert.Equal(spaced.Stdout, mixed.Stdout);
+    }
+
+    // Found by an independent fuzzing round: --pipeline naming a FIFO waited forever, /dev/zero ran out of
+    // memory and an empty path was an internal error (exit 1).
+    [Theory]
+    [InlineData("fifo", "FIFO")]
+    [InlineData("/dev/zero", "character device")]
+    [InlineData("", "pipeline file: the path is empty")]
+    public void A_pipeline_file_that_is_not_a_regular_file(string kind, string problem)
+    {
+        using var dir = new TempDir();
+        var path = kind == "fifo" ? dir.File("pipeline.yaml") : kind;
+        if (kind == "fifo") MakeFifo(path);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        AssertUserError(KilnCli.Run("compile", "--no-cache", "--pipeline", path), problem);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), $"took {clock.Elapsed}");
+    }
+
+    // Found by an independent fuzzing round: a quoted transform name holding a line break made a two-line error.
+    [Fact]
+    public void An_error_quoting_a_line_break_stays_one_line()
+    {
+        using var dir = new TempDir();
+        File.WriteAllText(dir.File("pipeline.yaml"), "transforms:\n  - name: \"fuse_\\nattention\"\n");
+        AssertUserError(KilnCli.Run("compile", "--no-cache", "--pipeline", dir.File("pipeline.yaml")), "unknown transform 'fuse_\\nattention'");
+    }
+
+    // Found by an independent fuzzing round: an empty --out was an internal error (exit 1).
+    [Fact]
+    public void Testmodel_with_an_empty_out()
+    {
+        AssertUserError(KilnCli.Run("testmodel", "--family", "llama", "--layers", "1", "--hidden", "16", "--heads", "2",
+            "--intermediate", "8", "--vocab", "32", "--out", ""), "--out: the path is empty");
+    }
+
     // One error line and no stack trace; the cache's one-line reports ("kiln: cache ...", "kiln: weights ...") may precede it.
     private static void AssertUserError(CliResult result, params string[] mentions)
     {

@@ -48,6 +48,19 @@ public sealed class ManifestFuzzTests(PrimedEntry primed) : IClassFixture<Primed
         Assert.True(misses > Cases / 2, $"{misses} misses");
     }
 
+    // Found by an independent fuzzing round: a null in the files list was a miss whose reason was a NullReferenceException.
+    [Theory]
+    [InlineData("files")]
+    [InlineData("components")]
+    public void A_null_in_a_list_is_a_miss_naming_the_manifest(string list)
+    {
+        var manifest = JsonNode.Parse(primed.Manifest)!;
+        manifest[list]!.AsArray().Add(null);
+        var outcome = primed.RestoreManifest(Encoding.UTF8.GetBytes(manifest.ToJsonString()));
+        Assert.False(outcome.Hit);
+        Assert.Contains("manifest.json: null in components or files", outcome.MissReason);
+    }
+
     private static byte[] Mutate(string original, string entry, string kind, int a, int b)
     {
         JsonNode? Value() => JsonNode.Parse(Values[b % Values.Length]);

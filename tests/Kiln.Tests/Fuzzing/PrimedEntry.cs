@@ -81,6 +81,8 @@ public sealed class PrimedEntry : IDisposable
         {
             Assert.False(string.IsNullOrWhiteSpace(outcome.MissReason));
             Assert.DoesNotContain('\n', outcome.MissReason);
+            // A reason naming an exception type is the restore's catch-all: a reader let through what it should refuse.
+            Assert.DoesNotContain("Exception", outcome.MissReason);
             return;
         }
         var graph = outcome.Graph!;

@@ -38,6 +38,9 @@ public sealed class GraphJsonTests
         { "overflowing shape", "more than 17179869184 elements" },
         { "empty symbol", "a symbolic dimension must be a non-empty string" },
         { "fractional dimension", "a dimension size must be a non-negative 64-bit integer" },
+        // Found by an independent fuzzing round: System.Text.Json's NotSupportedException escaped the reader.
+        { "recipe step without its op", "must specify a type discriminator" },
+        { "attribute without its kind", "must specify a type discriminator" },
     };
 
     [Theory]
@@ -56,10 +59,48 @@ public sealed class GraphJsonTests
             "overflowing shape" => Edit(document, _ => parameter["shape"] = new JsonArray(1L << 32, 1L << 32, 1L << 32)),
             "empty symbol" => Edit(document, _ => input["shape"]![0] = ""),
             "fractional dimension" => Edit(document, _ => input["shape"]![0] = 1.5),
+            "recipe step without its op" => Edit(document, _ => parameter["recipe"]!["steps"] = new JsonArray(new JsonObject { ["dim"] = 0 })),
+            "attribute without its kind" => Edit(document, d => d["nodes"]![0]!["attributes"] = new JsonObject { ["x"] = new JsonObject { ["value"] = 1 } }),
             _ => throw new ArgumentException(damage),
         };
         var error = Assert.Throws<GraphException>(() => GraphSerializer.FromJson(text, OpRegistry.Core));
         Assert.Contains(expected, error.Message);
+    }
+
+    // Found by an independent fuzzing round: a null inside a list or as a metadata value passed the
+    // reader and failed later with ArgumentNullException or NullReferenceException (a cache miss whose
+    // reason named the exception).
+    [Theory]
+    [InlineData("metadata", "metadata")]
+    [InlineData("an input", "inputs")]
+    [InlineData("a parameter", "parameters")]
+    [InlineData("a recipe source", "recipe sources")]
+    [InlineData("a node", "nodes")]
+    [InlineData("a node input", "inputs")]
+    [InlineData("a node output", "outputs")]
+    [InlineData("a graph output", "outputs")]
+    [InlineData("a history entry", "history")]
+    public void A_null_inside_a_list_or_map_is_refused(string where, string named)
+    {
+        var document = JsonNode.Parse(DefaultGraphJson())!;
+        var text = Edit(document, d =>
+        {
+            switch (where)
+            {
+                case "metadata": d["metadata"]!["vocab_size"] = null; break;
+                case "an input": d["inputs"]![0] = null; break;
+                case "a parameter": d["parameters"]![0] = null; break;
+                case "a recipe source": d["parameters"]![0]!["recipe"]!["sources"]![0] = null; break;
+                case "a node": d["nodes"]![0] = null; break;
+                case "a node input": d["nodes"]![0]!["inputs"]![0] = null; break;
+                case "a node output": d["nodes"]![0]!["outputs"]![0] = null; break;
+                case "a graph output": d["outputs"]![0] = null; break;
+                case "a history entry": d["history"]!.AsArray().Add(null); break;
+            }
+        });
+        var error = Assert.Throws<GraphException>(() => GraphSerializer.FromJson(text, OpRegistry.Core));
+        Assert.StartsWith("malformed graph JSON: null in ", error.Message);
+        Assert.EndsWith(named, error.Message);
     }
 
     [Fact]

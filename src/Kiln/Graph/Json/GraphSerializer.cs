@@ -55,12 +55,43 @@ public static class GraphSerializer
     {
         try
         {
-            return JsonSerializer.Deserialize(json, GraphJsonContext.Default.GraphDocument) ?? throw new GraphException("graph JSON is null");
+            return RefuseNulls(JsonSerializer.Deserialize(json, GraphJsonContext.Default.GraphDocument) ?? throw new GraphException("graph JSON is null"));
         }
-        catch (JsonException e)
+        // System.Text.Json reports a recipe step or attribute without its "op"/"kind" discriminator as NotSupportedException.
+        catch (Exception e) when (e is JsonException or NotSupportedException)
         {
             throw new GraphException($"malformed graph JSON: {e.Message}");
         }
+    }
+
+    // System.Text.Json refuses a null for a non-nullable property, but not inside a list or as a
+    // dictionary's value: those are refused here, so nothing that reads the document meets a null.
+    private static GraphDocument RefuseNulls(GraphDocument document)
+    {
+        NoNull("metadata", document.Metadata.Values);
+        NoNull("inputs", document.Inputs);
+        NoNull("parameters", document.Parameters);
+        foreach (var p in document.Parameters)
+        {
+            NoNull($"parameter '{p.Name}' recipe sources", p.Recipe.Sources);
+            NoNull($"parameter '{p.Name}' recipe steps", p.Recipe.Steps);
+        }
+        NoNull("buffers", document.Buffers);
+        NoNull("nodes", document.Nodes);
+        foreach (var n in document.Nodes)
+        {
+            NoNull($"{n.Op} inputs", n.Inputs);
+            NoNull($"{n.Op} outputs", n.Outputs);
+            NoNull($"{n.Op} attributes", n.Attributes.Values);
+        }
+        NoNull("outputs", document.Outputs);
+        NoNull("history", document.History);
+        return document;
+    }
+
+    private static void NoNull<T>(string where, IEnumerable<T?> items)
+    {
+        if (items.Any(item => item is null)) throw new GraphException($"malformed graph JSON: null in {where}");
     }
 
     public static ModelGraph FromDocument(GraphDocument document, OpRegistry registry)
