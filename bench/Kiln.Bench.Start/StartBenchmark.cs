@@ -22,6 +22,7 @@ internal static class StartBenchmark
     public static ModelResult Run(string kiln, string model, string work, int repeats, Action<string> progress)
     {
         var warmRoot = Path.Combine(work, $"warm-{Path.GetFileName(model)}");
+        if (Directory.Exists(warmRoot)) Directory.Delete(warmRoot, recursive: true); // left by an earlier run in the same --work
         // Primes the warm root and brings the checkpoint into the OS file cache, as a second start finds it.
         StartRun.Measure(kiln, model, ["--cache-dir", warmRoot], "cache miss");
         StartRun.Measure(kiln, model, ["--cache-dir", warmRoot], "cache hit at point");
