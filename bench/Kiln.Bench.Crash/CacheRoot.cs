@@ -17,7 +17,8 @@ internal sealed class CacheRoot(string root)
 
     /// <summary>
     /// Entries a restore could see that are not complete: a manifest missing, unreadable or for another
-    /// key, or a file that does not match its size and SHA-256 (each with why).
+    /// key, a file that does not match its size and SHA-256, or a weights folder whose manifest or rank
+    /// files do not match (each with why).
     /// </summary>
     public IReadOnlyList<string> PartialEntries()
     {
@@ -29,6 +30,11 @@ internal sealed class CacheRoot(string root)
                 var manifest = SnapshotStore.ReadManifest(entry);
                 if (manifest.Key != Path.GetFileName(entry)) throw new CorruptEntryException($"manifest key {manifest.Key}");
                 SnapshotStore.VerifyFiles(entry, manifest);
+                // The weights tier's folders inside the entry: published whole, or not at all.
+                foreach (var weights in Directory.EnumerateDirectories(entry, WeightsTier.FolderPrefix + "*"))
+                {
+                    if (WeightsTier.Check(weights) is { } problem) throw new CorruptEntryException(problem);
+                }
             }
             catch (Exception e)
             {

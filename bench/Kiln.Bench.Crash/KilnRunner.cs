@@ -87,10 +87,11 @@ internal sealed record RunResult(int ExitCode, string Stdout, string Stderr, dou
 
     /// <summary>
     /// Exit 0 with a hit or a miss, no warning and no corrupt entry met (a miss's reason, or a hit's
-    /// "later point not used" reason, says "corrupt entry: ..." when a restore found one and quarantined it).
+    /// "later point not used" reason, says "corrupt entry: ..." when a restore found one and quarantined it),
+    /// nor corrupt weights (the weights line says "weights miss (corrupt weights: ...)").
     /// </summary>
     public bool Clean => ExitCode == 0 && (Hit || Miss) && !Stderr.Contains("kiln: warning", StringComparison.Ordinal)
-        && !CacheLine!.Contains("corrupt", StringComparison.Ordinal);
+        && !CacheLine!.Contains("corrupt", StringComparison.Ordinal) && !Stderr.Contains("kiln: weights miss (corrupt", StringComparison.Ordinal);
 
     /// <summary>new_ids of a --json generate, as JSON text; null if the output is not that.</summary>
     public string? NewIds

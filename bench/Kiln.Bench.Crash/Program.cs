@@ -29,7 +29,7 @@ try
         && rounds.PartialEntriesVisible == 0 && rounds.ChangedOutputs == 0 && rounds.FailedRuns == 0 && rounds.RoundsCompilingOnce == rounds.Rounds;
 
     var result = new CrashBenchmarkResult(DateTime.UtcNow.ToString("O"), BenchEnvironment.GitCommit(repo), Environment.ProcessorCount,
-        BenchEnvironment.CpuModel(), BenchEnvironment.MemoryGiB(), "graph", arguments.Seed, clock.Elapsed.TotalSeconds, reference, passed, kills, rounds);
+        BenchEnvironment.CpuModel(), BenchEnvironment.MemoryGiB(), "graph+weights", arguments.Seed, clock.Elapsed.TotalSeconds, reference, passed, kills, rounds);
     Print(result);
     var resultsDir = Path.Combine(repo, "bench", "results");
     Directory.CreateDirectory(resultsDir);
@@ -61,6 +61,6 @@ static void Print(CrashBenchmarkResult r)
     Console.WriteLine(r.Passed ? "PASSED" : "FAILED");
 }
 
-/// <summary>Everything one run counted, as written to bench/results/crash-*.json. Tier: the cache tier tested ("graph").</summary>
+/// <summary>Everything one run counted, as written to bench/results/crash-*.json. Tier: the cache tiers tested ("graph+weights": the killed and checked runs save and restore both).</summary>
 internal sealed record CrashBenchmarkResult(string Date, string? Commit, int Processors, string Cpu, double MemoryGiB, string Tier, int Seed, double Seconds,
     string ReferenceNewIds, bool Passed, KillSummary Kills, ConcurrencySummary Concurrency);
