@@ -291,9 +291,6 @@ public sealed class SnapshotStore(CacheSettings settings)
         foreach (var directory in Directory.EnumerateDirectories(Settings.PipelineDirectory, ".trash-*")) DeleteQuietly(directory);
     }
 
-    /// <summary>Largest manifest read: a real one is a few kB.</summary>
-    public const int MaxManifestBytes = 1 << 20;
-
     /// <summary>Largest world size a manifest may record.</summary>
     public const int MaxWorldSize = 4096;
 
@@ -303,23 +300,7 @@ public sealed class SnapshotStore(CacheSettings settings)
     /// </summary>
     public static SnapshotManifest ReadManifest(string directory)
     {
-        byte[] bytes;
-        using (var stream = FileStatus.OpenRegularFile(Path.Combine(directory, ManifestFile), ManifestFile))
-        {
-            if (stream.Length > MaxManifestBytes) throw new CorruptEntryException($"{ManifestFile} has {stream.Length} bytes, more than the {MaxManifestBytes} a manifest may have");
-            bytes = new byte[stream.Length];
-            stream.ReadExactly(bytes);
-        }
-        SnapshotManifest manifest;
-        try
-        {
-            manifest = JsonSerializer.Deserialize(StrictUtf8.Decode(bytes, ManifestFile), CacheJsonContext.Default.SnapshotManifest)
-                ?? throw new CorruptEntryException($"{ManifestFile} is null");
-        }
-        catch (JsonException e)
-        {
-            throw new CorruptEntryException($"{ManifestFile}: {e.Message}");
-        }
+        var manifest = ManifestReader.Read(directory, ManifestFile, CacheJsonContext.Default.SnapshotManifest);
         if (manifest.WorldSize is < 1 or > MaxWorldSize) throw new CorruptEntryException($"{ManifestFile}: world_size {manifest.WorldSize} is not in 1..{MaxWorldSize}");
         if (!double.IsFinite(manifest.CompileMs) || manifest.CompileMs < 0) throw new CorruptEntryException($"{ManifestFile}: compile_ms {manifest.CompileMs} is not a duration");
         // The reader refuses a null property but not a null inside a list.

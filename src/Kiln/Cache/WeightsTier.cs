@@ -24,8 +24,6 @@ public sealed class WeightsTier(CacheSettings settings, string graphKey, ICommun
     public const string DataFile = "weights.safetensors";
     public const string FolderPrefix = "weights-";
 
-    private const int MaxManifestBytes = 1 << 20;
-
     private readonly SnapshotStore _store = new(settings);
 
     /// <summary>What the last <see cref="Load"/> did; null when the graph has no weight product.</summary>
@@ -341,23 +339,9 @@ public sealed class WeightsTier(CacheSettings settings, string graphKey, ICommun
     /// <summary>Reads a weights folder's manifest strictly (a regular file, bounded, strict UTF-8 JSON, fields in range).</summary>
     public static WeightsManifest ReadManifest(string folder)
     {
-        byte[] bytes;
-        using (var stream = FileStatus.OpenRegularFile(Path.Combine(folder, ManifestFile), ManifestFile))
-        {
-            if (stream.Length > MaxManifestBytes) throw new CorruptEntryException($"{ManifestFile} has {stream.Length} bytes, more than {MaxManifestBytes}");
-            bytes = new byte[stream.Length];
-            stream.ReadExactly(bytes);
-        }
-        WeightsManifest manifest;
-        try
-        {
-            manifest = JsonSerializer.Deserialize(StrictUtf8.Decode(bytes, ManifestFile), CacheJsonContext.Default.WeightsManifest)
-                ?? throw new CorruptEntryException($"{ManifestFile} is null");
-        }
-        catch (JsonException e)
-        {
-            throw new CorruptEntryException($"{ManifestFile}: {e.Message}");
-        }
+        var manifest = ManifestReader.Read(folder, ManifestFile, CacheJsonContext.Default.WeightsManifest);
+        // The reader refuses a null property but not a null inside a list.
+        if (manifest.Files.Contains(null!) || manifest.Content.Contains(null!)) throw new CorruptEntryException($"{ManifestFile}: null in files or content");
         static bool IsXxh3(string hex) => hex.Length == 32 && hex.All(char.IsAsciiHexDigitLower);
         if (manifest.WorldSize is < 1 or > SnapshotStore.MaxWorldSize || !double.IsFinite(manifest.ComputeMs)
             || manifest.Files.Any(f => f.Bytes < 0 || !IsXxh3(f.Xxh3)) || manifest.Content.Any(c => !IsXxh3(c.Xxh3)))

@@ -130,6 +130,24 @@ public sealed class WeightsTierTests : IDisposable
         Assert.Equal(expected, healed.Stdout);
     }
 
+    // A null inside weights.json's lists (which the JSON reader lets through) escaped `cache verify` as a
+    // NullReferenceException; it is a corrupt folder like any other.
+    [Fact]
+    public void ANullInTheWeightsManifestIsACorruptFolder()
+    {
+        var expected = Run().Stdout;
+        var manifest = Path.Combine(WeightsFolders(FinalEntry).Single(), WeightsTier.ManifestFile);
+        var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(manifest))!;
+        json["files"]!.AsArray().Add(null);
+        File.WriteAllText(manifest, json.ToJsonString());
+        var verify = _cache.Run("cache", "verify");
+        Assert.Contains("weights.json: null in files or content", verify.Stdout);
+        Assert.DoesNotContain("Exception", verify.Stdout + verify.Stderr);
+        var damaged = Run();
+        Assert.Contains("kiln: weights miss (corrupt weights: weights.json: null in files or content)", damaged.Stderr);
+        Assert.Equal(expected, damaged.Stdout);
+    }
+
     [Fact]
     public void ReadOnlyModeWritesNothing()
     {
