@@ -22,21 +22,28 @@ public sealed class ModelRecord
     private const string PositionIds = "position_ids";
 
     private readonly Checkpoint _checkpoint;
-    private readonly ModelGraph _reference;
     private readonly LlamaConfig _config;
+    // What the checks need of the model's fresh export, copied: the export itself goes on to be compiled.
+    private readonly Dictionary<string, string> _metadata;
+    private readonly Dictionary<string, TensorType> _inputs;
+    private readonly TensorType _logits;
 
-    private ModelRecord(Checkpoint checkpoint, ModelGraph reference, LlamaConfig config) =>
-        (_checkpoint, _reference, _config) = (checkpoint, reference, config);
+    private ModelRecord(Checkpoint checkpoint, LlamaConfig config, ModelGraph export)
+    {
+        (_checkpoint, _config) = (checkpoint, config);
+        _metadata = new Dictionary<string, string>(export.Metadata, StringComparer.Ordinal);
+        _inputs = export.Inputs.ToDictionary(i => i.Name, i => i.Type, StringComparer.Ordinal);
+        _logits = export.Outputs[0].Type;
+    }
 
     /// <summary>
-    /// The record of <paramref name="checkpoint"/>'s model: its fresh export (config and headers only, a
-    /// small part of a compile). A config.json that cannot be exported fails here, as an uncached compile would.
+    /// The record of <paramref name="checkpoint"/>'s model, taken from its fresh <paramref name="export"/>
+    /// (<see cref="ModelCompiler.Export"/>, which has validated config.json), which is left as it was.
     /// </summary>
-    public static ModelRecord Of(Checkpoint checkpoint)
+    public static ModelRecord Of(Checkpoint checkpoint, ModelGraph export)
     {
-        var reference = ModelCompiler.Export(checkpoint);
         var config = LlamaConfig.Read(new ConfigReader(checkpoint.Config, Path.Combine(checkpoint.Directory, Checkpoint.ConfigFileName)));
-        return new ModelRecord(checkpoint, reference, config);
+        return new ModelRecord(checkpoint, config, export);
     }
 
     /// <summary>
@@ -49,7 +56,7 @@ public sealed class ModelRecord
 
     private string? MetadataMismatch(ModelGraph graph)
     {
-        foreach (var (key, expected) in _reference.Metadata)
+        foreach (var (key, expected) in _metadata)
         {
             if (!graph.Metadata.TryGetValue(key, out var found)) return $"metadata {key} is missing (the model's is '{expected}')";
             if (found != expected) return $"metadata {key} is '{Shorten(found)}', the model's is '{expected}'";
@@ -76,7 +83,7 @@ public sealed class ModelRecord
 
         // Every input the runtime feeds, and no other: the reference's (position_ids may be gone once the cache
         // derives positions) plus the cache's.
-        var expected = _reference.Inputs.ToDictionary(i => i.Name, i => i.Type, StringComparer.Ordinal);
+        var expected = new Dictionary<string, TensorType>(_inputs, StringComparer.Ordinal);
         var required = new HashSet<string>(StringComparer.Ordinal) { InputIds };
         if (cache is null) required.Add(PositionIds);
         if (cache is not null)
@@ -102,7 +109,7 @@ public sealed class ModelRecord
         // The logits first, typed as the reference's; then each layer's present key and value, as the cache's past.
         var outputs = 1 + (cache?.Layers ?? 0) * 2;
         if (graph.Outputs.Count != outputs) return $"{graph.Outputs.Count} graph outputs, the runtime reads {outputs}";
-        if (graph.Outputs[0].Type != _reference.Outputs[0].Type) return $"logits output is {graph.Outputs[0].Type}, the model's is {_reference.Outputs[0].Type}";
+        if (graph.Outputs[0].Type != _logits) return $"logits output is {graph.Outputs[0].Type}, the model's is {_logits}";
         for (var layer = 0; cache is not null && layer < cache.Layers; layer++)
         {
             foreach (var name in new[] { KvCacheSignature.PresentKey(layer), KvCacheSignature.PresentValue(layer) })

@@ -24,7 +24,7 @@ public sealed class ModelRecordTests
     {
         using var temp = new TempDir();
         using var checkpoint = Checkpoint.Open(FamilyModels.Directory(family, temp));
-        var record = ModelRecord.Of(checkpoint);
+        var record = ModelRecord.Of(checkpoint, ModelCompiler.Export(checkpoint));
         var pipeline = PipelineConfig.Load();
         var points = 0;
         var weightsBound = false;
@@ -44,7 +44,7 @@ public sealed class ModelRecordTests
         using var llama = Checkpoint.Open(TestPaths.Oracle("llama_gqa"));
         using var qwen = Checkpoint.Open(TestPaths.Oracle("qwen2"));
         var graph = ModelCompiler.Compile(qwen, PipelineConfig.Load()).Graph;
-        Assert.NotNull(ModelRecord.Of(llama).Mismatch(graph, weightsBound: true));
-        Assert.Null(ModelRecord.Of(qwen).Mismatch(graph, weightsBound: true));
+        Assert.NotNull(ModelRecord.Of(llama, ModelCompiler.Export(llama)).Mismatch(graph, weightsBound: true));
+        Assert.Null(ModelRecord.Of(qwen, ModelCompiler.Export(qwen)).Mismatch(graph, weightsBound: true));
     }
 }
