@@ -35,10 +35,11 @@ public sealed record OpDefinition(
         {
             return Infer(new InferenceContext(Name, inputs, complete));
         }
-        catch (ArgumentException e)
+        catch (Exception e) when (e is ArgumentException or OverflowException)
         {
-            // Inputs no traced graph has (a restored graph with one op swapped for another) can make the
-            // shape arithmetic leave its domain, e.g. a negative dimension: that is an invalid graph.
+            // Inputs no traced graph has (a restored graph with one op swapped for another, a hostile size) can
+            // make the shape arithmetic leave its domain, a negative dimension or a sum past 64 bits: that is
+            // an invalid graph.
             throw new GraphException($"{Name}: cannot infer the output types of inputs [{string.Join(", ", inputs)}]: {e.Message}");
         }
     }
