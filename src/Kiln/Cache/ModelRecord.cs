@@ -9,8 +9,8 @@ namespace Kiln.Cache;
 /// <summary>
 /// What a restored snapshot must agree with before it is a hit: the model of the checkpoint it is
 /// restored for. A checksum only proves the entry is what was written; this proves it is a graph the
-/// runtime can run for this model. Checked: the model record (every metadata entry of a fresh export,
-/// e.g. vocab_size and max_position_embeddings, with the same value), the runtime signature (inputs,
+/// runtime can run for this model. Checked: the model's metadata (every entry its export declares,
+/// e.g. vocab_size and max_position_embeddings, with the same value; <see cref="ModelSignature"/>), the runtime signature (inputs,
 /// logits output, key/value cache inputs and outputs against config.json's layer, kv-head and head-dim
 /// counts) and the parameter bindings (each load recipe names checkpoint tensors and yields the
 /// parameter's shape and dtype). Anything else would fail the run later (lowering, weight loading,
@@ -23,27 +23,20 @@ public sealed class ModelRecord
 
     private readonly Checkpoint _checkpoint;
     private readonly LlamaConfig _config;
-    // What the checks need of the model's fresh export, copied: the export itself goes on to be compiled.
-    private readonly Dictionary<string, string> _metadata;
-    private readonly Dictionary<string, TensorType> _inputs;
-    private readonly TensorType _logits;
+    private readonly ModelSignature _signature;
 
-    private ModelRecord(Checkpoint checkpoint, LlamaConfig config, ModelGraph export)
-    {
-        (_checkpoint, _config) = (checkpoint, config);
-        _metadata = new Dictionary<string, string>(export.Metadata, StringComparer.Ordinal);
-        _inputs = export.Inputs.ToDictionary(i => i.Name, i => i.Type, StringComparer.Ordinal);
-        _logits = export.Outputs[0].Type;
-    }
+    private ModelRecord(Checkpoint checkpoint, LlamaConfig config, ModelSignature signature) =>
+        (_checkpoint, _config, _signature) = (checkpoint, config, signature);
 
     /// <summary>
-    /// The record of <paramref name="checkpoint"/>'s model, taken from its fresh <paramref name="export"/>
-    /// (<see cref="ModelCompiler.Export"/>, which has validated config.json), which is left as it was.
+    /// The record of <paramref name="checkpoint"/>'s model, from its config.json alone (validated here, with
+    /// errors naming the file and field): a hit needs no trace of the model.
     /// </summary>
-    public static ModelRecord Of(Checkpoint checkpoint, ModelGraph export)
+    public static ModelRecord Of(Checkpoint checkpoint)
     {
-        var config = LlamaConfig.Read(new ConfigReader(checkpoint.Config, Path.Combine(checkpoint.Directory, Checkpoint.ConfigFileName)));
-        return new ModelRecord(checkpoint, config, export);
+        var configFile = Path.Combine(checkpoint.Directory, Checkpoint.ConfigFileName);
+        var config = ModelFactory.ReadConfig(checkpoint.Config, configFile);
+        return new ModelRecord(checkpoint, config, ModelFactory.Signature(checkpoint.Config, configFile));
     }
 
     /// <summary>
@@ -56,7 +49,7 @@ public sealed class ModelRecord
 
     private string? MetadataMismatch(ModelGraph graph)
     {
-        foreach (var (key, expected) in _metadata)
+        foreach (var (key, expected) in _signature.Metadata)
         {
             if (!graph.Metadata.TryGetValue(key, out var found)) return $"metadata {key} is missing (the model's is '{expected}')";
             if (found != expected) return $"metadata {key} is '{Shorten(found)}', the model's is '{expected}'";
@@ -83,7 +76,7 @@ public sealed class ModelRecord
 
         // Every input the runtime feeds, and no other: the reference's (position_ids may be gone once the cache
         // derives positions) plus the cache's.
-        var expected = new Dictionary<string, TensorType>(_inputs, StringComparer.Ordinal);
+        var expected = _signature.Inputs.ToDictionary(i => i.Name, i => i.Type, StringComparer.Ordinal);
         var required = new HashSet<string>(StringComparer.Ordinal) { InputIds };
         if (cache is null) required.Add(PositionIds);
         if (cache is not null)
@@ -109,7 +102,7 @@ public sealed class ModelRecord
         // The logits first, typed as the reference's; then each layer's present key and value, as the cache's past.
         var outputs = 1 + (cache?.Layers ?? 0) * 2;
         if (graph.Outputs.Count != outputs) return $"{graph.Outputs.Count} graph outputs, the runtime reads {outputs}";
-        if (graph.Outputs[0].Type != _logits) return $"logits output is {graph.Outputs[0].Type}, the model's is {_logits}";
+        if (graph.Outputs[0].Type != _signature.Logits) return $"logits output is {graph.Outputs[0].Type}, the model's is {_signature.Logits}";
         for (var layer = 0; cache is not null && layer < cache.Layers; layer++)
         {
             foreach (var name in new[] { KvCacheSignature.PresentKey(layer), KvCacheSignature.PresentValue(layer) })

@@ -25,12 +25,9 @@ public sealed class PipelineCache(CacheSettings settings, ICommunicator? ranks =
     {
         var warnings = new List<string>();
         if (Settings.Mode == CacheMode.Off) return Uncached(checkpoint, pipeline, observer, CacheReport.Off("disabled"));
-        // The model's export, once: a restored graph must fit it, and a miss compiles it. It validates
+        // What a restored graph must fit, from config.json alone: a hit never traces the model. It validates
         // config.json first, so a bad one fails here exactly as it would uncached, before the key reads any of it.
-        var exportClock = Stopwatch.StartNew();
-        var export = ModelCompiler.Export(checkpoint);
-        var exported = new Export(export, exportClock.Elapsed.TotalMilliseconds);
-        var model = ModelRecord.Of(checkpoint, export);
+        var model = ModelRecord.Of(checkpoint);
         var keys = SnapshotKeys.ForPoints(checkpoint, pipeline, Settings.Fingerprint, _ranks.Size, _ranks.Size);
         if (keys.Count == 0) return Uncached(checkpoint, pipeline, observer, CacheReport.Off("the pipeline has no pipeline_cache point"));
         var (usable, writable) = PrepareRoot(warnings);
@@ -80,7 +77,7 @@ public sealed class PipelineCache(CacheSettings settings, ICommunicator? ranks =
 
         try
         {
-            return Run(checkpoint, pipeline, observer, store, keys, restored, point, reason, quarantined, clock, writable, warnings, exported);
+            return Run(checkpoint, pipeline, observer, store, keys, restored, point, reason, quarantined, clock, writable, warnings);
         }
         catch (Exception e) when (restored is not null && point is not null && _ranks.Size == 1)
         {
@@ -88,7 +85,7 @@ public sealed class PipelineCache(CacheSettings settings, ICommunicator? ranks =
             // fault, not necessarily the model. It is quarantined and the model compiled from scratch, where a
             // real problem fails as it would uncached. (With several ranks the collectives leave no way back.)
             var miss = store.Corrupt(point.Key, $"resuming the pipeline from it failed: {e.Message}");
-            return Run(checkpoint, pipeline, observer, store, keys, null, null, miss.MissReason, quarantined | miss.Quarantined, clock, writable, warnings, exported);
+            return Run(checkpoint, pipeline, observer, store, keys, null, null, miss.MissReason, quarantined | miss.Quarantined, clock, writable, warnings);
         }
         finally
         {
@@ -98,7 +95,7 @@ public sealed class PipelineCache(CacheSettings settings, ICommunicator? ranks =
 
     private CompileResult Run(Checkpoint checkpoint, PipelineConfig pipeline, Action<PipelineEntry, TransformInfo, ModelGraph>? observer,
         SnapshotStore store, IReadOnlyList<SnapshotKey> keys, RestoreOutcome? restored, SnapshotKey? point, string? reason, bool quarantined,
-        Stopwatch clock, bool writable, List<string> warnings, Export exported)
+        Stopwatch clock, bool writable, List<string> warnings)
     {
         ModelGraph graph;
         double exportMs = 0, compiledSoFar, restoreMs = 0;
@@ -116,8 +113,9 @@ public sealed class PipelineCache(CacheSettings settings, ICommunicator? ranks =
         }
         else
         {
-            (graph, exportMs) = (exported.Graph, exported.Ms);
-            compiledSoFar = exportMs;
+            var exportClock = Stopwatch.StartNew();
+            graph = ModelCompiler.Export(checkpoint);
+            compiledSoFar = exportMs = exportClock.Elapsed.TotalMilliseconds;
         }
 
         var published = 0;
@@ -246,7 +244,4 @@ public sealed class PipelineCache(CacheSettings settings, ICommunicator? ranks =
         var result = ModelCompiler.Compile(checkpoint, pipeline, observer);
         return result with { Cache = report };
     }
-
-    /// <summary>The model's fresh export and the time it took; compiled at most once, by a miss.</summary>
-    private sealed record Export(ModelGraph Graph, double Ms);
 }

@@ -21,10 +21,10 @@ public static class PrivateFiles
     }
 
     /// <summary>A new file, created 0600; fails if the path exists.</summary>
-    public static FileStream CreateNew(string path, FileShare share = FileShare.None) => new(path, new FileStreamOptions
+    public static FileStream CreateNew(string path, FileShare share = FileShare.None, FileAccess access = FileAccess.Write) => new(path, new FileStreamOptions
     {
         Mode = System.IO.FileMode.CreateNew,
-        Access = FileAccess.Write,
+        Access = access,
         Share = share,
         UnixCreateMode = FileMode,
     });

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -31,7 +32,11 @@ public static class SnapshotFiles
             // Shapes are re-verified on restore, not trusted from the file.
             History = document.History.Select(h => h with { ShapesValid = false }).ToList(),
         };
-        var json = JsonSerializer.SerializeToUtf8Bytes(document, GraphJsonContext.Default.GraphDocument);
+        // Unindented: the file is read on every warm start (an 80-layer graph's indentation is half its bytes).
+        var buffer = new ArrayBufferWriter<byte>();
+        using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = false }))
+            JsonSerializer.Serialize(writer, document, GraphJsonContext.Default.GraphDocument);
+        var json = buffer.WrittenSpan.ToArray();
         DurableFiles.WriteAllBytes(Path.Combine(directory, GraphFile), json);
 
         var buffersPath = Path.Combine(directory, BuffersFile);

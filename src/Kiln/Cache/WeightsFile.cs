@@ -19,40 +19,29 @@ public static unsafe class WeightsFile
     /// <summary>Names of the padding tensors; a parameter with such a name is not cached.</summary>
     public const string PadPrefix = "__kiln_pad_";
 
-    private const int WriteChunk = 1 << 24;
+    private const int HashChunk = 1 << 24;
 
-    /// <summary>Writes <paramref name="products"/> (sorted by name) to a new private file, flushed to disk; returns its size and XXH3-128.</summary>
-    public static WeightsFileRecord Write(string path, string relativePath, IReadOnlyList<ParameterData> products)
+    /// <summary>One product's entry in a weights file: its name, element type, shape and byte length.</summary>
+    public readonly record struct Product(string Name, DType DType, long[] Shape, long ByteLength);
+
+    /// <summary>
+    /// The file's layout for <paramref name="products"/>: the header (padded so the data starts on a page), each
+    /// product's offset from the start of the file (page-aligned) and the file's length. Products go in name order.
+    /// </summary>
+    public static (byte[] Header, IReadOnlyDictionary<string, long> Offsets, long Length) Layout(IReadOnlyList<Product> products)
     {
-        if (products.FirstOrDefault(p => p.Name.StartsWith(PadPrefix, StringComparison.Ordinal)) is { } reserved)
+        if (products.FirstOrDefault(p => p.Name.StartsWith(PadPrefix, StringComparison.Ordinal)) is { Name: not null } reserved)
             throw new IOException($"parameter {reserved.Name} has a name reserved for padding");
         var ordered = products.OrderBy(p => p.Name, StringComparer.Ordinal).ToList();
         var header = Header(ordered);
-        var hash = new XxHash128();
-        var zeros = new byte[PageBytes];
-        using (var stream = PrivateFiles.CreateNew(path))
+        var offsets = new Dictionary<string, long>(StringComparer.Ordinal);
+        var at = 8L + header.Length;
+        foreach (var product in ordered)
         {
-            void Append(ReadOnlySpan<byte> bytes)
-            {
-                stream.Write(bytes);
-                hash.Append(bytes);
-            }
-            Span<byte> length = stackalloc byte[8];
-            BitConverter.TryWriteBytes(length, (ulong)header.Length);
-            Append(length);
-            Append(header);
-            foreach (var product in ordered)
-            {
-                for (long at = 0; at < product.ByteLength; at += WriteChunk)
-                    Append(new ReadOnlySpan<byte>((byte*)product.Pointer + at, (int)Math.Min(WriteChunk, product.ByteLength - at)));
-                Append(zeros.AsSpan(0, Padding(product.ByteLength)));
-            }
-            // Not flushed to disk (fsync of a GB costs seconds here, more than the products take to compute):
-            // a process that dies leaves the page cache whole, and a file torn by a machine crash fails its
-            // XXH3-128 on the next restore, which is a miss that recomputes.
-            stream.Flush();
+            offsets[product.Name] = at;
+            at += product.ByteLength + Padding(product.ByteLength);
         }
-        return new WeightsFileRecord(relativePath, new FileInfo(path).Length, Convert.ToHexStringLower(hash.GetCurrentHash()));
+        return (header, offsets, at);
     }
 
     /// <summary>The products of an opened weights file: every tensor but the padding.</summary>
@@ -64,7 +53,7 @@ public static unsafe class WeightsFile
     {
         Populate(file);
         var hash = new XxHash128();
-        for (long at = 0; at < file.Length; at += WriteChunk) hash.Append(file.GetRange(at, (int)Math.Min(WriteChunk, file.Length - at)));
+        for (long at = 0; at < file.Length; at += HashChunk) hash.Append(file.GetRange(at, (int)Math.Min(HashChunk, file.Length - at)));
         return Convert.ToHexStringLower(hash.GetCurrentHash());
     }
 
@@ -87,7 +76,7 @@ public static unsafe class WeightsFile
 
     private static int Padding(long bytes) => (int)((PageBytes - bytes % PageBytes) % PageBytes);
 
-    private static byte[] Header(IReadOnlyList<ParameterData> ordered)
+    private static byte[] Header(IReadOnlyList<Product> ordered)
     {
         using var buffer = new MemoryStream();
         using (var json = new Utf8JsonWriter(buffer))

@@ -45,44 +45,66 @@ public sealed class WeightsTier(CacheSettings settings, string graphKey, ICommun
             Report = sources.Count == 0 ? null : WeightsReport.Off("no graph entry to keep them in");
             return WeightSet.Compute(checkpoint, graph);
         }
+        // The key needs the checkpoint's content hash; for a file the memo does not know, that reads all of it.
+        // With no weights in the entry there is nothing to look up, so the products are computed meanwhile.
+        var lookUp = ranks.AllAgree(OtherFolders(null).Any());
+        var hashing = lookUp || Writable ? Task.Run(() => Identify(checkpoint, sources)) : null;
+        (string Key, List<ContentComponent> Content)? identity = null;
+        string? reason = "no weights in the entry";
+        var quarantined = false;
+        if (lookUp)
+        {
+            identity = AgreedIdentity(hashing!, warnings);
+            if (identity is not { } id)
+            {
+                Report = WeightsReport.Off("checkpoint not hashed, or the ranks disagree on its content", warnings);
+                return WeightSet.Compute(checkpoint, graph);
+            }
+            (var restored, reason, quarantined) = TryRestore(checkpoint, graph, FolderOf(id.Key), id.Key, id.Content);
+            if (ranks.AllAgree(restored is not null))
+            {
+                var mapped = restored!.Parameters.Where(p => graph.Parameters.Any(s => s.Name == p.Name && WeightSet.MayBeProduct(s)) && !p.IsCopy).ToList();
+                Report = new WeightsReport("hit", null, id.Key, clock.Elapsed.TotalMilliseconds, mapped.Count, mapped.Sum(p => p.ByteLength), false, warnings);
+                RecordStats(hit: true, null, quarantined, warnings);
+                return restored;
+            }
+            restored?.Dispose();
+            reason ??= "another rank could not restore";
+        }
+
+        // A miss: the products are computed, straight into the file that saves them when there is one.
+        var products = graph.Parameters.Where(WeightSet.MayBeProduct).ToList();
+        var (staging, file) = Writable ? Stage(products, warnings) : (null, null);
+        var weights = WeightSet.Compute(checkpoint, graph, mapping: file, destinations: file?.Places);
+        var saved = false;
+        if (hashing is not null)
+        {
+            identity ??= AgreedIdentity(hashing, warnings);
+            saved = identity is { } id && Save(staging, file, FolderOf(id.Key), id.Key, id.Content, clock.Elapsed.TotalMilliseconds, warnings);
+        }
+        if (!saved && staging is not null && ranks.Rank == 0) DeleteQuietly(staging);
+        var made = weights.Parameters.Where(p => products.Any(s => s.Name == p.Name) && (p.IsCopy || file is not null)).ToList();
+        Report = new WeightsReport("miss", reason, identity?.Key, clock.Elapsed.TotalMilliseconds, made.Count, made.Sum(p => p.ByteLength), saved, warnings);
+        RecordStats(hit: false, reason, quarantined, warnings);
+        return weights;
+    }
+
+    private string FolderOf(string key) => Path.Combine(Entry, FolderPrefix + key);
+
+    // The key every rank computed, if they all did and agree; a collective.
+    private (string Key, List<ContentComponent> Content)? AgreedIdentity(Task<(string Key, List<ContentComponent> Content)> hashing, List<string> warnings)
+    {
         (string Key, List<ContentComponent> Content)? identity = null;
         try
         {
-            identity = Identify(checkpoint, sources);
+            identity = hashing.GetAwaiter().GetResult();
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or KilnException)
         {
             warnings.Add($"cannot hash the checkpoint ({e.Message}); weights not cached");
         }
-        if (!ranks.AllAgree(identity is { } id && ranks.Broadcast(id.Key) == id.Key))
-        {
-            Report = WeightsReport.Off(identity is null ? "checkpoint not hashed" : "the ranks disagree on the checkpoint's content", warnings);
-            return WeightSet.Compute(checkpoint, graph);
-        }
-        var (key, content) = identity!.Value;
-        var folder = Path.Combine(Entry, FolderPrefix + key);
-
-        var (restored, reason, quarantined) = TryRestore(checkpoint, graph, folder, key, content);
-        if (ranks.AllAgree(restored is not null))
-        {
-            var mapped = restored!.Parameters.Where(p => graph.Parameters.Any(s => s.Name == p.Name && WeightSet.MayBeProduct(s)) && !p.IsCopy).ToList();
-            Report = new WeightsReport("hit", null, key, clock.Elapsed.TotalMilliseconds, mapped.Count, mapped.Sum(p => p.ByteLength), false, warnings);
-            RecordStats(hit: true, null, quarantined, warnings);
-            return restored;
-        }
-        restored?.Dispose();
-        reason ??= "another rank could not restore";
-
-        var weights = WeightSet.Compute(checkpoint, graph);
-        var products = graph.Parameters.Zip(weights.Parameters).Where(p => WeightSet.MayBeProduct(p.First) && p.Second.IsCopy).Select(p => p.Second).ToList();
-        var saved = false;
-        if (Writable && ranks.AllAgree(EntryExists() && FolderAbsent(folder)))
-        {
-            saved = Save(folder, key, content, products, clock.Elapsed.TotalMilliseconds, warnings);
-        }
-        Report = new WeightsReport("miss", reason, key, clock.Elapsed.TotalMilliseconds, products.Count, products.Sum(p => p.ByteLength), saved, warnings);
-        RecordStats(hit: false, reason, quarantined, warnings);
-        return weights;
+        var rankZeros = ranks.Broadcast(identity?.Key ?? "");
+        return ranks.AllAgree(identity is { } id && id.Key == rankZeros) ? identity : null;
     }
 
     /// <summary>
@@ -240,19 +262,38 @@ public sealed class WeightsTier(CacheSettings settings, string graphKey, ICommun
         }
     }
 
-    private bool Save(string folder, string key, List<ContentComponent> content, IReadOnlyList<ParameterData> products, double computeMs, List<string> warnings)
+    // This rank's staging folder (named by rank 0: a collective) and the products' file in it, mapped for the
+    // recipes to write into; (staging, null) when it cannot be made (the run goes on without saving).
+    private (string? Staging, StagedWeightsFile? File) Stage(IReadOnlyList<ParameterSpec> products, List<string> warnings)
     {
         var staging = Path.Combine(settings.PipelineDirectory, ranks.Broadcast($".staging-{graphKey[..16]}.weights-{Environment.ProcessId}-{Guid.NewGuid():N}"));
+        var rankName = SnapshotStore.RankDirectory(ranks.Rank);
+        try
+        {
+            PrivateFiles.CreateDirectory(Path.Combine(staging, rankName));
+            SnapshotStore.PauseForTests();
+            var layout = products.Select(p => new WeightsFile.Product(p.Name, p.Value.DType, p.Value.Shape.ToSizes(), p.Value.Shape.ToSizes().Aggregate(1L, (a, b) => a * b) * p.Value.DType.ByteSize())).ToList();
+            return (staging, StagedWeightsFile.Create(Path.Combine(staging, rankName, DataFile), $"{rankName}/{DataFile}", layout));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            warnings.Add($"could not save the weights: {e.Message}; running without them");
+            return (staging, null);
+        }
+    }
+
+    // Publishes the staged products under their key once every rank has its file complete; a collective.
+    private bool Save(string? staging, StagedWeightsFile? file, string folder, string key, List<ContentComponent> content, double computeMs, List<string> warnings)
+    {
+        if (!ranks.AllAgree(file is not null && EntryExists() && FolderAbsent(folder))) return false;
         var rankName = SnapshotStore.RankDirectory(ranks.Rank);
         WeightsFileRecord? written = null;
         string? failure = null;
         try
         {
-            PrivateFiles.CreateDirectory(Path.Combine(staging, rankName));
+            written = file!.Complete();
             SnapshotStore.PauseForTests();
-            written = WeightsFile.Write(Path.Combine(staging, rankName, DataFile), $"{rankName}/{DataFile}", products);
-            SnapshotStore.PauseForTests();
-            DurableFiles.SyncDirectory(Path.Combine(staging, rankName));
+            DurableFiles.SyncDirectory(Path.Combine(staging!, rankName));
         }
         catch (Exception e)
         {
@@ -261,11 +302,7 @@ public sealed class WeightsTier(CacheSettings settings, string graphKey, ICommun
         }
         var everyRankSaved = ranks.AllAgree(written is not null);
         var published = false;
-        if (ranks.Rank == 0)
-        {
-            if (everyRankSaved) published = Publish(staging, folder, key, content, computeMs, written!, ref failure);
-            if (!published) DeleteQuietly(staging);
-        }
+        if (ranks.Rank == 0 && everyRankSaved) published = Publish(staging!, folder, key, content, computeMs, written!, ref failure);
         if (failure is not null) warnings.Add($"could not save the weights: {failure}; running without them");
         var all = ranks.AllAgree(ranks.Rank != 0 || published);
         if (all && ranks.Rank == 0)

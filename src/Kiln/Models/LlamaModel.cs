@@ -1,3 +1,4 @@
+using System.Globalization;
 using Kiln.Export;
 using Kiln.Graph;
 using Kiln.Ops;
@@ -20,8 +21,9 @@ public sealed class LlamaModel(LlamaConfig config)
     {
         var c = Config;
         var t = new Tracer(registry);
-        var inputIds = t.Input("input_ids", DType.I64, Dim.Sym("batch"), Dim.Sym("seq"));
-        var positionIds = t.Input("position_ids", DType.I64, Dim.Sym("batch"), Dim.Sym("seq"));
+        var signature = Signature();
+        var inputs = signature.Inputs.ToDictionary(i => i.Name, i => t.Input(i.Name, i.Type.DType, [.. i.Type.Shape.Dims]));
+        var (inputIds, positionIds) = (inputs["input_ids"], inputs["position_ids"]);
 
         var embedding = t.Parameter("model.embed_tokens.weight", c.VocabSize, c.HiddenSize);
         var hidden = t.Op("gather", [embedding, inputIds], new() { ["axis"] = 0L });
@@ -44,11 +46,25 @@ public sealed class LlamaModel(LlamaConfig config)
         t.Output(t.Op("linear", [hidden, head]));
 
         var g = t.Graph;
-        g.Metadata["architecture"] = c.Architecture;
-        g.Metadata["family"] = "llama";
-        g.Metadata["vocab_size"] = c.VocabSize.ToString();
-        g.Metadata["max_position_embeddings"] = c.MaxPositions.ToString();
+        foreach (var (key, value) in signature.Metadata) g.Metadata[key] = value;
         return g;
+    }
+
+    /// <summary>The metadata, inputs and logits type of <see cref="Trace"/>'s graph, without tracing it.</summary>
+    public ModelSignature Signature()
+    {
+        var c = Config;
+        var tokens = Shape.Of(Dim.Sym("batch"), Dim.Sym("seq"));
+        var metadata = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["architecture"] = c.Architecture,
+            ["family"] = "llama",
+            ["vocab_size"] = c.VocabSize.ToString(CultureInfo.InvariantCulture),
+            ["max_position_embeddings"] = c.MaxPositions.ToString(CultureInfo.InvariantCulture),
+        };
+        return new ModelSignature(metadata,
+            [("input_ids", new TensorType(DType.I64, tokens)), ("position_ids", new TensorType(DType.I64, tokens))],
+            new TensorType(DType.F32, Shape.Of(Dim.Sym("batch"), Dim.Sym("seq"), Dim.Of(c.VocabSize))));
     }
 
     private Tensor Linear(Tracer t, Tensor x, string name, int outFeatures, int inFeatures, bool bias)

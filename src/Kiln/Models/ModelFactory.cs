@@ -15,4 +15,8 @@ public static class ModelFactory
     /// <summary>Validates the config (see <see cref="ReadConfig"/>) and traces the reference graph.</summary>
     public static ModelGraph Export(JsonObject config, string configFile, OpRegistry registry) =>
         new LlamaModel(ReadConfig(config, configFile)).Trace(registry);
+
+    /// <summary>Validates the config (see <see cref="ReadConfig"/>) and gives what the trace's graph would declare, without tracing.</summary>
+    public static ModelSignature Signature(JsonObject config, string configFile) =>
+        new LlamaModel(ReadConfig(config, configFile)).Signature();
 }

@@ -25,9 +25,11 @@ public static unsafe class RecipeExecutor
 
     /// <summary>
     /// Produces parameter <paramref name="parameter"/> of <paramref name="dtype"/> and <paramref name="shape"/>.
-    /// The recipe is checked against the headers before any byte is read.
+    /// The recipe is checked against the headers before any byte is read. With a <paramref name="destination"/>
+    /// (memory of the parameter's byte length, e.g. its place in a weights file being saved), the result is
+    /// made there, by the last step itself where it writes a new tensor, and the parameter points into it.
     /// </summary>
-    public static ParameterData Execute(Checkpoint checkpoint, string parameter, LoadRecipe recipe, DType dtype, IReadOnlyList<long> shape)
+    public static ParameterData Execute(Checkpoint checkpoint, string parameter, LoadRecipe recipe, DType dtype, IReadOnlyList<long> shape, nint destination = 0)
     {
         var sources = recipe.Sources
             .Select(name => checkpoint.Tensors.TryGetValue(name, out var tensor)
@@ -56,7 +58,8 @@ public static unsafe class RecipeExecutor
             for (var i = 0; i < recipe.Steps.Count; i++)
             {
                 var shapes = RecipeShapes.Apply(list.Select(w => (w.DType, w.Shape)).ToList(), recipe, i);
-                list = Run(recipe.Steps[i], list, shapes, live);
+                var last = i == recipe.Steps.Count - 1 && shapes.Count == 1;
+                list = Run(recipe.Steps[i], list, shapes, new Allocator(live, last ? destination : 0));
                 // Free what the new working list no longer points into.
                 foreach (var buffer in live.Where(b => list.All(w => w.Owner != b)).ToList())
                 {
@@ -65,10 +68,15 @@ public static unsafe class RecipeExecutor
                 }
             }
             var final = list[0];
-            if (final.Pointer % final.DType.ByteSize() != 0)
+            if (destination != 0 && final.Pointer != destination)
+            {
+                // The recipe ended in a view (or has no steps): its bytes still belong at the destination.
+                final = Copy(final, new Allocator(live, destination));
+            }
+            else if (final.Pointer % final.DType.ByteSize() != 0)
             {
                 // A misaligned view (possible in a hand-made file) would fault or be slow in the runtime.
-                final = Copy(final, live);
+                final = Copy(final, new Allocator(live, 0));
             }
             return new ParameterData(parameter, final.DType, final.Shape, final.Pointer, final.ByteLength, final.Owner);
         }
@@ -83,32 +91,37 @@ public static unsafe class RecipeExecutor
     public static bool CanCast(DType from, DType to) =>
         from == to || (from is DType.F32 or DType.F16 or DType.BF16 && to is (DType.F32 or DType.F16 or DType.BF16));
 
-    private static List<Work> Run(RecipeStep step, List<Work> list, IReadOnlyList<(DType DType, long[] Shape)> shapes, List<NativeBuffer> live) => step switch
+    private static List<Work> Run(RecipeStep step, List<Work> list, IReadOnlyList<(DType DType, long[] Shape)> shapes, Allocator allocator) => step switch
     {
-        TransposeStep => list.Select((w, i) => Transpose(w, shapes[i].Shape, live)).ToList(),
-        SliceStep slice => list.Select((w, i) => Slice(w, slice, shapes[i].Shape, live)).ToList(),
-        ConcatStep concat => [Concat(list, concat.Dim, shapes[0].Shape, live)],
-        CastStep cast => list.Select(w => Cast(w, cast.To, live)).ToList(),
+        TransposeStep => list.Select((w, i) => Transpose(w, shapes[i].Shape, allocator)).ToList(),
+        SliceStep slice => list.Select((w, i) => Slice(w, slice, shapes[i].Shape, allocator)).ToList(),
+        ConcatStep concat => [Concat(list, concat.Dim, shapes[0].Shape, allocator)],
+        CastStep cast => list.Select(w => Cast(w, cast.To, allocator)).ToList(),
         _ => throw new ArgumentException($"unknown step {step}", nameof(step)),
     };
 
-    private static Work Allocate(DType dtype, long[] shape, List<NativeBuffer> live)
+    /// <summary>Where a step's new tensor goes: the caller's destination (the last step's one result), else a new buffer kept in <c>Live</c>.</summary>
+    private readonly record struct Allocator(List<NativeBuffer> Live, nint Destination)
     {
-        var buffer = new NativeBuffer(shape.Aggregate(1L, (a, b) => a * b) * dtype.ByteSize());
-        live.Add(buffer);
-        return new Work(dtype, shape, buffer.Pointer, buffer);
+        public Work Allocate(DType dtype, long[] shape)
+        {
+            if (Destination != 0) return new Work(dtype, shape, Destination, null);
+            var buffer = new NativeBuffer(shape.Aggregate(1L, (a, b) => a * b) * dtype.ByteSize());
+            Live.Add(buffer);
+            return new Work(dtype, shape, buffer.Pointer, buffer);
+        }
     }
 
-    private static Work Copy(Work source, List<NativeBuffer> live)
+    private static Work Copy(Work source, Allocator allocator)
     {
-        var target = Allocate(source.DType, source.Shape, live);
+        var target = allocator.Allocate(source.DType, source.Shape);
         Buffer.MemoryCopy((void*)source.Pointer, (void*)target.Pointer, target.ByteLength, source.ByteLength);
         return target;
     }
 
-    private static Work Transpose(Work source, long[] shape, List<NativeBuffer> live)
+    private static Work Transpose(Work source, long[] shape, Allocator allocator)
     {
-        var target = Allocate(source.DType, shape, live);
+        var target = allocator.Allocate(source.DType, shape);
         long rows = source.Shape[0], cols = source.Shape[1];
         switch (source.DType.ByteSize())
         {
@@ -138,7 +151,7 @@ public static unsafe class RecipeExecutor
         }
     }
 
-    private static Work Slice(Work source, SliceStep slice, long[] shape, List<NativeBuffer> live)
+    private static Work Slice(Work source, SliceStep slice, long[] shape, Allocator allocator)
     {
         var outer = source.Shape.Take(slice.Dim).Aggregate(1L, (a, b) => a * b);
         var inner = source.Shape.Skip(slice.Dim + 1).Aggregate(1L, (a, b) => a * b) * source.DType.ByteSize();
@@ -147,7 +160,7 @@ public static unsafe class RecipeExecutor
             // Whole leading rows are contiguous: point into the source instead of copying.
             return source with { Shape = shape, Pointer = source.Pointer + (nint)(slice.Start * inner) };
         }
-        var target = Allocate(source.DType, shape, live);
+        var target = allocator.Allocate(source.DType, shape);
         var chunk = slice.Length * inner;
         var stride = source.Shape[slice.Dim] * inner;
         var from = (byte*)source.Pointer + slice.Start * inner;
@@ -159,10 +172,10 @@ public static unsafe class RecipeExecutor
         return target;
     }
 
-    private static Work Concat(List<Work> parts, int dim, long[] shape, List<NativeBuffer> live)
+    private static Work Concat(List<Work> parts, int dim, long[] shape, Allocator allocator)
     {
         if (parts.Count == 1) return parts[0];
-        var target = Allocate(parts[0].DType, shape, live);
+        var target = allocator.Allocate(parts[0].DType, shape);
         var outer = shape.Take(dim).Aggregate(1L, (a, b) => a * b);
         var inner = shape.Skip(dim + 1).Aggregate(1L, (a, b) => a * b) * target.DType.ByteSize();
         var to = (byte*)target.Pointer;
@@ -178,10 +191,10 @@ public static unsafe class RecipeExecutor
         return target;
     }
 
-    private static Work Cast(Work source, DType to, List<NativeBuffer> live)
+    private static Work Cast(Work source, DType to, Allocator allocator)
     {
         if (source.DType == to) return source;
-        var target = Allocate(to, source.Shape, live);
+        var target = allocator.Allocate(to, source.Shape);
         var count = source.ElementCount;
         for (long start = 0; start < count; start += CastChunk)
         {

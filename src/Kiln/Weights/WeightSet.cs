@@ -21,9 +21,12 @@ public sealed class WeightSet : IDisposable
 
     /// <summary>
     /// Applies each parameter's load recipe, except those in <paramref name="given"/> (already made,
-    /// e.g. mapped from the cache), which are taken as they are.
+    /// e.g. mapped from the cache), which are taken as they are. A parameter with a place in
+    /// <paramref name="destinations"/> (a weights file being saved, which <paramref name="mapping"/> keeps
+    /// mapped) is made there.
     /// </summary>
-    public static WeightSet Compute(Checkpoint checkpoint, ModelGraph graph, IReadOnlyDictionary<string, ParameterData>? given = null, IDisposable? mapping = null)
+    public static WeightSet Compute(Checkpoint checkpoint, ModelGraph graph, IReadOnlyDictionary<string, ParameterData>? given = null, IDisposable? mapping = null,
+        IReadOnlyDictionary<string, nint>? destinations = null)
     {
         var weights = new List<ParameterData>();
         try
@@ -31,7 +34,7 @@ public sealed class WeightSet : IDisposable
             foreach (var p in graph.Parameters)
             {
                 weights.Add(given?.GetValueOrDefault(p.Name)
-                    ?? RecipeExecutor.Execute(checkpoint, p.Name, p.Recipe, p.Value.DType, p.Value.Shape.ToSizes()));
+                    ?? RecipeExecutor.Execute(checkpoint, p.Name, p.Recipe, p.Value.DType, p.Value.Shape.ToSizes(), destinations?.GetValueOrDefault(p.Name) ?? 0));
             }
             return new WeightSet(weights, mapping);
         }

@@ -137,8 +137,8 @@ public sealed class CacheCorruptionTests(UncachedLogits uncached) : IClassFixtur
             case "unknown op":
                 // Checksums recomputed: only the op-name check can catch it.
                 var text = File.ReadAllText(graph);
-                Assert.Contains("\"op\": \"swiglu\"", text);
-                HostileEntry.Rewrite(entry, graph, text.Replace("\"op\": \"swiglu\"", "\"op\": \"evil_exec\""));
+                Assert.Contains("\"op\":\"swiglu\"", text);
+                HostileEntry.Rewrite(entry, graph, text.Replace("\"op\":\"swiglu\"", "\"op\":\"evil_exec\""));
                 break;
             case "graph fields null":
                 var document = JsonNode.Parse(File.ReadAllText(graph))!;

@@ -2,6 +2,7 @@ using Kiln.Cache;
 using Kiln.Checkpoints;
 using Kiln.Compile;
 using Kiln.Graph;
+using Kiln.Models;
 using Kiln.Transforms;
 using Kiln.Transforms.WeightLoad;
 
@@ -24,7 +25,7 @@ public sealed class ModelRecordTests
     {
         using var temp = new TempDir();
         using var checkpoint = Checkpoint.Open(FamilyModels.Directory(family, temp));
-        var record = ModelRecord.Of(checkpoint, ModelCompiler.Export(checkpoint));
+        var record = ModelRecord.Of(checkpoint);
         var pipeline = PipelineConfig.Load();
         var points = 0;
         var weightsBound = false;
@@ -38,13 +39,30 @@ public sealed class ModelRecordTests
         Assert.Equal(2, points);
     }
 
+    [Theory]
+    [InlineData("default")]
+    [InlineData("bf16")]
+    [InlineData("llama_gqa")]
+    [InlineData("mistral")]
+    [InlineData("qwen2")]
+    public void TheSignatureIsWhatTheExportDeclares(string family)
+    {
+        using var temp = new TempDir();
+        using var checkpoint = Checkpoint.Open(FamilyModels.Directory(family, temp));
+        var export = ModelCompiler.Export(checkpoint);
+        var signature = ModelFactory.Signature(checkpoint.Config, Path.Combine(checkpoint.Directory, Checkpoint.ConfigFileName));
+        Assert.Equal(export.Metadata.OrderBy(p => p.Key), signature.Metadata.OrderBy(p => p.Key));
+        Assert.Equal(export.Inputs.Select(i => (i.Name, i.Type)), signature.Inputs);
+        Assert.Equal(export.Outputs[0].Type, signature.Logits);
+    }
+
     [Fact]
     public void AGraphOfAnotherModelDoesNotFit()
     {
         using var llama = Checkpoint.Open(TestPaths.Oracle("llama_gqa"));
         using var qwen = Checkpoint.Open(TestPaths.Oracle("qwen2"));
         var graph = ModelCompiler.Compile(qwen, PipelineConfig.Load()).Graph;
-        Assert.NotNull(ModelRecord.Of(llama, ModelCompiler.Export(llama)).Mismatch(graph, weightsBound: true));
-        Assert.Null(ModelRecord.Of(qwen, ModelCompiler.Export(qwen)).Mismatch(graph, weightsBound: true));
+        Assert.NotNull(ModelRecord.Of(llama).Mismatch(graph, weightsBound: true));
+        Assert.Null(ModelRecord.Of(qwen).Mismatch(graph, weightsBound: true));
     }
 }

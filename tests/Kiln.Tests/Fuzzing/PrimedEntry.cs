@@ -30,7 +30,7 @@ public sealed class PrimedEntry : IDisposable
         var manifest = SnapshotStore.ReadManifest(Entry);
         Key = new SnapshotKey(manifest.Point.Index, manifest.Key, manifest.Components);
         Checkpoint = Checkpoint.Open(TestPaths.DefaultModel);
-        Model = ModelRecord.Of(Checkpoint, ModelCompiler.Export(Checkpoint));
+        Model = ModelRecord.Of(Checkpoint);
         _reader = new SnapshotStore(_cache.Settings(CacheMode.ReadOnly));
     }
 
