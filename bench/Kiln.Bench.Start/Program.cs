@@ -6,12 +6,13 @@ using Kiln.Bench.Start;
 
 // Whole-process start times of kiln: fresh `kiln generate --max-new-tokens 1 --prompt-ids 1 --json`
 // processes, uncached / cold / warm alternating, on the embedded default model and (with --large) a
-// >= 1 GB fp32 and a >= 1 GB bf16 random checkpoint. Prints medians, the split reported by
+// >= 1 GB fp32 and a >= 1 GB bf16 random checkpoint, and (with --compile-70b) cold and warm `kiln compile`
+// processes on a sparse checkpoint of Llama 3.1 70B's shapes. Prints medians, the split reported by
 // generate --json (pipeline, weights, session, first token) and peak RSS; writes bench/results/start-*.json.
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 var repo = BenchEnvironment.RepoRoot();
 string? kiln = null, work = null;
-var (repeats, large) = (5, false);
+var (repeats, large, compile70B) = (5, false, false);
 var models = new List<string>();
 for (var i = 0; i < args.Length; i++)
 {
@@ -21,9 +22,10 @@ for (var i = 0; i < args.Length; i++)
         case "--kiln": kiln = Path.GetFullPath(Next()); break;
         case "--repeats": repeats = int.Parse(Next(), CultureInfo.InvariantCulture); break;
         case "--large": large = true; break;
+        case "--compile-70b": compile70B = true; break;
         case "--model": models.Add(Path.GetFullPath(Next())); break;
         case "--work": work = Path.GetFullPath(Next()); break;
-        default: throw new ArgumentException($"unknown argument {args[i]} (expected --kiln PATH, --repeats N, --large, --model DIR, --work DIR)");
+        default: throw new ArgumentException($"unknown argument {args[i]} (expected --kiln PATH, --repeats N, --large, --compile-70b, --model DIR, --work DIR)");
     }
 }
 kiln ??= Path.Combine(repo, "artifacts", "kiln", "kiln");
@@ -43,9 +45,11 @@ try
         models.Add(TestModel("llama-10l-2048-bf16", "bf16", layers: 10));
     }
     var results = models.Select(m => StartBenchmark.Run(kiln, m, work, repeats, Progress)).ToList();
+    var compiles = compile70B ? [CompileBenchmark.Run(kiln, SparseLlama70B(), work, repeats, Progress)] : new List<CompileResult>();
     var report = new StartBenchmarkResult(DateTime.UtcNow.ToString("O"), BenchEnvironment.GitCommit(repo), Environment.ProcessorCount,
-        BenchEnvironment.CpuModel(), BenchEnvironment.MemoryGiB(), Path.GetRelativePath(repo, kiln), repeats, results);
+        BenchEnvironment.CpuModel(), BenchEnvironment.MemoryGiB(), Path.GetRelativePath(repo, kiln), repeats, results, compiles);
     foreach (var r in results) Print(r);
+    foreach (var c in compiles) PrintCompile(c);
     var file = Path.Combine(repo, "bench", "results", $"start-{DateTime.UtcNow:yyyyMMdd-HHmmss}.json");
     Directory.CreateDirectory(Path.GetDirectoryName(file)!);
     File.WriteAllText(file, JsonSerializer.Serialize(report, new JsonSerializerOptions { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, WriteIndented = true }));
@@ -70,6 +74,26 @@ string TestModel(string name, string dtype, int layers)
     return process.ExitCode == 0 ? directory : throw new InvalidOperationException($"kiln testmodel for {name} failed");
 }
 
+// Llama 3.1 70B's shapes (80 layers, hidden 8192, GQA 64/8, vocab 128256, bf16) as a sparse checkpoint: real headers, no data.
+string SparseLlama70B()
+{
+    var directory = Path.Combine(work, "llama3-70b-sparse");
+    if (Directory.Exists(directory)) return directory;
+    Progress("writing llama3-70b-sparse");
+    var start = new ProcessStartInfo(kiln, ["testmodel", "--layers", "80", "--hidden", "8192", "--heads", "64", "--kv-heads", "8",
+        "--intermediate", "28672", "--vocab", "128256", "--dtype", "bf16", "--sparse", "--out", directory]);
+    using var process = Process.Start(start)!;
+    process.WaitForExit();
+    return process.ExitCode == 0 ? directory : throw new InvalidOperationException("kiln testmodel for the 70B-shaped checkpoint failed");
+}
+
+static void PrintCompile(CompileResult c)
+{
+    Console.WriteLine($"{c.Model}, kiln compile:");
+    Console.WriteLine($"  cold {c.ColdWallMs:F0} ms ({c.MinColdWallMs:F0}..{c.MaxColdWallMs:F0}), warm {c.WarmWallMs:F0} ms ({c.MinWarmWallMs:F0}..{c.MaxWarmWallMs:F0}): cold / warm {c.ColdOverWarm:F2}x");
+    Console.WriteLine($"  restore at the final point in the warm processes {c.WarmRestoreMs:F1} ms ({c.MinWarmRestoreMs:F1}..{c.MaxWarmRestoreMs:F1})");
+}
+
 static void Print(ModelResult r)
 {
     Console.WriteLine($"{r.Model} ({r.CheckpointBytes / 1e9:F2} GB of safetensors):");
@@ -82,4 +106,4 @@ static void Print(ModelResult r)
 }
 
 internal sealed record StartBenchmarkResult(string Date, string? Commit, int Processors, string Cpu, double MemoryGiB, string Kiln, int Repeats,
-    IReadOnlyList<ModelResult> Models);
+    IReadOnlyList<ModelResult> Models, IReadOnlyList<CompileResult> Compiles);
