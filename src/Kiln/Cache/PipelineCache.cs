@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Kiln.Checkpoints;
 using Kiln.Compile;
 using Kiln.Distributed;
@@ -38,54 +37,32 @@ public sealed class PipelineCache(CacheSettings settings, ICommunicator? ranks =
 
         var store = new SnapshotStore(Settings);
         if (writable && _ranks.Rank == 0) store.CleanStagingLeftovers();
-        var clock = Stopwatch.StartNew();
-        var (restored, point, reason, quarantined) = RestoreLatest(store, keys, model, pipeline);
+        var compile = new CachedCompile(checkpoint, pipeline, observer, store, keys, _ranks, warnings);
+        var start = RestoreLatest(store, keys, model, pipeline);
 
         CacheLock? compileLock = null;
-        if (point?.Key != keys[^1].Key && writable)
+        if (start is not CachedCompile.FromSnapshot { Point: var point } || point.Key != keys[^1].Key)
         {
-            // One compile per key: wait for another process compiling it (which may already have published an
-            // earlier point), then look again.
-            string? lockProblem = null;
-            if (_ranks.Rank == 0)
+            if (writable)
             {
-                try
-                {
-                    compileLock = CacheLock.Acquire(Settings.Root, keys[^1].Key, Settings.EffectiveLockTimeout);
-                    if (compileLock is null) lockProblem = $"another process has been compiling key {keys[^1].Short} for over {Settings.EffectiveLockTimeout.TotalSeconds:F0} s";
-                }
-                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-                {
-                    lockProblem = $"cannot take the compile lock ({e.Message})";
-                }
-            }
-            if (!_ranks.AllAgree(_ranks.Rank != 0 || compileLock is not null))
-            {
-                warnings.Add($"{lockProblem ?? "rank 0 could not take the compile lock"}; compiling without the cache");
-                writable = false;
-            }
-            else
-            {
-                // Another process may have compiled and published meanwhile, before or while we waited: look again.
-                (restored, point, var afterWait, var quarantinedAfterWait) = RestoreLatest(store, keys, model, pipeline);
-                quarantined |= quarantinedAfterWait;
-                // A corrupt entry quarantined by the first look is "no entry" by now: keep the first reason.
-                if (point?.Key == keys[^1].Key) reason = null;
-                else if (reason == RestoreOutcome.NoEntry) reason = afterWait;
+                // One compile per key: wait for another process compiling it (which may already have published an
+                // earlier point), then look again.
+                if (!LockCompile(keys[^1], warnings, out compileLock)) writable = false;
+                else start = LookAgain(start, RestoreLatest(store, keys, model, pipeline), keys[^1]);
             }
         }
 
         try
         {
-            return Run(checkpoint, pipeline, observer, store, keys, restored, point, reason, quarantined, clock, writable, warnings);
+            return compile.Run(start, writable);
         }
-        catch (Exception e) when (restored is not null && point is not null && _ranks.Size == 1)
+        catch (Exception e) when (start is CachedCompile.FromSnapshot snapshot && _ranks.Size == 1)
         {
             // The restored graph passed every restore check, yet a later transform refused it: the entry is at
             // fault, not necessarily the model. It is quarantined and the model compiled from scratch, where a
             // real problem fails as it would uncached. (With several ranks the collectives leave no way back.)
-            var miss = store.Corrupt(point.Key, $"resuming the pipeline from it failed: {e.Message}");
-            return Run(checkpoint, pipeline, observer, store, keys, null, null, miss.MissReason, quarantined | miss.Quarantined, clock, writable, warnings);
+            var miss = store.Corrupt(snapshot.Point.Key, $"resuming the pipeline from it failed: {e.Message}");
+            return compile.Run(new CachedCompile.FromExport(miss.MissReason!, snapshot.Quarantined | miss.Quarantined), writable);
         }
         finally
         {
@@ -93,71 +70,41 @@ public sealed class PipelineCache(CacheSettings settings, ICommunicator? ranks =
         }
     }
 
-    private CompileResult Run(Checkpoint checkpoint, PipelineConfig pipeline, Action<PipelineEntry, TransformInfo, ModelGraph>? observer,
-        SnapshotStore store, IReadOnlyList<SnapshotKey> keys, RestoreOutcome? restored, SnapshotKey? point, string? reason, bool quarantined,
-        Stopwatch clock, bool writable, List<string> warnings)
+    // Rank 0 takes the key's compile lock (waiting for a process that holds it); false on every rank when it could not.
+    private bool LockCompile(SnapshotKey final, List<string> warnings, out CacheLock? compileLock)
     {
-        ModelGraph graph;
-        double exportMs = 0, compiledSoFar, restoreMs = 0;
-        var start = 0;
-        if (restored is not null && point is not null)
+        compileLock = null;
+        string? lockProblem = null;
+        if (_ranks.Rank == 0)
         {
-            restoreMs = clock.Elapsed.TotalMilliseconds;
-            graph = restored.Graph!;
-            start = point.EntryIndex + 1;
-            compiledSoFar = restored.Manifest!.CompileMs;
-            if (Settings.VerifyOnHit && VerifyHit(checkpoint, pipeline, store, point, graph, warnings) is { } fresh)
+            try
             {
-                (graph, restored, reason) = (fresh, null, "the restored graph differed from a fresh compile (--cache-verify)");
+                compileLock = CacheLock.Acquire(Settings.Root, final.Key, Settings.EffectiveLockTimeout);
+                if (compileLock is null) lockProblem = $"another process has been compiling key {final.Short} for over {Settings.EffectiveLockTimeout.TotalSeconds:F0} s";
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                lockProblem = $"cannot take the compile lock ({e.Message})";
             }
         }
-        else
-        {
-            var exportClock = Stopwatch.StartNew();
-            graph = ModelCompiler.Export(checkpoint);
-            compiledSoFar = exportMs = exportClock.Elapsed.TotalMilliseconds;
-        }
+        if (_ranks.AllAgree(_ranks.Rank != 0 || compileLock is not null)) return true;
+        warnings.Add($"{lockProblem ?? "rank 0 could not take the compile lock"}; compiling without the cache");
+        compileLock?.Dispose();
+        compileLock = null;
+        return false;
+    }
 
-        var published = 0;
-        var saveClock = new Stopwatch();
-        var index = start - 1; // the observer sees the entries in order, from start on
-        var pipelineMs = Pipeline.Run(graph, pipeline.Entries, new TransformContext(checkpoint, _ranks.Size, _ranks.Rank), (entry, info, g) =>
+    // After waiting for the lock: another process may have published meanwhile. The reasons of the first look
+    // are kept where the second says less (a corrupt entry quarantined by the first is "no entry" by now).
+    private static CachedCompile.Start LookAgain(CachedCompile.Start first, CachedCompile.Start second, SnapshotKey final)
+    {
+        var quarantined = first.Quarantined | second.Quarantined;
+        return second switch
         {
-            compiledSoFar += info.Ms;
-            index++;
-            var key = keys.FirstOrDefault(k => k.EntryIndex == index);
-            // Saving is collective: every rank must decide the same, even if another process publishes meanwhile.
-            if (writable && key is not null && _ranks.AllAgree(!Directory.Exists(store.EntryDirectory(key.Key))))
-            {
-                saveClock.Start();
-                var after = pipeline.Entries.Take(key.EntryIndex).LastOrDefault(e => !e.IsSnapshotPoint);
-                if (store.Save(key, new SnapshotPoint(key.EntryIndex, after?.Name ?? "export", entry.Stage.Name()), g, compiledSoFar, _ranks)) published++;
-                else if (store.SaveFailed is { } failure) warnings.Add($"could not save snapshot {key.Short}: {failure}; running without it");
-                else if (_ranks.Size > 1 && !Directory.Exists(store.EntryDirectory(key.Key))) warnings.Add($"could not save snapshot {key.Short}: another rank failed to save");
-                saveClock.Stop();
-            }
-            observer?.Invoke(entry, info, g);
-        }, start);
-        if (published > 0 && _ranks.Rank == 0) store.Prune(Settings.MaxBytes);
-
-        CacheReport report;
-        // The weights tier belongs to the final graph: only a last point after every transform has it.
-        var finalKey = pipeline.Entries.Skip(keys[^1].EntryIndex + 1).All(e => e.IsSnapshotPoint || !e.Config.Enabled) ? keys[^1].Key : null;
-        if (restored is not null && point is not null)
-        {
-            var savedMs = Math.Max(0, restored.Manifest!.CompileMs - restoreMs);
-            report = new CacheReport("hit", Describe(pipeline, point), reason, point.Key, restoreMs, savedMs, published, saveClock.Elapsed.TotalMilliseconds, warnings, finalKey);
-        }
-        else
-        {
-            report = new CacheReport("miss", null, reason ?? RestoreOutcome.NoEntry, keys[^1].Key, 0, 0, published, saveClock.Elapsed.TotalMilliseconds, warnings, finalKey);
-        }
-        if (writable && _ranks.Rank == 0)
-        {
-            try { CacheStats.Record(Settings.Root, report.Status == "hit", report.Reason, report.SavedMs, quarantined); }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { warnings.Add($"could not update cache statistics: {e.Message}"); }
-        }
-        return new CompileResult(graph, exportMs, restoreMs + pipelineMs, report);
+            CachedCompile.FromSnapshot s when s.Point.Key == final.Key => s with { Reason = null, Quarantined = quarantined },
+            _ when first.Reason != RestoreOutcome.NoEntry => second with { Reason = first.Reason, Quarantined = quarantined },
+            _ => second with { Quarantined = quarantined },
+        };
     }
 
     /// <summary>
@@ -168,8 +115,7 @@ public sealed class PipelineCache(CacheSettings settings, ICommunicator? ranks =
         report is { Status: "hit" or "miss", FinalKey: { } key } && Settings.Mode != CacheMode.Off ? new WeightsTier(Settings, key, _ranks) : null;
 
     // Tries the points from the last to the first; every rank must restore the same point.
-    private (RestoreOutcome? Restored, SnapshotKey? Point, string? Reason, bool Quarantined) RestoreLatest(SnapshotStore store, IReadOnlyList<SnapshotKey> keys,
-        ModelRecord model, PipelineConfig pipeline)
+    private CachedCompile.Start RestoreLatest(SnapshotStore store, IReadOnlyList<SnapshotKey> keys, ModelRecord model, PipelineConfig pipeline)
     {
         string? latestReason = null;
         var quarantined = false;
@@ -180,22 +126,10 @@ public sealed class PipelineCache(CacheSettings settings, ICommunicator? ranks =
             quarantined |= outcome.Quarantined;
             latestReason ??= outcome.MissReason;
             // A hit at an earlier point keeps the reason the later points were not used.
-            if (_ranks.AllAgree(outcome.Hit)) return (outcome, key, latestReason, quarantined);
+            if (_ranks.AllAgree(outcome.Hit)) return new CachedCompile.FromSnapshot(outcome, key, latestReason, quarantined);
             if (outcome.Hit) latestReason ??= "another rank could not restore";
         }
-        return (null, null, latestReason, quarantined);
-    }
-
-    // Recompiles without the cache up to the point and compares graph hashes; returns the fresh graph on a mismatch.
-    private static ModelGraph? VerifyHit(Checkpoint checkpoint, PipelineConfig pipeline, SnapshotStore store, SnapshotKey point, ModelGraph restored, List<string> warnings)
-    {
-        var fresh = ModelCompiler.Export(checkpoint);
-        Pipeline.Run(fresh, pipeline.Entries.Take(point.EntryIndex + 1).ToList(), new TransformContext(checkpoint));
-        if (GraphHash.Of(fresh) == GraphHash.Of(restored)) return null;
-        warnings.Add($"CACHE VERIFY FAILED: entry {point.Short} restores a graph that differs from a fresh compile; " +
-            "a key component is missing. The entry was removed and the fresh graph is used.");
-        if (store.Settings.Mode != CacheMode.ReadOnly) store.Remove(point.Key);
-        return fresh;
+        return new CachedCompile.FromExport(latestReason ?? RestoreOutcome.NoEntry, quarantined);
     }
 
     // The root must exist (created private if not) and be trusted with what Kiln keeps in it (RootTrust.CheckTree;
@@ -233,15 +167,9 @@ public sealed class PipelineCache(CacheSettings settings, ICommunicator? ranks =
         }
     }
 
-    private static string Describe(PipelineConfig pipeline, SnapshotKey point)
+    private CompileResult Uncached(Checkpoint checkpoint, PipelineConfig pipeline, Action<PipelineEntry, TransformInfo, ModelGraph>? observer, CacheReport report)
     {
-        var after = pipeline.Entries.Take(point.EntryIndex).LastOrDefault(e => !e.IsSnapshotPoint);
-        return $"point {point.EntryIndex} (after {after?.Name ?? "export"}, stage {pipeline.Entries[point.EntryIndex].Stage.Name()})";
-    }
-
-    private static CompileResult Uncached(Checkpoint checkpoint, PipelineConfig pipeline, Action<PipelineEntry, TransformInfo, ModelGraph>? observer, CacheReport report)
-    {
-        var result = ModelCompiler.Compile(checkpoint, pipeline, observer);
+        var result = ModelCompiler.Compile(checkpoint, pipeline, observer, _ranks);
         return result with { Cache = report };
     }
 }

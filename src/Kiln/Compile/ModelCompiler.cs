@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Kiln.Checkpoints;
+using Kiln.Distributed;
 using Kiln.Graph;
 using Kiln.Models;
 using Kiln.Ops;
@@ -10,17 +11,39 @@ namespace Kiln.Compile;
 /// <summary>The graph a pipeline produced, where the time went, and what the snapshot cache did (null: not asked).</summary>
 public sealed record CompileResult(ModelGraph Graph, double ExportMs, double PipelineMs, Cache.CacheReport? Cache = null);
 
-/// <summary>Exports a checkpoint's graph (config and headers only) and runs a pipeline over it.</summary>
+/// <summary>
+/// The one path from a checkpoint to its compiled graph: the model's export (config and headers only),
+/// then the pipeline's entries in order, always in the parallel layout of a world of ranks. The snapshot
+/// cache (<see cref="Cache.PipelineCache"/>) wraps this path: it restores a prefix and resumes here, so an
+/// uncached, a cached and a verified (--cache-verify) compile run the same code.
+/// </summary>
 public static class ModelCompiler
 {
+    /// <summary>
+    /// Exports the model and runs the pipeline's entries (through entry <paramref name="lastEntry"/> when given)
+    /// for this rank of <paramref name="world"/> (default: one process).
+    /// </summary>
     public static CompileResult Compile(Checkpoint checkpoint, PipelineConfig pipeline,
-        Action<PipelineEntry, TransformInfo, ModelGraph>? observer = null)
+        Action<PipelineEntry, TransformInfo, ModelGraph>? observer = null, ICommunicator? world = null, int? lastEntry = null)
     {
         var clock = Stopwatch.StartNew();
         var graph = Export(checkpoint);
         var exportMs = clock.Elapsed.TotalMilliseconds;
-        var pipelineMs = Pipeline.Run(graph, pipeline.Entries, new TransformContext(checkpoint), observer);
+        var pipelineMs = Resume(graph, checkpoint, pipeline, 0, observer, world, lastEntry);
         return new CompileResult(graph, exportMs, pipelineMs);
+    }
+
+    /// <summary>
+    /// Runs the pipeline's entries from <paramref name="startIndex"/> on (through <paramref name="lastEntry"/> when
+    /// given) over <paramref name="graph"/>, whose earlier entries are already applied (a restored snapshot);
+    /// returns the milliseconds spent, not counting the observer.
+    /// </summary>
+    public static double Resume(ModelGraph graph, Checkpoint checkpoint, PipelineConfig pipeline, int startIndex,
+        Action<PipelineEntry, TransformInfo, ModelGraph>? observer = null, ICommunicator? world = null, int? lastEntry = null)
+    {
+        world ??= SingleProcess.Instance;
+        var entries = lastEntry is { } last ? pipeline.Entries.Take(last + 1).ToList() : pipeline.Entries;
+        return Pipeline.Run(graph, entries, new TransformContext(checkpoint, world.Size, world.Rank), observer, startIndex);
     }
 
     /// <summary>The reference-form graph of the checkpoint's model, before any transform.</summary>
