@@ -14,7 +14,7 @@ namespace Kiln.Tests.Cache;
 /// </summary>
 public sealed class CacheCorrectnessTests
 {
-    private const string FinalPoint = "point 16 (after select_session_options, stage compile)";
+    private static readonly string FinalPoint = DefaultPoints.Final;
 
     [Fact]
     public void SecondRunHitsAtTheFinalPointWithIdenticalLogitsAndText()
@@ -95,7 +95,7 @@ public sealed class CacheCorrectnessTests
         {
             Assert.NotEqual(FinalPoint, report.Point);
             Assert.Equal("hit", report.Status);
-            Assert.StartsWith("point 9 ", report.Point);
+            Assert.StartsWith(DefaultPoints.FirstShort + " ", report.Point);
         }
         Assert.Empty(Directory.Exists(cache.Quarantine) ? Directory.GetDirectories(cache.Quarantine) : []);
         var twoRankFinal = Path.Combine(cache.Pipeline, two[^1].Key);

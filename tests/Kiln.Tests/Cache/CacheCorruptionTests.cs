@@ -55,7 +55,7 @@ public sealed class CacheCorruptionTests(UncachedLogits uncached) : IClassFixtur
         var (logits, report) = CachedCompile.Logits(TestPaths.DefaultModel, cache.Settings());
         // The earlier point is intact: the run resumes from it and says why the final point was not used.
         Assert.Equal("hit", report.Status);
-        Assert.StartsWith("point 9 ", report.Point);
+        Assert.StartsWith(DefaultPoints.FirstShort + " ", report.Point);
         Assert.Contains(reason, report.Reason);
         Assert.Contains("corrupt entry", report.Reason);
         Assert.Equal(uncached.Value, logits);
@@ -65,7 +65,7 @@ public sealed class CacheCorruptionTests(UncachedLogits uncached) : IClassFixtur
 
         var again = CachedCompile.Run(TestPaths.DefaultModel, cache.Settings()).Cache!;
         Assert.Equal("hit", again.Status);
-        Assert.StartsWith("point 16 ", again.Point);
+        Assert.StartsWith(DefaultPoints.FinalShort + " ", again.Point);
         Assert.Null(again.Reason);
     }
 

@@ -93,7 +93,7 @@ public sealed class CacheRootTests(UncachedLogits uncached) : IClassFixture<Unca
 
         var (logits, report) = CachedCompile.Logits(TestPaths.DefaultModel, cache.Settings());
         Assert.Equal("hit", report.Status);
-        Assert.StartsWith("point 9 ", report.Point);
+        Assert.StartsWith(DefaultPoints.FirstShort + " ", report.Point);
         Assert.Contains("corrupt entry: the entry is a link, not a directory", report.Reason);
         Assert.Equal(uncached.Value, logits);
         // The link itself was moved to the quarantine; its target is untouched.
@@ -111,10 +111,10 @@ public sealed class CacheRootTests(UncachedLogits uncached) : IClassFixture<Unca
 
         var (logits, report) = CachedCompile.Logits(TestPaths.DefaultModel, cache.Settings());
         Assert.Equal("hit", report.Status);
-        Assert.StartsWith("point 9 ", report.Point);
+        Assert.StartsWith(DefaultPoints.FirstShort + " ", report.Point);
         Assert.Contains($"untrusted entry: {final} is writable by group or others", report.Reason);
         Assert.Equal(uncached.Value, logits);
-        Assert.Equal("point 16 (after select_session_options, stage compile)",
+        Assert.Equal(DefaultPoints.Final,
             CachedCompile.Run(TestPaths.DefaultModel, cache.Settings() with { TrustSharedRoot = true }).Cache!.Point);
     }
 
@@ -205,7 +205,7 @@ public sealed class CacheRootTests(UncachedLogits uncached) : IClassFixture<Unca
 
         var (logits, report) = CachedCompile.Logits(TestPaths.DefaultModel, cache.Settings());
         Assert.Equal("hit", report.Status);
-        Assert.StartsWith("point 9 ", report.Point);
+        Assert.StartsWith(DefaultPoints.FirstShort + " ", report.Point);
         Assert.Equal(0, report.Published);
         Assert.Contains(report.Warnings, w => w.StartsWith("could not save snapshot", StringComparison.Ordinal));
         Assert.Equal(uncached.Value, logits);
