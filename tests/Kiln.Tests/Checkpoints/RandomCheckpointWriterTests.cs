@@ -337,9 +337,7 @@ public sealed class RandomCheckpointWriterTests
         var options = preset == "8B" ? TestModelOptions.Llama3_8B : TestModelOptions.Llama3_70B;
         using var dir = new TempDir();
         var outDir = dir.File("m");
-        var clock = System.Diagnostics.Stopwatch.StartNew();
         RandomCheckpointWriter.Write(options, outDir, sparse: true);
-        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"took {clock.Elapsed}");
 
         using var checkpoint = Checkpoint.Open(outDir);
         var expected = RandomCheckpointWriter.LlamaTensors(options);
