@@ -6,9 +6,30 @@ using Kiln.Benchmarks;
 
 // Kiln vs llama.cpp (LLamaSharp, CPU backend) on stories260K: the same seeded prompt, token counts,
 // thread count and greedy decoding; prints both decode speeds and writes bench/results/*.json.
-var arguments = BenchArguments.Parse(args);
 // llama.cpp logs every tensor it loads; only the results matter here.
 LLama.Native.NativeLibraryConfig.All.WithLogCallback((_, _) => { });
+switch (args.FirstOrDefault())
+{
+    // Kiln vs llama.cpp on the same weights: see SameWeightsBenchmark and bench/README.md.
+    case "same-weights":
+        try
+        {
+            return SameWeightsBenchmark.Run(SameWeightsArguments.Parse(args[1..]));
+        }
+        catch (ArgumentException e)
+        {
+            Console.Error.WriteLine(e.Message);
+            return 2;
+        }
+    // The llama.cpp children of same-weights (one process per engine run, for its own peak RSS).
+    case "llama-run": return LlamaCppChild.Run(args[1..]);
+    case "llama-logits": return LlamaCppChild.Logits(args[1..]);
+    // Tools: write one GGUF (f32|f16) from a checkpoint folder; print a GGUF's header.
+    case "gguf": return GgufTool.Convert(args[1..]);
+    case "gguf-info": return GgufTool.Info(args[1..]);
+}
+
+var arguments = BenchArguments.Parse(args);
 var repo = BenchEnvironment.RepoRoot();
 var kilnModel = Path.Combine(repo, "models", "stories260K");
 var gguf = Path.Combine(repo, "models", "stories260K-gguf", "stories260K.gguf");
