@@ -51,6 +51,12 @@ internal static class HfToGguf
     /// <summary>What was written: the file, its tensor count and how its vocabulary was made.</summary>
     public sealed record Conversion(string Path, GgmlType Type, int Tensors, long Bytes, string VocabularySource);
 
+    /// <summary>
+    /// KILN_BENCH_GGUF_NO_PERMUTE=1 writes q and k in HF's row order: a deliberately wrong file, to check
+    /// that the accuracy figures catch a wrong layout (bench/README.md).
+    /// </summary>
+    private static bool SkipPermutation => Environment.GetEnvironmentVariable("KILN_BENCH_GGUF_NO_PERMUTE") == "1";
+
     public static Conversion Write(string checkpointDirectory, string outPath, GgmlType type)
     {
         if (type is not (GgmlType.F32 or GgmlType.F16)) throw new ArgumentException($"writes F32 or F16, not {type}", nameof(type));
@@ -68,7 +74,7 @@ internal static class HfToGguf
             foreach (var (p, (name, _, tensorType)) in plan.Zip(layout))
             {
                 var values = ReadFloats(checkpoint, p.HfName);
-                if (p.PermuteHeads is { } heads) values = PermuteRotary(values, heads, shape.HeadDim);
+                if (p.PermuteHeads is { } heads && !SkipPermutation) values = PermuteRotary(values, heads, shape.HeadDim);
                 writer.WriteTensor(name, Encode(values, tensorType));
             }
             writer.Complete();

@@ -9,13 +9,13 @@ using LLama.Native;
 namespace Kiln.Bench.LlamaCpp;
 
 /// <summary>What the llama.cpp child prints for a timed run (one JSON line on stdout).</summary>
-internal sealed record LlamaRun(string Gguf, int Threads, int PromptTokens, int NewTokens, int Repeats, string KvType,
+internal sealed record LlamaRun(string Gguf, int Threads, int PromptTokens, int NewTokens, int Repeats, string KvType, string FlashAttn,
     double LoadMs, double PrefillTokensPerS, double DecodeTokensPerS, double TtftMs, long PeakRssBytes,
     double ReadBandwidthBytesPerS, long WeightBytesPerToken, double DecodeBoundTokensPerS, double DecodeFractionOfBound,
     Dictionary<string, int> TensorTypes);
 
 /// <summary>What the llama.cpp logits child prints; the logits themselves go to a binary file (f32, positions × vocab).</summary>
-internal sealed record LlamaLogits(string Gguf, int Positions, int Vocab, string KvType);
+internal sealed record LlamaLogits(string Gguf, int Positions, int Vocab, string KvType, string FlashAttn);
 
 /// <summary>
 /// The llama.cpp side, run in a child process of its own (`llama-run`, `llama-logits`) so that its peak
@@ -25,7 +25,7 @@ internal static class LlamaCppChild
 {
     public static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
-    /// <summary>`llama-run --gguf F --ids "..." --new-tokens N --threads T --repeats R [--kv-type f16|f32] [--probe-bytes B]`.</summary>
+    /// <summary>`llama-run --gguf F --ids "..." --new-tokens N --threads T --repeats R [--kv-type f16|f32] [--flash-attn auto|on|off] [--probe-bytes B]`.</summary>
     public static int Run(string[] args)
     {
         var o = ChildOptions.Parse(args);
@@ -34,7 +34,7 @@ internal static class LlamaCppChild
         var threads = o.Int("--threads");
         var repeats = o.Int("--repeats");
         var clock = Stopwatch.StartNew();
-        var parameters = Parameters(o.Gguf, prompt.Length + newTokens, prompt.Length, threads, o.KvType);
+        var parameters = Parameters(o.Gguf, prompt.Length + newTokens, prompt.Length, threads, o.KvType, o.FlashAttention);
         using var weights = LLamaWeights.LoadFromFile(parameters);
         using var context = weights.CreateContext(parameters);
         var loadMs = clock.Elapsed.TotalMilliseconds;
@@ -55,7 +55,7 @@ internal static class LlamaCppChild
         var weightBytes = WeightBytesPerToken(gguf);
         var bandwidth = Median(bandwidths);
         var decode = Median(runs.Select(r => (newTokens - 1) / ((r.TotalMs - r.FirstMs) / 1000)));
-        var result = new LlamaRun(Path.GetFileName(o.Gguf), threads, prompt.Length, newTokens, repeats, o.KvType, loadMs,
+        var result = new LlamaRun(Path.GetFileName(o.Gguf), threads, prompt.Length, newTokens, repeats, o.KvType, o.FlashAttention, loadMs,
             Median(runs.Select(r => prompt.Length / (r.FirstMs / 1000))), decode, Median(runs.Select(r => r.FirstMs)), peakRss,
             bandwidth, weightBytes, bandwidth / weightBytes, decode / (bandwidth / weightBytes),
             gguf.Tensors.GroupBy(t => t.Type.ToString()).ToDictionary(g => g.Key, g => g.Count()));
@@ -63,12 +63,12 @@ internal static class LlamaCppChild
         return 0;
     }
 
-    /// <summary>`llama-logits --gguf F --ids "..." --out FILE [--kv-type f16|f32] [--threads T]`: one batch, logits at every position.</summary>
+    /// <summary>`llama-logits --gguf F --ids "..." --out FILE [--kv-type f16|f32] [--flash-attn auto|on|off] [--threads T]`: one batch, logits at every position.</summary>
     public static int Logits(string[] args)
     {
         var o = ChildOptions.Parse(args);
         var ids = o.Ids;
-        var parameters = Parameters(o.Gguf, ids.Length, ids.Length, o.Int("--threads", 1), o.KvType);
+        var parameters = Parameters(o.Gguf, ids.Length, ids.Length, o.Int("--threads", 1), o.KvType, o.FlashAttention);
         using var weights = LLamaWeights.LoadFromFile(parameters);
         using var context = weights.CreateContext(parameters);
         var vocab = weights.NativeHandle.Vocab.Count;
@@ -78,7 +78,7 @@ internal static class LlamaCppChild
         var all = new float[ids.Length * vocab];
         for (var i = 0; i < ids.Length; i++) context.NativeHandle.GetLogitsIth(i)[..vocab].CopyTo(all.AsSpan(i * vocab, vocab));
         File.WriteAllBytes(o.String("--out"), MemoryMarshal.AsBytes(all.AsSpan()).ToArray());
-        Console.WriteLine(JsonSerializer.Serialize(new LlamaLogits(Path.GetFileName(o.Gguf), ids.Length, vocab, o.KvType), Json));
+        Console.WriteLine(JsonSerializer.Serialize(new LlamaLogits(Path.GetFileName(o.Gguf), ids.Length, vocab, o.KvType, o.FlashAttention), Json));
         return 0;
     }
 
@@ -92,7 +92,7 @@ internal static class LlamaCppChild
         return gguf.Tensors.Sum(t => t.Name == "token_embd.weight" && !tied ? t.ByteLength / t.Dims[^1] : t.ByteLength);
     }
 
-    private static ModelParams Parameters(string gguf, int context, int batch, int threads, string kvType)
+    private static ModelParams Parameters(string gguf, int context, int batch, int threads, string kvType, string flashAttention)
     {
         var type = kvType switch
         {
@@ -110,6 +110,14 @@ internal static class LlamaCppChild
             GpuLayerCount = 0,
             TypeK = type,
             TypeV = type,
+            // null: llama.cpp's default (auto).
+            FlashAttention = flashAttention switch
+            {
+                "on" => true,
+                "off" => false,
+                "auto" => null,
+                _ => throw new ArgumentException($"--flash-attn: auto, on or off, not {flashAttention}"),
+            },
         };
     }
 
@@ -175,5 +183,6 @@ internal sealed class ChildOptions
     public long Long(string name, long fallback) => _values.TryGetValue(name, out var v) ? long.Parse(v) : fallback;
     public string Gguf => String("--gguf");
     public string KvType => _values.GetValueOrDefault("--kv-type", "f16");
+    public string FlashAttention => _values.GetValueOrDefault("--flash-attn", "auto");
     public int[] Ids => String("--ids").Split([' ', ','], StringSplitOptions.RemoveEmptyEntries).Select(int.Parse).ToArray();
 }

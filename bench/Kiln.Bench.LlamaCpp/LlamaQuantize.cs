@@ -14,6 +14,9 @@ internal static class LlamaQuantize
 {
     public static void Run(string source, string destination, LLamaFtype ftype, bool pure, int threads)
     {
+        // Loads the native library (NativeApi's static constructor picks the CPU variant); the params'
+        // own P/Invoke does not trigger that.
+        NativeApi.llama_empty_call();
         var parameters = LLamaModelQuantizeParams.Default();
         parameters.ftype = ftype;
         parameters.nthread = threads;

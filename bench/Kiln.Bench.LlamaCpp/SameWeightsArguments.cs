@@ -9,7 +9,7 @@ internal sealed record FormatPair(string Name, string LlamaType, string KilnChec
 /// <summary>The options of `same-weights` (see bench/README.md).</summary>
 internal sealed record SameWeightsArguments(
     string Model, string? Kiln, string? Work, int[] Threads, string[] Formats, int PromptTokens, int NewTokens, int Repeats,
-    int AccuracyTokens, string? Half, Dictionary<string, string[]> KilnArgs, string[] KilnBenchArgs, string LlamaKvType,
+    int AccuracyTokens, string? Half, Dictionary<string, string[]> KilnArgs, string[] KilnBenchArgs, string LlamaKvType, string LlamaFlashAttn,
     bool LlamaPure, long ProbeBytes, bool Speed, bool Accuracy, int ChildTimeoutS)
 {
     public static readonly string[] AllFormats = ["f32", "f16", "int8", "int4"];
@@ -17,7 +17,8 @@ internal sealed record SameWeightsArguments(
     public const string Usage =
         "usage: same-weights --model DIR [--kiln PATH] [--work DIR] [--threads 1,2] [--formats f32,f16,int8,int4]\n" +
         "         [--prompt-tokens N=128] [--new-tokens N=128] [--repeats R=5] [--accuracy-tokens N=16] [--half f16|bf16]\n" +
-        "         [--kiln-args FORMAT=\"ARGS\" ...] [--kiln-bench-args \"ARGS\"] [--llama-kv-type f16|f32] [--llama-pure]\n" +
+        "         [--kiln-args FORMAT=\"ARGS\" ...] [--kiln-bench-args \"ARGS\"] [--llama-kv-type f16|f32]\n" +
+        "         [--llama-flash-attn auto|on|off] [--llama-pure]\n" +
         "         [--probe-bytes B] [--no-speed] [--no-accuracy] [--child-timeout-s S=3600]";
 
     /// <summary>Kiln's extra arguments per format when --kiln-args does not say (wt-quant's flag for the quantized pairs).</summary>
@@ -38,6 +39,7 @@ internal sealed record SameWeightsArguments(
         var kilnArgs = DefaultKilnArgs();
         string[] benchArgs = [];
         var kv = "f16";
+        var flash = "auto";
         var pure = false;
         var probe = global::Kiln.Benchmarks.ReadBandwidthProbe.DefaultBufferBytes;
         bool speed = true, acc = true;
@@ -75,6 +77,10 @@ internal sealed record SameWeightsArguments(
                     kv = Value();
                     if (kv is not ("f16" or "f32")) throw new ArgumentException("--llama-kv-type: f16 or f32");
                     break;
+                case "--llama-flash-attn":
+                    flash = Value();
+                    if (flash is not ("auto" or "on" or "off")) throw new ArgumentException("--llama-flash-attn: auto, on or off");
+                    break;
                 case "--llama-pure": pure = true; break;
                 case "--probe-bytes": probe = long.Parse(Value(), CultureInfo.InvariantCulture); break;
                 case "--no-speed": speed = false; break;
@@ -86,6 +92,6 @@ internal sealed record SameWeightsArguments(
         if (newTokens < 2) throw new ArgumentException("--new-tokens: at least 2 (decode speed is measured after the first token)");
         if (threads.Length == 0 || threads.Any(t => t < 1)) throw new ArgumentException("--threads: a comma-separated list of positive counts");
         return new SameWeightsArguments(model, kiln, work, threads, formats, prompt, newTokens, repeats, accuracy, half, kilnArgs, benchArgs,
-            kv, pure, probe, speed, acc, timeout);
+            kv, flash, pure, probe, speed, acc, timeout);
     }
 }

@@ -29,7 +29,7 @@ internal sealed record Accuracy(string Engine, string Format, bool Ok, string? E
 
 internal sealed record SameWeightsResult(string DateUtc, string? Commit, string Cpu, int LogicalProcessors, double MemoryGiB, double[] LoadAverage,
     string Model, string SourceDtype, string KilnF32Checkpoint, string Kiln16Checkpoint, string Kiln16Dtype, string Kiln, string VocabularySource,
-    int PromptTokens, int NewTokens, int Repeats, int[] PromptIds, int[] AccuracyIds, string LlamaKvType, bool LlamaPure,
+    int PromptTokens, int NewTokens, int Repeats, int[] PromptIds, int[] AccuracyIds, string LlamaKvType, string LlamaFlashAttn, bool LlamaPure,
     Dictionary<string, string[]> KilnArgs, string[] KilnBenchArgs, List<GgufProduct> Ggufs, List<Accuracy> Accuracy,
     List<EngineRun> Runs, List<PairRatio> Ratios, double? F32LlamaMaxAbsError);
 
@@ -121,7 +121,7 @@ internal static class SameWeightsBenchmark
 
         var result = new SameWeightsResult(DateTime.UtcNow.ToString("O"), BenchEnvironment.GitCommit(repo), BenchEnvironment.CpuModel(), Environment.ProcessorCount,
             Math.Round(BenchEnvironment.MemoryGiB(), 1), LoadAverage(), model, sourceDtype.ToString().ToLowerInvariant(), kilnF32, kiln16, halfName, kiln,
-            conversion.VocabularySource, a.PromptTokens, a.NewTokens, a.Repeats, promptIds, accuracyIds, a.LlamaKvType, a.LlamaPure, a.KilnArgs, a.KilnBenchArgs,
+            conversion.VocabularySource, a.PromptTokens, a.NewTokens, a.Repeats, promptIds, accuracyIds, a.LlamaKvType, a.LlamaFlashAttn, a.LlamaPure, a.KilnArgs, a.KilnBenchArgs,
             ggufs, accuracy, runs, ratios, accuracy.FirstOrDefault(x => x.Engine == "llama.cpp" && x.Format == "f32")?.MaxAbsError);
         Print(result);
         var dir = Path.Combine(repo, "bench", "results");
@@ -195,7 +195,7 @@ internal static class SameWeightsBenchmark
             var gguf = ggufs.Single(g => g.Format == pair.Name);
             Log($"accuracy: llama.cpp {gguf.LlamaType}");
             var outFile = Path.Combine(work, $"logits-{gguf.LlamaType}.f32");
-            var child = ChildProcess.Self(["llama-logits", "--gguf", gguf.Path, "--ids", string.Join(' ', ids), "--out", outFile, "--kv-type", a.LlamaKvType,
+            var child = ChildProcess.Self(["llama-logits", "--gguf", gguf.Path, "--ids", string.Join(' ', ids), "--out", outFile, "--kv-type", a.LlamaKvType, "--flash-attn", a.LlamaFlashAttn,
                 "--threads", a.Threads.Max().ToString(CultureInfo.InvariantCulture)], a.ChildTimeoutS);
             if (!child.Ok)
             {
@@ -209,7 +209,7 @@ internal static class SameWeightsBenchmark
                 continue;
             }
             var argmax = Enumerable.Range(0, ids.Length).Select(p => ArgMax(logits.AsSpan(p * vocab, vocab))).ToArray();
-            results.Add(Compare("llama.cpp", pair.Name, logits, argmax, $"{gguf.LlamaType} GGUF, one batch, logits at every position, KV cache {a.LlamaKvType}"));
+            results.Add(Compare("llama.cpp", pair.Name, logits, argmax, $"{gguf.LlamaType} GGUF, one batch, logits at every position, KV cache {a.LlamaKvType}, flash attention {a.LlamaFlashAttn}"));
         }
         return results;
     }
@@ -269,7 +269,7 @@ internal static class SameWeightsBenchmark
     {
         string[] args = ["llama-run", "--gguf", gguf.Path, "--ids", string.Join(' ', promptIds), "--new-tokens", a.NewTokens.ToString(CultureInfo.InvariantCulture),
             "--threads", threads.ToString(CultureInfo.InvariantCulture), "--repeats", a.Repeats.ToString(CultureInfo.InvariantCulture),
-            "--kv-type", a.LlamaKvType, "--probe-bytes", a.ProbeBytes.ToString(CultureInfo.InvariantCulture)];
+            "--kv-type", a.LlamaKvType, "--flash-attn", a.LlamaFlashAttn, "--probe-bytes", a.ProbeBytes.ToString(CultureInfo.InvariantCulture)];
         Log($"speed: llama.cpp {gguf.LlamaType}, {threads} thread(s)");
         var child = ChildProcess.Self(args, a.ChildTimeoutS);
         string[] shown = [.. args[..4], "<prompt ids>", .. args[5..]];
@@ -290,7 +290,7 @@ internal static class SameWeightsBenchmark
     private static void Print(SameWeightsResult r)
     {
         Console.WriteLine();
-        Console.WriteLine($"{Path.GetFileName(r.Model)} ({r.SourceDtype}), {r.PromptTokens} prompt + {r.NewTokens} new tokens, greedy, median of {r.Repeats}; llama.cpp KV cache {r.LlamaKvType}");
+        Console.WriteLine($"{Path.GetFileName(r.Model)} ({r.SourceDtype}), {r.PromptTokens} prompt + {r.NewTokens} new tokens, greedy, median of {r.Repeats}; llama.cpp KV cache {r.LlamaKvType}, flash attention {r.LlamaFlashAttn}");
         Console.WriteLine("GGUFs:");
         foreach (var g in r.Ggufs)
             Console.WriteLine($"  {g.LlamaType,-5} {g.Bytes / 1e6,10:F2} MB  weight {g.WeightBytesPerToken / 1e6,10:F2} MB/token  {string.Join(" ", g.TensorTypes.Select(kv => $"{kv.Key}:{kv.Value}"))}");
