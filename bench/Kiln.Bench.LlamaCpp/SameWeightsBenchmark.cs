@@ -260,6 +260,11 @@ internal static class SameWeightsBenchmark
         if (!child.Ok || child.JsonLine is null)
             return new EngineRun("kiln", pair.Name, threads, false, child.Ok ? "no JSON on stdout" : child.Failure, null, null, null, null, null, null, null, null, null, null, ["kiln", .. args], null);
         var j = JsonNode.Parse(child.JsonLine)!;
+        // kiln bench draws the same seeded prompt (ModelBenchmark.SeededPrompt, seed 0, BOS first); a context too
+        // short for prompt + new tokens would shorten it, and the engines would no longer run the same tokens.
+        if (L(j, "prompt_tokens") != a.PromptTokens || L(j, "new_tokens") != a.NewTokens)
+            return new EngineRun("kiln", pair.Name, threads, false, $"kiln ran {L(j, "prompt_tokens")} + {L(j, "new_tokens")} tokens, not {a.PromptTokens} + {a.NewTokens}",
+                null, null, null, null, null, null, null, null, null, null, ["kiln", .. args], j);
         return new EngineRun("kiln", pair.Name, threads, true, null, D(j, "load_ms"), D(j, "prefill_tokens_per_s"), D(j, "decode_tokens_per_s"), D(j, "ttft_ms"),
             L(j, "peak_rss_bytes"), D(j, "read_bandwidth_bytes_per_s"), L(j, "weight_bytes_per_token"), D(j, "decode_bound_tokens_per_s"),
             D(j, "decode_fraction_of_bound"), j["weight_format"] is JsonValue v && v.TryGetValue<string>(out var s) ? s : null, ["kiln", .. args], j);
@@ -291,6 +296,7 @@ internal static class SameWeightsBenchmark
     {
         Console.WriteLine();
         Console.WriteLine($"{Path.GetFileName(r.Model)} ({r.SourceDtype}), {r.PromptTokens} prompt + {r.NewTokens} new tokens, greedy, median of {r.Repeats}; llama.cpp KV cache {r.LlamaKvType}, flash attention {r.LlamaFlashAttn}");
+        Console.WriteLine($"Kiln checkpoints: f32 {r.KilnF32Checkpoint}, 16-bit ({r.Kiln16Dtype}) {r.Kiln16Checkpoint}; vocabulary {r.VocabularySource}");
         Console.WriteLine("GGUFs:");
         foreach (var g in r.Ggufs)
             Console.WriteLine($"  {g.LlamaType,-5} {g.Bytes / 1e6,10:F2} MB  weight {g.WeightBytesPerToken / 1e6,10:F2} MB/token  {string.Join(" ", g.TensorTypes.Select(kv => $"{kv.Key}:{kv.Value}"))}");
