@@ -2,7 +2,7 @@ using System.Globalization;
 
 namespace Kiln.Bench.LlamaCpp;
 
-/// <summary>`gguf --model DIR --out FILE [--type f32|f16]` and `gguf-info FILE`.</summary>
+/// <summary>`gguf --model DIR --out FILE [--type f32|f16]`, `gguf-info FILE` and `gguf-diff A B`.</summary>
 internal static class GgufTool
 {
     public static int Convert(string[] args)
@@ -36,6 +36,52 @@ internal static class GgufTool
             Console.WriteLine($"  {t.Name,-28} {t.Type,-5} [{string.Join(", ", t.Dims)}] at {t.Offset} ({t.ByteLength:N0} bytes)");
         Console.WriteLine($"weight bytes per decode step as stored: {LlamaCppChild.WeightBytesPerToken(gguf):N0}");
         return 0;
+    }
+
+    /// <summary>
+    /// `gguf-diff A B`: for every tensor name in both files with F32 or F16 data in each, the largest
+    /// absolute difference of the values (shapes must match); then the names in only one of them.
+    /// </summary>
+    public static int Diff(string[] args)
+    {
+        if (args.Length != 2) throw new ArgumentException("usage: gguf-diff A B");
+        var (a, b) = (GgufFile.Read(args[0]), GgufFile.Read(args[1]));
+        var bByName = b.Tensors.ToDictionary(t => t.Name);
+        var worst = 0.0;
+        foreach (var ta in a.Tensors)
+        {
+            if (!bByName.TryGetValue(ta.Name, out var tb)) continue;
+            if (!ta.Dims.SequenceEqual(tb.Dims))
+            {
+                Console.WriteLine($"  {ta.Name,-28} shapes differ: [{string.Join(", ", ta.Dims)}] vs [{string.Join(", ", tb.Dims)}]");
+                worst = double.PositiveInfinity;
+                continue;
+            }
+            if (ta.Type is not (GgmlType.F32 or GgmlType.F16) || tb.Type is not (GgmlType.F32 or GgmlType.F16))
+            {
+                Console.WriteLine($"  {ta.Name,-28} {ta.Type} vs {tb.Type}: not compared");
+                continue;
+            }
+            var (va, vb) = (Values(args[0], a, ta), Values(args[1], b, tb));
+            var diff = va.Zip(vb).Max(x => Math.Abs((double)x.First - x.Second));
+            worst = Math.Max(worst, diff);
+            Console.WriteLine($"  {ta.Name,-28} max |a - b| = {diff.ToString("G4", CultureInfo.InvariantCulture)}");
+        }
+        foreach (var t in a.Tensors.Where(t => !bByName.ContainsKey(t.Name))) Console.WriteLine($"  {t.Name,-28} only in {args[0]}");
+        var aNames = a.Tensors.Select(t => t.Name).ToHashSet();
+        foreach (var t in b.Tensors.Where(t => !aNames.Contains(t.Name))) Console.WriteLine($"  {t.Name,-28} only in {args[1]}");
+        Console.WriteLine($"largest difference over the tensors compared: {worst.ToString("G4", CultureInfo.InvariantCulture)}");
+        return 0;
+    }
+
+    private static float[] Values(string path, GgufFile file, GgufTensor tensor)
+    {
+        using var stream = File.OpenRead(path);
+        stream.Position = file.DataStart + tensor.Offset;
+        var bytes = new byte[tensor.ByteLength];
+        stream.ReadExactly(bytes);
+        if (tensor.Type == GgmlType.F32) return System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(bytes).ToArray();
+        return System.Runtime.InteropServices.MemoryMarshal.Cast<byte, Half>(bytes).ToArray().Select(h => (float)h).ToArray();
     }
 
     private static string Show(object v) => v switch

@@ -144,7 +144,7 @@ internal static class LlamaCppChild
     private static void Decode(LLamaContext context, LLamaBatch batch)
     {
         var result = context.Decode(batch);
-        if (result != DecodeResult.Ok) throw new InvalidOperationException($"llama.cpp decode failed: {result}");
+        if (result != DecodeResult.Ok) throw new InvalidOperationException($"llama.cpp decode failed: {result}: {NativeLog.Recent()}");
     }
 
     private static LLamaToken ArgMax(Span<float> logits, int vocabSize)

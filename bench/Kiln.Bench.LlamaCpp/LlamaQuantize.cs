@@ -22,8 +22,9 @@ internal static class LlamaQuantize
         parameters.nthread = threads;
         parameters.pure = pure;
         var temp = destination + ".tmp";
+        NativeLog.Clear();
         var status = NativeApi.llama_model_quantize(source, temp, ref parameters);
-        if (status != 0) throw new InvalidOperationException($"llama_model_quantize {source} -> {ftype} failed ({status})");
+        if (status != 0) throw new InvalidOperationException($"llama_model_quantize {source} -> {ftype} failed ({status}): {NativeLog.Recent()}");
         File.Move(temp, destination, overwrite: true);
     }
 }

@@ -6,8 +6,8 @@ using Kiln.Benchmarks;
 
 // Kiln vs llama.cpp (LLamaSharp, CPU backend) on stories260K: the same seeded prompt, token counts,
 // thread count and greedy decoding; prints both decode speeds and writes bench/results/*.json.
-// llama.cpp logs every tensor it loads; only the results matter here.
-LLama.Native.NativeLibraryConfig.All.WithLogCallback((_, _) => { });
+// llama.cpp logs every tensor it loads; only the results matter here (failures quote the last lines).
+LLama.Native.NativeLibraryConfig.All.WithLogCallback((_, message) => NativeLog.Add(message));
 switch (args.FirstOrDefault())
 {
     // Kiln vs llama.cpp on the same weights: see SameWeightsBenchmark and bench/README.md.
@@ -24,9 +24,10 @@ switch (args.FirstOrDefault())
     // The llama.cpp children of same-weights (one process per engine run, for its own peak RSS).
     case "llama-run": return LlamaCppChild.Run(args[1..]);
     case "llama-logits": return LlamaCppChild.Logits(args[1..]);
-    // Tools: write one GGUF (f32|f16) from a checkpoint folder; print a GGUF's header.
+    // Tools: write one GGUF (f32|f16) from a checkpoint folder; print a GGUF's header; compare two GGUFs' tensors.
     case "gguf": return GgufTool.Convert(args[1..]);
     case "gguf-info": return GgufTool.Info(args[1..]);
+    case "gguf-diff": return GgufTool.Diff(args[1..]);
 }
 
 var arguments = BenchArguments.Parse(args);

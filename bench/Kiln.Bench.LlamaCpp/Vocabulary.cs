@@ -56,7 +56,7 @@ internal static partial class Vocabulary
     /// The pieces of tokenizer.json's model.vocab (an object piece → id for BPE and WordPiece, a list of
     /// [piece, score] for Unigram) and its added_tokens; ids without a piece become [PADn] (unused), as the
     /// converter pads. Scores: Unigram's own, otherwise -id. Types: special added tokens control, other
-    /// added tokens user-defined, &lt;0xNN&gt; byte, the unk piece unknown, the rest normal.
+    /// added tokens user-defined, &lt;0xNN&gt; byte, the unk piece unknown (also when it is an added token), the rest normal.
     /// </summary>
     private static (string[], float[], int[], string) FromTokenizerJson(string path, LlamaShape shape)
     {
@@ -98,7 +98,9 @@ internal static partial class Vocabulary
             var id = added!["id"]!.GetValue<int>();
             if (id < 0 || id >= n) continue;
             tokens[id] = added["content"]!.GetValue<string>();
-            types[id] = added["special"]?.GetValue<bool>() == true ? HfToGguf.TokenTypeControl : HfToGguf.TokenTypeUserDefined;
+            types[id] = tokens[id] == unk ? HfToGguf.TokenTypeUnknown
+                : added["special"]?.GetValue<bool>() == true ? HfToGguf.TokenTypeControl
+                : HfToGguf.TokenTypeUserDefined;
         }
         var padded = 0;
         for (var i = 0; i < n; i++)
