@@ -18,7 +18,11 @@ internal sealed record GgufProduct(string Format, string LlamaType, string Path,
 internal sealed record EngineRun(string Engine, string Format, int Threads, bool Ok, string? Error,
     double? LoadMs, double? PrefillTokensPerS, double? DecodeTokensPerS, double? TtftMs, long? PeakRssBytes,
     double? ReadBandwidthBytesPerS, long? WeightBytesPerToken, double? DecodeBoundTokensPerS, double? DecodeFractionOfBound,
-    string? WeightFormat, string[] Command, JsonNode? Raw);
+    string? WeightFormat, string[] Command, JsonNode? Raw)
+{
+    /// <summary>The 1-minute load average when the run started (this machine may be shared).</summary>
+    public double? LoadAverageAtStart { get; init; }
+}
 
 /// <summary>Kiln / llama.cpp for one format and thread count.</summary>
 internal sealed record PairRatio(string Format, int Threads, double? Decode, double? Prefill, double? PeakRss, double? FractionOfBoundKiln, double? FractionOfBoundLlama);
@@ -27,7 +31,7 @@ internal sealed record PairRatio(string Format, int Threads, double? Decode, dou
 internal sealed record Accuracy(string Engine, string Format, bool Ok, string? Error, int Positions, double? MaxAbsError,
     double? MaxAbsErrorOverMaxAbsReference, int? Top1Agree, double? Top1Agreement, string How);
 
-internal sealed record SameWeightsResult(string DateUtc, string? Commit, string Cpu, int LogicalProcessors, double MemoryGiB, double[] LoadAverage,
+internal sealed record SameWeightsResult(string DateUtc, string? Commit, string Cpu, int LogicalProcessors, double MemoryGiB, double[] LoadAverageAtStart, double[] LoadAverage,
     string Model, string SourceDtype, string KilnF32Checkpoint, string Kiln16Checkpoint, string Kiln16Dtype, string Kiln, string VocabularySource,
     int PromptTokens, int NewTokens, int Repeats, int[] PromptIds, int[] AccuracyIds, string LlamaKvType, string LlamaFlashAttn, bool LlamaPure,
     Dictionary<string, string[]> KilnArgs, string[] KilnBenchArgs, List<GgufProduct> Ggufs, List<Accuracy> Accuracy,
@@ -46,6 +50,7 @@ internal static class SameWeightsBenchmark
         var repo = BenchEnvironment.RepoRoot();
         var kiln = a.Kiln ?? Path.Combine(repo, "src", "Kiln.Cli", "bin", "Release", "net10.0", "linux-x64", "kiln.dll");
         if (!File.Exists(kiln)) throw new FileNotFoundException($"kiln not found at {kiln}: build it (dotnet build -c Release src/Kiln.Cli) or pass --kiln PATH");
+        var loadAtStart = LoadAverage();
         var model = Path.TrimEndingDirectorySeparator(Path.GetFullPath(a.Model));
         var name = Path.GetFileName(model);
         var work = Path.GetFullPath(a.Work ?? Path.Combine(Path.GetTempPath(), "kiln-llamacpp", name));
@@ -119,8 +124,10 @@ internal static class SameWeightsBenchmark
             {
                 foreach (var pair in pairs)
                 {
-                    var k = KilnBench(a, kiln, pair, threads);
-                    var l = LlamaBench(a, ggufs.Single(g => g.Format == pair.Name), pair.Name, promptIds, threads);
+                    var load = LoadAverage().FirstOrDefault();
+                    var k = KilnBench(a, kiln, pair, threads) with { LoadAverageAtStart = load };
+                    load = LoadAverage().FirstOrDefault();
+                    var l = LlamaBench(a, ggufs.Single(g => g.Format == pair.Name), pair.Name, promptIds, threads) with { LoadAverageAtStart = load };
                     runs.Add(k);
                     runs.Add(l);
                     ratios.Add(new PairRatio(pair.Name, threads, Ratio(k.DecodeTokensPerS, l.DecodeTokensPerS), Ratio(k.PrefillTokensPerS, l.PrefillTokensPerS),
@@ -130,7 +137,7 @@ internal static class SameWeightsBenchmark
         }
 
         var result = new SameWeightsResult(DateTime.UtcNow.ToString("O"), BenchEnvironment.GitCommit(repo), BenchEnvironment.CpuModel(), Environment.ProcessorCount,
-            Math.Round(BenchEnvironment.MemoryGiB(), 1), LoadAverage(), model, sourceDtype.ToString().ToLowerInvariant(), kilnF32, kiln16, halfName, kiln,
+            Math.Round(BenchEnvironment.MemoryGiB(), 1), loadAtStart, LoadAverage(), model, sourceDtype.ToString().ToLowerInvariant(), kilnF32, kiln16, halfName, kiln,
             conversion.VocabularySource, a.PromptTokens, a.NewTokens, a.Repeats, promptIds, accuracyIds, a.LlamaKvType, a.LlamaFlashAttn, a.LlamaPure, a.KilnArgs, a.KilnBenchArgs,
             ggufs, accuracy, runs, ratios, accuracy.FirstOrDefault(x => x.Engine == "llama.cpp" && x.Format == "f32")?.MaxAbsError);
         Print(result);
