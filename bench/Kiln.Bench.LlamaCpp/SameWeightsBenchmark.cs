@@ -114,7 +114,7 @@ internal static class SameWeightsBenchmark
         var accuracyIds = ModelBenchmark.SeededPrompt(shape.Vocab, a.AccuracyTokens, seed: 1, bos: shape.Bos);
 
         var accuracy = new List<Accuracy>();
-        if (a.Accuracy) accuracy = MeasureAccuracy(a, kiln, work, pairs, ggufs, accuracyIds, shape.Vocab);
+        if (a.Accuracy) accuracy = MeasureAccuracy(a, kiln, work, kilnF32, pairs, ggufs, accuracyIds, shape.Vocab);
 
         var runs = new List<EngineRun>();
         var ratios = new List<PairRatio>();
@@ -169,13 +169,12 @@ internal static class SameWeightsBenchmark
     /// argmax row. Kiln's other formats run the same way with their arguments; llama.cpp returns every
     /// position's logits from one batch.
     /// </summary>
-    private static List<Accuracy> MeasureAccuracy(SameWeightsArguments a, string kiln, string work, List<FormatPair> pairs, List<GgufProduct> ggufs,
+    private static List<Accuracy> MeasureAccuracy(SameWeightsArguments a, string kiln, string work, string kilnF32, List<FormatPair> pairs, List<GgufProduct> ggufs,
         int[] ids, int vocab)
     {
         var results = new List<Accuracy>();
         Log($"accuracy: {ids.Length} ids, Kiln f32 reference");
-        var reference = KilnLogits(a, kiln, work, new FormatPair("f32", "F32", pairs.FirstOrDefault(p => p.Name == "f32")?.KilnCheckpoint
-            ?? pairs.First(p => p.Name != "f16").KilnCheckpoint, []), ids, vocab);
+        var reference = KilnLogits(a, kiln, work, new FormatPair("f32", "F32", kilnF32, []), ids, vocab);
         if (reference.Error is not null)
         {
             results.Add(new Accuracy("kiln", "f32", false, reference.Error, ids.Length, null, null, null, null, "reference"));
