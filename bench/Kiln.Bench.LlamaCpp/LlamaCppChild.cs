@@ -122,7 +122,7 @@ internal static class LlamaCppChild
     }
 
     /// <summary>Greedy generation with llama.cpp's own KV cache: the prompt in one batch, then one decode call per token.</summary>
-    private static (double FirstMs, double TotalMs) Generate(LLamaContext context, int[] prompt, int newTokens, int vocabSize)
+    public static (double FirstMs, double TotalMs) Generate(LLamaContext context, int[] prompt, int newTokens, int vocabSize)
     {
         context.NativeHandle.MemoryClear(true);
         var batch = new LLamaBatch();
