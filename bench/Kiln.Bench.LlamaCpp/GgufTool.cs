@@ -40,7 +40,8 @@ internal static class GgufTool
 
     /// <summary>
     /// `gguf-diff A B`: for every tensor name in both files with F32 or F16 data in each, the largest
-    /// absolute difference of the values (shapes must match); then the names in only one of them.
+    /// absolute difference of the values (shapes must match); the names in only one of them; the metadata
+    /// keys whose values differ and those in one file only.
     /// </summary>
     public static int Diff(string[] args)
     {
@@ -71,6 +72,27 @@ internal static class GgufTool
         var aNames = a.Tensors.Select(t => t.Name).ToHashSet();
         foreach (var t in b.Tensors.Where(t => !aNames.Contains(t.Name))) Console.WriteLine($"  {t.Name,-28} only in {args[1]}");
         Console.WriteLine($"largest difference over the tensors compared: {worst.ToString("G4", CultureInfo.InvariantCulture)}");
+        // Metadata: keys in both whose values differ, then keys in one file only.
+        var bMeta = b.Metadata.ToDictionary(kv => kv.Key, kv => kv.Value);
+        var differing = 0;
+        foreach (var (key, va) in a.Metadata)
+        {
+            if (!bMeta.TryGetValue(key, out var vb)) continue;
+            var same = va.Value is Array xa
+                ? vb.Value is Array xb && xa.Length == xb.Length && xa.Cast<object>().SequenceEqual(xb.Cast<object>())
+                : Equals(va.Value, vb.Value);
+            if (same) continue;
+            differing++;
+            var detail = va.Value is Array aa && vb.Value is Array ab
+                ? aa.Length != ab.Length ? $"{aa.Length} vs {ab.Length} entries"
+                    : $"{Enumerable.Range(0, aa.Length).Count(i => !Equals(aa.GetValue(i), ab.GetValue(i)))} of {aa.Length} entries differ, first at {Enumerable.Range(0, aa.Length).First(i => !Equals(aa.GetValue(i), ab.GetValue(i)))}"
+                : $"{Show(va.Value)} vs {Show(vb.Value)}";
+            Console.WriteLine($"  metadata {key}: {detail}");
+        }
+        var aKeys = a.Metadata.Select(kv => kv.Key).ToHashSet();
+        var onlyA = a.Metadata.Where(kv => !bMeta.ContainsKey(kv.Key)).Select(kv => kv.Key).ToList();
+        var onlyB = b.Metadata.Where(kv => !aKeys.Contains(kv.Key)).Select(kv => kv.Key).ToList();
+        Console.WriteLine($"metadata: {a.Metadata.Count - onlyA.Count - differing} keys equal, {differing} differ; only in {args[0]}: {string.Join(", ", onlyA)}; only in {args[1]}: {string.Join(", ", onlyB)}");
         return 0;
     }
 
