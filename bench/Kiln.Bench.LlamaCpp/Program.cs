@@ -4,11 +4,36 @@ using System.Text.Json;
 using Kiln.Bench.LlamaCpp;
 using Kiln.Benchmarks;
 
-// Kiln vs llama.cpp (LLamaSharp, CPU backend) on stories260K: the same seeded prompt, token counts,
-// thread count and greedy decoding; prints both decode speeds and writes bench/results/*.json.
+// Kiln vs llama.cpp (LLamaSharp, CPU backend). Without a sub-command: on stories260K, the same seeded
+// prompt, token counts, thread count and greedy decoding; prints both decode speeds and writes
+// bench/results/stories260K-*.json. `same-weights` and the tools: see bench/README.md.
+// llama.cpp logs every tensor it loads; only the results matter here (failures quote the last lines).
+LLama.Native.NativeLibraryConfig.All.WithLogCallback((_, message) => NativeLog.Add(message));
+switch (args.FirstOrDefault())
+{
+    // Kiln vs llama.cpp on the same weights: see SameWeightsBenchmark and bench/README.md.
+    case "same-weights":
+        try
+        {
+            return SameWeightsBenchmark.Run(SameWeightsArguments.Parse(args[1..]));
+        }
+        catch (ArgumentException e)
+        {
+            Console.Error.WriteLine(e.Message);
+            return 2;
+        }
+    // The llama.cpp children of same-weights (one process per engine run, for its own peak RSS).
+    case "llama-run": return LlamaCppChild.Run(args[1..]);
+    case "llama-logits": return LlamaCppChild.Logits(args[1..]);
+    // Tools: write one GGUF (f32|f16) from a checkpoint folder; print a GGUF's header; compare two GGUFs' tensors;
+    // check the GGUF code without llama.cpp or kiln.
+    case "gguf": return GgufTool.Convert(args[1..]);
+    case "gguf-info": return GgufTool.Info(args[1..]);
+    case "gguf-diff": return GgufTool.Diff(args[1..]);
+    case "selftest": return SelfTest.Run();
+}
+
 var arguments = BenchArguments.Parse(args);
-// llama.cpp logs every tensor it loads; only the results matter here.
-LLama.Native.NativeLibraryConfig.All.WithLogCallback((_, _) => { });
 var repo = BenchEnvironment.RepoRoot();
 var kilnModel = Path.Combine(repo, "models", "stories260K");
 var gguf = Path.Combine(repo, "models", "stories260K-gguf", "stories260K.gguf");
