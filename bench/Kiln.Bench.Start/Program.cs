@@ -14,6 +14,7 @@ var repo = BenchEnvironment.RepoRoot();
 string? kiln = null, work = null;
 var (repeats, large, compile70B) = (5, false, false);
 var models = new List<string>();
+var extra = new List<string>();
 for (var i = 0; i < args.Length; i++)
 {
     string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -25,7 +26,8 @@ for (var i = 0; i < args.Length; i++)
         case "--compile-70b": compile70B = true; break;
         case "--model": models.Add(Path.GetFullPath(Next())); break;
         case "--work": work = Path.GetFullPath(Next()); break;
-        default: throw new ArgumentException($"unknown argument {args[i]} (expected --kiln PATH, --repeats N, --large, --compile-70b, --model DIR, --work DIR)");
+        case "--kiln-args": extra.AddRange(Next().Split(' ', StringSplitOptions.RemoveEmptyEntries)); break;
+        default: throw new ArgumentException($"unknown argument {args[i]} (expected --kiln PATH, --repeats N, --large, --compile-70b, --model DIR, --work DIR, --kiln-args \"ARGS\")");
     }
 }
 kiln ??= Path.Combine(repo, "artifacts", "kiln", "kiln");
@@ -44,7 +46,7 @@ try
         models.Add(TestModel("llama-8l-2048-f32", "f32", layers: 8));
         models.Add(TestModel("llama-10l-2048-bf16", "bf16", layers: 10));
     }
-    var results = models.Select(m => StartBenchmark.Run(kiln, m, work, repeats, Progress)).ToList();
+    var results = models.Select(m => StartBenchmark.Run(kiln, m, extra, work, repeats, Progress)).ToList();
     var compiles = compile70B ? [CompileBenchmark.Run(kiln, SparseLlama70B(), work, repeats, Progress)] : new List<CompileResult>();
     var report = new StartBenchmarkResult(DateTime.UtcNow.ToString("O"), BenchEnvironment.GitCommit(repo), Environment.ProcessorCount,
         BenchEnvironment.CpuModel(), BenchEnvironment.MemoryGiB(), Path.GetRelativePath(repo, kiln), repeats, results, compiles);

@@ -19,25 +19,25 @@ internal sealed record ModelResult(string Model, long CheckpointBytes, KindResul
 /// </summary>
 internal static class StartBenchmark
 {
-    public static ModelResult Run(string kiln, string model, string work, int repeats, Action<string> progress)
+    public static ModelResult Run(string kiln, string model, IReadOnlyList<string> extra, string work, int repeats, Action<string> progress)
     {
         var warmRoot = Path.Combine(work, $"warm-{Path.GetFileName(model)}");
         if (Directory.Exists(warmRoot)) Directory.Delete(warmRoot, recursive: true); // left by an earlier run in the same --work
         // Primes the warm root and brings the checkpoint into the OS file cache, as a second start finds it.
-        StartRun.Measure(kiln, model, ["--cache-dir", warmRoot], "cache miss");
-        StartRun.Measure(kiln, model, ["--cache-dir", warmRoot], "cache hit at point");
+        StartRun.Measure(kiln, model, ["--cache-dir", warmRoot, .. extra], "cache miss");
+        StartRun.Measure(kiln, model, ["--cache-dir", warmRoot, .. extra], "cache hit at point");
         var (uncached, cold, warm) = (new List<StartRun>(), new List<StartRun>(), new List<StartRun>());
         for (var r = 0; r < repeats; r++)
         {
-            uncached.Add(StartRun.Measure(kiln, model, ["--no-cache"], "cache off"));
+            uncached.Add(StartRun.Measure(kiln, model, ["--no-cache", .. extra], "cache off"));
             var coldRoot = Path.Combine(work, $"cold-{Path.GetFileName(model)}-{r}");
-            cold.Add(StartRun.Measure(kiln, model, ["--cache-dir", coldRoot], "cache miss"));
+            cold.Add(StartRun.Measure(kiln, model, ["--cache-dir", coldRoot, .. extra], "cache miss"));
             Directory.Delete(coldRoot, recursive: true);
-            warm.Add(StartRun.Measure(kiln, model, ["--cache-dir", warmRoot], "cache hit at point"));
+            warm.Add(StartRun.Measure(kiln, model, ["--cache-dir", warmRoot, .. extra], "cache hit at point"));
             progress($"{Path.GetFileName(model)} repeat {r + 1}/{repeats}: uncached {uncached[^1].WallMs:F0} ms, cold {cold[^1].WallMs:F0} ms, warm {warm[^1].WallMs:F0} ms");
         }
         var bytes = Directory.EnumerateFiles(model, "*.safetensors").Sum(f => new FileInfo(f).Length);
-        return new ModelResult(Path.GetFileName(model), bytes, Summarize("uncached", uncached), Summarize("cold", cold), Summarize("warm", warm));
+        return new ModelResult(Path.GetFileName(model) + (extra.Count > 0 ? $" ({string.Join(' ', extra)})" : ""), bytes, Summarize("uncached", uncached), Summarize("cold", cold), Summarize("warm", warm));
     }
 
     private static KindResult Summarize(string kind, List<StartRun> runs)
