@@ -31,9 +31,12 @@ public static class CompileCommand
             var pipeline = PipelineConfig.Load(p.GetValue(CommonOptions.Pipeline), p.GetValue(CommonOptions.Set));
             var modelPath = p.GetValue(model)!;
             using var checkpoint = Checkpoint.Open(modelPath);
+            if (p.GetValue(dumpDir) is "") throw new KilnException("--dump-dir: the path is empty");
             var dump = p.GetValue(dumpDir) is { } dir ? new GraphDumper(dir) : null;
-            var verifier = p.GetValue(verify) ? new PipelineVerifier(modelPath, ModelCompiler.Export(checkpoint), p.GetValue(tolerance)) : null;
-            dump?.Write("export", ModelCompiler.Export(checkpoint));
+            // The export before any transform, for the dump and the verifier: one more than the compile's own.
+            var export = dump is not null || p.GetValue(verify) ? ModelCompiler.Export(checkpoint) : null;
+            var verifier = p.GetValue(verify) ? new PipelineVerifier(modelPath, export!, p.GetValue(tolerance)) : null;
+            dump?.Write("export", export!);
 
             CompileResult result;
             try
@@ -86,36 +89,6 @@ public static class CompileCommand
         AnsiConsole.Write(transforms);
         AnsiConsole.WriteLine($"export {report.ExportMs:F1} ms, pipeline {report.PipelineMs:F1} ms, {report.Nodes} nodes: " +
             string.Join(", ", report.Ops.Select(o => $"{o.Key} {o.Value}")));
-    }
-
-    /// <summary>Writes NN_name.txt and NN_name.json for each graph it is given.</summary>
-    private sealed class GraphDumper
-    {
-        private readonly string _directory;
-        private int _index;
-
-        public GraphDumper(string directory)
-        {
-            if (directory.Length == 0) throw new KilnException("--dump-dir: the path is empty");
-            _directory = directory;
-            Directory.CreateDirectory(directory);
-        }
-
-        public void Write(string name, ModelGraph graph)
-        {
-            var stem = Path.Combine(_directory, $"{_index++:D2}_{name}");
-            Replace(stem + ".txt", GraphPrinter.Print(graph));
-            Replace(stem + ".json", GraphSerializer.ToJson(graph));
-        }
-
-        // A file of an earlier dump is replaced, never written through: were it a link, writing would
-        // change the file it points to. CreateNew (O_EXCL) also refuses a link put there after the delete.
-        private static void Replace(string path, string text)
-        {
-            File.Delete(path);
-            using var writer = new StreamWriter(new FileStream(path, FileMode.CreateNew, FileAccess.Write));
-            writer.Write(text);
-        }
     }
 }
 
