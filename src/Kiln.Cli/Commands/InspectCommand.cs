@@ -45,7 +45,7 @@ public static class InspectCommand
             AnsiConsole.Write(table);
             var tensors = new Table().AddColumns("tensor", "shape", "stored", "read as");
             foreach (var t in summary.TensorFormats)
-                tensors.AddRow(Markup.Escape(t.Name), $"[{string.Join(", ", t.Shape)}]", t.Stored, t.Read);
+                tensors.AddRow(Markup.Escape(t.Name), Markup.Escape($"[{string.Join(", ", t.Shape)}]"), t.Stored, t.Read);
             AnsiConsole.Write(tensors);
             return 0;
         });

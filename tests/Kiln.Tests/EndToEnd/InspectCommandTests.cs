@@ -34,6 +34,16 @@ public sealed class InspectCommandTests
         Assert.All(formats, f => Assert.Equal(("f32", "f32"), f.Value));
     }
 
+    [Fact]
+    public void The_table_names_each_tensor_with_its_formats()
+    {
+        var result = KilnCli.Run("inspect");
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        Assert.Contains("read as", result.Stdout);
+        Assert.Contains("model.layers.4.mlp.down_proj.weight", result.Stdout);
+        Assert.Contains("[64, 172]", result.Stdout);
+    }
+
     private static Dictionary<string, (string Stored, string Read)> Formats(CliResult result)
     {
         Assert.True(result.ExitCode == 0, result.Stderr);
