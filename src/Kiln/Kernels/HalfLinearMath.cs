@@ -11,7 +11,8 @@ namespace Kiln.Kernels;
 /// as stored, half the bytes of float32. One-row products convert each weight vector in registers as
 /// the row streams by (the same single stream, four rows per pass for long rows); products of several
 /// rows convert a block of four weight rows once into float32 and run LinearMath's tile over it, so the
-/// conversion is paid once per weight row whatever the number of input rows.
+/// conversion is paid once per weight row whatever the number of input rows. The caller names the
+/// <see cref="KernelPath"/>: one-row products have 256-bit and 512-bit forms, the rest 256-bit only.
 /// </summary>
 public static unsafe class HalfLinearMath<TWeights> where TWeights : IHalfWeights
 {

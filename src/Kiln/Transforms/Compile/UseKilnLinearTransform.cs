@@ -9,8 +9,8 @@ namespace Kiln.Transforms.Compile;
 public sealed record UseKilnLinearConfig : TransformConfig
 {
     /// <summary>
-    /// Hand a weight loaded as a concatenation of whole float32 checkpoint tensors (the fused q/k/v and
-    /// gate/up) to the kernel as those tensors, read where the file is mapped, instead of a concatenated
+    /// Hand a weight loaded as a concatenation of whole checkpoint tensors of its own dtype (the fused
+    /// q/k/v and gate/up, f32 or read as stored bf16/f16) to the kernel as those tensors, read where the file is mapped, instead of a concatenated
     /// copy. Off by default: the copies cost memory (+0.45 GB on the 1.25 GB model of
     /// docs/performance.md) but live on huge pages, and the file's 4 KiB pages streamed slower, which
     /// took decode from 0.96-1.05 to 0.83-0.86 of the bound when the machine's bandwidth was high.
