@@ -56,6 +56,7 @@ public static class BenchCommand
         table.AddRow("decode", $"{r.DecodeTokensPerS:F1} tokens/s");
         table.AddRow("decode bound", $"{r.DecodeBoundTokensPerS:F1} tokens/s");
         table.AddRow("decode / bound", $"{r.DecodeFractionOfBound:P1}");
+        table.AddRow("weight format", r.WeightFormat);
         table.AddRow("weight bytes per token", $"{r.WeightBytesPerToken / 1e6:F2} MB");
         table.AddRow("read bandwidth", $"{r.ReadBandwidthBytesPerS / 1e9:F1} GB/s");
         table.AddRow("peak RSS", $"{r.PeakRssBytes / 1e6:F0} MB");

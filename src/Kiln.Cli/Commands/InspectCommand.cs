@@ -3,23 +3,32 @@ using System.Text.Json;
 using Kiln.Checkpoints;
 using Kiln.Compile;
 using Kiln.Graph;
+using Kiln.Transforms;
+using Kiln.Weights;
 using Spectre.Console;
 
 namespace Kiln.Cli.Commands;
 
-/// <summary>`kiln inspect`: what a checkpoint holds, from its config and safetensors headers.</summary>
+/// <summary>
+/// `kiln inspect`: what a checkpoint holds, from its config and safetensors headers, and the dtype the
+/// compiled graph reads each tensor as (the pipeline runs on headers only).
+/// </summary>
 public static class InspectCommand
 {
     public static Command Create()
     {
         var model = CommonOptions.Model(required: false);
         var json = CommonOptions.Json("the summary");
-        var command = new Command("inspect", "Summarize a checkpoint: architecture, parameters, dtypes, files, graph size.") { model, json };
+        var command = new Command("inspect", "Summarize a checkpoint: architecture, parameters, dtypes, files, graph size, and each tensor's stored and read dtype.")
+        {
+            model, CommonOptions.Pipeline, CommonOptions.Set, json,
+        };
         command.SetKilnAction(p =>
         {
             using var checkpoint = Checkpoint.Open(p.GetValue(model)!);
             var graph = ModelCompiler.Export(checkpoint);
-            var summary = Summarize(checkpoint, graph);
+            var compiled = ModelCompiler.Compile(checkpoint, PipelineConfig.Load(p.GetValue(CommonOptions.Pipeline), p.GetValue(CommonOptions.Set))).Graph;
+            var summary = Summarize(checkpoint, graph, compiled);
             if (p.GetValue(json))
             {
                 Console.WriteLine(JsonSerializer.Serialize(summary, CliJsonContext.Default.InspectOutput));
@@ -34,12 +43,18 @@ public static class InspectCommand
             foreach (var file in summary.Files) table.AddRow("file", Markup.Escape($"{file.Name} ({file.Bytes:N0} bytes)"));
             table.AddRow("graph", $"{summary.GraphNodes:N0} nodes, {summary.GraphParameters} parameters, {summary.GraphBuffers} buffers");
             AnsiConsole.Write(table);
+            var tensors = new Table().AddColumns("tensor", "shape", "stored", "read as");
+            foreach (var t in summary.TensorFormats)
+                tensors.AddRow(Markup.Escape(t.Name), Markup.Escape($"[{string.Join(", ", t.Shape)}]"), t.Stored, t.Read);
+            AnsiConsole.Write(tensors);
             return 0;
         });
         return command;
     }
 
-    public static InspectOutput Summarize(Checkpoint checkpoint, ModelGraph graph) => new(
+    /// <param name="graph">The exported graph.</param>
+    /// <param name="compiled">The same graph after the pipeline: what the session reads.</param>
+    public static InspectOutput Summarize(Checkpoint checkpoint, ModelGraph graph, ModelGraph compiled) => new(
         graph.Metadata.GetValueOrDefault("architecture", "?"),
         checkpoint.Tensors.Values.Sum(t => t.ElementCount),
         checkpoint.Tensors.Count,
@@ -47,10 +62,11 @@ public static class InspectCommand
         checkpoint.WeightFiles.Select(f => new InspectFile(f.RelativeName, f.Size)).ToArray(),
         graph.Nodes.Count,
         graph.Parameters.Count,
-        graph.Buffers.Count);
+        graph.Buffers.Count,
+        [.. TensorReadFormats.Of(checkpoint, compiled)]);
 }
 
 public sealed record InspectOutput(string Architecture, long Parameters, int Tensors, Dictionary<string, int> Dtypes, InspectFile[] Files,
-    int GraphNodes, int GraphParameters, int GraphBuffers);
+    int GraphNodes, int GraphParameters, int GraphBuffers, TensorReadFormat[] TensorFormats);
 
 public sealed record InspectFile(string Name, long Bytes);

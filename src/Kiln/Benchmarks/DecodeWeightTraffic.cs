@@ -6,7 +6,8 @@ namespace Kiln.Benchmarks;
 public static class DecodeWeightTraffic
 {
     /// <summary>
-    /// Every parameter is read whole, except one read only by gather (an untied embedding table),
+    /// Bytes as the session holds them (a 16-bit weight the kernels read as stored counts 2 bytes an
+    /// element, an upcast one 4). Every parameter is read whole, except one read only by gather (an untied embedding table),
     /// of which a step reads one row. A tied embedding is one parameter that the output head also
     /// reads, so it counts once, whole.
     /// </summary>

@@ -4,13 +4,14 @@ namespace Kiln.Kernels;
 
 /// <summary>
 /// The ONNX Runtime custom op <c>ai.kiln.Linear</c>: Y = X·Wᵀ for float32 X [..., k] and W [n, k]
-/// (a Linear weight as the checkpoint stores it, used in place), Y [..., n]. W may come in several
-/// pieces W1 [n1, k], W2 [n2, k], ... (variadic last input): Y is then X·[W1; W2; ...]ᵀ, so fused
-/// projections read the checkpoint's own tensors and need no concatenated copy. Output columns are split
-/// over the session's intra-op threads (ORT's own pool, so its thread count and spinning settings
-/// hold), and each thread streams its own contiguous part of W (<see cref="LinearMath"/>). Why not
+/// (a Linear weight as the checkpoint stores it, used in place: float32, float16 or bfloat16, summed in
+/// float32), Y [..., n] float32. W may come in several pieces W1 [n1, k], W2 [n2, k], ... of one element
+/// type (variadic last input): Y is then X·[W1; W2; ...]ᵀ, so fused projections read the checkpoint's own
+/// tensors and need no concatenated copy. Output columns are split over the session's intra-op threads
+/// (ORT's own pool, so its thread count and spinning settings hold), and each thread streams its own
+/// contiguous part of W (<see cref="LinearMath"/>, <see cref="HalfLinearMath{TWeights}"/>). Why not
 /// ORT's MatMul: for the one-row products of decoding, MLAS draws well below the machine's read
-/// bandwidth (docs/performance.md).
+/// bandwidth (docs/performance.md), and it has no float32 product over 16-bit weights.
 /// </summary>
 public sealed unsafe class LinearKernel : IDisposable
 {
@@ -44,7 +45,7 @@ public sealed unsafe class LinearKernel : IDisposable
             Version = OrtNative.CustomOpVersion,
             GetName = (nint)(delegate* unmanaged<nint, nint>)&GetNameCallback,
             GetExecutionProviderType = (nint)(delegate* unmanaged<nint, nint>)&CpuProvider,
-            GetInputType = (nint)(delegate* unmanaged<nint, nuint, int>)&FloatType,
+            GetInputType = (nint)(delegate* unmanaged<nint, nuint, int>)&InputType,
             GetInputTypeCount = (nint)(delegate* unmanaged<nint, nuint>)&InputCount,
             GetOutputType = (nint)(delegate* unmanaged<nint, nuint, int>)&FloatType,
             GetOutputTypeCount = (nint)(delegate* unmanaged<nint, nuint>)&OutputCount,
@@ -53,7 +54,7 @@ public sealed unsafe class LinearKernel : IDisposable
             GetOutputCharacteristic = (nint)(delegate* unmanaged<nint, nuint, int>)&Required,
             GetInputMemoryType = (nint)(delegate* unmanaged<nint, nuint, int>)&DefaultMemory,
             GetVariadicInputMinArity = (nint)(delegate* unmanaged<nint, int>)&One,
-            GetVariadicInputHomogeneity = (nint)(delegate* unmanaged<nint, int>)&One,
+            GetVariadicInputHomogeneity = (nint)(delegate* unmanaged<nint, int>)&Zero,
             GetVariadicOutputMinArity = (nint)(delegate* unmanaged<nint, int>)&One,
             GetVariadicOutputHomogeneity = (nint)(delegate* unmanaged<nint, int>)&One,
             CreateKernelV2 = (nint)(delegate* unmanaged<nint, nint, nint, nint*, nint>)&CreateKernel,
@@ -78,7 +79,7 @@ public sealed unsafe class LinearKernel : IDisposable
         Span<long> xShape = stackalloc long[MaxRank];
         Span<long> wShape = stackalloc long[MaxRank];
         var x = OrtNative.KernelInput(context, 0);
-        var xRank = OrtNative.TensorShape(x, xShape);
+        var xRank = OrtNative.TensorShape(x, xShape, out _);
         var weights = OrtNative.KernelInputCount(context) - 1;
         if (xRank < 1 || weights < 1 || weights > MaxWeights)
             return Invalid($"X must have rank >= 1 and 1 to {MaxWeights} weights follow it; got rank {xRank} and {weights} weights");
@@ -88,13 +89,18 @@ public sealed unsafe class LinearKernel : IDisposable
         for (var i = 0; i < weights; i++)
         {
             var w = OrtNative.KernelInput(context, i + 1);
-            var wRank = OrtNative.TensorShape(w, wShape);
+            var wRank = OrtNative.TensorShape(w, wShape, out var type);
+            if (i == 0) product.Format = type;
+            else if (type != product.Format)
+                return Invalid($"every W must have one element type; W1 is {OrtNative.ElementTypeName(product.Format)}, W{i + 1} is {OrtNative.ElementTypeName(type)}");
             if (wRank != 2 || wShape[1] != k)
                 return Invalid($"each W must be [n, k] with k = the last dimension of X; got X [{string.Join(", ", xShape[..xRank].ToArray())}], W{i + 1} [{string.Join(", ", wShape[..wRank].ToArray())}]");
             product.W[i] = (long)OrtNative.TensorData(w);
             product.Offsets[i] = (int)n;
             n += wShape[0];
         }
+        if (product.Format is not (OrtNative.ElementFloat or OrtNative.ElementFloat16 or OrtNative.ElementBFloat16))
+            return Invalid($"W must be float, float16 or bfloat16; got {OrtNative.ElementTypeName(product.Format)}");
         long rows = 1;
         for (var i = 0; i < xRank - 1; i++) rows *= xShape[i];
         if (rows > int.MaxValue || n > int.MaxValue || k > int.MaxValue) return Invalid("dimensions beyond 2^31 are not supported");
@@ -117,11 +123,12 @@ public sealed unsafe class LinearKernel : IDisposable
 
     private static nint Invalid(string message) => OrtNative.CreateStatus(OrtNative.InvalidArgument, $"{Domain}.{OpType}: {message}");
 
-    // One product, as the parallel parts see it: weight piece i holds output columns Offsets[i]..Offsets[i + 1).
+    // One product, as the parallel parts see it: weight piece i holds output columns Offsets[i]..Offsets[i + 1),
+    // every piece of element type Format.
     private struct Product
     {
         public float* X, Y;
-        public int Rows, N, K, Parts, Weights;
+        public int Rows, N, K, Parts, Weights, Format;
         public fixed long W[MaxWeights];
         public fixed int Offsets[MaxWeights + 1];
 
@@ -132,7 +139,20 @@ public sealed unsafe class LinearKernel : IDisposable
             {
                 var (from, to) = (Math.Max(first, Offsets[i]), Math.Min(end, Offsets[i + 1]));
                 if (from >= to) continue;
-                LinearMath.Multiply(X, (float*)W[i], Y + Offsets[i], Rows, K, N, from - Offsets[i], to - Offsets[i]);
+                var w = W[i];
+                var y = Y + Offsets[i];
+                switch (Format)
+                {
+                    case OrtNative.ElementFloat16:
+                        HalfLinearMath<HalfWeights>.Multiply(X, (ushort*)w, y, Rows, K, N, from - Offsets[i], to - Offsets[i], KernelPaths.Best);
+                        break;
+                    case OrtNative.ElementBFloat16:
+                        HalfLinearMath<BFloat16Weights>.Multiply(X, (ushort*)w, y, Rows, K, N, from - Offsets[i], to - Offsets[i], KernelPaths.Best);
+                        break;
+                    default:
+                        LinearMath.Multiply(X, (float*)w, y, Rows, K, N, from - Offsets[i], to - Offsets[i]);
+                        break;
+                }
             }
         }
     }
@@ -158,6 +178,10 @@ public sealed unsafe class LinearKernel : IDisposable
     [UnmanagedCallersOnly]
     private static int FloatType(nint op, nuint index) => OrtNative.ElementFloat;
 
+    // X is float32; the weights' type is checked at run time (any declared, so a wrong one gets this op's error).
+    [UnmanagedCallersOnly]
+    private static int InputType(nint op, nuint index) => index == 0 ? OrtNative.ElementFloat : OrtNative.ElementUndefined;
+
     [UnmanagedCallersOnly]
     private static nuint InputCount(nint op) => 2;
 
@@ -177,6 +201,10 @@ public sealed unsafe class LinearKernel : IDisposable
 
     [UnmanagedCallersOnly]
     private static int One(nint op) => 1;
+
+    // The weight pieces' types may differ as far as ORT is concerned: Run checks they agree.
+    [UnmanagedCallersOnly]
+    private static int Zero(nint op) => 0;
 
     // Every node of the op shares the op's state, so the kernel handle is the op's own GCHandle.
     [UnmanagedCallersOnly]

@@ -16,8 +16,8 @@ internal static unsafe class OrtNative
     /// <summary>The <c>OrtCustomOp</c> version Kiln's ops declare: 16 has the V2 kernel callbacks (statuses, not exceptions).</summary>
     public const uint CustomOpVersion = 16;
 
-    /// <summary>ONNXTensorElementDataType FLOAT.</summary>
-    public const int ElementFloat = 1;
+    /// <summary>ONNXTensorElementDataType values: UNDEFINED (in a custom op's declaration: any type), FLOAT, FLOAT16, BFLOAT16.</summary>
+    public const int ElementUndefined = 0, ElementFloat = 1, ElementFloat16 = 10, ElementBFloat16 = 16;
 
     /// <summary>OrtErrorCode ORT_INVALID_ARGUMENT and ORT_FAIL.</summary>
     public const int InvalidArgument = 2, Fail = 1;
@@ -28,6 +28,7 @@ internal static unsafe class OrtNative
     private const int CustomOpDomainAddIndex = 27;
     private const int AddCustomOpDomainIndex = 28;
     private const int GetTensorMutableDataIndex = 51;
+    private const int GetTensorElementTypeIndex = 60;
     private const int GetDimensionsCountIndex = 61;
     private const int GetDimensionsIndex = 62;
     private const int GetTensorTypeAndShapeIndex = 65;
@@ -132,13 +133,16 @@ internal static unsafe class OrtNative
         Check(((delegate* unmanaged<nint, delegate* unmanaged<void*, nuint, void>, nuint, nuint, void*, nint>)Api[KernelContextParallelForIndex])(
             context, function, (nuint)total, 0, state));
 
-    /// <summary>The tensor's dimensions, written to <paramref name="dims"/>; returns the rank.</summary>
-    public static int TensorShape(nint value, Span<long> dims)
+    /// <summary>The tensor's dimensions, written to <paramref name="dims"/>, and its element type; returns the rank.</summary>
+    public static int TensorShape(nint value, Span<long> dims, out int elementType)
     {
         nint info;
         Check(((delegate* unmanaged<nint, nint*, nint>)Api[GetTensorTypeAndShapeIndex])(value, &info));
         try
         {
+            int type;
+            Check(((delegate* unmanaged<nint, int*, nint>)Api[GetTensorElementTypeIndex])(info, &type));
+            elementType = type;
             nuint rank;
             Check(((delegate* unmanaged<nint, nuint*, nint>)Api[GetDimensionsCountIndex])(info, &rank));
             if ((int)rank > dims.Length) throw new KilnException($"tensor of rank {rank}: at most {dims.Length} supported");
@@ -151,6 +155,15 @@ internal static unsafe class OrtNative
             ((delegate* unmanaged<nint, void>)Api[ReleaseTensorTypeAndShapeInfoIndex])(info);
         }
     }
+
+    /// <summary>An element type as ONNX names it, for error messages.</summary>
+    public static string ElementTypeName(int type) => type switch
+    {
+        ElementFloat => "float",
+        ElementFloat16 => "float16",
+        ElementBFloat16 => "bfloat16",
+        _ => $"element type {type}",
+    };
 
     // A non-null OrtStatus* is an error: its message becomes the exception's, and the status is freed.
     private static void Check(nint status)

@@ -79,6 +79,9 @@ public sealed class LoadedModel : IDisposable
 
     public long WeightBytes => _weights.Parameters.Sum(w => w.ByteLength);
 
+    /// <summary>Every parameter's bytes as the session reads them: views of the mapped files or recipe products.</summary>
+    public IReadOnlyList<ParameterData> Weights => _weights.Parameters;
+
     /// <summary>
     /// Opens the checkpoint, compiles its graph with the pipeline (default: the embedded default
     /// pipeline), maps and binds the weights, and creates the session.

@@ -1,4 +1,6 @@
 using System.Text.Json;
+using Kiln.Checkpoints;
+using Kiln.Graph;
 
 namespace Kiln.Tests.Benchmarks;
 
@@ -25,6 +27,25 @@ public sealed class BenchCommandTests
         Assert.Equal((8, 4), (root.GetProperty("prompt_tokens").GetInt32(), root.GetProperty("new_tokens").GetInt32()));
         Assert.Equal("stories260K", root.GetProperty("model").GetString());
         Assert.Equal(1_040_128, root.GetProperty("weight_bytes_per_token").GetInt64());
+        Assert.Equal("f32", root.GetProperty("weight_format").GetString());
+    }
+
+    [Fact]
+    public void A_bf16_model_reports_its_weights_as_bf16_counted_as_stored()
+    {
+        using var dir = new TempDir();
+        RandomCheckpointWriter.Write(new TestModelOptions("llama", Layers: 2, Hidden: 64, Heads: 4, KvHeads: 2, Intermediate: 96,
+            Vocab: 128, DType.BF16, Seed: 3, TieEmbeddings: true), dir.Path);
+
+        var result = KilnCli.Run("bench", "--json", "--model", dir.Path, "--new-tokens", "2", "--prompt-tokens", "4", "--repeats", "1");
+
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        using var json = JsonDocument.Parse(result.Stdout);
+        Assert.Equal("bf16", json.RootElement.GetProperty("weight_format").GetString());
+        // Tied: the embedding is read once, whole, as the output head. Matrices 2 bytes an element, norm gains (upcast) 4.
+        const long matrices = 128 * 64 + 2 * (64 * 64 + 2 * 32 * 64 + 64 * 64 + 3 * 96 * 64);
+        const long gains = 2 * 2 * 64 + 64;
+        Assert.Equal(matrices * 2 + gains * 4, json.RootElement.GetProperty("weight_bytes_per_token").GetInt64());
     }
 
     [Fact]

@@ -2,7 +2,9 @@ using Kiln.Benchmarks;
 using Kiln.Checkpoints;
 using Kiln.Compile;
 using Kiln.Graph;
+using Kiln.Ops;
 using Kiln.Transforms;
+using Kiln.Weights;
 
 namespace Kiln.Tests.Benchmarks;
 
@@ -34,5 +36,43 @@ public sealed class DecodeWeightTrafficTests
 
         var all = checkpoint.Tensors.Values.Sum(t => t.ByteLength);
         Assert.Equal(all - 100 * 32 * 4 + 32 * 4, DecodeWeightTraffic.BytesPerToken(graph));
+    }
+
+    [Theory]
+    [InlineData("stored")]
+    [InlineData("f32")]
+    public void A_bf16_checkpoint_counts_its_weights_as_the_kernels_read_them(string weightDtype)
+    {
+        using var dir = new TempDir();
+        RandomCheckpointWriter.Write(new TestModelOptions("llama", Layers: 2, Hidden: 32, Heads: 4, KvHeads: 2, Intermediate: 48,
+            Vocab: 100, DType.BF16, Seed: 1), dir.Path);
+        using var checkpoint = Checkpoint.Open(dir.Path);
+        var graph = ModelCompiler.Compile(checkpoint, PipelineConfig.Load(sets: [$"use_kiln_linear.weight_dtype={weightDtype}"])).Graph;
+
+        // Matrices (the linears' weights and the embedding, of which a step reads one row) as stored or
+        // upcast; the norm gains are always upcast.
+        var matrixElementBytes = weightDtype == "stored" ? 2 : 4;
+        var matrices = checkpoint.Tensors.Values.Where(t => t.Shape.Length == 2).Sum(t => t.ElementCount) - 99 * 32;
+        var gains = checkpoint.Tensors.Values.Where(t => t.Shape.Length == 1).Sum(t => t.ElementCount);
+        Assert.Equal(matrices * matrixElementBytes + gains * 4, DecodeWeightTraffic.BytesPerToken(graph));
+        Assert.Equal(weightDtype == "stored" ? "bf16" : "f32", WeightFormat.Of(graph));
+    }
+
+    [Fact]
+    public void The_weight_format_is_that_of_every_product_weight_or_mixed()
+    {
+        using var checkpoint = Checkpoint.Open(TestPaths.DefaultModel);
+        Assert.Equal("f32", WeightFormat.Of(ModelCompiler.Compile(checkpoint, PipelineConfig.Load()).Graph));
+        Assert.Equal("f32", WeightFormat.Of(ModelCompiler.Compile(checkpoint, PipelineConfig.Load(sets: ["use_kiln_linear.enabled=false"])).Graph));
+
+        var graph = new ModelGraph(OpRegistry.Default);
+        var x = graph.AddInput("x", DType.F32, new Shape([Dim.Of(1), Dim.Of(8)]));
+        Assert.Equal(WeightFormat.None, WeightFormat.Of(graph));
+        var a = graph.AddParameter("a", DType.BF16, [4, 8], LoadRecipe.FromSource("a"));
+        graph.AddNode("kiln_linear", [x, a.Value]);
+        Assert.Equal("bf16", WeightFormat.Of(graph));
+        var b = graph.AddParameter("b", DType.F16, [4, 8], LoadRecipe.FromSource("b"));
+        graph.AddNode("kiln_linear", [x, b.Value]);
+        Assert.Equal(WeightFormat.Mixed, WeightFormat.Of(graph));
     }
 }

@@ -65,6 +65,28 @@ public sealed class WeightsTierTests : IDisposable
     }
 
     [Fact]
+    public void ABf16CheckpointsProductsAreCachedAsBf16AndAHitGivesTheUncachedOutput()
+    {
+        var model = Directory.CreateDirectory(_cache.Outside("bf16")).FullName;
+        Kiln.Tests.EndToEnd.StoredWeightDtypeTests.Convert(TestPaths.Oracle("llama_gqa"), model, Kiln.Graph.DType.BF16);
+        string[] logits = ["logits", "--model", model, "--ids", "1 5 7 3", "--json", "--threads", "1"];
+
+        var uncached = _cache.Run([.. logits, "--no-cache"]);
+        var cold = _cache.Run(logits);
+        var warm = _cache.Run(logits);
+        Assert.True(warm.ExitCode == 0, warm.Stderr);
+        Assert.Contains("kiln: weights hit", warm.Stderr);
+        Assert.Equal(uncached.Stdout, cold.Stdout);
+        Assert.Equal(uncached.Stdout, warm.Stdout);
+
+        // The fused q/k/v and gate/up weights are bf16 concatenations, half the bytes of f32 ones.
+        using var mapped = SafetensorsFile.Open(Path.Combine(Assert.Single(WeightsFolders(FinalEntry)), "rank_0", WeightsTier.DataFile));
+        var matrices = WeightsFile.Products(mapped).Where(t => t.Shape.Length == 2).ToList();
+        Assert.Contains(matrices, t => t.Name.EndsWith("qkv_proj.weight", StringComparison.Ordinal));
+        Assert.All(matrices, t => Assert.Equal(Kiln.Graph.DType.BF16, t.DType));
+    }
+
+    [Fact]
     public void AHitAtAnEarlierPointKeepsTheWeightsInTheFinalEntryOnly()
     {
         var expected = Run().Stdout;

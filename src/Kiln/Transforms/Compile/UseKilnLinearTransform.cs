@@ -9,13 +9,22 @@ namespace Kiln.Transforms.Compile;
 public sealed record UseKilnLinearConfig : TransformConfig
 {
     /// <summary>
-    /// Hand a weight loaded as a concatenation of whole float32 checkpoint tensors (the fused q/k/v and
-    /// gate/up) to the kernel as those tensors, read where the file is mapped, instead of a concatenated
+    /// Hand a weight loaded as a concatenation of whole checkpoint tensors of its own dtype (the fused
+    /// q/k/v and gate/up, f32 or read as stored bf16/f16) to the kernel as those tensors, read where the file is mapped, instead of a concatenated
     /// copy. Off by default: the copies cost memory (+0.45 GB on the 1.25 GB model of
     /// docs/performance.md) but live on huge pages, and the file's 4 KiB pages streamed slower, which
     /// took decode from 0.96-1.05 to 0.83-0.86 of the bound when the machine's bandwidth was high.
     /// </summary>
     public bool WeightsInPieces { get; init; }
+
+    /// <summary>
+    /// What the kernel reads a 16-bit checkpoint's linear weights and embedding table as: "stored"
+    /// (bf16 or f16 as in the file: half the memory and half the bytes streamed per token of f32) or
+    /// "f32" (upcast at load, as before). Float32 checkpoints read f32 either way.
+    /// </summary>
+    public string WeightDtype { get; init; } = Stored;
+
+    public const string Stored = "stored", F32 = "f32";
 }
 
 /// <summary>
@@ -23,10 +32,13 @@ public sealed record UseKilnLinearConfig : TransformConfig
 /// <c>add</c> for a bias), which runs on Kiln's own kernel (Kernels/LinearKernel) instead of ORT's
 /// MatMul. That kernel streams each weight once per product from where it is mapped, the access
 /// pattern that reaches the machine's read bandwidth in one-token decode steps, and needs no
-/// pre-packed copy of the weights (docs/performance.md). With <see cref="UseKilnLinearConfig.WeightsInPieces"/>,
-/// a weight loaded as the concatenation of whole float32 checkpoint tensors (the post-load fusions'
-/// q/k/v and gate/up recipes) is handed to the kernel as those tensors, in order, so the fused product
-/// reads the mapped file and no concatenated copy is made. Disable the transform to run ORT's MatMul.
+/// pre-packed copy of the weights (docs/performance.md). With <see cref="UseKilnLinearConfig.WeightDtype"/>
+/// "stored" (the default), weights of a bf16 or f16 checkpoint stay in that dtype
+/// (<see cref="StoredWeightDtype"/>). With <see cref="UseKilnLinearConfig.WeightsInPieces"/>,
+/// a weight loaded as the concatenation of whole checkpoint tensors of its own dtype (the post-load
+/// fusions' q/k/v and gate/up recipes) is handed to the kernel as those tensors, in order, so the fused
+/// product reads the mapped file and no concatenated copy is made. Disable the transform to run ORT's
+/// MatMul (over weights upcast to f32).
 /// </summary>
 public sealed class UseKilnLinearTransform : Transform<UseKilnLinearConfig>
 {
@@ -36,11 +48,14 @@ public sealed class UseKilnLinearTransform : Transform<UseKilnLinearConfig>
 
     protected override int Rewrite(ModelGraph graph, UseKilnLinearConfig config, TransformContext context)
     {
+        if (config.WeightDtype is not (UseKilnLinearConfig.Stored or UseKilnLinearConfig.F32))
+            throw new KilnException($"{Name}.weight_dtype: '{config.WeightDtype}' is neither {UseKilnLinearConfig.Stored} nor {UseKilnLinearConfig.F32}");
         var parameters = graph.Parameters.ToDictionary(p => p.Value, p => p, (IEqualityComparer<Value>)ReferenceEqualityComparer.Instance);
         var linears = graph.Nodes
             .Where(n => n.Op == "linear" && parameters.ContainsKey(n.Inputs[1])
                 && n.Inputs[0].DType == DType.F32 && n.Inputs[1].DType == DType.F32)
             .ToList();
+        if (config.WeightDtype == UseKilnLinearConfig.Stored && context.Checkpoint is { } checkpoint) StoredWeightDtype.Apply(graph, linears, checkpoint);
         // Per weight, so that a weight read by several linears is split once.
         var piecesOf = new Dictionary<Value, List<Value>?>(ReferenceEqualityComparer.Instance);
         foreach (var linear in linears)
@@ -68,7 +83,7 @@ public sealed class UseKilnLinearTransform : Transform<UseKilnLinearConfig>
     }
 
     // The checkpoint tensors a concat(0) recipe joins, as parameters loaded without steps (views of the
-    // file); null when the weight is not such a concatenation of whole float32 [n, k] tensors.
+    // file); null when the weight is not such a concatenation of whole [n, k] tensors of its own dtype.
     private static List<Value>? Pieces(ModelGraph graph, ParameterSpec weight, Checkpoint? checkpoint)
     {
         var recipe = weight.Recipe;
@@ -78,7 +93,7 @@ public sealed class UseKilnLinearTransform : Transform<UseKilnLinearConfig>
         var tensors = new List<TensorInfo>();
         foreach (var source in recipe.Sources)
         {
-            if (!checkpoint.Tensors.TryGetValue(source, out var tensor) || tensor.DType != DType.F32 || tensor.Shape is not [_, var k] || k != width)
+            if (!checkpoint.Tensors.TryGetValue(source, out var tensor) || tensor.DType != weight.Value.DType || tensor.Shape is not [_, var k] || k != width)
                 return null;
             tensors.Add(tensor);
         }
@@ -89,7 +104,7 @@ public sealed class UseKilnLinearTransform : Transform<UseKilnLinearConfig>
         var pieces = new List<Value>();
         foreach (var tensor in tensors)
         {
-            var piece = graph.AddParameter(tensor.Name, DType.F32, tensor.Shape, LoadRecipe.FromSource(tensor.Name));
+            var piece = graph.AddParameter(tensor.Name, tensor.DType, tensor.Shape, LoadRecipe.FromSource(tensor.Name));
             graph.Parameters.Remove(piece);
             graph.Parameters.Insert(at++, piece);
             pieces.Add(piece.Value);

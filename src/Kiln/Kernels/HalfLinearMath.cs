@@ -1,0 +1,178 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace Kiln.Kernels;
+
+/// <summary>
+/// <see cref="LinearMath"/>'s product over a weight stored as 16-bit floats (bf16 or f16,
+/// <typeparamref name="TWeights"/>): x and y stay float32 and so does every sum; only the weight is read
+/// as stored, half the bytes of float32. One-row products convert each weight vector in registers as
+/// the row streams by (the same single stream, four rows per pass for long rows); products of several
+/// rows convert a block of four weight rows once into float32 and run LinearMath's tile over it, so the
+/// conversion is paid once per weight row whatever the number of input rows. The caller names the
+/// <see cref="KernelPath"/>: one-row products have 256-bit and 512-bit forms, the rest 256-bit only.
+/// </summary>
+public static unsafe class HalfLinearMath<TWeights> where TWeights : IHalfWeights
+{
+    /// <summary>Computes y[:, first..end) for every input row; row r of y starts at y + r·yStride.</summary>
+    public static void Multiply(float* x, ushort* w, float* y, int rows, int k, int yStride, int first, int end, KernelPath path)
+    {
+        if (!KernelPaths.IsSupported(path)) throw new PlatformNotSupportedException($"kernel path {path} is not supported by this machine");
+        if (path == KernelPath.Portable)
+        {
+            Portable(x, w, y, rows, k, yStride, first, end);
+            return;
+        }
+        if (rows == 1 && path == KernelPath.Avx512)
+        {
+            var j = first;
+            if (k > LinearMath.SingleStreamMaxK)
+            {
+                for (; j + 4 <= end; j += 4) FourDots512(w + (long)j * k, x, k, y + j);
+            }
+            for (; j < end; j++) y[j] = Dot512(w + (long)j * k, x, k);
+            return;
+        }
+        if (rows == 1)
+        {
+            var j = first;
+            if (k > LinearMath.SingleStreamMaxK)
+            {
+                for (; j + 4 <= end; j += 4) FourDots(w + (long)j * k, x, k, y + j);
+            }
+            for (; j < end; j++) y[j] = Dot(w + (long)j * k, x, k);
+            return;
+        }
+        var block = (float*)NativeMemory.AlignedAlloc((nuint)(4L * k * sizeof(float)), 64);
+        try
+        {
+            for (var j0 = first; j0 < end; j0 += 4)
+            {
+                var columns = Math.Min(4, end - j0);
+                Widen(w + (long)j0 * k, block, (long)columns * k);
+                LinearMath.Multiply(x, block, y + j0, rows, k, yStride, 0, columns);
+            }
+        }
+        finally
+        {
+            NativeMemory.AlignedFree(block);
+        }
+    }
+
+    // One weight row, four independent accumulators (as LinearMath.Dot).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float Dot(ushort* w, float* x, int k)
+    {
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        var i = 0;
+        for (; i + 32 <= k; i += 32)
+        {
+            a0 = Fma.MultiplyAdd(TWeights.Load8(w + i), Vector256.Load(x + i), a0);
+            a1 = Fma.MultiplyAdd(TWeights.Load8(w + i + 8), Vector256.Load(x + i + 8), a1);
+            a2 = Fma.MultiplyAdd(TWeights.Load8(w + i + 16), Vector256.Load(x + i + 16), a2);
+            a3 = Fma.MultiplyAdd(TWeights.Load8(w + i + 24), Vector256.Load(x + i + 24), a3);
+        }
+        for (; i + 8 <= k; i += 8) a0 = Fma.MultiplyAdd(TWeights.Load8(w + i), Vector256.Load(x + i), a0);
+        var sum = Vector256.Sum((a0 + a1) + (a2 + a3));
+        for (; i < k; i++) sum += TWeights.ToSingle(w[i]) * x[i];
+        return sum;
+    }
+
+    // Four weight rows against one input row (as LinearMath.FourDots): x is loaded a quarter as often.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void FourDots(ushort* w, float* x, int k, float* y)
+    {
+        ushort* w1 = w + k, w2 = w + 2L * k, w3 = w + 3L * k;
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        var i = 0;
+        for (; i + 8 <= k; i += 8)
+        {
+            var u = Vector256.Load(x + i);
+            a0 = Fma.MultiplyAdd(TWeights.Load8(w + i), u, a0);
+            a1 = Fma.MultiplyAdd(TWeights.Load8(w1 + i), u, a1);
+            a2 = Fma.MultiplyAdd(TWeights.Load8(w2 + i), u, a2);
+            a3 = Fma.MultiplyAdd(TWeights.Load8(w3 + i), u, a3);
+        }
+        float s0 = Vector256.Sum(a0), s1 = Vector256.Sum(a1), s2 = Vector256.Sum(a2), s3 = Vector256.Sum(a3);
+        for (; i < k; i++)
+        {
+            s0 += TWeights.ToSingle(w[i]) * x[i];
+            s1 += TWeights.ToSingle(w1[i]) * x[i];
+            s2 += TWeights.ToSingle(w2[i]) * x[i];
+            s3 += TWeights.ToSingle(w3[i]) * x[i];
+        }
+        y[0] = s0;
+        y[1] = s1;
+        y[2] = s2;
+        y[3] = s3;
+    }
+
+    // Dot with 512-bit vectors: half the instructions per weight, where the f16 conversion dominates.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float Dot512(ushort* w, float* x, int k)
+    {
+        Vector512<float> a0 = default, a1 = default;
+        var i = 0;
+        for (; i + 32 <= k; i += 32)
+        {
+            a0 = Avx512F.FusedMultiplyAdd(TWeights.Load16(w + i), Vector512.Load(x + i), a0);
+            a1 = Avx512F.FusedMultiplyAdd(TWeights.Load16(w + i + 16), Vector512.Load(x + i + 16), a1);
+        }
+        for (; i + 16 <= k; i += 16) a0 = Avx512F.FusedMultiplyAdd(TWeights.Load16(w + i), Vector512.Load(x + i), a0);
+        var sum = Vector512.Sum(a0 + a1);
+        for (; i < k; i++) sum += TWeights.ToSingle(w[i]) * x[i];
+        return sum;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void FourDots512(ushort* w, float* x, int k, float* y)
+    {
+        ushort* w1 = w + k, w2 = w + 2L * k, w3 = w + 3L * k;
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        var i = 0;
+        for (; i + 16 <= k; i += 16)
+        {
+            var u = Vector512.Load(x + i);
+            a0 = Avx512F.FusedMultiplyAdd(TWeights.Load16(w + i), u, a0);
+            a1 = Avx512F.FusedMultiplyAdd(TWeights.Load16(w1 + i), u, a1);
+            a2 = Avx512F.FusedMultiplyAdd(TWeights.Load16(w2 + i), u, a2);
+            a3 = Avx512F.FusedMultiplyAdd(TWeights.Load16(w3 + i), u, a3);
+        }
+        float s0 = Vector512.Sum(a0), s1 = Vector512.Sum(a1), s2 = Vector512.Sum(a2), s3 = Vector512.Sum(a3);
+        for (; i < k; i++)
+        {
+            s0 += TWeights.ToSingle(w[i]) * x[i];
+            s1 += TWeights.ToSingle(w1[i]) * x[i];
+            s2 += TWeights.ToSingle(w2[i]) * x[i];
+            s3 += TWeights.ToSingle(w3[i]) * x[i];
+        }
+        y[0] = s0;
+        y[1] = s1;
+        y[2] = s2;
+        y[3] = s3;
+    }
+
+    private static void Widen(ushort* w, float* target, long count)
+    {
+        long i = 0;
+        for (; i + 8 <= count; i += 8) TWeights.Load8(w + i).Store(target + i);
+        for (; i < count; i++) target[i] = TWeights.ToSingle(w[i]);
+    }
+
+    private static void Portable(float* x, ushort* w, float* y, int rows, int k, int yStride, int first, int end)
+    {
+        for (var row = 0; row < rows; row++)
+        {
+            var xr = x + (long)row * k;
+            for (var j = first; j < end; j++)
+            {
+                var wj = w + (long)j * k;
+                var sum = 0f;
+                for (var i = 0; i < k; i++) sum += TWeights.ToSingle(wj[i]) * xr[i];
+                y[(long)row * yStride + j] = sum;
+            }
+        }
+    }
+}

@@ -1,0 +1,149 @@
+using Kiln.Kernels;
+using Kiln.Weights;
+using Xunit;
+
+namespace Kiln.Tests.Kernels;
+
+/// <summary>
+/// HalfLinearMath over bf16 and f16 weights on every kernel path this machine supports (the portable
+/// one always), against a double-precision product over the exact 16-bit values: one row (single stream
+/// and four weight rows per pass), several rows (converted blocks through the four-by-three tile and its
+/// leftovers), vector tails, column ranges and outputs that are blocks of a wider matrix.
+/// </summary>
+public sealed unsafe class HalfLinearMathTests
+{
+    public enum Format { BFloat16, Float16 }
+
+    public static TheoryData<Format, KernelPath, int, int, int> Cases()
+    {
+        (int Rows, int N, int K)[] shapes =
+        [
+            (1, 7, 1),       // k below one vector
+            (1, 9, 64),
+            (1, 5, 515),     // k tail after 32-wide and 8-wide steps
+            (1, 13, 4096),   // longest single-stream row
+            (1, 9, 4103),    // four rows per pass, one leftover row, k tail
+            (2, 6, 33),      // several rows, fewer than a tile
+            (6, 8, 64),      // whole tiles only
+            (3, 4, 13),      // one tile with a k tail
+            (5, 7, 100),     // tiles plus leftover rows and columns
+            (9, 3, 17),      // fewer columns than a tile
+            (13, 11, 4103),  // many rows over long rows: blocks of 4 · 4103 converted values
+        ];
+        var data = new TheoryData<Format, KernelPath, int, int, int>();
+        foreach (var format in Enum.GetValues<Format>())
+            foreach (var path in SupportedPaths)
+                foreach (var (rows, n, k) in shapes) data.Add(format, path, rows, n, k);
+        return data;
+    }
+
+    public static IEnumerable<KernelPath> SupportedPaths => Enum.GetValues<KernelPath>().Where(KernelPaths.IsSupported);
+
+    public static TheoryData<KernelPath> Paths() => [.. SupportedPaths];
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Product_equals_the_double_precision_reference(Format format, KernelPath path, int rows, int n, int k)
+    {
+        var x = LinearMathTests.Random(rows * k, 1);
+        var w = Narrow(format, LinearMathTests.Random(n * k, 2));
+        var y = new float[rows * n];
+        fixed (float* px = x, py = y)
+        fixed (ushort* pw = w)
+            Multiply(format, px, pw, py, rows, k, n, 0, n, path);
+        LinearMathTests.AssertClose(LinearMathTests.Reference(x, Widen(format, w), rows, n, k), y, k);
+    }
+
+    [Theory]
+    [MemberData(nameof(Paths))]
+    public void A_column_range_inside_a_block_of_a_wider_output_writes_only_its_cells(KernelPath path)
+    {
+        // y is [rows, 3 + n + 2]; the product fills columns 3 + first .. 3 + end of each row and nothing else.
+        const int n = 11, k = 41, stride = 3 + n + 2, first = 3, end = 10;
+        foreach (var format in Enum.GetValues<Format>())
+        {
+            foreach (var rows in new[] { 1, 7 })
+            {
+                var x = LinearMathTests.Random(rows * k, 3);
+                var w = Narrow(format, LinearMathTests.Random(n * k, 4));
+                var y = Enumerable.Repeat(float.NaN, rows * stride).ToArray();
+                fixed (float* px = x, py = y)
+                fixed (ushort* pw = w)
+                    Multiply(format, px, pw, py + 3, rows, k, stride, first, end, path);
+                var expected = LinearMathTests.Reference(x, Widen(format, w), rows, n, k);
+                for (var r = 0; r < rows; r++)
+                {
+                    for (var c = 0; c < stride; c++)
+                    {
+                        var actual = y[r * stride + c];
+                        if (c >= 3 + first && c < 3 + end)
+                            Assert.True(Math.Abs(actual - expected[r * n + c - 3]) <= 1e-4f, $"{format}, {rows} rows: y[{r},{c}] = {actual}, expected {expected[r * n + c - 3]}");
+                        else Assert.True(float.IsNaN(actual), $"{format}, {rows} rows: y[{r},{c}] outside the range was written");
+                    }
+                }
+            }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Paths))]
+    public void Every_16_bit_pattern_is_read_as_its_exact_value(KernelPath path)
+    {
+        // One weight row holding all 65,536 patterns (subnormals, infinities and NaNs included), each
+        // picked out by a one-hot x: y[j] is weight j times 1, so the read value itself.
+        foreach (var format in Enum.GetValues<Format>())
+        {
+            var w = Enumerable.Range(0, 1 << 16).Select(i => (ushort)i).ToArray();
+            const int k = 40;
+            for (var offset = 0; offset < w.Length; offset += k)
+            {
+                var count = Math.Min(k, w.Length - offset);
+                var row = new ushort[count * count];
+                for (var j = 0; j < count; j++) row[j * count + j] = w[offset + j];
+                var x = new float[count];
+                var y = new float[count];
+                Array.Fill(x, 1f);
+                fixed (float* px = x, py = y)
+                fixed (ushort* pw = row)
+                    Multiply(format, px, pw, py, 1, count, count, 0, count, path);
+                for (var j = 0; j < count; j++)
+                {
+                    var expected = format == Format.BFloat16 ? FloatConversion.BFloat16ToSingle(w[offset + j]) : (float)BitConverter.UInt16BitsToHalf(w[offset + j]);
+                    Assert.True(expected.Equals(y[j]) || (float.IsNaN(expected) && float.IsNaN(y[j])),
+                        $"{format} pattern 0x{offset + j:X4}: read {y[j]}, exact {expected}");
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public void A_path_the_machine_lacks_is_refused()
+    {
+        var missing = Enum.GetValues<KernelPath>().Where(p => !KernelPaths.IsSupported(p)).ToList();
+        Assert.True(KernelPaths.IsSupported(KernelPaths.Best));
+        Assert.True(KernelPaths.IsSupported(KernelPath.Portable));
+        foreach (var path in missing)
+        {
+            Assert.Throws<PlatformNotSupportedException>(() =>
+            {
+                float x = 1, y = 0;
+                ushort w = 0x3C00;
+                HalfLinearMath<HalfWeights>.Multiply(&x, &w, &y, 1, 1, 1, 0, 1, path);
+            });
+        }
+    }
+
+    internal static ushort[] Narrow(Format format, float[] values) => format == Format.BFloat16
+        ? [.. values.Select(FloatConversion.SingleToBFloat16)]
+        : [.. values.Select(v => BitConverter.HalfToUInt16Bits((Half)v))];
+
+    internal static float[] Widen(Format format, ushort[] bits) => format == Format.BFloat16
+        ? [.. bits.Select(FloatConversion.BFloat16ToSingle)]
+        : [.. bits.Select(b => (float)BitConverter.UInt16BitsToHalf(b))];
+
+    private static void Multiply(Format format, float* x, ushort* w, float* y, int rows, int k, int yStride, int first, int end, KernelPath path)
+    {
+        if (format == Format.BFloat16) HalfLinearMath<BFloat16Weights>.Multiply(x, w, y, rows, k, yStride, first, end, path);
+        else HalfLinearMath<HalfWeights>.Multiply(x, w, y, rows, k, yStride, first, end, path);
+    }
+}
