@@ -75,7 +75,17 @@ public sealed class WeightsTier(CacheSettings settings, string graphKey, ICommun
         // A miss: the products are computed, straight into the file that saves them when there is one.
         var products = graph.Parameters.Where(WeightSet.MayBeProduct).ToList();
         var (staging, file) = Writable ? Stage(products, warnings) : (null, null);
-        var weights = WeightSet.Compute(checkpoint, graph, mapping: file, destinations: file?.Places);
+        WeightSet weights;
+        try
+        {
+            weights = WeightSet.Compute(checkpoint, graph, mapping: file, destinations: file?.Places);
+        }
+        catch
+        {
+            // The checkpoint's own error is the run's; the half-made file goes with its staging folder.
+            if (staging is not null && ranks.Rank == 0) DeleteQuietly(staging);
+            throw;
+        }
         var saved = false;
         if (hashing is not null)
         {
