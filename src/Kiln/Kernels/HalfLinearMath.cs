@@ -61,6 +61,13 @@ public static unsafe class HalfLinearMath<TWeights> where TWeights : IHalfWeight
         }
     }
 
+    // Weights a single-stream loop asks the cache for ahead of its reads (2 KB; the next row's start near
+    // a row's end, since rows are contiguous; a prefetch past the weight's end is harmless). One line per
+    // 32-weight step. Measured (docs/performance.md, loaded machine): one-row products over a weight far
+    // larger than the cache ran 15-30% faster for bf16 with it, and more for f16, whose conversion
+    // presumably leaves the core fewer loads in flight for the hardware prefetcher alone.
+    private const int PrefetchAhead = 1024;
+
     // One weight row, four independent accumulators (as LinearMath.Dot).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float Dot(ushort* w, float* x, int k)
@@ -69,6 +76,7 @@ public static unsafe class HalfLinearMath<TWeights> where TWeights : IHalfWeight
         var i = 0;
         for (; i + 32 <= k; i += 32)
         {
+            Sse.Prefetch0(w + i + PrefetchAhead);
             a0 = Fma.MultiplyAdd(TWeights.Load8(w + i), Vector256.Load(x + i), a0);
             a1 = Fma.MultiplyAdd(TWeights.Load8(w + i + 8), Vector256.Load(x + i + 8), a1);
             a2 = Fma.MultiplyAdd(TWeights.Load8(w + i + 16), Vector256.Load(x + i + 16), a2);
@@ -117,6 +125,7 @@ public static unsafe class HalfLinearMath<TWeights> where TWeights : IHalfWeight
         var i = 0;
         for (; i + 32 <= k; i += 32)
         {
+            Sse.Prefetch0(w + i + PrefetchAhead);
             a0 = Avx512F.FusedMultiplyAdd(TWeights.Load16(w + i), Vector512.Load(x + i), a0);
             a1 = Avx512F.FusedMultiplyAdd(TWeights.Load16(w + i + 16), Vector512.Load(x + i + 16), a1);
         }

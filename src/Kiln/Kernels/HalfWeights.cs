@@ -36,47 +36,71 @@ public readonly unsafe struct BFloat16Weights : IHalfWeights
 }
 
 /// <summary>
-/// IEEE half. .NET 10 exposes no F16C (vcvtph2ps) intrinsic, so the vector form rebuilds the float32
-/// bits with integer AVX2: exponent rebiased by 112, infinities and NaNs moved to exponent 255, and
-/// subnormals made normal by one exact float subtraction of normal numbers (so a denormals-are-zero
-/// mode cannot flush them).
+/// IEEE half. .NET 10 exposes no F16C (vcvtph2ps) intrinsic, so the float32 bits are rebuilt with
+/// integer steps and one float subtraction, the same in the scalar and the vector forms:
+/// <list type="number">
+/// <item>sign-extend the 16 bits, shift left by 13 and keep bit 31 and bits 27..13: sign, exponent and
+/// mantissa in their float32 places at once (the sign needs no steps of its own);</item>
+/// <item>add 112 to the exponent (15 to 127 bias): every normal value is now exact;</item>
+/// <item>exponent 31 (infinity, NaN): OR in exponent 255, the payload kept;</item>
+/// <item>exponent 0 (zero, subnormal): with one more exponent step the bits read ±2^-14·(1 + m/1024);
+/// subtracting ±2^-14 (the same bits with the mantissa cleared) leaves ±m·2^-24 exactly, and the sign is
+/// put back for ±0, which the subtraction makes +0.</item>
+/// </list>
+/// In every lane whose result is kept the subtraction's operands are normal (exponent 113), so a
+/// denormals-are-zero mode cannot flush them and no subnormal operand takes the slow microcode path.
+/// The shorter "magic multiply" (the bits times 2^112) feeds f32-subnormal operands to the multiply for
+/// f16-subnormal weights and, for that reason, measured no faster (AVX2) or slower (AVX-512) on Gaussian
+/// weights (docs/performance.md).
 /// </summary>
 public readonly unsafe struct HalfWeights : IHalfWeights
 {
+    private const uint Placed = 0x8FFFE000; // sign, exponent and mantissa after the shift by 13
+    private const uint ExponentMask = 0x0F800000; // the 5-bit exponent in place
+    private const uint Rebias = 112 << 23;
+    private const uint InfinityExponent = 0x7F800000;
+    private const uint SignMask = 0x80000000;
+    private const uint SignAndExponent = 0xFF800000;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float ToSingle(ushort bits) => (float)BitConverter.UInt16BitsToHalf(bits);
+    public static float ToSingle(ushort bits)
+    {
+        var placed = ((uint)(short)bits << 13) & Placed;
+        var exponent = placed & ExponentMask;
+        var normal = placed + Rebias;
+        if (exponent == ExponentMask) return BitConverter.UInt32BitsToSingle(normal | InfinityExponent);
+        if (exponent != 0) return BitConverter.UInt32BitsToSingle(normal);
+        var shifted = normal + (1u << 23);
+        var value = BitConverter.UInt32BitsToSingle(shifted) - BitConverter.UInt32BitsToSingle(shifted & SignAndExponent);
+        return BitConverter.UInt32BitsToSingle(BitConverter.SingleToUInt32Bits(value) | (placed & SignMask));
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Load8(ushort* p)
     {
-        var h = Avx2.ConvertToVector256Int32(Vector128.Load(p));
-        var magnitude = Avx2.And(h, Vector256.Create(0x7FFF));
-        var exponent = Avx2.And(h, Vector256.Create(0x7C00));
-        // Exponent and mantissa in place, rebiased from 15 to 127.
-        var bits = Avx2.Add(Avx2.ShiftLeftLogical(magnitude, 13), Vector256.Create(112 << 23));
-        // Infinity and NaN (exponent 31): another 112 takes the exponent to 255, the payload kept.
-        bits = Avx2.Add(bits, Avx2.And(Avx2.CompareEqual(exponent, Vector256.Create(0x7C00)), Vector256.Create(112 << 23)));
-        // Zero and subnormals (exponent 0): 2^-14 · (1 + m/1024) - 2^-14 is m · 2^-24, exactly.
-        var small = Avx2.CompareEqual(exponent, Vector256<int>.Zero);
-        var rebuilt = Avx.Subtract(Avx2.Add(bits, Vector256.Create(1 << 23)).AsSingle(), Vector256.Create(113 << 23).AsSingle());
-        var value = Avx.BlendVariable(bits.AsSingle(), rebuilt, small.AsSingle());
-        var sign = Avx2.ShiftLeftLogical(Avx2.And(h, Vector256.Create(0x8000)), 16);
-        return Avx.Or(value, sign.AsSingle());
+        var placed = Avx2.And(Avx2.ShiftLeftLogical(Avx2.ConvertToVector256Int32(Vector128.Load((short*)p)), 13), Vector256.Create(Placed).AsInt32());
+        var exponent = Avx2.And(placed, Vector256.Create(ExponentMask).AsInt32());
+        var normal = Avx2.Add(placed, Vector256.Create(Rebias).AsInt32());
+        var special = Avx2.CompareEqual(exponent, Vector256.Create(ExponentMask).AsInt32());
+        normal = Avx2.Or(normal, Avx2.And(special, Vector256.Create(InfinityExponent).AsInt32()));
+        var shifted = Avx2.Add(normal, Vector256.Create(1 << 23));
+        var small = Avx.Subtract(shifted.AsSingle(), Avx2.And(shifted, Vector256.Create(SignAndExponent).AsInt32()).AsSingle());
+        small = Avx.Or(small, Avx2.And(placed, Vector256.Create(SignMask).AsInt32()).AsSingle());
+        return Avx.BlendVariable(normal.AsSingle(), small, Avx2.CompareEqual(exponent, Vector256<int>.Zero).AsSingle());
     }
 
     // Load8's steps on sixteen elements.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Load16(ushort* p)
     {
-        var h = Avx512F.ConvertToVector512Int32(Vector256.Load(p));
-        var magnitude = Avx512F.And(h, Vector512.Create(0x7FFF));
-        var exponent = Avx512F.And(h, Vector512.Create(0x7C00));
-        var bits = Avx512F.Add(Avx512F.ShiftLeftLogical(magnitude, 13), Vector512.Create(112 << 23));
-        bits = Avx512F.Add(bits, Avx512F.And(Avx512F.CompareEqual(exponent, Vector512.Create(0x7C00)), Vector512.Create(112 << 23)));
-        var small = Avx512F.CompareEqual(exponent, Vector512<int>.Zero);
-        var rebuilt = Avx512F.Subtract(Avx512F.Add(bits, Vector512.Create(1 << 23)).AsSingle(), Vector512.Create(113 << 23).AsSingle());
-        var value = Avx512F.BlendVariable(bits.AsSingle(), rebuilt, small.AsSingle());
-        var sign = Avx512F.ShiftLeftLogical(Avx512F.And(h, Vector512.Create(0x8000)), 16);
-        return Avx512F.Or(value.AsInt32(), sign).AsSingle();
+        var placed = Avx512F.And(Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512Int32(Vector256.Load((short*)p)), 13), Vector512.Create(Placed).AsInt32());
+        var exponent = Avx512F.And(placed, Vector512.Create(ExponentMask).AsInt32());
+        var normal = Avx512F.Add(placed, Vector512.Create(Rebias).AsInt32());
+        var special = Avx512F.CompareEqual(exponent, Vector512.Create(ExponentMask).AsInt32());
+        normal = Avx512F.Or(normal, Avx512F.And(special, Vector512.Create(InfinityExponent).AsInt32()));
+        var shifted = Avx512F.Add(normal, Vector512.Create(1 << 23));
+        var small = Avx512F.Subtract(shifted.AsSingle(), Avx512F.And(shifted, Vector512.Create(SignAndExponent).AsInt32()).AsSingle());
+        small = Avx512F.Or(small.AsInt32(), Avx512F.And(placed, Vector512.Create(SignMask).AsInt32())).AsSingle();
+        return Avx512F.BlendVariable(normal.AsSingle(), small, Avx512F.CompareEqual(exponent, Vector512<int>.Zero).AsSingle());
     }
 }

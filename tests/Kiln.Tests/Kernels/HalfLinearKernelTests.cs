@@ -8,7 +8,8 @@ namespace Kiln.Tests.Kernels;
 
 /// <summary>
 /// ai.kiln.Linear over bf16 and f16 weight initializers inside real ONNX Runtime sessions: out = E[ids] · Wᵀ
-/// with float32 E, against a double-precision product over the exact 16-bit values; weights in pieces;
+/// with float32 E, against a double-precision product over the exact 16-bit values; every f16 subnormal
+/// read exactly on ORT's threads; weights in pieces;
 /// and the op's own errors for a weight type it does not read and for pieces of different types.
 /// </summary>
 public sealed class HalfLinearKernelTests
@@ -63,6 +64,35 @@ public sealed class HalfLinearKernelTests
         var x = ids.SelectMany(id => e.AsSpan((int)id * k, k).ToArray()).ToArray();
         var all = w.SelectMany(p => HalfLinearMathTests.Widen(format, p)).ToArray();
         LinearMathTests.AssertClose(LinearMathTests.Reference(x, all, rows, pieces.Sum(), k), result.Data, k);
+    }
+
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(1, 2)]
+    [InlineData(3, 2)]
+    public void Subnormal_f16_weights_are_read_exactly_in_a_session(int rows, int threads)
+    {
+        // Every f16 pattern with exponent 0 (±0 and the 2,046 subnormals), one per weight row at column
+        // j % k, the rest of the row zero; x is a row of ones, so out[j] is weight j's value itself, on ORT's
+        // threads and the one-row (rows = 1) or converted-block (rows = 3) path.
+        const int k = 51;
+        var patterns = Enumerable.Range(0, 0x400).SelectMany(m => new[] { (ushort)m, (ushort)(0x8000 | m) }).ToArray();
+        var n = patterns.Length;
+        var w = new ushort[n * k];
+        for (var j = 0; j < n; j++) w[j * k + j % k] = patterns[j];
+        var e = LinearMathTests.Random(Vocab * k, 13);
+        Array.Fill(e, 1f, 0, k);
+
+        var result = Run(e, k, [(DType.F16, w, n)], new long[rows], threads);
+
+        for (var r = 0; r < rows; r++)
+        {
+            for (var j = 0; j < n; j++)
+            {
+                var exact = (float)BitConverter.UInt16BitsToHalf(patterns[j]);
+                Assert.True(exact == result.Data[r * n + j], $"row {r}, pattern 0x{patterns[j]:X4}: read {result.Data[r * n + j]}, exact {exact}");
+            }
+        }
     }
 
     [Fact]
