@@ -27,7 +27,10 @@ public static unsafe class RecipeExecutor
     /// Produces parameter <paramref name="parameter"/> of <paramref name="dtype"/> and <paramref name="shape"/>.
     /// The recipe is checked against the headers before any byte is read.
     /// </summary>
-    public static ParameterData Execute(Checkpoint checkpoint, string parameter, LoadRecipe recipe, DType dtype, IReadOnlyList<long> shape)
+    /// <paramref name="weightsQuantized"/>, when given, hears of the progress of quantize steps (weights
+    /// done, from worker threads).
+    public static ParameterData Execute(Checkpoint checkpoint, string parameter, LoadRecipe recipe, DType dtype, IReadOnlyList<long> shape,
+        Action<long>? weightsQuantized = null)
     {
         var sources = recipe.Sources
             .Select(name => checkpoint.Tensors.TryGetValue(name, out var tensor)
@@ -56,7 +59,14 @@ public static unsafe class RecipeExecutor
             for (var i = 0; i < recipe.Steps.Count; i++)
             {
                 var shapes = RecipeShapes.Apply(list.Select(w => (w.DType, w.Shape)).ToList(), recipe, i);
-                list = Run(recipe.Steps[i], list, shapes, live);
+                try
+                {
+                    list = Run(recipe.Steps[i], list, shapes, live, weightsQuantized);
+                }
+                catch (KilnException e)
+                {
+                    throw KilnException.InFile(checkpoint.Directory, parameter, $"{recipe.Steps[i]}: {e.Message}", e);
+                }
                 // Free what the new working list no longer points into.
                 foreach (var buffer in live.Where(b => list.All(w => w.Owner != b)).ToList())
                 {
@@ -83,12 +93,14 @@ public static unsafe class RecipeExecutor
     public static bool CanCast(DType from, DType to) =>
         from == to || (from is DType.F32 or DType.F16 or DType.BF16 && to is (DType.F32 or DType.F16 or DType.BF16));
 
-    private static List<Work> Run(RecipeStep step, List<Work> list, IReadOnlyList<(DType DType, long[] Shape)> shapes, List<NativeBuffer> live) => step switch
+    private static List<Work> Run(RecipeStep step, List<Work> list, IReadOnlyList<(DType DType, long[] Shape)> shapes, List<NativeBuffer> live,
+        Action<long>? weightsQuantized) => step switch
     {
         TransposeStep => list.Select((w, i) => Transpose(w, shapes[i].Shape, live)).ToList(),
         SliceStep slice => list.Select((w, i) => Slice(w, slice, shapes[i].Shape, live)).ToList(),
         ConcatStep concat => [Concat(list, concat.Dim, shapes[0].Shape, live)],
         CastStep cast => list.Select(w => Cast(w, cast.To, live)).ToList(),
+        QuantizeStep quantize => list.Select((w, i) => Quantize(w, quantize.Scheme, shapes[i].Shape, live, weightsQuantized)).ToList(),
         _ => throw new ArgumentException($"unknown step {step}", nameof(step)),
     };
 
@@ -175,6 +187,13 @@ public static unsafe class RecipeExecutor
                 to += chunk;
             }
         }
+        return target;
+    }
+
+    private static Work Quantize(Work source, QuantScheme scheme, long[] shape, List<NativeBuffer> live, Action<long>? weightsQuantized)
+    {
+        var target = Allocate(DType.U8, shape, live);
+        BlockQuantizer.Quantize(source.DType, (void*)source.Pointer, source.Shape[0], source.Shape[1], scheme, (byte*)target.Pointer, weightsQuantized);
         return target;
     }
 

@@ -1,0 +1,205 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using Kiln.Weights;
+
+namespace Kiln.Kernels;
+
+/// <summary>Instruction sets <see cref="QuantizedMath"/> can run on; each is callable directly, so tests run every one the machine has.</summary>
+public enum QuantizedPath
+{
+    /// <summary>Plain integer loops, on any machine.</summary>
+    Portable,
+
+    /// <summary>AVX2 byte dot products (and FMA for the scales).</summary>
+    Avx2,
+}
+
+/// <summary>
+/// y = x·Wᵀ for float x [rows, k] and a block-quantized W [n, RowBytes(k)] (<see cref="BlockQuantizer"/>),
+/// for one range of output columns so that threads can split W. As llama.cpp does, each row of x is
+/// first quantized to int8 blocks of 32 with one f32 scale (<see cref="QuantizeActivations"/>), so the
+/// inner loop is an integer dot product per block, scaled by the product of the two scales: cheap
+/// enough that a one-row product streams the packed weight at the machine's read bandwidth.
+/// </summary>
+public static unsafe class QuantizedMath
+{
+    /// <summary>Weight rows per tile of a several-row product: they stay in cache while every input row passes by.</summary>
+    public const int TileRows = 4;
+
+    public static QuantizedPath Best { get; } = IsSupported(QuantizedPath.Avx2) ? QuantizedPath.Avx2 : QuantizedPath.Portable;
+
+    public static bool IsSupported(QuantizedPath path) => path switch
+    {
+        QuantizedPath.Portable => true,
+        QuantizedPath.Avx2 => System.Runtime.Intrinsics.X86.Avx2.IsSupported && Fma.IsSupported,
+        _ => false,
+    };
+
+    /// <summary>
+    /// Quantizes each row of x [rows, k] to blocks of 32 signed bytes q (zero-padded past k) with one scale
+    /// d = max|x| / 127 per block: q holds rows · Blocks(k) · 32 bytes, scales rows · Blocks(k) floats.
+    /// Rounding is to nearest, ties to even.
+    /// </summary>
+    public static void QuantizeActivations(float* x, int rows, int k, sbyte* q, float* scales)
+    {
+        var blocks = (int)QuantSchemes.Blocks(k);
+        const int size = QuantSchemes.BlockSize;
+        for (var r = 0; r < rows; r++)
+        {
+            var xr = x + (long)r * k;
+            for (var b = 0; b < blocks; b++)
+            {
+                var count = Math.Min(size, k - b * size);
+                var from = xr + b * size;
+                var to = q + ((long)r * blocks + b) * size;
+                var max = 0f;
+                for (var i = 0; i < count; i++) max = Math.Max(max, Math.Abs(from[i]));
+                var d = max / 127f;
+                var inverse = d == 0 ? 0 : 1 / d;
+                for (var i = 0; i < count; i++) to[i] = (sbyte)Math.Clamp(MathF.Round(from[i] * inverse), -127f, 127f);
+                for (var i = count; i < size; i++) to[i] = 0;
+                scales[(long)r * blocks + b] = d;
+            }
+        }
+    }
+
+    /// <summary>
+    /// y[r, first..end) for every row r of the quantized x (<paramref name="qx"/>, <paramref name="dx"/> from
+    /// <see cref="QuantizeActivations"/>), W's packed rows <paramref name="w"/>, and y's rows <paramref name="n"/> apart.
+    /// </summary>
+    public static void Multiply(QuantizedPath path, QuantScheme scheme, sbyte* qx, float* dx, byte* w, float* y, int rows, int k, int n, int first, int end)
+    {
+        if (!IsSupported(path)) throw new PlatformNotSupportedException($"this machine cannot run the {path} path");
+        var blocks = (int)QuantSchemes.Blocks(k);
+        var rowBytes = (long)blocks * scheme.BlockBytes();
+        if (rows == 1)
+        {
+            for (var j = first; j < end; j++) y[j] = Dot(path, scheme, w + j * rowBytes, qx, dx, blocks);
+            return;
+        }
+        // Weight rows outermost, a few at a time: read from memory once, reused by every input row from cache.
+        for (var j0 = first; j0 < end; j0 += TileRows)
+        {
+            var j1 = Math.Min(j0 + TileRows, end);
+            for (var r = 0; r < rows; r++)
+            {
+                var qr = qx + (long)r * blocks * QuantSchemes.BlockSize;
+                var dr = dx + (long)r * blocks;
+                for (var j = j0; j < j1; j++) y[(long)r * n + j] = Dot(path, scheme, w + j * rowBytes, qr, dr, blocks);
+            }
+        }
+    }
+
+    private static float Dot(QuantizedPath path, QuantScheme scheme, byte* w, sbyte* qx, float* dx, int blocks) => (path, scheme) switch
+    {
+        (QuantizedPath.Avx2, QuantScheme.Int8) => DotInt8Avx2(w, qx, dx, blocks),
+        (QuantizedPath.Avx2, _) => DotInt4Avx2(w, qx, dx, blocks),
+        (_, QuantScheme.Int8) => DotInt8Portable(w, qx, dx, blocks),
+        _ => DotInt4Portable(w, qx, dx, blocks),
+    };
+
+    private static float Scale(byte* block) => (float)*(Half*)block;
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float DotInt8Avx2(byte* w, sbyte* qx, float* dx, int blocks)
+    {
+        const int bytes = 2 + QuantSchemes.BlockSize;
+        Vector256<float> a0 = default, a1 = default;
+        var b = 0;
+        // Two blocks per pass: two independent accumulators hide the FMA latency.
+        for (; b + 2 <= blocks; b += 2)
+        {
+            var w0 = w + (long)b * bytes;
+            var w1 = w0 + bytes;
+            a0 = Fma.MultiplyAdd(BlockDot(Avx.LoadVector256((sbyte*)w0 + 2), Avx.LoadVector256(qx + b * 32L)), Vector256.Create(Scale(w0) * dx[b]), a0);
+            a1 = Fma.MultiplyAdd(BlockDot(Avx.LoadVector256((sbyte*)w1 + 2), Avx.LoadVector256(qx + b * 32L + 32)), Vector256.Create(Scale(w1) * dx[b + 1]), a1);
+        }
+        if (b < blocks)
+        {
+            var w0 = w + (long)b * bytes;
+            a0 = Fma.MultiplyAdd(BlockDot(Avx.LoadVector256((sbyte*)w0 + 2), Avx.LoadVector256(qx + b * 32L)), Vector256.Create(Scale(w0) * dx[b]), a0);
+        }
+        return Vector256.Sum(a0 + a1);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float DotInt4Avx2(byte* w, sbyte* qx, float* dx, int blocks)
+    {
+        const int bytes = 2 + QuantSchemes.BlockSize / 2;
+        Vector256<float> a0 = default, a1 = default;
+        var b = 0;
+        for (; b + 2 <= blocks; b += 2)
+        {
+            var w0 = w + (long)b * bytes;
+            var w1 = w0 + bytes;
+            a0 = Fma.MultiplyAdd(BlockDot(Unpack(w0 + 2), Avx.LoadVector256(qx + b * 32L)), Vector256.Create(Scale(w0) * dx[b]), a0);
+            a1 = Fma.MultiplyAdd(BlockDot(Unpack(w1 + 2), Avx.LoadVector256(qx + b * 32L + 32)), Vector256.Create(Scale(w1) * dx[b + 1]), a1);
+        }
+        if (b < blocks)
+        {
+            var w0 = w + (long)b * bytes;
+            a0 = Fma.MultiplyAdd(BlockDot(Unpack(w0 + 2), Avx.LoadVector256(qx + b * 32L)), Vector256.Create(Scale(w0) * dx[b]), a0);
+        }
+        return Vector256.Sum(a0 + a1);
+    }
+
+    // 16 bytes of nibbles -> 32 signed values q − 8: low nibbles are values 0..15, high nibbles 16..31.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<sbyte> Unpack(byte* packed)
+    {
+        var bytes = Sse2.LoadVector128(packed);
+        var mask = Vector128.Create((byte)0x0F);
+        var low = Sse2.And(bytes, mask);
+        var high = Sse2.And(Sse2.ShiftRightLogical(bytes.AsUInt16(), 4).AsByte(), mask);
+        return System.Runtime.Intrinsics.X86.Avx2.Subtract(Vector256.Create(low, high).AsSByte(), Vector256.Create((sbyte)8));
+    }
+
+    // Σ w·x of one block as eight int32 partial sums, converted to float. vpmaddubsw multiplies unsigned
+    // by signed bytes, so the sign moves from w to x: |w| · (x·sign(w)). Pairs stay within int16, as
+    // |w|, |x| ≤ 127 (2 · 127² < 2^15).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> BlockDot(Vector256<sbyte> w, Vector256<sbyte> x)
+    {
+        var magnitude = System.Runtime.Intrinsics.X86.Avx2.Sign(w, w).AsByte();
+        var signed = System.Runtime.Intrinsics.X86.Avx2.Sign(x, w);
+        var pairs = System.Runtime.Intrinsics.X86.Avx2.MultiplyAddAdjacent(magnitude, signed);
+        var quads = System.Runtime.Intrinsics.X86.Avx2.MultiplyAddAdjacent(pairs, Vector256.Create((short)1));
+        return Avx.ConvertToVector256Single(quads);
+    }
+
+    private static float DotInt8Portable(byte* w, sbyte* qx, float* dx, int blocks)
+    {
+        const int bytes = 2 + QuantSchemes.BlockSize;
+        var sum = 0f;
+        for (var b = 0; b < blocks; b++)
+        {
+            var block = w + (long)b * bytes;
+            var values = (sbyte*)block + 2;
+            var x = qx + b * 32L;
+            var dot = 0;
+            for (var i = 0; i < QuantSchemes.BlockSize; i++) dot += values[i] * x[i];
+            sum += dot * (Scale(block) * dx[b]);
+        }
+        return sum;
+    }
+
+    private static float DotInt4Portable(byte* w, sbyte* qx, float* dx, int blocks)
+    {
+        const int bytes = 2 + QuantSchemes.BlockSize / 2;
+        var sum = 0f;
+        for (var b = 0; b < blocks; b++)
+        {
+            var block = w + (long)b * bytes;
+            var x = qx + b * 32L;
+            var dot = 0;
+            for (var j = 0; j < QuantSchemes.BlockSize / 2; j++)
+            {
+                dot += ((block[2 + j] & 0xF) - 8) * x[j];
+                dot += ((block[2 + j] >> 4) - 8) * x[j + 16];
+            }
+            sum += dot * (Scale(block) * dx[b]);
+        }
+        return sum;
+    }
+}
