@@ -121,7 +121,8 @@ public static unsafe class BlockQuantizer
     private static float Scale(float exact, float magnitude)
     {
         if (!float.IsFinite(magnitude)) throw new KilnException($"weight {magnitude} is not finite");
-        var d = (float)(Half)exact;
+        // +0 for an all-zero block (not the −0 that −0 / −8 gives).
+        var d = exact == 0 ? 0 : (float)(Half)exact;
         if (float.IsInfinity(d)) throw new KilnException($"weight magnitude {magnitude} needs a block scale beyond f16's range");
         return d;
     }

@@ -14,7 +14,7 @@ namespace Kiln.Tests.Cache;
 /// </summary>
 public sealed class CacheCorrectnessTests
 {
-    private const string FinalPoint = "point 16 (after select_session_options, stage compile)";
+    private const string FinalPoint = "point 17 (after select_session_options, stage compile)";
 
     [Fact]
     public void SecondRunHitsAtTheFinalPointWithIdenticalLogitsAndText()

@@ -65,7 +65,7 @@ public sealed class CacheCorruptionTests(UncachedLogits uncached) : IClassFixtur
 
         var again = CachedCompile.Run(TestPaths.DefaultModel, cache.Settings()).Cache!;
         Assert.Equal("hit", again.Status);
-        Assert.StartsWith("point 16 ", again.Point);
+        Assert.StartsWith("point 17 ", again.Point);
         Assert.Null(again.Reason);
     }
 

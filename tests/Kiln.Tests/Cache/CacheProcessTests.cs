@@ -46,7 +46,7 @@ public sealed class CacheProcessTests
         Assert.Empty(cache.Leftovers());
         Assert.Equal(2, cache.Entries().Count);
         cache.AssertEntriesValid();
-        Assert.Contains("cache hit at point 16", cache.Run(Logits).Stderr);
+        Assert.Contains("cache hit at point 17", cache.Run(Logits).Stderr);
     }
 
     [Fact]
@@ -65,7 +65,7 @@ public sealed class CacheProcessTests
         var misses = outputs.Where(o => o.Stderr.Contains("kiln: cache miss", StringComparison.Ordinal)).ToList();
         var miss = Assert.Single(misses);
         Assert.Contains("compiled and saved 2 snapshot(s)", miss.Stderr);
-        Assert.All(outputs.Except(misses), o => Assert.Contains("kiln: cache hit at point 16", o.Stderr));
+        Assert.All(outputs.Except(misses), o => Assert.Contains("kiln: cache hit at point 17", o.Stderr));
         Assert.All(outputs, o => Assert.DoesNotContain("warning", o.Stderr));
         Assert.Single(outputs.Select(o => o.Stdout).Distinct());
         Assert.Equal(2, cache.Entries().Count);

@@ -114,7 +114,7 @@ public sealed class CacheRootTests(UncachedLogits uncached) : IClassFixture<Unca
         Assert.StartsWith("point 9 ", report.Point);
         Assert.Contains($"untrusted entry: {final} is writable by group or others", report.Reason);
         Assert.Equal(uncached.Value, logits);
-        Assert.Equal("point 16 (after select_session_options, stage compile)",
+        Assert.Equal("point 17 (after select_session_options, stage compile)",
             CachedCompile.Run(TestPaths.DefaultModel, cache.Settings() with { TrustSharedRoot = true }).Cache!.Point);
     }
 

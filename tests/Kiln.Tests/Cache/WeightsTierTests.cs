@@ -29,7 +29,7 @@ public sealed class WeightsTierTests : IDisposable
         return result;
     }
 
-    private string FinalEntry => _cache.Entries().Single(e => SnapshotStore.ReadManifest(e).Point.Index == 16);
+    private string FinalEntry => _cache.Entries().Single(e => SnapshotStore.ReadManifest(e).Point.Index == 17);
 
     private IReadOnlyList<string> WeightsFolders(string entry) => Directory.EnumerateDirectories(entry, WeightsTier.FolderPrefix + "*").ToList();
 
@@ -40,7 +40,7 @@ public sealed class WeightsTierTests : IDisposable
         var cold = Run();
         Assert.Contains("kiln: weights miss (no weights in the entry); computed 10 product(s)", cold.Stderr);
         var warm = Run();
-        Assert.Contains("kiln: cache hit at point 16", warm.Stderr);
+        Assert.Contains("kiln: cache hit at point 17", warm.Stderr);
         Assert.Contains("kiln: weights hit", warm.Stderr);
         Assert.Equal(uncached, cold.Stdout);
         Assert.Equal(uncached, warm.Stdout);
@@ -101,7 +101,7 @@ public sealed class WeightsTierTests : IDisposable
         var explain = _cache.Run("cache", "explain", "--model", _model);
         Assert.Contains("hit; weights miss: checkpoint content changed: model.safetensors", explain.Stdout);
         var changed = Run();
-        Assert.Contains("kiln: cache hit at point 16", changed.Stderr);
+        Assert.Contains("kiln: cache hit at point 17", changed.Stderr);
         Assert.Contains("kiln: weights miss (checkpoint content changed: model.safetensors)", changed.Stderr);
         Assert.NotEqual(before, changed.Stdout);
         Assert.Equal(Run("--no-cache").Stdout, changed.Stdout);
