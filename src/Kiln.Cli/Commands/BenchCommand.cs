@@ -32,7 +32,7 @@ public static class BenchCommand
             var options = new BenchmarkOptions(p.GetValue(promptTokens), p.GetValue(newTokens), p.GetValue(CommonOptions.Threads),
                 p.GetValue(repeats), p.GetValue(prepacking), Spinning: p.GetValue(spinning), Context: p.GetValue(CommonOptions.Context));
             var pipeline = PipelineConfig.Load(p.GetValue(CommonOptions.Pipeline), CommonOptions.Sets(p));
-            var result = ModelBenchmark.Run(p.GetValue(model)!, options, pipeline, cache);
+            var result = QuantizeProgressBar.Around(progress => ModelBenchmark.Run(p.GetValue(model)!, options, pipeline, cache, progress));
             CommonOptions.NoteContext(options.Context, result.Context, result.MaxPositions);
             foreach (var warning in result.Warnings) Console.Error.WriteLine($"kiln: warning: {warning}");
             if (p.GetValue(json))

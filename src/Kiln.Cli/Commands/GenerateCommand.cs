@@ -38,8 +38,10 @@ public static class GenerateCommand
             var modelPath = p.GetValue(model)!;
             using var tokenizer = text is not null || !p.GetValue(json) ? TryLoadTokenizer(modelPath, required: text is not null) : null;
             var context = p.GetValue(CommonOptions.Context);
-            using var loaded = LoadedModel.Load(modelPath, new SessionSettings(IntraOpThreads: p.GetValue(CommonOptions.Threads), Context: context, ContextSource: "--context"),
-                PipelineConfig.Load(p.GetValue(CommonOptions.Pipeline), CommonOptions.Sets(p)), new PipelineCache(CacheOptions.Settings(p)));
+            var pipeline = PipelineConfig.Load(p.GetValue(CommonOptions.Pipeline), CommonOptions.Sets(p));
+            using var loaded = QuantizeProgressBar.Around(progress => LoadedModel.Load(modelPath,
+                new SessionSettings(IntraOpThreads: p.GetValue(CommonOptions.Threads), Context: context, ContextSource: "--context"), pipeline,
+                new PipelineCache(CacheOptions.Settings(p)), progress));
             CacheOptions.Report(loaded.Cache);
             CacheOptions.Report(loaded.WeightsCache);
             CommonOptions.NoteContext(context, loaded.Context, loaded.MaxPositions);

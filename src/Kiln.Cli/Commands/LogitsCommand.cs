@@ -20,8 +20,9 @@ public static class LogitsCommand
         {
             var tokens = CommonOptions.ParseIds(p.GetValue(ids)!, "--ids");
             var context = p.GetValue(CommonOptions.Context);
-            using var loaded = LoadedModel.Load(p.GetValue(model)!, new(IntraOpThreads: p.GetValue(CommonOptions.Threads), Context: context, ContextSource: "--context"),
-                PipelineConfig.Load(p.GetValue(CommonOptions.Pipeline), CommonOptions.Sets(p)), new PipelineCache(CacheOptions.Settings(p)));
+            var pipeline = PipelineConfig.Load(p.GetValue(CommonOptions.Pipeline), CommonOptions.Sets(p));
+            using var loaded = QuantizeProgressBar.Around(progress => LoadedModel.Load(p.GetValue(model)!,
+                new(IntraOpThreads: p.GetValue(CommonOptions.Threads), Context: context, ContextSource: "--context"), pipeline, new PipelineCache(CacheOptions.Settings(p)), progress));
             CacheOptions.Report(loaded.Cache);
             CacheOptions.Report(loaded.WeightsCache);
             CommonOptions.NoteContext(context, loaded.Context, loaded.MaxPositions);

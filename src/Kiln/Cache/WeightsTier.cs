@@ -33,8 +33,11 @@ public sealed class WeightsTier(CacheSettings settings, string graphKey, ICommun
 
     private string Entry => _store.EntryDirectory(graphKey);
 
-    /// <summary>Every parameter of <paramref name="graph"/>: the products mapped from the cache on a hit, else computed (and saved).</summary>
-    public WeightSet Load(Checkpoint checkpoint, ModelGraph graph)
+    /// <summary>
+    /// Every parameter of <paramref name="graph"/>: the products mapped from the cache on a hit, else computed
+    /// (and saved); <paramref name="progress"/> hears how far computing their quantize steps is.
+    /// </summary>
+    public WeightSet Load(Checkpoint checkpoint, ModelGraph graph, IProgress<QuantizeProgress>? progress = null)
     {
         var clock = Stopwatch.StartNew();
         var warnings = new List<string>();
@@ -43,7 +46,7 @@ public sealed class WeightsTier(CacheSettings settings, string graphKey, ICommun
         if (!ranks.AllAgree(sources.Count > 0 && EntryExists()))
         {
             Report = sources.Count == 0 ? null : WeightsReport.Off("no graph entry to keep them in");
-            return WeightSet.Compute(checkpoint, graph);
+            return WeightSet.Compute(checkpoint, graph, progress: progress);
         }
         (string Key, List<ContentComponent> Content)? identity = null;
         try
@@ -57,7 +60,7 @@ public sealed class WeightsTier(CacheSettings settings, string graphKey, ICommun
         if (!ranks.AllAgree(identity is { } id && ranks.Broadcast(id.Key) == id.Key))
         {
             Report = WeightsReport.Off(identity is null ? "checkpoint not hashed" : "the ranks disagree on the checkpoint's content", warnings);
-            return WeightSet.Compute(checkpoint, graph);
+            return WeightSet.Compute(checkpoint, graph, progress: progress);
         }
         var (key, content) = identity!.Value;
         var folder = Path.Combine(Entry, FolderPrefix + key);
@@ -73,7 +76,7 @@ public sealed class WeightsTier(CacheSettings settings, string graphKey, ICommun
         restored?.Dispose();
         reason ??= "another rank could not restore";
 
-        var weights = WeightSet.Compute(checkpoint, graph);
+        var weights = WeightSet.Compute(checkpoint, graph, progress: progress);
         var products = graph.Parameters.Zip(weights.Parameters).Where(p => WeightSet.MayBeProduct(p.First) && p.Second.IsCopy).Select(p => p.Second).ToList();
         var saved = false;
         if (Writable && ranks.AllAgree(EntryExists() && FolderAbsent(folder)))

@@ -21,17 +21,23 @@ public sealed class WeightSet : IDisposable
 
     /// <summary>
     /// Applies each parameter's load recipe, except those in <paramref name="given"/> (already made,
-    /// e.g. mapped from the cache), which are taken as they are.
+    /// e.g. mapped from the cache), which are taken as they are. <paramref name="progress"/> hears how far
+    /// the quantize steps are (from worker threads), when there are any.
     /// </summary>
-    public static WeightSet Compute(Checkpoint checkpoint, ModelGraph graph, IReadOnlyDictionary<string, ParameterData>? given = null, IDisposable? mapping = null)
+    public static WeightSet Compute(Checkpoint checkpoint, ModelGraph graph, IReadOnlyDictionary<string, ParameterData>? given = null, IDisposable? mapping = null,
+        IProgress<QuantizeProgress>? progress = null)
     {
         var weights = new List<ParameterData>();
+        var quantized = graph.Parameters.Where(p => given?.ContainsKey(p.Name) != true && p.Recipe.Steps.Any(s => s is QuantizeStep)).ToList();
+        var total = quantized.SelectMany(p => p.Recipe.Sources).Sum(name => checkpoint.Tensors.TryGetValue(name, out var t) ? t.Shape.Aggregate(1L, (a, b) => a * b) : 0);
+        var done = 0L;
+        Action<long>? report = progress is null || total == 0 ? null : count => progress.Report(new QuantizeProgress(Interlocked.Add(ref done, count), total));
         try
         {
             foreach (var p in graph.Parameters)
             {
                 weights.Add(given?.GetValueOrDefault(p.Name)
-                    ?? RecipeExecutor.Execute(checkpoint, p.Name, p.Recipe, p.Value.DType, p.Value.Shape.ToSizes()));
+                    ?? RecipeExecutor.Execute(checkpoint, p.Name, p.Recipe, p.Value.DType, p.Value.Shape.ToSizes(), report));
             }
             return new WeightSet(weights, mapping);
         }
