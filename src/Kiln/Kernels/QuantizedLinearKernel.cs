@@ -4,8 +4,8 @@ using Kiln.Weights;
 namespace Kiln.Kernels;
 
 /// <summary>
-/// The ONNX Runtime custom ops <c>ai.kiln.LinearInt8</c> and <c>ai.kiln.LinearInt4</c> (one instance per
-/// scheme): Y = X·Wᵀ for float32 X [..., k] and W u8 [n, RowBytes(k)], a weight packed by the quantize
+/// The ONNX Runtime custom ops <c>ai.kiln.LinearInt8</c>, <c>ai.kiln.LinearInt4</c> and <c>ai.kiln.LinearInt4Min</c>
+/// (one instance per scheme): Y = X·Wᵀ for float32 X [..., k] and W u8 [n, RowBytes(k)], a weight packed by the quantize
 /// recipe step (<see cref="BlockQuantizer"/>); Y [..., n]. X is quantized once per product, then output
 /// columns are split over the session's intra-op threads as <see cref="LinearKernel"/> splits them
 /// (<see cref="QuantizedMath"/> on the best instruction set the machine has).
@@ -59,6 +59,7 @@ public sealed unsafe class QuantizedLinearKernel : IDisposable
     {
         QuantScheme.Int8 => "LinearInt8",
         QuantScheme.Int4 => "LinearInt4",
+        QuantScheme.Int4Min => "LinearInt4Min",
         _ => throw new ArgumentOutOfRangeException(nameof(scheme), scheme, null),
     };
 
@@ -99,13 +100,14 @@ public sealed unsafe class QuantizedLinearKernel : IDisposable
 
         var blocks = QuantSchemes.Blocks(k);
         var qx = (sbyte*)NativeMemory.AlignedAlloc((nuint)(rows * blocks * QuantSchemes.BlockSize), 64);
-        var dx = (float*)NativeMemory.AlignedAlloc((nuint)(rows * blocks * sizeof(float)), 64);
+        var dx = (float*)NativeMemory.AlignedAlloc((nuint)(2 * rows * blocks * sizeof(float)), 64);
+        var sx = dx + rows * blocks;
         try
         {
-            QuantizedMath.QuantizeActivations((float*)OrtNative.TensorData(x), (int)rows, (int)k, qx, dx);
+            QuantizedMath.QuantizeActivations((float*)OrtNative.TensorData(x), (int)rows, (int)k, qx, dx, sx);
             var product = new Product
             {
-                Scheme = _scheme, Qx = qx, Dx = dx, W = (byte*)OrtNative.TensorData(w), Y = (float*)OrtNative.TensorData(y),
+                Scheme = _scheme, Qx = qx, Dx = dx, Sx = sx, W = (byte*)OrtNative.TensorData(w), Y = (float*)OrtNative.TensorData(y),
                 Rows = (int)rows, N = (int)n, K = (int)k,
                 Parts = rows * n * k < LinearKernel.ParallelMinimumWork ? 1 : _parts,
             };
@@ -126,11 +128,11 @@ public sealed unsafe class QuantizedLinearKernel : IDisposable
     {
         public QuantScheme Scheme;
         public sbyte* Qx;
-        public float* Dx, Y;
+        public float* Dx, Sx, Y;
         public byte* W;
         public int Rows, N, K, Parts;
 
-        public readonly void Compute(int first, int end) => QuantizedMath.Multiply(QuantizedMath.Best, Scheme, Qx, Dx, W, Y, Rows, K, N, first, end);
+        public readonly void Compute(int first, int end) => QuantizedMath.Multiply(QuantizedMath.Best, Scheme, Qx, Dx, Sx, W, Y, Rows, K, N, first, end);
     }
 
     // Part i computes an even share of the output columns, rounded to the tile height.

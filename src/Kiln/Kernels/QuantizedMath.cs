@@ -41,10 +41,10 @@ public static unsafe class QuantizedMath
 
     /// <summary>
     /// Quantizes each row of x [rows, k] to blocks of 32 signed bytes q (zero-padded past k) with one scale
-    /// d = max|x| / 127 per block: q holds rows · Blocks(k) · 32 bytes, scales rows · Blocks(k) floats.
-    /// Rounding is to nearest, ties to even.
+    /// d = max|x| / 127 per block: q holds rows · Blocks(k) · 32 bytes, scales and sums rows · Blocks(k) floats.
+    /// Rounding is to nearest, ties to even. sums are each block's Σx, exact in float (int4_min's minimum multiplies it).
     /// </summary>
-    public static void QuantizeActivations(float* x, int rows, int k, sbyte* q, float* scales)
+    public static void QuantizeActivations(float* x, int rows, int k, sbyte* q, float* scales, float* sums)
     {
         var blocks = (int)QuantSchemes.Blocks(k);
         const int size = QuantSchemes.BlockSize;
@@ -56,23 +56,24 @@ public static unsafe class QuantizedMath
                 var count = Math.Min(size, k - b * size);
                 var from = xr + b * size;
                 var to = q + ((long)r * blocks + b) * size;
-                var max = 0f;
-                for (var i = 0; i < count; i++) max = Math.Max(max, Math.Abs(from[i]));
+                float max = 0, sum = 0;
+                for (var i = 0; i < count; i++) (max, sum) = (Math.Max(max, Math.Abs(from[i])), sum + from[i]);
                 var d = max / 127f;
                 var inverse = d == 0 ? 0 : 1 / d;
                 for (var i = 0; i < count; i++) to[i] = (sbyte)Math.Clamp(MathF.Round(from[i] * inverse), -127f, 127f);
                 for (var i = count; i < size; i++) to[i] = 0;
                 scales[(long)r * blocks + b] = d;
+                sums[(long)r * blocks + b] = sum;
             }
         }
     }
 
     /// <summary>
-    /// y[r, first..end) for every row r of the quantized x (<paramref name="qx"/>, <paramref name="dx"/> from
-    /// <see cref="QuantizeActivations"/>), W's packed rows <paramref name="w"/>, and y's rows <paramref name="n"/> apart.
+    /// y[r, first..end) for every row r of the quantized x (<paramref name="qx"/>, <paramref name="dx"/>, <paramref name="sx"/>
+    /// from <see cref="QuantizeActivations"/>), W's packed rows <paramref name="w"/>, and y's rows <paramref name="n"/> apart.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Multiply(QuantizedPath path, QuantScheme scheme, sbyte* qx, float* dx, byte* w, float* y, int rows, int k, int n, int first, int end)
+    public static void Multiply(QuantizedPath path, QuantScheme scheme, sbyte* qx, float* dx, float* sx, byte* w, float* y, int rows, int k, int n, int first, int end)
     {
         if (!IsSupported(path)) throw new PlatformNotSupportedException($"this machine cannot run the {path} path");
         var blocks = (int)QuantSchemes.Blocks(k);
@@ -80,7 +81,7 @@ public static unsafe class QuantizedMath
         var xStride = (long)blocks * QuantSchemes.BlockSize;
         if (rows == 1)
         {
-            for (var j = first; j < end; j++) y[j] = Dot(path, scheme, w + j * rowBytes, qx, dx, blocks);
+            for (var j = first; j < end; j++) y[j] = Dot(path, scheme, w + j * rowBytes, qx, dx, sx, blocks);
             return;
         }
         // Weight rows outermost, a few at a time: read from memory once, reused by every input row from cache.
@@ -94,22 +95,24 @@ public static unsafe class QuantizedMath
                 for (; r + 4 <= rows; r += 4)
                 {
                     for (var j = j0; j < j1; j++)
-                        FourRowsAvx2(scheme, w + j * rowBytes, qx + r * xStride, xStride, dx + (long)r * blocks, blocks, y + (long)r * n + j, n);
+                        FourRowsAvx2(scheme, w + j * rowBytes, qx + r * xStride, xStride, dx + (long)r * blocks, sx + (long)r * blocks, blocks, y + (long)r * n + j, n);
                 }
             }
             for (; r < rows; r++)
             {
-                for (var j = j0; j < j1; j++) y[(long)r * n + j] = Dot(path, scheme, w + j * rowBytes, qx + r * xStride, dx + (long)r * blocks, blocks);
+                for (var j = j0; j < j1; j++) y[(long)r * n + j] = Dot(path, scheme, w + j * rowBytes, qx + r * xStride, dx + (long)r * blocks, sx + (long)r * blocks, blocks);
             }
         }
     }
 
-    private static float Dot(QuantizedPath path, QuantScheme scheme, byte* w, sbyte* qx, float* dx, int blocks) => (path, scheme) switch
+    private static float Dot(QuantizedPath path, QuantScheme scheme, byte* w, sbyte* qx, float* dx, float* sx, int blocks) => (path, scheme) switch
     {
         (QuantizedPath.Avx2, QuantScheme.Int8) => DotInt8Avx2(w, qx, dx, blocks),
-        (QuantizedPath.Avx2, _) => DotInt4Avx2(w, qx, dx, blocks),
+        (QuantizedPath.Avx2, QuantScheme.Int4) => DotInt4Avx2(w, qx, dx, blocks),
+        (QuantizedPath.Avx2, _) => DotInt4MinAvx2(w, qx, dx, sx, blocks),
         (_, QuantScheme.Int8) => DotInt8Portable(w, qx, dx, blocks),
-        _ => DotInt4Portable(w, qx, dx, blocks),
+        (_, QuantScheme.Int4) => DotInt4Portable(w, qx, dx, blocks),
+        _ => DotInt4MinPortable(w, qx, dx, sx, blocks),
     };
 
     // The block's f16 scale as f32, branch-free: sign and the 15 other bits moved to their f32 places
@@ -123,8 +126,13 @@ public static unsafe class QuantizedMath
 
     // y[0], y[yStride], y[2·yStride], y[3·yStride] = one weight row against four quantized input rows xStride apart.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void FourRowsAvx2(QuantScheme scheme, byte* w, sbyte* qx, long xStride, float* dx, int blocks, float* y, int yStride)
+    private static void FourRowsAvx2(QuantScheme scheme, byte* w, sbyte* qx, long xStride, float* dx, float* sx, int blocks, float* y, int yStride)
     {
+        if (scheme == QuantScheme.Int4Min)
+        {
+            FourRowsInt4MinAvx2(w, qx, xStride, dx, sx, blocks, y, yStride);
+            return;
+        }
         var bytes = scheme.BlockBytes();
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
         for (var b = 0; b < blocks; b++)
@@ -142,6 +150,76 @@ public static unsafe class QuantizedMath
         y[yStride] = Vector256.Sum(a1);
         y[2L * yStride] = Vector256.Sum(a2);
         y[3L * yStride] = Vector256.Sum(a3);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void FourRowsInt4MinAvx2(byte* w, sbyte* qx, long xStride, float* dx, float* sx, int blocks, float* y, int yStride)
+    {
+        const int bytes = 4 + QuantSchemes.BlockSize / 2;
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        float m0 = 0, m1 = 0, m2 = 0, m3 = 0;
+        for (var b = 0; b < blocks; b++)
+        {
+            var block = w + (long)b * bytes;
+            var values = UnpackUnsigned(block + 4);
+            var (d, m) = (Scale(block), Scale(block + 2));
+            var x = qx + b * 32L;
+            a0 = Fma.MultiplyAdd(BlockDotUnsigned(values, Avx.LoadVector256(x)), Vector256.Create(d * dx[b]), a0);
+            a1 = Fma.MultiplyAdd(BlockDotUnsigned(values, Avx.LoadVector256(x + xStride)), Vector256.Create(d * dx[b + blocks]), a1);
+            a2 = Fma.MultiplyAdd(BlockDotUnsigned(values, Avx.LoadVector256(x + 2 * xStride)), Vector256.Create(d * dx[b + 2 * blocks]), a2);
+            a3 = Fma.MultiplyAdd(BlockDotUnsigned(values, Avx.LoadVector256(x + 3 * xStride)), Vector256.Create(d * dx[b + 3 * blocks]), a3);
+            m0 += m * sx[b];
+            m1 += m * sx[b + blocks];
+            m2 += m * sx[b + 2 * blocks];
+            m3 += m * sx[b + 3 * blocks];
+        }
+        y[0] = Vector256.Sum(a0) + m0;
+        y[yStride] = Vector256.Sum(a1) + m1;
+        y[2L * yStride] = Vector256.Sum(a2) + m2;
+        y[3L * yStride] = Vector256.Sum(a3) + m3;
+    }
+
+    // Σ w·x over blocks of int4_min: d·dx·Σq·qx + m·Σx per block.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float DotInt4MinAvx2(byte* w, sbyte* qx, float* dx, float* sx, int blocks)
+    {
+        const int bytes = 4 + QuantSchemes.BlockSize / 2;
+        Vector256<float> a0 = default, a1 = default;
+        float m0 = 0, m1 = 0;
+        var b = 0;
+        for (; b + 2 <= blocks; b += 2)
+        {
+            var w0 = w + (long)b * bytes;
+            var w1 = w0 + bytes;
+            a0 = Fma.MultiplyAdd(BlockDotUnsigned(UnpackUnsigned(w0 + 4), Avx.LoadVector256(qx + b * 32L)), Vector256.Create(Scale(w0) * dx[b]), a0);
+            a1 = Fma.MultiplyAdd(BlockDotUnsigned(UnpackUnsigned(w1 + 4), Avx.LoadVector256(qx + b * 32L + 32)), Vector256.Create(Scale(w1) * dx[b + 1]), a1);
+            m0 += Scale(w0 + 2) * sx[b];
+            m1 += Scale(w1 + 2) * sx[b + 1];
+        }
+        if (b < blocks)
+        {
+            var w0 = w + (long)b * bytes;
+            a0 = Fma.MultiplyAdd(BlockDotUnsigned(UnpackUnsigned(w0 + 4), Avx.LoadVector256(qx + b * 32L)), Vector256.Create(Scale(w0) * dx[b]), a0);
+            m0 += Scale(w0 + 2) * sx[b];
+        }
+        return Vector256.Sum(a0 + a1) + (m0 + m1);
+    }
+
+    // 16 bytes of nibbles -> 32 values q in [0, 15], in the order of Unpack.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<byte> UnpackUnsigned(byte* packed)
+    {
+        var bytes = Sse2.LoadVector128(packed);
+        var mask = Vector128.Create((byte)0x0F);
+        return Vector256.Create(Sse2.And(bytes, mask), Sse2.And(Sse2.ShiftRightLogical(bytes.AsUInt16(), 4).AsByte(), mask));
+    }
+
+    // Σ q·x of one block with q unsigned: vpmaddubsw takes it as it is (pairs ≤ 2 · 15 · 127).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> BlockDotUnsigned(Vector256<byte> q, Vector256<sbyte> x)
+    {
+        var pairs = System.Runtime.Intrinsics.X86.Avx2.MultiplyAddAdjacent(q, x);
+        return Avx.ConvertToVector256Single(System.Runtime.Intrinsics.X86.Avx2.MultiplyAddAdjacent(pairs, Vector256.Create((short)1)));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -223,6 +301,25 @@ public static unsafe class QuantizedMath
             var dot = 0;
             for (var i = 0; i < QuantSchemes.BlockSize; i++) dot += values[i] * x[i];
             sum += dot * (Scale(block) * dx[b]);
+        }
+        return sum;
+    }
+
+    private static float DotInt4MinPortable(byte* w, sbyte* qx, float* dx, float* sx, int blocks)
+    {
+        const int bytes = 4 + QuantSchemes.BlockSize / 2;
+        var sum = 0f;
+        for (var b = 0; b < blocks; b++)
+        {
+            var block = w + (long)b * bytes;
+            var x = qx + b * 32L;
+            var dot = 0;
+            for (var j = 0; j < QuantSchemes.BlockSize / 2; j++)
+            {
+                dot += (block[4 + j] & 0xF) * x[j];
+                dot += (block[4 + j] >> 4) * x[j + 16];
+            }
+            sum += dot * (Scale(block) * dx[b]) + Scale(block + 2) * sx[b];
         }
         return sum;
     }

@@ -10,6 +10,8 @@ namespace Kiln.Weights;
 /// <item>int8 (Q8_0): d = max|w| / 127 as f16, then q = round(w / d) (halves away from zero) as 32 signed bytes.</item>
 /// <item>int4 (Q4_0): m = the block's value of largest magnitude, d = m / −8 as f16, q = clamp(⌊w / d + 8.5⌋, 0, 15);
 /// byte j holds q[j] in its low nibble and q[j + 16] in its high nibble; w ≈ d·(q − 8).</item>
+/// <item>int4_min (Q4_1): d = (max − min) / 15 and m = min, both f16, then q = clamp(round((w − m) / d), 0, 15)
+/// (halves away from zero), nibbles as int4; w ≈ d·q + m.</item>
 /// </list>
 /// An all-zero block has d = 0 and dequantizes to zeros.
 /// </summary>
@@ -67,8 +69,12 @@ public static unsafe class BlockQuantizer
             var output = packed.Slice(b * blockBytes, blockBytes);
             try
             {
-                if (scheme == QuantScheme.Int8) Int8Block(block, output);
-                else Int4Block(block, output);
+                switch (scheme)
+                {
+                    case QuantScheme.Int8: Int8Block(block, output); break;
+                    case QuantScheme.Int4: Int4Block(block, output); break;
+                    default: Int4MinBlock(block, output); break;
+                }
             }
             catch (KilnException e)
             {
@@ -86,9 +92,14 @@ public static unsafe class BlockQuantizer
             var block = packed.Slice(i / QuantSchemes.BlockSize * blockBytes, blockBytes);
             var d = (float)BitConverter.UInt16BitsToHalf((ushort)(block[0] | block[1] << 8));
             var j = i % QuantSchemes.BlockSize;
-            row[i] = scheme == QuantScheme.Int8
-                ? d * (sbyte)block[2 + j]
-                : d * ((j < 16 ? block[2 + j] & 0xF : block[2 + j - 16] >> 4) - 8);
+            var values = scheme == QuantScheme.Int4Min ? 4 : 2;
+            var nibble = j < 16 ? block[values + j] & 0xF : block[values + j - 16] >> 4;
+            row[i] = scheme switch
+            {
+                QuantScheme.Int8 => d * (sbyte)block[2 + j],
+                QuantScheme.Int4 => d * (nibble - 8),
+                _ => d * nibble + (float)BitConverter.UInt16BitsToHalf((ushort)(block[2] | block[3] << 8)),
+            };
         }
     }
 
@@ -115,6 +126,19 @@ public static unsafe class BlockQuantizer
         Span<int> q = stackalloc int[QuantSchemes.BlockSize];
         for (var i = 0; i < block.Length; i++) q[i] = d == 0 ? 8 : (int)Math.Clamp(MathF.Floor(block[i] / d + 8.5f), 0f, 15f);
         for (var j = 0; j < QuantSchemes.BlockSize / 2; j++) output[2 + j] = (byte)(q[j] | q[j + 16] << 4);
+    }
+
+    private static void Int4MinBlock(ReadOnlySpan<float> block, Span<byte> output)
+    {
+        float min = block[0], max = block[0];
+        foreach (var w in block) (min, max) = (Math.Min(min, w), Math.Max(max, w));
+        var d = Scale((max - min) / 15, Math.Max(Math.Abs(min), Math.Abs(max)));
+        var m = Scale(min, Math.Abs(min));
+        WriteScale(d, output);
+        WriteScale(m, output[2..]);
+        Span<int> q = stackalloc int[QuantSchemes.BlockSize];
+        for (var i = 0; i < block.Length; i++) q[i] = d == 0 ? 0 : (int)Math.Clamp(MathF.Round((block[i] - m) / d, MidpointRounding.AwayFromZero), 0f, 15f);
+        for (var j = 0; j < QuantSchemes.BlockSize / 2; j++) output[4 + j] = (byte)(q[j] | q[j + 16] << 4);
     }
 
     // The f16 scale, as the kernel will read it; values are quantized against this rounded scale.

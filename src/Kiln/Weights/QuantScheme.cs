@@ -16,6 +16,9 @@ public enum QuantScheme
 
     /// <summary>llama.cpp's Q4_0: w = d·(q − 8), q in [0, 15], the block's largest magnitude mapped to −8; 18 bytes per 32 weights.</summary>
     Int4,
+
+    /// <summary>llama.cpp's Q4_1: w = d·q + m with m the block's minimum, q in [0, 15]; 20 bytes per 32 weights.</summary>
+    Int4Min,
 }
 
 public static class QuantSchemes
@@ -23,11 +26,12 @@ public static class QuantSchemes
     /// <summary>Weights per block, along the input dimension k.</summary>
     public const int BlockSize = 32;
 
-    /// <summary>Bytes of one block: an f16 scale, then the values (one byte each for int8, two per byte for int4).</summary>
+    /// <summary>Bytes of one block: an f16 scale (and for int4_min an f16 minimum), then the values (one byte each for int8, two per byte for int4).</summary>
     public static int BlockBytes(this QuantScheme scheme) => scheme switch
     {
         QuantScheme.Int8 => 2 + BlockSize,
         QuantScheme.Int4 => 2 + BlockSize / 2,
+        QuantScheme.Int4Min => 4 + BlockSize / 2,
         _ => throw new ArgumentOutOfRangeException(nameof(scheme), scheme, null),
     };
 
@@ -36,8 +40,8 @@ public static class QuantSchemes
     /// <summary>Bytes of one packed row of a weight with <paramref name="k"/> inputs.</summary>
     public static long RowBytes(this QuantScheme scheme, long k) => checked(Blocks(k) * scheme.BlockBytes());
 
-    /// <summary>The lower-case name of the pipeline setting and the recipe's JSON ("int8", "int4").</summary>
-    public static string Name(this QuantScheme scheme) => scheme.ToString().ToLowerInvariant();
+    /// <summary>The name of the pipeline setting and the recipe's JSON ("int8", "int4", "int4_min").</summary>
+    public static string Name(this QuantScheme scheme) => System.Text.Json.JsonNamingPolicy.SnakeCaseLower.ConvertName(scheme.ToString());
 
     public static bool TryParse(string name, out QuantScheme scheme)
     {
@@ -49,7 +53,7 @@ public static class QuantSchemes
         return false;
     }
 
-    /// <summary>"int8, int4", for error messages.</summary>
+    /// <summary>"int8, int4, int4_min", for error messages.</summary>
     public static string All => string.Join(", ", Enum.GetValues<QuantScheme>().Select(s => s.Name()));
 }
 

@@ -22,14 +22,20 @@ public sealed class QuantizedAccuracyTests(ITestOutputHelper output)
         { "default", "scheme=int8 output_layer=false", 9, 0 },
         { "default", "scheme=int4", 9, 0 },
         { "default", "scheme=int4 output_layer=false", 9, 0 },
+        { "default", "scheme=int4_min", 9, 0 },
+        { "default", "scheme=int4_min output_layer=false", 9, 0 },
         { "llama_gqa", "scheme=int8", 9, 0 },
         { "llama_gqa", "scheme=int4", 9, 0 },
+        { "llama_gqa", "scheme=int4_min", 9, 0 },
         { "llama_gqa_sharded", "scheme=int8", 9, 0 },
         { "llama_gqa_sharded", "scheme=int4", 9, 0 },
+        { "llama_gqa_sharded", "scheme=int4_min", 9, 0 },
         { "qwen2", "scheme=int8", 9, 0 },
         { "qwen2", "scheme=int4", 9, 0 },
+        { "qwen2", "scheme=int4_min", 9, 0 },
         { "mistral", "scheme=int8", 9, 0 },
         { "mistral", "scheme=int4", 9, 0 },
+        { "mistral", "scheme=int4_min", 9, 0 },
     };
 
     [Theory]

@@ -48,6 +48,7 @@ public sealed unsafe class QuantizedMathTests
     [Theory]
     [InlineData(QuantScheme.Int8)]
     [InlineData(QuantScheme.Int4)]
+    [InlineData(QuantScheme.Int4Min)]
     public void Every_supported_path_gives_the_portable_result(QuantScheme scheme)
     {
         const int rows = 5, n = 23, k = 300;
@@ -72,16 +73,19 @@ public sealed unsafe class QuantizedMathTests
         x[33] = -2f;
         var q = new sbyte[64];
         var d = new float[2];
+        var sums = new float[2];
         fixed (float* px = x)
         fixed (sbyte* pq = q)
         fixed (float* pd = d)
-            QuantizedMath.QuantizeActivations(px, 1, 40, pq, pd);
+        fixed (float* ps = sums)
+            QuantizedMath.QuantizeActivations(px, 1, 40, pq, pd, ps);
 
         Assert.Equal(1f / 128, d[0]);
         Assert.Equal(2f / 127, d[1]);
         Assert.Equal([127, 0, 2], q[..3].Select(v => (int)v));
         Assert.Equal(-127, q[33]);
         Assert.All(q[40..], v => Assert.Equal(0, v));
+        Assert.Equal([x[..32].Sum(), x[32..].Sum()], sums);
     }
 
     [Fact]
@@ -96,15 +100,17 @@ public sealed unsafe class QuantizedMathTests
         var blocks = (int)QuantSchemes.Blocks(k);
         var q = new sbyte[rows * blocks * 32];
         var d = new float[rows * blocks];
+        var sums = new float[rows * blocks];
         var y = Enumerable.Repeat(float.NaN, rows * n).ToArray();
         fixed (float* px = x)
         fixed (sbyte* pq = q)
         fixed (float* pd = d)
+        fixed (float* ps = sums)
         fixed (byte* pw = packed)
         fixed (float* py = y)
         {
-            QuantizedMath.QuantizeActivations(px, rows, k, pq, pd);
-            QuantizedMath.Multiply(path, scheme, pq, pd, pw, py, rows, k, n, first, end);
+            QuantizedMath.QuantizeActivations(px, rows, k, pq, pd, ps);
+            QuantizedMath.Multiply(path, scheme, pq, pd, ps, pw, py, rows, k, n, first, end);
         }
         return y;
     }

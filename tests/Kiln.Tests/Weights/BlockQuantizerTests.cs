@@ -89,9 +89,33 @@ public sealed class BlockQuantizerTests
         Assert.Equal(-0.25f, back[6]);
     }
 
+    [Fact]
+    public void Int4_min_block_is_scale_and_minimum_then_steps_above_the_minimum()
+    {
+        var row = new float[32];
+        row[0] = -1f;                 // the minimum: m = −1, d = (0.875 + 1) / 15 = 0.125
+        row[1] = 0.875f;              // q = 15
+        row[2] = 0.0625f;             // 8.5 steps above m: rounds away from zero, 9
+        row[16] = -0.75f;             // 2, the high nibble of byte 0
+        var packed = new byte[20];
+
+        BlockQuantizer.QuantizeRow(row, QuantScheme.Int4Min, packed);
+
+        Assert.Equal(BitConverter.HalfToUInt16Bits((Half)0.125f), BitConverter.ToUInt16(packed, 0));
+        Assert.Equal(BitConverter.HalfToUInt16Bits((Half)(-1f)), BitConverter.ToUInt16(packed, 2));
+        Assert.Equal(0 | 2 << 4, packed[4]);
+        Assert.Equal(15 | 8 << 4, packed[5]);   // row[17] = 0: 8 steps
+        Assert.Equal(9 | 8 << 4, packed[6]);
+        var back = new float[32];
+        BlockQuantizer.DequantizeRow(packed, QuantScheme.Int4Min, back);
+        Assert.Equal([-1f, 0.875f, 0.125f], back[..3]);
+        Assert.Equal(0f, back[17]);
+    }
+
     [Theory]
     [InlineData(QuantScheme.Int8, 34)]
     [InlineData(QuantScheme.Int4, 18)]
+    [InlineData(QuantScheme.Int4Min, 20)]
     public void A_short_last_block_is_padded_with_zeros_and_an_all_zero_block_has_scale_zero(QuantScheme scheme, int blockBytes)
     {
         // k = 72: blocks of 32, 32 (all zero) and 8 (+ 24 of padding).
@@ -107,14 +131,16 @@ public sealed class BlockQuantizerTests
 
         var zero = packed.AsSpan(blockBytes, blockBytes);
         Assert.Equal(0, BitConverter.ToUInt16(zero[..2]));
-        Assert.All(zero[2..].ToArray(), b => Assert.Equal(scheme == QuantScheme.Int8 ? 0 : 0x88, b));
+        var values = scheme == QuantScheme.Int4Min ? 4 : 2;
+        if (scheme == QuantScheme.Int4Min) Assert.Equal(0, BitConverter.ToUInt16(zero[2..4]));
+        Assert.All(zero[values..].ToArray(), b => Assert.Equal(scheme == QuantScheme.Int4 ? 0x88 : 0, b));
         var back = new float[72];
         BlockQuantizer.DequantizeRow(packed, scheme, back);
         Assert.All(back[32..64], v => Assert.Equal(0f, v));
-        // The padding quantizes as zeros: int8 bytes 0, int4 nibbles 8.
-        var last = packed.AsSpan(2 * blockBytes + 2).ToArray();
+        // The padding quantizes as zeros: int8 bytes 0, int4 nibbles 8, int4_min the level of 0 (here the top one, 15).
+        var last = packed.AsSpan(2 * blockBytes + values).ToArray();
         if (scheme == QuantScheme.Int8) Assert.All(last[8..], b => Assert.Equal(0, b));
-        else Assert.All(last, b => Assert.Equal(8, b >> 4));
+        else Assert.All(last, b => Assert.Equal(scheme == QuantScheme.Int4 ? 8 : 15, b >> 4));
         // Values on the block's own grid come back exactly.
         if (scheme == QuantScheme.Int8) Assert.Equal(row, back);
     }
@@ -122,6 +148,7 @@ public sealed class BlockQuantizerTests
     [Theory]
     [InlineData(QuantScheme.Int8, 1f / 254)]
     [InlineData(QuantScheme.Int4, 1f / 8)]
+    [InlineData(QuantScheme.Int4Min, 1f / 15)]
     public void Dequantized_random_weights_are_within_the_scheme_s_error_bound(QuantScheme scheme, float ofMax)
     {
         var random = new Random(3);
@@ -134,7 +161,8 @@ public sealed class BlockQuantizerTests
         {
             var block = row.Skip(b).Take(32).ToArray();
             // int8: half a step of d = max/127. int4: a whole step of d = max/8, at the clamped end
-            // (q = 15 is +7 steps when the extreme is −8 steps). Plus the f16 rounding of d.
+            // (q = 15 is +7 steps when the extreme is −8 steps). int4_min: half a step of (max − min)/15
+            // ≤ 2·max/15 (also the f16 rounding of m). Plus the f16 rounding of d.
             var bound = block.Max(Math.Abs) * ofMax * 1.01f;
             for (var i = 0; i < block.Length; i++) Assert.True(Math.Abs(back[b + i] - block[i]) <= bound, $"weight {b + i}: {row[b + i]} came back as {back[b + i]}");
         }
@@ -152,6 +180,7 @@ public sealed class BlockQuantizerTests
     [Theory]
     [InlineData(QuantScheme.Int8)]
     [InlineData(QuantScheme.Int4)]
+    [InlineData(QuantScheme.Int4Min)]
     public void The_recipe_step_gives_the_same_blocks_from_f32_f16_and_bf16_sources(QuantScheme scheme)
     {
         // Multiples of 2^-7 below 2: exact in all three dtypes. 5 rows of k = 45 (a short last block).
