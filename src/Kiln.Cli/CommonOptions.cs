@@ -74,7 +74,7 @@ public static class CommonOptions
 
     private static Option<string?> CreateQuantize()
     {
-        var quantize = new Option<string?>("--quantize") { Description = "Weight-only quantization of the linear layers: none, int8 or int4 (sets quantize_weights.scheme)." };
+        var quantize = new Option<string?>("--quantize") { Description = "Weight-only quantization of the linear layers: none, int8 or int4 (or int4_sym; sets quantize_weights.scheme)." };
         quantize.AcceptOnlyFromAmong(["none", .. Enum.GetValues<Kiln.Weights.QuantScheme>().Select(Kiln.Weights.QuantSchemes.Name)]);
         return quantize;
     }

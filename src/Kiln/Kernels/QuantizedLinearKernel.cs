@@ -4,7 +4,7 @@ using Kiln.Weights;
 namespace Kiln.Kernels;
 
 /// <summary>
-/// The ONNX Runtime custom ops <c>ai.kiln.LinearInt8</c>, <c>ai.kiln.LinearInt4</c> and <c>ai.kiln.LinearInt4Min</c>
+/// The ONNX Runtime custom ops <c>ai.kiln.LinearInt8</c>, <c>ai.kiln.LinearInt4</c> and <c>ai.kiln.LinearInt4Sym</c>
 /// (one instance per scheme): Y = X·Wᵀ for float32 X [..., k] and W u8 [n, RowBytes(k)], a weight packed by the quantize
 /// recipe step (<see cref="BlockQuantizer"/>); Y [..., n]. X is quantized once per product, then output
 /// columns are split over the session's intra-op threads as <see cref="LinearKernel"/> splits them
@@ -54,12 +54,12 @@ public sealed unsafe class QuantizedLinearKernel : IDisposable
         };
     }
 
-    /// <summary>The op type of a scheme's product in domain <see cref="LinearKernel.Domain"/>: "LinearInt8", "LinearInt4".</summary>
+    /// <summary>The op type of a scheme's product in domain <see cref="LinearKernel.Domain"/>: "LinearInt8", "LinearInt4", "LinearInt4Sym".</summary>
     public static string OpType(QuantScheme scheme) => scheme switch
     {
         QuantScheme.Int8 => "LinearInt8",
+        QuantScheme.Int4Sym => "LinearInt4Sym",
         QuantScheme.Int4 => "LinearInt4",
-        QuantScheme.Int4Min => "LinearInt4Min",
         _ => throw new ArgumentOutOfRangeException(nameof(scheme), scheme, null),
     };
 

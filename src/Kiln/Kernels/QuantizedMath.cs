@@ -42,7 +42,7 @@ public static unsafe class QuantizedMath
     /// <summary>
     /// Quantizes each row of x [rows, k] to blocks of 32 signed bytes q (zero-padded past k) with one scale
     /// d = max|x| / 127 per block: q holds rows · Blocks(k) · 32 bytes, scales and sums rows · Blocks(k) floats.
-    /// Rounding is to nearest, ties to even. sums are each block's Σx, exact in float (int4_min's minimum multiplies it).
+    /// Rounding is to nearest, ties to even. sums are each block's Σx, exact in float (int4's minimum multiplies it).
     /// </summary>
     public static void QuantizeActivations(float* x, int rows, int k, sbyte* q, float* scales, float* sums)
     {
@@ -108,11 +108,11 @@ public static unsafe class QuantizedMath
     private static float Dot(QuantizedPath path, QuantScheme scheme, byte* w, sbyte* qx, float* dx, float* sx, int blocks) => (path, scheme) switch
     {
         (QuantizedPath.Avx2, QuantScheme.Int8) => DotInt8Avx2(w, qx, dx, blocks),
-        (QuantizedPath.Avx2, QuantScheme.Int4) => DotInt4Avx2(w, qx, dx, blocks),
-        (QuantizedPath.Avx2, _) => DotInt4MinAvx2(w, qx, dx, sx, blocks),
+        (QuantizedPath.Avx2, QuantScheme.Int4Sym) => DotInt4SymAvx2(w, qx, dx, blocks),
+        (QuantizedPath.Avx2, _) => DotInt4Avx2(w, qx, dx, sx, blocks),
         (_, QuantScheme.Int8) => DotInt8Portable(w, qx, dx, blocks),
-        (_, QuantScheme.Int4) => DotInt4Portable(w, qx, dx, blocks),
-        _ => DotInt4MinPortable(w, qx, dx, sx, blocks),
+        (_, QuantScheme.Int4Sym) => DotInt4SymPortable(w, qx, dx, blocks),
+        _ => DotInt4Portable(w, qx, dx, sx, blocks),
     };
 
     // The block's f16 scale as f32, branch-free: sign and the 15 other bits moved to their f32 places
@@ -128,9 +128,9 @@ public static unsafe class QuantizedMath
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void FourRowsAvx2(QuantScheme scheme, byte* w, sbyte* qx, long xStride, float* dx, float* sx, int blocks, float* y, int yStride)
     {
-        if (scheme == QuantScheme.Int4Min)
+        if (scheme == QuantScheme.Int4)
         {
-            FourRowsInt4MinAvx2(w, qx, xStride, dx, sx, blocks, y, yStride);
+            FourRowsInt4Avx2(w, qx, xStride, dx, sx, blocks, y, yStride);
             return;
         }
         var bytes = scheme.BlockBytes();
@@ -153,7 +153,7 @@ public static unsafe class QuantizedMath
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void FourRowsInt4MinAvx2(byte* w, sbyte* qx, long xStride, float* dx, float* sx, int blocks, float* y, int yStride)
+    private static void FourRowsInt4Avx2(byte* w, sbyte* qx, long xStride, float* dx, float* sx, int blocks, float* y, int yStride)
     {
         const int bytes = 4 + QuantSchemes.BlockSize / 2;
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
@@ -179,9 +179,9 @@ public static unsafe class QuantizedMath
         y[3L * yStride] = Vector256.Sum(a3) + m3;
     }
 
-    // Σ w·x over blocks of int4_min: d·dx·Σq·qx + m·Σx per block.
+    // Σ w·x over blocks of int4: d·dx·Σq·qx + m·Σx per block.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static float DotInt4MinAvx2(byte* w, sbyte* qx, float* dx, float* sx, int blocks)
+    private static float DotInt4Avx2(byte* w, sbyte* qx, float* dx, float* sx, int blocks)
     {
         const int bytes = 4 + QuantSchemes.BlockSize / 2;
         Vector256<float> a0 = default, a1 = default;
@@ -245,7 +245,7 @@ public static unsafe class QuantizedMath
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static float DotInt4Avx2(byte* w, sbyte* qx, float* dx, int blocks)
+    private static float DotInt4SymAvx2(byte* w, sbyte* qx, float* dx, int blocks)
     {
         const int bytes = 2 + QuantSchemes.BlockSize / 2;
         Vector256<float> a0 = default, a1 = default;
@@ -305,7 +305,7 @@ public static unsafe class QuantizedMath
         return sum;
     }
 
-    private static float DotInt4MinPortable(byte* w, sbyte* qx, float* dx, float* sx, int blocks)
+    private static float DotInt4Portable(byte* w, sbyte* qx, float* dx, float* sx, int blocks)
     {
         const int bytes = 4 + QuantSchemes.BlockSize / 2;
         var sum = 0f;
@@ -324,7 +324,7 @@ public static unsafe class QuantizedMath
         return sum;
     }
 
-    private static float DotInt4Portable(byte* w, sbyte* qx, float* dx, int blocks)
+    private static float DotInt4SymPortable(byte* w, sbyte* qx, float* dx, int blocks)
     {
         const int bytes = 2 + QuantSchemes.BlockSize / 2;
         var sum = 0f;

@@ -8,10 +8,10 @@ namespace Kiln.Weights;
 /// multiple of 32 is padded with zeros, so every projection can be quantized. Layouts, as llama.cpp's:
 /// <list type="bullet">
 /// <item>int8 (Q8_0): d = max|w| / 127 as f16, then q = round(w / d) (halves away from zero) as 32 signed bytes.</item>
-/// <item>int4 (Q4_0): m = the block's value of largest magnitude, d = m / −8 as f16, q = clamp(⌊w / d + 8.5⌋, 0, 15);
+/// <item>int4_sym (Q4_0): m = the block's value of largest magnitude, d = m / −8 as f16, q = clamp(⌊w / d + 8.5⌋, 0, 15);
 /// byte j holds q[j] in its low nibble and q[j + 16] in its high nibble; w ≈ d·(q − 8).</item>
-/// <item>int4_min (Q4_1): d = (max − min) / 15 and m = min, both f16, then q = clamp(round((w − m) / d), 0, 15)
-/// (halves away from zero), nibbles as int4; w ≈ d·q + m.</item>
+/// <item>int4 (Q4_1): d = (max − min) / 15 and m = min, both f16, then q = clamp(round((w − m) / d), 0, 15)
+/// (halves away from zero), nibbles packed as for int4_sym; w ≈ d·q + m.</item>
 /// </list>
 /// An all-zero block has d = 0 and dequantizes to zeros.
 /// </summary>
@@ -72,8 +72,8 @@ public static unsafe class BlockQuantizer
                 switch (scheme)
                 {
                     case QuantScheme.Int8: Int8Block(block, output); break;
-                    case QuantScheme.Int4: Int4Block(block, output); break;
-                    default: Int4MinBlock(block, output); break;
+                    case QuantScheme.Int4Sym: Int4SymBlock(block, output); break;
+                    default: Int4Block(block, output); break;
                 }
             }
             catch (KilnException e)
@@ -92,12 +92,12 @@ public static unsafe class BlockQuantizer
             var block = packed.Slice(i / QuantSchemes.BlockSize * blockBytes, blockBytes);
             var d = (float)BitConverter.UInt16BitsToHalf((ushort)(block[0] | block[1] << 8));
             var j = i % QuantSchemes.BlockSize;
-            var values = scheme == QuantScheme.Int4Min ? 4 : 2;
+            var values = scheme == QuantScheme.Int4 ? 4 : 2;
             var nibble = j < 16 ? block[values + j] & 0xF : block[values + j - 16] >> 4;
             row[i] = scheme switch
             {
                 QuantScheme.Int8 => d * (sbyte)block[2 + j],
-                QuantScheme.Int4 => d * (nibble - 8),
+                QuantScheme.Int4Sym => d * (nibble - 8),
                 _ => d * nibble + (float)BitConverter.UInt16BitsToHalf((ushort)(block[2] | block[3] << 8)),
             };
         }
@@ -116,7 +116,7 @@ public static unsafe class BlockQuantizer
         }
     }
 
-    private static void Int4Block(ReadOnlySpan<float> block, Span<byte> output)
+    private static void Int4SymBlock(ReadOnlySpan<float> block, Span<byte> output)
     {
         // Signed extreme mapped to −8, so the larger side of the block gets the full 16 levels.
         var extreme = 0f;
@@ -128,7 +128,7 @@ public static unsafe class BlockQuantizer
         for (var j = 0; j < QuantSchemes.BlockSize / 2; j++) output[2 + j] = (byte)(q[j] | q[j + 16] << 4);
     }
 
-    private static void Int4MinBlock(ReadOnlySpan<float> block, Span<byte> output)
+    private static void Int4Block(ReadOnlySpan<float> block, Span<byte> output)
     {
         float min = block[0], max = block[0];
         foreach (var w in block) (min, max) = (Math.Min(min, w), Math.Max(max, w));

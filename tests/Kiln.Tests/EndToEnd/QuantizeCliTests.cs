@@ -45,7 +45,7 @@ public sealed class QuantizeCliTests
 
     [Theory]
     [InlineData("--quantize", "int3", "int3")]
-    [InlineData("--set", "quantize_weights.scheme=int3", "quantize_weights.scheme: 'int3' is not one of none, int8, int4, int4_min")]
+    [InlineData("--set", "quantize_weights.scheme=int3", "quantize_weights.scheme: 'int3' is not one of none, int8, int4, int4_sym")]
     [InlineData("--set", "quantize_weights.embedding=true", "quantize_weights.embedding: quantizing the embedding table is not supported")]
     public void A_bad_value_is_a_one_line_user_error(string option, string value, string mention)
     {

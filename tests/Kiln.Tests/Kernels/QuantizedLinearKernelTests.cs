@@ -8,7 +8,7 @@ using Xunit;
 namespace Kiln.Tests.Kernels;
 
 /// <summary>
-/// ai.kiln.LinearInt8 and ai.kiln.LinearInt4 inside real ONNX Runtime sessions: out = E[ids] · dequantize(W)ᵀ
+/// ai.kiln.LinearInt8, LinearInt4 and LinearInt4Sym inside real ONNX Runtime sessions: out = E[ids] · dequantize(W)ᵀ
 /// with E and the packed W external initializers over native memory.
 /// </summary>
 public sealed class QuantizedLinearKernelTests

@@ -47,8 +47,8 @@ public sealed unsafe class QuantizedMathTests
 
     [Theory]
     [InlineData(QuantScheme.Int8)]
+    [InlineData(QuantScheme.Int4Sym)]
     [InlineData(QuantScheme.Int4)]
-    [InlineData(QuantScheme.Int4Min)]
     public void Every_supported_path_gives_the_portable_result(QuantScheme scheme)
     {
         const int rows = 5, n = 23, k = 300;

@@ -49,7 +49,7 @@ public sealed class BlockQuantizerTests
     }
 
     [Fact]
-    public void Int4_block_maps_the_signed_extreme_to_minus_eight_and_packs_value_j_with_j_plus_16()
+    public void Int4Sym_block_maps_the_signed_extreme_to_minus_eight_and_packs_value_j_with_j_plus_16()
     {
         var row = new float[32];
         row[0] = -8 * 0.125f;   // extreme, negative: d = −1 / −8 = 0.125 and q = 0
@@ -60,7 +60,7 @@ public sealed class BlockQuantizerTests
         row[17] = -3 * 0.125f;  // 5, the high nibble of byte 1
         var packed = new byte[18];
 
-        BlockQuantizer.QuantizeRow(row, QuantScheme.Int4, packed);
+        BlockQuantizer.QuantizeRow(row, QuantScheme.Int4Sym, packed);
 
         Assert.Equal(BitConverter.HalfToUInt16Bits((Half)0.125f), BitConverter.ToUInt16(packed, 0));
         Assert.Equal(0x00 | 11 << 4, packed[2]);
@@ -71,26 +71,26 @@ public sealed class BlockQuantizerTests
     }
 
     [Fact]
-    public void Int4_positive_extreme_gets_a_negative_scale()
+    public void Int4Sym_positive_extreme_gets_a_negative_scale()
     {
         var row = new float[32];
         row[5] = 1f;
         row[6] = -0.25f;
         var packed = new byte[18];
 
-        BlockQuantizer.QuantizeRow(row, QuantScheme.Int4, packed);
+        BlockQuantizer.QuantizeRow(row, QuantScheme.Int4Sym, packed);
 
         Assert.Equal(-0.125f, (float)BitConverter.UInt16BitsToHalf(BitConverter.ToUInt16(packed, 0)));
         Assert.Equal(0, packed[2 + 5] & 0xF);   // 1 / −0.125 + 8.5 = 0.5
         Assert.Equal(10, packed[2 + 6] & 0xF);  // −0.25 / −0.125 + 8.5 = 10.5
         var back = new float[32];
-        BlockQuantizer.DequantizeRow(packed, QuantScheme.Int4, back);
+        BlockQuantizer.DequantizeRow(packed, QuantScheme.Int4Sym, back);
         Assert.Equal(1f, back[5]);
         Assert.Equal(-0.25f, back[6]);
     }
 
     [Fact]
-    public void Int4_min_block_is_scale_and_minimum_then_steps_above_the_minimum()
+    public void Int4_block_is_scale_and_minimum_then_steps_above_the_minimum()
     {
         var row = new float[32];
         row[0] = -1f;                 // the minimum: m = −1, d = (0.875 + 1) / 15 = 0.125
@@ -99,7 +99,7 @@ public sealed class BlockQuantizerTests
         row[16] = -0.75f;             // 2, the high nibble of byte 0
         var packed = new byte[20];
 
-        BlockQuantizer.QuantizeRow(row, QuantScheme.Int4Min, packed);
+        BlockQuantizer.QuantizeRow(row, QuantScheme.Int4, packed);
 
         Assert.Equal(BitConverter.HalfToUInt16Bits((Half)0.125f), BitConverter.ToUInt16(packed, 0));
         Assert.Equal(BitConverter.HalfToUInt16Bits((Half)(-1f)), BitConverter.ToUInt16(packed, 2));
@@ -107,15 +107,15 @@ public sealed class BlockQuantizerTests
         Assert.Equal(15 | 8 << 4, packed[5]);   // row[17] = 0: 8 steps
         Assert.Equal(9 | 8 << 4, packed[6]);
         var back = new float[32];
-        BlockQuantizer.DequantizeRow(packed, QuantScheme.Int4Min, back);
+        BlockQuantizer.DequantizeRow(packed, QuantScheme.Int4, back);
         Assert.Equal([-1f, 0.875f, 0.125f], back[..3]);
         Assert.Equal(0f, back[17]);
     }
 
     [Theory]
     [InlineData(QuantScheme.Int8, 34)]
-    [InlineData(QuantScheme.Int4, 18)]
-    [InlineData(QuantScheme.Int4Min, 20)]
+    [InlineData(QuantScheme.Int4Sym, 18)]
+    [InlineData(QuantScheme.Int4, 20)]
     public void A_short_last_block_is_padded_with_zeros_and_an_all_zero_block_has_scale_zero(QuantScheme scheme, int blockBytes)
     {
         // k = 72: blocks of 32, 32 (all zero) and 8 (+ 24 of padding).
@@ -131,24 +131,24 @@ public sealed class BlockQuantizerTests
 
         var zero = packed.AsSpan(blockBytes, blockBytes);
         Assert.Equal(0, BitConverter.ToUInt16(zero[..2]));
-        var values = scheme == QuantScheme.Int4Min ? 4 : 2;
-        if (scheme == QuantScheme.Int4Min) Assert.Equal(0, BitConverter.ToUInt16(zero[2..4]));
-        Assert.All(zero[values..].ToArray(), b => Assert.Equal(scheme == QuantScheme.Int4 ? 0x88 : 0, b));
+        var values = scheme == QuantScheme.Int4 ? 4 : 2;
+        if (scheme == QuantScheme.Int4) Assert.Equal(0, BitConverter.ToUInt16(zero[2..4]));
+        Assert.All(zero[values..].ToArray(), b => Assert.Equal(scheme == QuantScheme.Int4Sym ? 0x88 : 0, b));
         var back = new float[72];
         BlockQuantizer.DequantizeRow(packed, scheme, back);
         Assert.All(back[32..64], v => Assert.Equal(0f, v));
-        // The padding quantizes as zeros: int8 bytes 0, int4 nibbles 8, int4_min the level of 0 (here the top one, 15).
+        // The padding quantizes as zeros: int8 bytes 0, int4_sym nibbles 8, int4 the level of 0 (here the top one, 15).
         var last = packed.AsSpan(2 * blockBytes + values).ToArray();
         if (scheme == QuantScheme.Int8) Assert.All(last[8..], b => Assert.Equal(0, b));
-        else Assert.All(last, b => Assert.Equal(scheme == QuantScheme.Int4 ? 8 : 15, b >> 4));
+        else Assert.All(last, b => Assert.Equal(scheme == QuantScheme.Int4Sym ? 8 : 15, b >> 4));
         // Values on the block's own grid come back exactly.
         if (scheme == QuantScheme.Int8) Assert.Equal(row, back);
     }
 
     [Theory]
     [InlineData(QuantScheme.Int8, 1f / 254)]
-    [InlineData(QuantScheme.Int4, 1f / 8)]
-    [InlineData(QuantScheme.Int4Min, 1f / 15)]
+    [InlineData(QuantScheme.Int4Sym, 1f / 8)]
+    [InlineData(QuantScheme.Int4, 1f / 15)]
     public void Dequantized_random_weights_are_within_the_scheme_s_error_bound(QuantScheme scheme, float ofMax)
     {
         var random = new Random(3);
@@ -160,8 +160,8 @@ public sealed class BlockQuantizerTests
         for (var b = 0; b < row.Length; b += 32)
         {
             var block = row.Skip(b).Take(32).ToArray();
-            // int8: half a step of d = max/127. int4: a whole step of d = max/8, at the clamped end
-            // (q = 15 is +7 steps when the extreme is −8 steps). int4_min: half a step of (max − min)/15
+            // int8: half a step of d = max/127. int4_sym: a whole step of d = max/8, at the clamped end
+            // (q = 15 is +7 steps when the extreme is −8 steps). int4: half a step of (max − min)/15
             // ≤ 2·max/15 (also the f16 rounding of m). Plus the f16 rounding of d.
             var bound = block.Max(Math.Abs) * ofMax * 1.01f;
             for (var i = 0; i < block.Length; i++) Assert.True(Math.Abs(back[b + i] - block[i]) <= bound, $"weight {b + i}: {row[b + i]} came back as {back[b + i]}");
@@ -179,8 +179,8 @@ public sealed class BlockQuantizerTests
 
     [Theory]
     [InlineData(QuantScheme.Int8)]
+    [InlineData(QuantScheme.Int4Sym)]
     [InlineData(QuantScheme.Int4)]
-    [InlineData(QuantScheme.Int4Min)]
     public void The_recipe_step_gives_the_same_blocks_from_f32_f16_and_bf16_sources(QuantScheme scheme)
     {
         // Multiples of 2^-7 below 2: exact in all three dtypes. 5 rows of k = 45 (a short last block).
@@ -213,17 +213,17 @@ public sealed class BlockQuantizerTests
     {
         const int n = 1000, k = 70;
         var values = Enumerable.Range(0, n * k).Select(i => MathF.Sin(i)).ToArray();
-        var packed = new byte[n * QuantScheme.Int4.RowBytes(k)];
+        var packed = new byte[n * QuantScheme.Int4Sym.RowBytes(k)];
         long reported = 0;
         unsafe
         {
             fixed (float* source = values)
             fixed (byte* target = packed)
-                BlockQuantizer.Quantize(DType.F32, source, n, k, QuantScheme.Int4, target, done => Interlocked.Add(ref reported, done));
+                BlockQuantizer.Quantize(DType.F32, source, n, k, QuantScheme.Int4Sym, target, done => Interlocked.Add(ref reported, done));
         }
         Assert.Equal((long)n * k, reported);
-        var row = new byte[QuantScheme.Int4.RowBytes(k)];
-        BlockQuantizer.QuantizeRow(values.AsSpan(777 * k, k), QuantScheme.Int4, row);
+        var row = new byte[QuantScheme.Int4Sym.RowBytes(k)];
+        BlockQuantizer.QuantizeRow(values.AsSpan(777 * k, k), QuantScheme.Int4Sym, row);
         Assert.Equal(row, packed.AsSpan(777 * row.Length, row.Length).ToArray());
     }
 
@@ -234,9 +234,9 @@ public sealed class BlockQuantizerTests
         var error = Assert.Throws<KilnException>(() => RecipeShapes.Infer([ids], LoadRecipe.FromSource("ids").Then(new QuantizeStep(QuantScheme.Int8))));
         Assert.Contains("quantize(int8): needs a 2-D f32, f16 or bf16 tensor, found i32 [4, 32]", error.Message);
 
-        var recipe = new LoadRecipe(["a", "b"], [new ConcatStep(0), new QuantizeStep(QuantScheme.Int4)]);
+        var recipe = new LoadRecipe(["a", "b"], [new ConcatStep(0), new QuantizeStep(QuantScheme.Int4Sym)]);
         var json = System.Text.Json.JsonSerializer.Serialize(recipe, Kiln.Graph.Json.GraphJsonContext.Default.LoadRecipe);
-        Assert.Contains("{\"op\":\"quantize\",\"scheme\":\"int4\"}", string.Concat(json.Where(c => !char.IsWhiteSpace(c))));
+        Assert.Contains("{\"op\":\"quantize\",\"scheme\":\"int4_sym\"}", string.Concat(json.Where(c => !char.IsWhiteSpace(c))));
         Assert.Equal(recipe.ToString(), System.Text.Json.JsonSerializer.Deserialize(json, Kiln.Graph.Json.GraphJsonContext.Default.LoadRecipe)!.ToString());
         Assert.Equal(2, LoadRecipe.SchemaVersion);
     }

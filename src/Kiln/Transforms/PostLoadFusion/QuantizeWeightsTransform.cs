@@ -6,7 +6,7 @@ namespace Kiln.Transforms.PostLoadFusion;
 /// <summary>Settings of <see cref="QuantizeWeightsTransform"/>.</summary>
 public sealed record QuantizeWeightsConfig : TransformConfig
 {
-    /// <summary>"none" (no change), or a <see cref="QuantScheme"/> name: "int8", "int4".</summary>
+    /// <summary>"none" (no change), or a <see cref="QuantScheme"/> name: "int8", "int4", "int4_sym".</summary>
     public string Scheme { get; init; } = "none";
 
     /// <summary>Whether the output layer (the product that gives the logits) is quantized too.</summary>

@@ -30,8 +30,8 @@ public sealed class QuantizeWeightsTransformTests
 
     [Theory]
     [InlineData("int8", QuantScheme.Int8)]
+    [InlineData("int4_sym", QuantScheme.Int4Sym)]
     [InlineData("int4", QuantScheme.Int4)]
-    [InlineData("int4_min", QuantScheme.Int4Min)]
     public void Every_projection_and_the_tied_output_layer_become_quantized_products(string name, QuantScheme scheme)
     {
         var graph = Compile(TestPaths.DefaultModel, $"quantize_weights.scheme={name}");
@@ -93,7 +93,7 @@ public sealed class QuantizeWeightsTransformTests
     public void An_unknown_scheme_is_refused_naming_the_setting()
     {
         var error = Assert.Throws<KilnException>(() => Compile(TestPaths.DefaultModel, "quantize_weights.scheme=int3"));
-        Assert.Equal("quantize_weights.scheme: 'int3' is not one of none, int8, int4, int4_min", error.Message);
+        Assert.Equal("quantize_weights.scheme: 'int3' is not one of none, int8, int4, int4_sym", error.Message);
     }
 
     [Fact]
