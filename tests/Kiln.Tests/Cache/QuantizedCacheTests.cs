@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Kiln.Cache;
 using Kiln.Checkpoints;
 using Kiln.Graph;
@@ -55,5 +56,30 @@ public sealed class QuantizedCacheTests
         Assert.Equal(DType.U8, down.DType);
         Assert.Equal([64L, 6 * Kiln.Weights.QuantSchemes.BlockBytes(scheme == "int8" ? Kiln.Weights.QuantScheme.Int8 : Kiln.Weights.QuantScheme.Int4)], down.Shape);
         Assert.Contains($"model.embed_tokens.weight.{scheme}", saved.Tensors.Keys);
+    }
+
+    [Fact]
+    public void Entries_written_with_recipe_schema_1_are_a_clean_miss()
+    {
+        using var cache = new CacheDir();
+        CachedCompile.Run(TestPaths.DefaultModel, cache.Settings());
+        // What a Kiln before the quantize step left: recipe schema 1 in the manifest and in the key's schema component.
+        var store = new SnapshotStore(cache.Settings());
+        foreach (var entry in store.List())
+        {
+            var manifest = entry.Manifest!;
+            Assert.Contains(manifest.Components, c => c.Name == "schema" && c.Value.Contains("recipe=2", StringComparison.Ordinal));
+            var components = manifest.Components.Select(c => c.Name == "schema" ? c with { Value = c.Value.Replace("recipe=2", "recipe=1", StringComparison.Ordinal) } : c).ToList();
+            var oldKey = SnapshotKeys.Digest("recipe schema 1 " + entry.Key);
+            Directory.Move(store.EntryDirectory(entry.Key), store.EntryDirectory(oldKey));
+            File.WriteAllText(Path.Combine(store.EntryDirectory(oldKey), SnapshotStore.ManifestFile), JsonSerializer.Serialize(
+                manifest with { RecipeSchemaVersion = 1, Key = oldKey, Components = components }, CacheJsonContext.Default.SnapshotManifest));
+        }
+
+        var again = CachedCompile.Run(TestPaths.DefaultModel, cache.Settings());
+
+        Assert.Equal("miss", again.Cache!.Status);
+        Assert.Equal("no entry", again.Cache.Reason);
+        Assert.False(Directory.Exists(cache.Quarantine) && Directory.EnumerateFileSystemEntries(cache.Quarantine).Any());
     }
 }
