@@ -28,8 +28,7 @@ public sealed class WeightSet : IDisposable
         IProgress<QuantizeProgress>? progress = null)
     {
         var weights = new List<ParameterData>();
-        var quantized = graph.Parameters.Where(p => given?.ContainsKey(p.Name) != true && p.Recipe.Steps.Any(s => s is QuantizeStep)).ToList();
-        var total = quantized.SelectMany(p => p.Recipe.Sources).Sum(name => checkpoint.Tensors.TryGetValue(name, out var t) ? t.Shape.Aggregate(1L, (a, b) => a * b) : 0);
+        var total = graph.Parameters.Where(p => given?.ContainsKey(p.Name) != true).Sum(p => WeightsToQuantize(checkpoint, p.Recipe));
         var done = 0L;
         Action<long>? report = progress is null || total == 0 ? null : count => progress.Report(new QuantizeProgress(Interlocked.Add(ref done, count), total));
         try
@@ -46,6 +45,22 @@ public sealed class WeightSet : IDisposable
             foreach (var w in weights) w.Dispose();
             mapping?.Dispose();
             throw;
+        }
+    }
+
+    // Elements the recipe's quantize step takes (its input [n, k]); 0 without one, or when the recipe does not fit the checkpoint (Execute reports that).
+    private static long WeightsToQuantize(Checkpoint checkpoint, LoadRecipe recipe)
+    {
+        if (recipe.Steps.Count == 0 || recipe.Steps[^1] is not QuantizeStep || !recipe.Sources.All(checkpoint.Tensors.ContainsKey)) return 0;
+        try
+        {
+            var before = recipe with { Steps = [.. recipe.Steps.Take(recipe.Steps.Count - 1)] };
+            var (_, shape) = RecipeShapes.Infer([.. recipe.Sources.Select(name => checkpoint.Tensors[name])], before);
+            return shape.Aggregate(1L, (a, b) => a * b);
+        }
+        catch (KilnException)
+        {
+            return 0;
         }
     }
 

@@ -102,4 +102,21 @@ public sealed class QuantizeWeightsTransformTests
         var error = Assert.Throws<KilnException>(() => Compile(TestPaths.DefaultModel, "quantize_weights.scheme=int8", "quantize_weights.embedding=true"));
         Assert.StartsWith("quantize_weights.embedding: quantizing the embedding table is not supported", error.Message);
     }
+
+    [Fact]
+    public void Loading_reports_quantize_progress_up_to_every_weight_of_the_products()
+    {
+        var reports = new System.Collections.Concurrent.ConcurrentQueue<QuantizeProgress>();
+        using var model = Kiln.Runtime.LoadedModel.Load(TestPaths.DefaultModel, pipeline: PipelineConfig.Load(null, ["quantize_weights.scheme=int8"]),
+            progress: new Recorder(reports));
+        // 5 × (qkv 128·64 + o 64·64 + gate_up 344·64 + down 64·172) + the output layer 512·64.
+        const long total = 5 * (128 * 64 + 64 * 64 + 344 * 64 + 64 * 172) + 512 * 64;
+        Assert.All(reports, r => Assert.Equal(total, r.Total));
+        Assert.Equal(total, reports.Max(r => r.Done));
+    }
+
+    private sealed class Recorder(System.Collections.Concurrent.ConcurrentQueue<QuantizeProgress> reports) : IProgress<QuantizeProgress>
+    {
+        public void Report(QuantizeProgress value) => reports.Enqueue(value);
+    }
 }
