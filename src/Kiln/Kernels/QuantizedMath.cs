@@ -13,6 +13,9 @@ public enum QuantizedPath
 
     /// <summary>AVX2 byte dot products (and FMA for the scales).</summary>
     Avx2,
+
+    /// <summary>As <see cref="Avx2"/>, with AVX-VNNI's vpdpbusd doing a block's byte products and their sums in one instruction.</summary>
+    AvxVnni,
 }
 
 /// <summary>
@@ -20,7 +23,7 @@ public enum QuantizedPath
 /// for one range of output columns so that threads can split W. As llama.cpp does, each row of x is
 /// first quantized to int8 blocks of 32 with one f32 scale (<see cref="QuantizeActivations"/>), so the
 /// inner loop is an integer dot product per block, scaled by the product of the two scales. Measured on
-/// one thread, a one-row product takes 0.46 (int8) to 0.33 (int4_sym) of the float32 kernel's time: bound
+/// one thread, a one-row product takes 0.38 (int8) to 0.24 (int4_sym) of the float32 kernel's time: bound
 /// by that integer work, not yet by the read bandwidth (docs/weights.md).
 /// </summary>
 public static unsafe class QuantizedMath
@@ -31,12 +34,14 @@ public static unsafe class QuantizedMath
     /// <summary>2^112, exactly.</summary>
     private const float TwoTo112 = 5.192296858534828e33f;
 
-    public static QuantizedPath Best { get; } = IsSupported(QuantizedPath.Avx2) ? QuantizedPath.Avx2 : QuantizedPath.Portable;
+    public static QuantizedPath Best { get; } =
+        IsSupported(QuantizedPath.AvxVnni) ? QuantizedPath.AvxVnni : IsSupported(QuantizedPath.Avx2) ? QuantizedPath.Avx2 : QuantizedPath.Portable;
 
     public static bool IsSupported(QuantizedPath path) => path switch
     {
         QuantizedPath.Portable => true,
         QuantizedPath.Avx2 => System.Runtime.Intrinsics.X86.Avx2.IsSupported && Fma.IsSupported,
+        QuantizedPath.AvxVnni => System.Runtime.Intrinsics.X86.Avx2.IsSupported && Fma.IsSupported && System.Runtime.Intrinsics.X86.AvxVnni.IsSupported,
         _ => false,
     };
 
@@ -90,13 +95,13 @@ public static unsafe class QuantizedMath
         {
             var j1 = Math.Min(j0 + TileRows, end);
             var r = 0;
-            if (path == QuantizedPath.Avx2)
+            if (path != QuantizedPath.Portable)
             {
                 // Four input rows per pass over a weight row: each weight block is loaded (and unpacked) once for four products.
                 for (; r + 4 <= rows; r += 4)
                 {
                     for (var j = j0; j < j1; j++)
-                        FourRowsAvx2(scheme, w + j * rowBytes, qx + r * xStride, xStride, dx + (long)r * blocks, sx + (long)r * blocks, blocks, y + (long)r * n + j, n);
+                        FourRowsAvx2(scheme, w + j * rowBytes, qx + r * xStride, xStride, dx + (long)r * blocks, sx + (long)r * blocks, blocks, y + (long)r * n + j, n, path == QuantizedPath.AvxVnni);
                 }
             }
             for (; r < rows; r++)
@@ -108,9 +113,9 @@ public static unsafe class QuantizedMath
 
     private static float Dot(QuantizedPath path, QuantScheme scheme, byte* w, sbyte* qx, float* dx, float* sx, int blocks) => (path, scheme) switch
     {
-        (QuantizedPath.Avx2, QuantScheme.Int8) => DotInt8Avx2(w, qx, dx, blocks),
-        (QuantizedPath.Avx2, QuantScheme.Int4Sym) => DotInt4SymAvx2(w, qx, dx, blocks),
-        (QuantizedPath.Avx2, _) => DotInt4Avx2(w, qx, dx, sx, blocks),
+        (not QuantizedPath.Portable, QuantScheme.Int8) => DotInt8Avx2(w, qx, dx, blocks, path == QuantizedPath.AvxVnni),
+        (not QuantizedPath.Portable, QuantScheme.Int4Sym) => DotInt4SymAvx2(w, qx, dx, blocks, path == QuantizedPath.AvxVnni),
+        (not QuantizedPath.Portable, _) => DotInt4Avx2(w, qx, dx, sx, blocks, path == QuantizedPath.AvxVnni),
         (_, QuantScheme.Int8) => DotInt8Portable(w, qx, dx, blocks),
         (_, QuantScheme.Int4Sym) => DotInt4SymPortable(w, qx, dx, blocks),
         _ => DotInt4Portable(w, qx, dx, sx, blocks),
@@ -127,11 +132,11 @@ public static unsafe class QuantizedMath
 
     // y[0], y[yStride], y[2·yStride], y[3·yStride] = one weight row against four quantized input rows xStride apart.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void FourRowsAvx2(QuantScheme scheme, byte* w, sbyte* qx, long xStride, float* dx, float* sx, int blocks, float* y, int yStride)
+    private static void FourRowsAvx2(QuantScheme scheme, byte* w, sbyte* qx, long xStride, float* dx, float* sx, int blocks, float* y, int yStride, bool vnni)
     {
         if (scheme == QuantScheme.Int4)
         {
-            FourRowsInt4Avx2(w, qx, xStride, dx, sx, blocks, y, yStride);
+            FourRowsInt4Avx2(w, qx, xStride, dx, sx, blocks, y, yStride, vnni);
             return;
         }
         var bytes = scheme.BlockBytes();
@@ -142,10 +147,10 @@ public static unsafe class QuantizedMath
             var values = scheme == QuantScheme.Int8 ? Avx.LoadVector256((sbyte*)block + 2) : Unpack(block + 2);
             var d = Scale(block);
             var x = qx + b * 32L;
-            a0 = Fma.MultiplyAdd(BlockDot(values, Avx.LoadVector256(x)), Vector256.Create(d * dx[b]), a0);
-            a1 = Fma.MultiplyAdd(BlockDot(values, Avx.LoadVector256(x + xStride)), Vector256.Create(d * dx[b + blocks]), a1);
-            a2 = Fma.MultiplyAdd(BlockDot(values, Avx.LoadVector256(x + 2 * xStride)), Vector256.Create(d * dx[b + 2 * blocks]), a2);
-            a3 = Fma.MultiplyAdd(BlockDot(values, Avx.LoadVector256(x + 3 * xStride)), Vector256.Create(d * dx[b + 3 * blocks]), a3);
+            a0 = Fma.MultiplyAdd(BlockDot(values, Avx.LoadVector256(x), vnni), Vector256.Create(d * dx[b]), a0);
+            a1 = Fma.MultiplyAdd(BlockDot(values, Avx.LoadVector256(x + xStride), vnni), Vector256.Create(d * dx[b + blocks]), a1);
+            a2 = Fma.MultiplyAdd(BlockDot(values, Avx.LoadVector256(x + 2 * xStride), vnni), Vector256.Create(d * dx[b + 2 * blocks]), a2);
+            a3 = Fma.MultiplyAdd(BlockDot(values, Avx.LoadVector256(x + 3 * xStride), vnni), Vector256.Create(d * dx[b + 3 * blocks]), a3);
         }
         y[0] = Vector256.Sum(a0);
         y[yStride] = Vector256.Sum(a1);
@@ -154,7 +159,7 @@ public static unsafe class QuantizedMath
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void FourRowsInt4Avx2(byte* w, sbyte* qx, long xStride, float* dx, float* sx, int blocks, float* y, int yStride)
+    private static void FourRowsInt4Avx2(byte* w, sbyte* qx, long xStride, float* dx, float* sx, int blocks, float* y, int yStride, bool vnni)
     {
         const int bytes = 4 + QuantSchemes.BlockSize / 2;
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
@@ -165,10 +170,10 @@ public static unsafe class QuantizedMath
             var values = UnpackUnsigned(block + 4);
             var (d, m) = (Scale(block), Scale(block + 2));
             var x = qx + b * 32L;
-            a0 = Fma.MultiplyAdd(BlockDotUnsigned(values, Avx.LoadVector256(x)), Vector256.Create(d * dx[b]), a0);
-            a1 = Fma.MultiplyAdd(BlockDotUnsigned(values, Avx.LoadVector256(x + xStride)), Vector256.Create(d * dx[b + blocks]), a1);
-            a2 = Fma.MultiplyAdd(BlockDotUnsigned(values, Avx.LoadVector256(x + 2 * xStride)), Vector256.Create(d * dx[b + 2 * blocks]), a2);
-            a3 = Fma.MultiplyAdd(BlockDotUnsigned(values, Avx.LoadVector256(x + 3 * xStride)), Vector256.Create(d * dx[b + 3 * blocks]), a3);
+            a0 = Fma.MultiplyAdd(BlockDotUnsigned(values, Avx.LoadVector256(x), vnni), Vector256.Create(d * dx[b]), a0);
+            a1 = Fma.MultiplyAdd(BlockDotUnsigned(values, Avx.LoadVector256(x + xStride), vnni), Vector256.Create(d * dx[b + blocks]), a1);
+            a2 = Fma.MultiplyAdd(BlockDotUnsigned(values, Avx.LoadVector256(x + 2 * xStride), vnni), Vector256.Create(d * dx[b + 2 * blocks]), a2);
+            a3 = Fma.MultiplyAdd(BlockDotUnsigned(values, Avx.LoadVector256(x + 3 * xStride), vnni), Vector256.Create(d * dx[b + 3 * blocks]), a3);
             m0 += m * sx[b];
             m1 += m * sx[b + blocks];
             m2 += m * sx[b + 2 * blocks];
@@ -182,7 +187,7 @@ public static unsafe class QuantizedMath
 
     // Σ w·x over blocks of int4: d·dx·Σq·qx + m·Σx per block.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static float DotInt4Avx2(byte* w, sbyte* qx, float* dx, float* sx, int blocks)
+    private static float DotInt4Avx2(byte* w, sbyte* qx, float* dx, float* sx, int blocks, bool vnni)
     {
         const int bytes = 4 + QuantSchemes.BlockSize / 2;
         Vector256<float> a0 = default, a1 = default;
@@ -192,15 +197,15 @@ public static unsafe class QuantizedMath
         {
             var w0 = w + (long)b * bytes;
             var w1 = w0 + bytes;
-            a0 = Fma.MultiplyAdd(BlockDotUnsigned(UnpackUnsigned(w0 + 4), Avx.LoadVector256(qx + b * 32L)), Vector256.Create(Scale(w0) * dx[b]), a0);
-            a1 = Fma.MultiplyAdd(BlockDotUnsigned(UnpackUnsigned(w1 + 4), Avx.LoadVector256(qx + b * 32L + 32)), Vector256.Create(Scale(w1) * dx[b + 1]), a1);
+            a0 = Fma.MultiplyAdd(BlockDotUnsigned(UnpackUnsigned(w0 + 4), Avx.LoadVector256(qx + b * 32L), vnni), Vector256.Create(Scale(w0) * dx[b]), a0);
+            a1 = Fma.MultiplyAdd(BlockDotUnsigned(UnpackUnsigned(w1 + 4), Avx.LoadVector256(qx + b * 32L + 32), vnni), Vector256.Create(Scale(w1) * dx[b + 1]), a1);
             m0 += Scale(w0 + 2) * sx[b];
             m1 += Scale(w1 + 2) * sx[b + 1];
         }
         if (b < blocks)
         {
             var w0 = w + (long)b * bytes;
-            a0 = Fma.MultiplyAdd(BlockDotUnsigned(UnpackUnsigned(w0 + 4), Avx.LoadVector256(qx + b * 32L)), Vector256.Create(Scale(w0) * dx[b]), a0);
+            a0 = Fma.MultiplyAdd(BlockDotUnsigned(UnpackUnsigned(w0 + 4), Avx.LoadVector256(qx + b * 32L), vnni), Vector256.Create(Scale(w0) * dx[b]), a0);
             m0 += Scale(w0 + 2) * sx[b];
         }
         return Vector256.Sum(a0 + a1) + (m0 + m1);
@@ -217,14 +222,15 @@ public static unsafe class QuantizedMath
 
     // Σ q·x of one block with q unsigned: vpmaddubsw takes it as it is (pairs ≤ 2 · 15 · 127).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> BlockDotUnsigned(Vector256<byte> q, Vector256<sbyte> x)
+    private static Vector256<float> BlockDotUnsigned(Vector256<byte> q, Vector256<sbyte> x, bool vnni)
     {
+        if (vnni) return Avx.ConvertToVector256Single(System.Runtime.Intrinsics.X86.AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, q, x));
         var pairs = System.Runtime.Intrinsics.X86.Avx2.MultiplyAddAdjacent(q, x);
         return Avx.ConvertToVector256Single(System.Runtime.Intrinsics.X86.Avx2.MultiplyAddAdjacent(pairs, Vector256.Create((short)1)));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static float DotInt8Avx2(byte* w, sbyte* qx, float* dx, int blocks)
+    private static float DotInt8Avx2(byte* w, sbyte* qx, float* dx, int blocks, bool vnni)
     {
         const int bytes = 2 + QuantSchemes.BlockSize;
         Vector256<float> a0 = default, a1 = default;
@@ -234,19 +240,19 @@ public static unsafe class QuantizedMath
         {
             var w0 = w + (long)b * bytes;
             var w1 = w0 + bytes;
-            a0 = Fma.MultiplyAdd(BlockDot(Avx.LoadVector256((sbyte*)w0 + 2), Avx.LoadVector256(qx + b * 32L)), Vector256.Create(Scale(w0) * dx[b]), a0);
-            a1 = Fma.MultiplyAdd(BlockDot(Avx.LoadVector256((sbyte*)w1 + 2), Avx.LoadVector256(qx + b * 32L + 32)), Vector256.Create(Scale(w1) * dx[b + 1]), a1);
+            a0 = Fma.MultiplyAdd(BlockDot(Avx.LoadVector256((sbyte*)w0 + 2), Avx.LoadVector256(qx + b * 32L), vnni), Vector256.Create(Scale(w0) * dx[b]), a0);
+            a1 = Fma.MultiplyAdd(BlockDot(Avx.LoadVector256((sbyte*)w1 + 2), Avx.LoadVector256(qx + b * 32L + 32), vnni), Vector256.Create(Scale(w1) * dx[b + 1]), a1);
         }
         if (b < blocks)
         {
             var w0 = w + (long)b * bytes;
-            a0 = Fma.MultiplyAdd(BlockDot(Avx.LoadVector256((sbyte*)w0 + 2), Avx.LoadVector256(qx + b * 32L)), Vector256.Create(Scale(w0) * dx[b]), a0);
+            a0 = Fma.MultiplyAdd(BlockDot(Avx.LoadVector256((sbyte*)w0 + 2), Avx.LoadVector256(qx + b * 32L), vnni), Vector256.Create(Scale(w0) * dx[b]), a0);
         }
         return Vector256.Sum(a0 + a1);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static float DotInt4SymAvx2(byte* w, sbyte* qx, float* dx, int blocks)
+    private static float DotInt4SymAvx2(byte* w, sbyte* qx, float* dx, int blocks, bool vnni)
     {
         const int bytes = 2 + QuantSchemes.BlockSize / 2;
         Vector256<float> a0 = default, a1 = default;
@@ -255,13 +261,13 @@ public static unsafe class QuantizedMath
         {
             var w0 = w + (long)b * bytes;
             var w1 = w0 + bytes;
-            a0 = Fma.MultiplyAdd(BlockDot(Unpack(w0 + 2), Avx.LoadVector256(qx + b * 32L)), Vector256.Create(Scale(w0) * dx[b]), a0);
-            a1 = Fma.MultiplyAdd(BlockDot(Unpack(w1 + 2), Avx.LoadVector256(qx + b * 32L + 32)), Vector256.Create(Scale(w1) * dx[b + 1]), a1);
+            a0 = Fma.MultiplyAdd(BlockDot(Unpack(w0 + 2), Avx.LoadVector256(qx + b * 32L), vnni), Vector256.Create(Scale(w0) * dx[b]), a0);
+            a1 = Fma.MultiplyAdd(BlockDot(Unpack(w1 + 2), Avx.LoadVector256(qx + b * 32L + 32), vnni), Vector256.Create(Scale(w1) * dx[b + 1]), a1);
         }
         if (b < blocks)
         {
             var w0 = w + (long)b * bytes;
-            a0 = Fma.MultiplyAdd(BlockDot(Unpack(w0 + 2), Avx.LoadVector256(qx + b * 32L)), Vector256.Create(Scale(w0) * dx[b]), a0);
+            a0 = Fma.MultiplyAdd(BlockDot(Unpack(w0 + 2), Avx.LoadVector256(qx + b * 32L), vnni), Vector256.Create(Scale(w0) * dx[b]), a0);
         }
         return Vector256.Sum(a0 + a1);
     }
@@ -281,10 +287,11 @@ public static unsafe class QuantizedMath
     // by signed bytes, so the sign moves from w to x: |w| · (x·sign(w)). Pairs stay within int16, as
     // |w|, |x| ≤ 127 (2 · 127² < 2^15).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> BlockDot(Vector256<sbyte> w, Vector256<sbyte> x)
+    private static Vector256<float> BlockDot(Vector256<sbyte> w, Vector256<sbyte> x, bool vnni)
     {
         var magnitude = System.Runtime.Intrinsics.X86.Avx2.Sign(w, w).AsByte();
         var signed = System.Runtime.Intrinsics.X86.Avx2.Sign(x, w);
+        if (vnni) return Avx.ConvertToVector256Single(System.Runtime.Intrinsics.X86.AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, magnitude, signed));
         var pairs = System.Runtime.Intrinsics.X86.Avx2.MultiplyAddAdjacent(magnitude, signed);
         var quads = System.Runtime.Intrinsics.X86.Avx2.MultiplyAddAdjacent(pairs, Vector256.Create((short)1));
         return Avx.ConvertToVector256Single(quads);
