@@ -1,3 +1,4 @@
+using System.Globalization;
 using Kiln.Graph;
 
 namespace Kiln.Weights;
@@ -34,24 +35,32 @@ public static unsafe class BlockQuantizer
         var width = (int)k;
         var chunks = (rows + RowsPerChunk - 1) / RowsPerChunk;
         var (from, to) = ((nint)source, (nint)target);
-        Parallel.For(0L, chunks, () => new float[width], (chunk, _, row) =>
+        try
         {
-            var end = Math.Min(rows, (chunk + 1) * RowsPerChunk);
-            for (var r = chunk * RowsPerChunk; r < end; r++)
+            Parallel.For(0L, chunks, () => new float[width], (chunk, _, row) =>
             {
-                Widen(dtype, (byte*)from + r * k * dtype.ByteSize(), row);
-                try
+                var end = Math.Min(rows, (chunk + 1) * RowsPerChunk);
+                for (var r = chunk * RowsPerChunk; r < end; r++)
                 {
-                    QuantizeRow(row, scheme, new Span<byte>((byte*)to + r * rowBytes, (int)rowBytes));
+                    Widen(dtype, (byte*)from + r * k * dtype.ByteSize(), row);
+                    try
+                    {
+                        QuantizeRow(row, scheme, new Span<byte>((byte*)to + r * rowBytes, (int)rowBytes));
+                    }
+                    catch (KilnException e)
+                    {
+                        throw new KilnException($"row {r}: {e.Message}", e);
+                    }
                 }
-                catch (KilnException e)
-                {
-                    throw new KilnException($"row {r}: {e.Message}", e);
-                }
-            }
-            weightsDone?.Invoke((end - chunk * RowsPerChunk) * k);
-            return row;
-        }, _ => { });
+                weightsDone?.Invoke((end - chunk * RowsPerChunk) * k);
+                return row;
+            }, _ => { });
+        }
+        catch (AggregateException e) when (e.InnerExceptions.FirstOrDefault(i => i is KilnException) is KilnException first)
+        {
+            // One bad row is the user's error to report, whichever worker found it.
+            throw new KilnException(first.Message, first);
+        }
     }
 
     /// <summary>Quantizes one row of k = <paramref name="row"/>.Length weights into <paramref name="packed"/> (RowBytes(k) bytes).</summary>
@@ -144,10 +153,10 @@ public static unsafe class BlockQuantizer
     // The f16 scale, as the kernel will read it; values are quantized against this rounded scale.
     private static float Scale(float exact, float magnitude)
     {
-        if (!float.IsFinite(magnitude)) throw new KilnException($"weight {magnitude} is not finite");
+        if (!float.IsFinite(magnitude)) throw new KilnException($"weight {magnitude.ToString(CultureInfo.InvariantCulture)} is not finite");
         // +0 for an all-zero block (not the −0 that −0 / −8 gives).
         var d = exact == 0 ? 0 : (float)(Half)exact;
-        if (float.IsInfinity(d)) throw new KilnException($"weight magnitude {magnitude} needs a block scale beyond f16's range");
+        if (float.IsInfinity(d)) throw new KilnException($"weight magnitude {magnitude.ToString(CultureInfo.InvariantCulture)} needs a block scale beyond f16's range");
         return d;
     }
 

@@ -240,4 +240,19 @@ public sealed class BlockQuantizerTests
         Assert.Equal(recipe.ToString(), System.Text.Json.JsonSerializer.Deserialize(json, Kiln.Graph.Json.GraphJsonContext.Default.LoadRecipe)!.ToString());
         Assert.Equal(2, LoadRecipe.SchemaVersion);
     }
+
+    [Fact]
+    public void A_checkpoint_weight_that_is_not_finite_fails_the_load_naming_the_folder_parameter_step_row_and_block()
+    {
+        var values = new float[2 * 40];
+        values[40 + 35] = float.PositiveInfinity;
+        using var dir = new TempDir();
+        CraftedFiles.Checkpoint(dir.Path, (new SafetensorsEntry("w", DType.F32, [2, 40]), CraftedFiles.Floats(values)));
+        using var checkpoint = Checkpoint.Open(dir.Path);
+
+        var error = Assert.Throws<KilnException>(() =>
+            RecipeExecutor.Execute(checkpoint, "layer.weight", LoadRecipe.FromSource("w").Then(new QuantizeStep(QuantScheme.Int8)), DType.U8, [2, 68]));
+
+        Assert.Equal($"{dir.Path}: layer.weight: quantize(int8): row 1: block 1 (inputs 32..39): weight Infinity is not finite", error.Message);
+    }
 }
