@@ -19,7 +19,7 @@ public sealed class QuantizeCliTests
     }
 
     [Fact]
-    public void Logits_with_none_are_the_default_logits_and_with_int8_the_set_logits()
+    public void Logits_with_none_are_the_default_logits_and_with_int8_those_of_the_setting_from_set_or_a_pipeline_file()
     {
         string[] logits = ["logits", "--ids", "1 403 407 300", "--json", "--threads", "1", "--no-cache"];
         var plain = KilnCli.Run(logits);
@@ -28,6 +28,11 @@ public sealed class QuantizeCliTests
         Assert.True(quantized.ExitCode == 0, quantized.Stderr);
         Assert.NotEqual(plain.Stdout, quantized.Stdout);
         Assert.Equal(quantized.Stdout, KilnCli.Run([.. logits, "--set", "quantize_weights.scheme=int8"]).Stdout);
+        using var dir = new TempDir();
+        var pipeline = dir.File("int8.yaml");
+        File.WriteAllText(pipeline, File.ReadAllText(Path.Combine(TestPaths.RepoRoot, "src", "Kiln", "Transforms", "default-pipeline.yaml"))
+            .Replace("scheme: none", "scheme: int8", StringComparison.Ordinal));
+        Assert.Equal(quantized.Stdout, KilnCli.Run([.. logits, "--pipeline", pipeline]).Stdout);
         // --quantize wins over a --set of the same setting.
         Assert.Equal(quantized.Stdout, KilnCli.Run([.. logits, "--set", "quantize_weights.scheme=int4", "--quantize", "int8"]).Stdout);
     }
