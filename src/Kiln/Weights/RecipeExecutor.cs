@@ -25,10 +25,9 @@ public static unsafe class RecipeExecutor
 
     /// <summary>
     /// Produces parameter <paramref name="parameter"/> of <paramref name="dtype"/> and <paramref name="shape"/>.
-    /// The recipe is checked against the headers before any byte is read.
+    /// The recipe is checked against the headers before any byte is read. <paramref name="weightsQuantized"/>,
+    /// when given, hears of the progress of quantize steps (weights done, from worker threads).
     /// </summary>
-    /// <paramref name="weightsQuantized"/>, when given, hears of the progress of quantize steps (weights
-    /// done, from worker threads).
     public static ParameterData Execute(Checkpoint checkpoint, string parameter, LoadRecipe recipe, DType dtype, IReadOnlyList<long> shape,
         Action<long>? weightsQuantized = null)
     {
