@@ -70,6 +70,19 @@ public static class CommonOptions
         DefaultValueFactory = _ => [],
     };
 
+    public static Option<string?> Quantize { get; } = CreateQuantize();
+
+    private static Option<string?> CreateQuantize()
+    {
+        var quantize = new Option<string?>("--quantize") { Description = "Weight-only quantization of the linear layers: none, int8 or int4 (or int4_sym; sets quantize_weights.scheme)." };
+        quantize.AcceptOnlyFromAmong(["none", .. Enum.GetValues<Kiln.Weights.QuantScheme>().Select(Kiln.Weights.QuantSchemes.Name)]);
+        return quantize;
+    }
+
+    /// <summary>The --set overrides, with --quantize as quantize_weights.scheme after them (so it wins).</summary>
+    public static string[] Sets(ParseResult result) =>
+        result.GetValue(Quantize) is { } scheme ? [.. result.GetValue(Set)!, $"quantize_weights.scheme={scheme}"] : result.GetValue(Set)!;
+
     /// <summary>Parses "1 2 3" (spaces or commas) into token ids; errors name the option.</summary>
     public static int[] ParseIds(string text, string option)
     {

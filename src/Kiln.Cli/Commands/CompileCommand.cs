@@ -23,12 +23,12 @@ public static class CompileCommand
 
         var command = new Command("compile", "Run the transform pipeline on a model and report each transform.")
         {
-            model, CommonOptions.Pipeline, CommonOptions.Set, json, dumpDir, verify, tolerance,
+            model, CommonOptions.Pipeline, CommonOptions.Set, CommonOptions.Quantize, json, dumpDir, verify, tolerance,
         };
         CacheOptions.AddTo(command);
         command.SetKilnAction(p =>
         {
-            var pipeline = PipelineConfig.Load(p.GetValue(CommonOptions.Pipeline), p.GetValue(CommonOptions.Set));
+            var pipeline = PipelineConfig.Load(p.GetValue(CommonOptions.Pipeline), CommonOptions.Sets(p));
             var modelPath = p.GetValue(model)!;
             using var checkpoint = Checkpoint.Open(modelPath);
             if (p.GetValue(dumpDir) is "") throw new KilnException("--dump-dir: the path is empty");

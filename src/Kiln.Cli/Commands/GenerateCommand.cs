@@ -24,7 +24,7 @@ public static class GenerateCommand
 
         var command = new Command("generate", "Generate text with a model.")
         {
-            model, prompt, promptIds, maxNewTokens, temperature, topK, topP, seed, json, CommonOptions.Context, CommonOptions.Threads, CommonOptions.Pipeline, CommonOptions.Set,
+            model, prompt, promptIds, maxNewTokens, temperature, topK, topP, seed, json, CommonOptions.Context, CommonOptions.Threads, CommonOptions.Pipeline, CommonOptions.Set, CommonOptions.Quantize,
         };
         CacheOptions.AddTo(command);
         command.SetKilnAction(p =>
@@ -38,8 +38,10 @@ public static class GenerateCommand
             var modelPath = p.GetValue(model)!;
             using var tokenizer = text is not null || !p.GetValue(json) ? TryLoadTokenizer(modelPath, required: text is not null) : null;
             var context = p.GetValue(CommonOptions.Context);
-            using var loaded = LoadedModel.Load(modelPath, new SessionSettings(IntraOpThreads: p.GetValue(CommonOptions.Threads), Context: context, ContextSource: "--context"),
-                PipelineConfig.Load(p.GetValue(CommonOptions.Pipeline), p.GetValue(CommonOptions.Set)), new PipelineCache(CacheOptions.Settings(p)));
+            var pipeline = PipelineConfig.Load(p.GetValue(CommonOptions.Pipeline), CommonOptions.Sets(p));
+            using var loaded = QuantizeProgressBar.Around(progress => LoadedModel.Load(modelPath,
+                new SessionSettings(IntraOpThreads: p.GetValue(CommonOptions.Threads), Context: context, ContextSource: "--context"), pipeline,
+                new PipelineCache(CacheOptions.Settings(p)), progress));
             CacheOptions.Report(loaded.Cache);
             CacheOptions.Report(loaded.WeightsCache);
             CommonOptions.NoteContext(context, loaded.Context, loaded.MaxPositions);

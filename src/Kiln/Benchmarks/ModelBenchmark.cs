@@ -68,13 +68,14 @@ public static class ModelBenchmark
     /// Loads and benchmarks the model; with a <paramref name="cache"/>, through it (a warm run decodes from
     /// the weights tier's mapped products instead of buffers computed at load).
     /// </summary>
-    public static BenchmarkResult Run(string modelDirectory, BenchmarkOptions options, PipelineConfig? pipeline = null, Kiln.Cache.PipelineCache? cache = null)
+    public static BenchmarkResult Run(string modelDirectory, BenchmarkOptions options, PipelineConfig? pipeline = null, Kiln.Cache.PipelineCache? cache = null,
+        IProgress<Weights.QuantizeProgress>? progress = null)
     {
         options.Validate();
         var threads = options.Threads ?? Environment.ProcessorCount;
         var settings = new SessionSettings(IntraOpThreads: threads, Prepacking: options.Prepacking, Spinning: options.Spinning,
             Context: options.Context, ContextSource: "--context");
-        using var model = LoadedModel.Load(modelDirectory, settings, pipeline, cache);
+        using var model = LoadedModel.Load(modelDirectory, settings, pipeline, cache, progress);
 
         var warnings = new List<string>();
         var (promptTokens, newTokens) = FitContext(options.PromptTokens, options.NewTokens, model.Context, warnings);

@@ -9,7 +9,8 @@ public static class WeightFormat
 
     /// <summary>
     /// The dtype name of every weight parameter a matrix product reads (<c>kiln_linear</c>'s weights, or
-    /// <c>linear</c>'s when ORT's MatMul runs them), e.g. "f32", "bf16" or "f16"; "mixed" when they differ,
+    /// <c>linear</c>'s when ORT's MatMul runs them), e.g. "f32", "bf16" or "f16", or the scheme of
+    /// <c>quantized_linear</c>'s packed weights ("int8", "int4", "int4_sym"); "mixed" when they differ,
     /// "none" without such products.
     /// </summary>
     public static string Of(ModelGraph graph)
@@ -18,12 +19,12 @@ public static class WeightFormat
         var formats = graph.Nodes
             .SelectMany(n => n.Op switch
             {
-                "kiln_linear" => n.Inputs.Skip(1),
-                "linear" => [n.Inputs[1]],
+                "kiln_linear" => n.Inputs.Skip(1).Where(parameters.Contains).Select(v => v.DType.Name()),
+                "linear" => new[] { n.Inputs[1] }.Where(parameters.Contains).Select(v => v.DType.Name()),
+                // A packed weight's format is its quantization scheme, not its storage type (u8).
+                "quantized_linear" => [n.String("scheme")],
                 _ => [],
             })
-            .Where(parameters.Contains)
-            .Select(v => v.DType.Name())
             .Distinct()
             .ToList();
         return formats switch

@@ -33,8 +33,11 @@ public sealed class WeightsTier(CacheSettings settings, string graphKey, ICommun
 
     private string Entry => _store.EntryDirectory(graphKey);
 
-    /// <summary>Every parameter of <paramref name="graph"/>: the products mapped from the cache on a hit, else computed (and saved).</summary>
-    public WeightSet Load(Checkpoint checkpoint, ModelGraph graph)
+    /// <summary>
+    /// Every parameter of <paramref name="graph"/>: the products mapped from the cache on a hit, else computed
+    /// (and saved); <paramref name="progress"/> hears how far computing their quantize steps is.
+    /// </summary>
+    public WeightSet Load(Checkpoint checkpoint, ModelGraph graph, IProgress<QuantizeProgress>? progress = null)
     {
         var clock = Stopwatch.StartNew();
         var warnings = new List<string>();
@@ -43,7 +46,7 @@ public sealed class WeightsTier(CacheSettings settings, string graphKey, ICommun
         if (!ranks.AllAgree(sources.Count > 0 && EntryExists()))
         {
             Report = sources.Count == 0 ? null : WeightsReport.Off("no graph entry to keep them in");
-            return WeightSet.Compute(checkpoint, graph);
+            return WeightSet.Compute(checkpoint, graph, progress: progress);
         }
         // The key needs the checkpoint's content hash; for a file the memo does not know, that reads all of it.
         // With no weights in the entry there is nothing to look up, so the products are computed meanwhile.
@@ -58,7 +61,7 @@ public sealed class WeightsTier(CacheSettings settings, string graphKey, ICommun
             if (identity is not { } id)
             {
                 Report = WeightsReport.Off("checkpoint not hashed, or the ranks disagree on its content", warnings);
-                return WeightSet.Compute(checkpoint, graph);
+                return WeightSet.Compute(checkpoint, graph, progress: progress);
             }
             (var restored, reason, quarantined) = TryRestore(checkpoint, graph, FolderOf(id.Key), id.Key, id.Content);
             if (ranks.AllAgree(restored is not null))
@@ -78,7 +81,7 @@ public sealed class WeightsTier(CacheSettings settings, string graphKey, ICommun
         WeightSet weights;
         try
         {
-            weights = WeightSet.Compute(checkpoint, graph, mapping: file, destinations: file?.Places);
+            weights = WeightSet.Compute(checkpoint, graph, mapping: file, destinations: file?.Places, progress: progress);
         }
         catch
         {

@@ -11,29 +11,34 @@ public sealed unsafe class KilnOpDomain : IDisposable
 {
     private nint _domain;
     private readonly LinearKernel _linear;
+    private readonly QuantizedLinearKernel[] _quantized;
 
-    private KilnOpDomain(nint domain, LinearKernel linear)
+    private KilnOpDomain(nint domain, LinearKernel linear, QuantizedLinearKernel[] quantized)
     {
         _domain = domain;
         _linear = linear;
+        _quantized = quantized;
     }
 
     /// <param name="threads">Threads each product is split over.</param>
     public static KilnOpDomain Register(SessionOptions options, int threads)
     {
         var linear = new LinearKernel(threads);
+        var quantized = Enum.GetValues<Weights.QuantScheme>().Select(s => new QuantizedLinearKernel(threads, s)).ToArray();
         nint domain = 0;
         try
         {
             domain = OrtNative.CreateCustomOpDomain(LinearKernel.Domain);
             OrtNative.CustomOpDomainAdd(domain, linear.Op);
+            foreach (var kernel in quantized) OrtNative.CustomOpDomainAdd(domain, kernel.Op);
             OrtNative.AddCustomOpDomain(options.DangerousGetHandle(), domain);
-            return new KilnOpDomain(domain, linear);
+            return new KilnOpDomain(domain, linear, quantized);
         }
         catch
         {
             if (domain != 0) OrtNative.ReleaseCustomOpDomain(domain);
             linear.Dispose();
+            foreach (var kernel in quantized) kernel.Dispose();
             throw;
         }
     }
@@ -44,5 +49,6 @@ public sealed unsafe class KilnOpDomain : IDisposable
         OrtNative.ReleaseCustomOpDomain(_domain);
         _domain = 0;
         _linear.Dispose();
+        foreach (var kernel in _quantized) kernel.Dispose();
     }
 }

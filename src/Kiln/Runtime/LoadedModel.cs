@@ -84,9 +84,11 @@ public sealed class LoadedModel : IDisposable
 
     /// <summary>
     /// Opens the checkpoint, compiles its graph with the pipeline (default: the embedded default
-    /// pipeline), maps and binds the weights, and creates the session.
+    /// pipeline), maps and binds the weights, and creates the session. <paramref name="progress"/> hears how
+    /// far quantizing the weights is, when the pipeline quantizes and the cache does not supply them.
     /// </summary>
-    public static LoadedModel Load(string directory, SessionSettings? settings = null, PipelineConfig? pipeline = null, PipelineCache? cache = null)
+    public static LoadedModel Load(string directory, SessionSettings? settings = null, PipelineConfig? pipeline = null, PipelineCache? cache = null,
+        IProgress<QuantizeProgress>? progress = null)
     {
         var clock = Stopwatch.StartNew();
         var checkpoint = Checkpoint.Open(directory);
@@ -95,7 +97,7 @@ public sealed class LoadedModel : IDisposable
             pipeline ??= PipelineConfig.Load();
             var compiled = cache is null ? ModelCompiler.Compile(checkpoint, pipeline) : cache.Compile(checkpoint, pipeline);
             var tier = cache?.WeightsTierFor(compiled.Cache);
-            var model = Create(checkpoint, compiled.Graph, settings, clock.Elapsed.TotalMilliseconds, tier);
+            var model = Create(checkpoint, compiled.Graph, settings, clock.Elapsed.TotalMilliseconds, tier, progress);
             model.Cache = compiled.Cache;
             model.WeightsCache = tier?.Report;
             return model;
@@ -112,7 +114,8 @@ public sealed class LoadedModel : IDisposable
     /// load_weights) to the checkpoint, or maps the products from the cache's <paramref name="weightsTier"/>,
     /// and creates the session. Takes ownership of <paramref name="checkpoint"/>.
     /// </summary>
-    public static LoadedModel Create(Checkpoint checkpoint, ModelGraph graph, SessionSettings? settings = null, double pipelineMs = 0, WeightsTier? weightsTier = null)
+    public static LoadedModel Create(Checkpoint checkpoint, ModelGraph graph, SessionSettings? settings = null, double pipelineMs = 0, WeightsTier? weightsTier = null,
+        IProgress<QuantizeProgress>? progress = null)
     {
         var clock = Stopwatch.StartNew();
         settings ??= SessionSettings.Default;
@@ -121,7 +124,7 @@ public sealed class LoadedModel : IDisposable
         try
         {
             var onnx = GraphLowering.ToOnnx(graph, context);
-            weights = weightsTier?.Load(checkpoint, graph) ?? WeightSet.Compute(checkpoint, graph);
+            weights = weightsTier?.Load(checkpoint, graph, progress) ?? WeightSet.Compute(checkpoint, graph, progress: progress);
             var weightsMs = clock.Elapsed.TotalMilliseconds;
 
             var initializers = weights.Parameters.Select(w => new ExternalInitializer(w.Name, w.DType, w.Shape, w.Pointer, w.ByteLength)).ToList();

@@ -35,6 +35,7 @@ public sealed class TransformRegistry
         new LoadWeightsTransform(),
         new FuseQkvProjectionsTransform(),
         new FuseGateUpProjectionsTransform(),
+        new QuantizeWeightsTransform(),
         new InsertKvCacheTransform(),
         new UseKilnLinearTransform(),
         new SelectSessionOptionsTransform(),

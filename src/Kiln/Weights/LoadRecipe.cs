@@ -13,7 +13,7 @@ namespace Kiln.Weights;
 public sealed record LoadRecipe(IReadOnlyList<string> Sources, IReadOnlyList<RecipeStep> Steps)
 {
     /// <summary>Bumped whenever a step's meaning or JSON form changes.</summary>
-    public const int SchemaVersion = 1;
+    public const int SchemaVersion = 2;
 
     public static LoadRecipe FromSource(string name) => new([name], []);
 
@@ -29,6 +29,7 @@ public sealed record LoadRecipe(IReadOnlyList<string> Sources, IReadOnlyList<Rec
 [JsonDerivedType(typeof(SliceStep), "slice")]
 [JsonDerivedType(typeof(ConcatStep), "concat")]
 [JsonDerivedType(typeof(CastStep), "cast")]
+[JsonDerivedType(typeof(QuantizeStep), "quantize")]
 public abstract record RecipeStep;
 
 /// <summary>Swaps the two dimensions of a 2-D tensor.</summary>

@@ -28,8 +28,11 @@ public static unsafe class RecipeExecutor
     /// The recipe is checked against the headers before any byte is read. With a <paramref name="destination"/>
     /// (memory of the parameter's byte length, e.g. its place in a weights file being saved), the result is
     /// made there, by the last step itself where it writes a new tensor, and the parameter points into it.
+    /// <paramref name="weightsQuantized"/>, when given, hears of the progress of quantize steps (weights done,
+    /// from worker threads).
     /// </summary>
-    public static ParameterData Execute(Checkpoint checkpoint, string parameter, LoadRecipe recipe, DType dtype, IReadOnlyList<long> shape, nint destination = 0)
+    public static ParameterData Execute(Checkpoint checkpoint, string parameter, LoadRecipe recipe, DType dtype, IReadOnlyList<long> shape,
+        nint destination = 0, Action<long>? weightsQuantized = null)
     {
         var sources = recipe.Sources
             .Select(name => checkpoint.Tensors.TryGetValue(name, out var tensor)
@@ -59,7 +62,14 @@ public static unsafe class RecipeExecutor
             {
                 var shapes = RecipeShapes.Apply(list.Select(w => (w.DType, w.Shape)).ToList(), recipe, i);
                 var last = i == recipe.Steps.Count - 1 && shapes.Count == 1;
-                list = Run(recipe.Steps[i], list, shapes, new Allocator(live, last ? destination : 0));
+                try
+                {
+                    list = Run(recipe.Steps[i], list, shapes, new Allocator(live, last ? destination : 0), weightsQuantized);
+                }
+                catch (KilnException e)
+                {
+                    throw KilnException.InFile(checkpoint.Directory, parameter, $"{recipe.Steps[i]}: {e.Message}", e);
+                }
                 // Free what the new working list no longer points into.
                 foreach (var buffer in live.Where(b => list.All(w => w.Owner != b)).ToList())
                 {
@@ -91,12 +101,14 @@ public static unsafe class RecipeExecutor
     public static bool CanCast(DType from, DType to) =>
         from == to || (from is DType.F32 or DType.F16 or DType.BF16 && to is (DType.F32 or DType.F16 or DType.BF16));
 
-    private static List<Work> Run(RecipeStep step, List<Work> list, IReadOnlyList<(DType DType, long[] Shape)> shapes, Allocator allocator) => step switch
+    private static List<Work> Run(RecipeStep step, List<Work> list, IReadOnlyList<(DType DType, long[] Shape)> shapes, Allocator allocator,
+        Action<long>? weightsQuantized) => step switch
     {
         TransposeStep => list.Select((w, i) => Transpose(w, shapes[i].Shape, allocator)).ToList(),
         SliceStep slice => list.Select((w, i) => Slice(w, slice, shapes[i].Shape, allocator)).ToList(),
         ConcatStep concat => [Concat(list, concat.Dim, shapes[0].Shape, allocator)],
         CastStep cast => list.Select(w => Cast(w, cast.To, allocator)).ToList(),
+        QuantizeStep quantize => list.Select((w, i) => Quantize(w, quantize.Scheme, shapes[i].Shape, allocator, weightsQuantized)).ToList(),
         _ => throw new ArgumentException($"unknown step {step}", nameof(step)),
     };
 
@@ -188,6 +200,13 @@ public static unsafe class RecipeExecutor
                 to += chunk;
             }
         }
+        return target;
+    }
+
+    private static Work Quantize(Work source, QuantScheme scheme, long[] shape, Allocator allocator, Action<long>? weightsQuantized)
+    {
+        var target = allocator.Allocate(DType.U8, shape);
+        BlockQuantizer.Quantize(source.DType, (void*)source.Pointer, source.Shape[0], source.Shape[1], scheme, (byte*)target.Pointer, weightsQuantized);
         return target;
     }
 

@@ -76,6 +76,11 @@ public static class RecipeShapes
                     ? (cast.To, t.Shape)
                     : throw Fail($"cast from {t.DType.Name()} to {cast.To.Name()} is not supported (only between f32, f16 and bf16)")).ToList();
 
+            case QuantizeStep quantize:
+                return list.Select(t => t.Shape.Length == 2 && t.DType is DType.F32 or DType.F16 or DType.BF16
+                    ? (DType.U8, new[] { t.Shape[0], quantize.Scheme.RowBytes(t.Shape[1]) })
+                    : throw Fail($"needs a 2-D f32, f16 or bf16 tensor, found {t.DType.Name()} {Format(t.Shape)}")).ToList();
+
             default:
                 throw Fail("unknown step");
         }

@@ -23,18 +23,22 @@ public sealed class WeightSet : IDisposable
     /// Applies each parameter's load recipe, except those in <paramref name="given"/> (already made,
     /// e.g. mapped from the cache), which are taken as they are. A parameter with a place in
     /// <paramref name="destinations"/> (a weights file being saved, which <paramref name="mapping"/> keeps
-    /// mapped) is made there.
+    /// mapped) is made there. <paramref name="progress"/> hears how far the quantize steps are (from worker
+    /// threads), when there are any.
     /// </summary>
     public static WeightSet Compute(Checkpoint checkpoint, ModelGraph graph, IReadOnlyDictionary<string, ParameterData>? given = null, IDisposable? mapping = null,
-        IReadOnlyDictionary<string, nint>? destinations = null)
+        IReadOnlyDictionary<string, nint>? destinations = null, IProgress<QuantizeProgress>? progress = null)
     {
         var weights = new List<ParameterData>();
+        var total = graph.Parameters.Where(p => given?.ContainsKey(p.Name) != true).Sum(p => WeightsToQuantize(checkpoint, p.Recipe));
+        var done = 0L;
+        Action<long>? report = progress is null || total == 0 ? null : count => progress.Report(new QuantizeProgress(Interlocked.Add(ref done, count), total));
         try
         {
             foreach (var p in graph.Parameters)
             {
                 weights.Add(given?.GetValueOrDefault(p.Name)
-                    ?? RecipeExecutor.Execute(checkpoint, p.Name, p.Recipe, p.Value.DType, p.Value.Shape.ToSizes(), destinations?.GetValueOrDefault(p.Name) ?? 0));
+                    ?? RecipeExecutor.Execute(checkpoint, p.Name, p.Recipe, p.Value.DType, p.Value.Shape.ToSizes(), destinations?.GetValueOrDefault(p.Name) ?? 0, report));
             }
             return new WeightSet(weights, mapping);
         }
@@ -43,6 +47,22 @@ public sealed class WeightSet : IDisposable
             foreach (var w in weights) w.Dispose();
             mapping?.Dispose();
             throw;
+        }
+    }
+
+    // Elements the recipe's quantize step takes (its input [n, k]); 0 without one, or when the recipe does not fit the checkpoint (Execute reports that).
+    private static long WeightsToQuantize(Checkpoint checkpoint, LoadRecipe recipe)
+    {
+        if (recipe.Steps.Count == 0 || recipe.Steps[^1] is not QuantizeStep || !recipe.Sources.All(checkpoint.Tensors.ContainsKey)) return 0;
+        try
+        {
+            var before = recipe with { Steps = [.. recipe.Steps.Take(recipe.Steps.Count - 1)] };
+            var (_, shape) = RecipeShapes.Infer([.. recipe.Sources.Select(name => checkpoint.Tensors[name])], before);
+            return shape.Aggregate(1L, (a, b) => a * b);
+        }
+        catch (KilnException)
+        {
+            return 0;
         }
     }
 

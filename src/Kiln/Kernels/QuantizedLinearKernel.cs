@@ -1,0 +1,208 @@
+using System.Runtime.InteropServices;
+using Kiln.Weights;
+
+namespace Kiln.Kernels;
+
+/// <summary>
+/// The ONNX Runtime custom ops <c>ai.kiln.LinearInt8</c>, <c>ai.kiln.LinearInt4</c> and <c>ai.kiln.LinearInt4Sym</c>
+/// (one instance per scheme): Y = X·Wᵀ for float32 X [..., k] and W u8 [n, RowBytes(k)], a weight packed by the quantize
+/// recipe step (<see cref="BlockQuantizer"/>); Y [..., n]. X is quantized once per product, then output
+/// columns are split over the session's intra-op threads as <see cref="LinearKernel"/> splits them
+/// (<see cref="QuantizedMath"/> on the best instruction set the machine has).
+/// </summary>
+public sealed unsafe class QuantizedLinearKernel : IDisposable
+{
+    /// <summary>ONNXTensorElementDataType UINT8.</summary>
+    private const int ElementUInt8 = 2;
+
+    private const int MaxRank = 8;
+
+    private readonly int _parts;
+    private readonly QuantScheme _scheme;
+    private readonly nint _name;
+    private GCHandle _self;
+
+    /// <param name="threads">The session's intra-op threads: each product is split into this many parts.</param>
+    public QuantizedLinearKernel(int threads, QuantScheme scheme)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
+        _parts = threads;
+        _scheme = scheme;
+        _name = Marshal.StringToCoTaskMemUTF8(OpType(scheme));
+        _self = GCHandle.Alloc(this);
+        Op = (NativeCustomOp*)NativeMemory.AllocZeroed((nuint)sizeof(NativeCustomOp));
+        *Op = new NativeCustomOp
+        {
+            Version = OrtNative.CustomOpVersion,
+            GetName = (nint)(delegate* unmanaged<nint, nint>)&GetNameCallback,
+            GetExecutionProviderType = (nint)(delegate* unmanaged<nint, nint>)&CpuProvider,
+            GetInputType = (nint)(delegate* unmanaged<nint, nuint, int>)&InputType,
+            GetInputTypeCount = (nint)(delegate* unmanaged<nint, nuint>)&Two,
+            GetOutputType = (nint)(delegate* unmanaged<nint, nuint, int>)&FloatType,
+            GetOutputTypeCount = (nint)(delegate* unmanaged<nint, nuint>)&One,
+            KernelDestroy = (nint)(delegate* unmanaged<nint, void>)&DestroyKernel,
+            GetInputCharacteristic = (nint)(delegate* unmanaged<nint, nuint, int>)&Required,
+            GetOutputCharacteristic = (nint)(delegate* unmanaged<nint, nuint, int>)&Required,
+            GetInputMemoryType = (nint)(delegate* unmanaged<nint, nuint, int>)&DefaultMemory,
+            GetVariadicInputMinArity = (nint)(delegate* unmanaged<nint, int>)&OneInt,
+            GetVariadicInputHomogeneity = (nint)(delegate* unmanaged<nint, int>)&OneInt,
+            GetVariadicOutputMinArity = (nint)(delegate* unmanaged<nint, int>)&OneInt,
+            GetVariadicOutputHomogeneity = (nint)(delegate* unmanaged<nint, int>)&OneInt,
+            CreateKernelV2 = (nint)(delegate* unmanaged<nint, nint, nint, nint*, nint>)&CreateKernel,
+            KernelComputeV2 = (nint)(delegate* unmanaged<nint, nint, nint>)&Compute,
+            Owner = GCHandle.ToIntPtr(_self),
+        };
+    }
+
+    /// <summary>The op type of a scheme's product in domain <see cref="LinearKernel.Domain"/>: "LinearInt8", "LinearInt4", "LinearInt4Sym".</summary>
+    public static string OpType(QuantScheme scheme) => scheme switch
+    {
+        QuantScheme.Int8 => "LinearInt8",
+        QuantScheme.Int4Sym => "LinearInt4Sym",
+        QuantScheme.Int4 => "LinearInt4",
+        _ => throw new ArgumentOutOfRangeException(nameof(scheme), scheme, null),
+    };
+
+    /// <summary>The native op ORT holds; valid until <see cref="Dispose"/>.</summary>
+    internal NativeCustomOp* Op { get; private set; }
+
+    public void Dispose()
+    {
+        if (Op == null) return;
+        NativeMemory.Free(Op);
+        Op = null;
+        Marshal.FreeCoTaskMem(_name);
+        _self.Free();
+    }
+
+    private nint Run(nint context)
+    {
+        Span<long> xShape = stackalloc long[MaxRank];
+        Span<long> wShape = stackalloc long[MaxRank];
+        var x = OrtNative.KernelInput(context, 0);
+        var w = OrtNative.KernelInput(context, 1);
+        var xRank = OrtNative.TensorShape(x, xShape, out _);
+        var wRank = OrtNative.TensorShape(w, wShape, out _);
+        if (xRank < 1) return Invalid("X must have rank >= 1");
+        var k = xShape[xRank - 1];
+        if (wRank != 2 || wShape[1] != _scheme.RowBytes(k))
+            return Invalid($"W must be [n, {_scheme.RowBytes(k)}] (k = {k} in blocks of {QuantSchemes.BlockSize}, {_scheme.BlockBytes()} bytes each); got [{string.Join(", ", wShape[..wRank].ToArray())}]");
+        var n = wShape[0];
+        long rows = 1;
+        for (var i = 0; i < xRank - 1; i++) rows *= xShape[i];
+        if (rows > int.MaxValue || n > int.MaxValue || k > int.MaxValue || rows * QuantSchemes.Blocks(k) * QuantSchemes.BlockSize > int.MaxValue)
+            return Invalid("dimensions beyond 2^31 are not supported");
+        Span<long> yShape = stackalloc long[xRank];
+        xShape[..xRank].CopyTo(yShape);
+        yShape[^1] = n;
+        var y = OrtNative.KernelOutput(context, 0, yShape);
+        if (rows == 0 || n == 0) return 0;
+
+        var blocks = QuantSchemes.Blocks(k);
+        var qx = (sbyte*)NativeMemory.AlignedAlloc((nuint)(rows * blocks * QuantSchemes.BlockSize), 64);
+        var dx = (float*)NativeMemory.AlignedAlloc((nuint)(2 * rows * blocks * sizeof(float)), 64);
+        var sx = dx + rows * blocks;
+        try
+        {
+            QuantizedMath.QuantizeActivations((float*)OrtNative.TensorData(x), (int)rows, (int)k, qx, dx, sx);
+            var product = new Product
+            {
+                Scheme = _scheme, Qx = qx, Dx = dx, Sx = sx, W = (byte*)OrtNative.TensorData(w), Y = (float*)OrtNative.TensorData(y),
+                Rows = (int)rows, N = (int)n, K = (int)k,
+                Parts = rows * n * k < LinearKernel.ParallelMinimumWork ? 1 : _parts,
+            };
+            if (product.Parts == 1) product.Compute(0, product.N);
+            else OrtNative.ParallelFor(context, &RunPart, product.Parts, &product);
+        }
+        finally
+        {
+            NativeMemory.AlignedFree(qx);
+            NativeMemory.AlignedFree(dx);
+        }
+        return 0;
+    }
+
+    private nint Invalid(string message) => OrtNative.CreateStatus(OrtNative.InvalidArgument, $"{LinearKernel.Domain}.{OpType(_scheme)}: {message}");
+
+    private struct Product
+    {
+        public QuantScheme Scheme;
+        public sbyte* Qx;
+        public float* Dx, Sx, Y;
+        public byte* W;
+        public int Rows, N, K, Parts;
+
+        public readonly void Compute(int first, int end) => QuantizedMath.Multiply(QuantizedMath.Best, Scheme, Qx, Dx, Sx, W, Y, Rows, K, N, first, end);
+    }
+
+    // Part i computes an even share of the output columns, rounded to the tile height.
+    [UnmanagedCallersOnly]
+    private static void RunPart(void* state, nuint part)
+    {
+        var p = (Product*)state;
+        var i = (int)part;
+        const int align = ~(QuantizedMath.TileRows - 1);
+        var first = (int)((long)p->N * i / p->Parts) & align;
+        var end = i == p->Parts - 1 ? p->N : (int)((long)p->N * (i + 1) / p->Parts) & align;
+        p->Compute(first, end);
+    }
+
+    private static QuantizedLinearKernel Of(nint handle) => (QuantizedLinearKernel)GCHandle.FromIntPtr(handle).Target!;
+
+    [UnmanagedCallersOnly]
+    private static nint GetNameCallback(nint op) => Of(((NativeCustomOp*)op)->Owner)._name;
+
+    // Null names the CPU execution provider.
+    [UnmanagedCallersOnly]
+    private static nint CpuProvider(nint op) => 0;
+
+    [UnmanagedCallersOnly]
+    private static int InputType(nint op, nuint index) => index == 0 ? OrtNative.ElementFloat : ElementUInt8;
+
+    [UnmanagedCallersOnly]
+    private static int FloatType(nint op, nuint index) => OrtNative.ElementFloat;
+
+    [UnmanagedCallersOnly]
+    private static nuint Two(nint op) => 2;
+
+    [UnmanagedCallersOnly]
+    private static nuint One(nint op) => 1;
+
+    [UnmanagedCallersOnly]
+    private static int Required(nint op, nuint index) => 0;
+
+    // OrtMemTypeDefault: CPU memory of the kernel's provider.
+    [UnmanagedCallersOnly]
+    private static int DefaultMemory(nint op, nuint index) => 0;
+
+    [UnmanagedCallersOnly]
+    private static int OneInt(nint op) => 1;
+
+    // Every node of the op shares the op's state, so the kernel handle is the op's own GCHandle.
+    [UnmanagedCallersOnly]
+    private static nint CreateKernel(nint op, nint api, nint info, nint* kernel)
+    {
+        *kernel = ((NativeCustomOp*)op)->Owner;
+        return 0;
+    }
+
+    [UnmanagedCallersOnly]
+    private static void DestroyKernel(nint kernel)
+    {
+    }
+
+    // No exception may cross into native code: failures become ORT statuses.
+    [UnmanagedCallersOnly]
+    private static nint Compute(nint kernel, nint context)
+    {
+        var self = Of(kernel);
+        try
+        {
+            return self.Run(context);
+        }
+        catch (Exception e)
+        {
+            return OrtNative.CreateStatus(OrtNative.Fail, $"{LinearKernel.Domain}.{OpType(self._scheme)}: {e.Message}");
+        }
+    }
+}

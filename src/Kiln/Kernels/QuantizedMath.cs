@@ -1,0 +1,353 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using Kiln.Weights;
+
+namespace Kiln.Kernels;
+
+/// <summary>Instruction sets <see cref="QuantizedMath"/> can run on; each is callable directly, so tests run every one the machine has.</summary>
+public enum QuantizedPath
+{
+    /// <summary>Plain integer loops, on any machine.</summary>
+    Portable,
+
+    /// <summary>AVX2 byte dot products (and FMA for the scales).</summary>
+    Avx2,
+
+    /// <summary>As <see cref="Avx2"/>, with AVX-VNNI's vpdpbusd doing a block's byte products and their sums in one instruction.</summary>
+    AvxVnni,
+}
+
+/// <summary>
+/// y = x·Wᵀ for float x [rows, k] and a block-quantized W [n, RowBytes(k)] (<see cref="BlockQuantizer"/>),
+/// for one range of output columns so that threads can split W. As llama.cpp does, each row of x is
+/// first quantized to int8 blocks of 32 with one f32 scale (<see cref="QuantizeActivations"/>), so the
+/// inner loop is an integer dot product per block, scaled by the product of the two scales. Measured on
+/// one thread, a one-row product takes 0.38 (int8) to 0.24 (int4_sym) of the float32 kernel's time: bound
+/// by that integer work, not yet by the read bandwidth (docs/weights.md).
+/// </summary>
+public static unsafe class QuantizedMath
+{
+    /// <summary>Weight rows per tile of a several-row product: they stay in cache while every input row passes by.</summary>
+    public const int TileRows = 4;
+
+    /// <summary>2^112, exactly.</summary>
+    private const float TwoTo112 = 5.192296858534828e33f;
+
+    public static QuantizedPath Best { get; } =
+        IsSupported(QuantizedPath.AvxVnni) ? QuantizedPath.AvxVnni : IsSupported(QuantizedPath.Avx2) ? QuantizedPath.Avx2 : QuantizedPath.Portable;
+
+    public static bool IsSupported(QuantizedPath path) => path switch
+    {
+        QuantizedPath.Portable => true,
+        QuantizedPath.Avx2 => System.Runtime.Intrinsics.X86.Avx2.IsSupported && Fma.IsSupported,
+        QuantizedPath.AvxVnni => System.Runtime.Intrinsics.X86.Avx2.IsSupported && Fma.IsSupported && System.Runtime.Intrinsics.X86.AvxVnni.IsSupported,
+        _ => false,
+    };
+
+    /// <summary>
+    /// Quantizes each row of x [rows, k] to blocks of 32 signed bytes q (zero-padded past k) with one scale
+    /// d = max|x| / 127 per block: q holds rows · Blocks(k) · 32 bytes, scales and sums rows · Blocks(k) floats.
+    /// Rounding is to nearest, ties to even. sums are each block's Σx of the unquantized x (int4's minimum multiplies it).
+    /// </summary>
+    public static void QuantizeActivations(float* x, int rows, int k, sbyte* q, float* scales, float* sums)
+    {
+        var blocks = (int)QuantSchemes.Blocks(k);
+        const int size = QuantSchemes.BlockSize;
+        for (var r = 0; r < rows; r++)
+        {
+            var xr = x + (long)r * k;
+            for (var b = 0; b < blocks; b++)
+            {
+                var count = Math.Min(size, k - b * size);
+                var from = xr + b * size;
+                var to = q + ((long)r * blocks + b) * size;
+                float max = 0, sum = 0;
+                for (var i = 0; i < count; i++) (max, sum) = (Math.Max(max, Math.Abs(from[i])), sum + from[i]);
+                var d = max / 127f;
+                var inverse = d == 0 ? 0 : 1 / d;
+                for (var i = 0; i < count; i++) to[i] = (sbyte)Math.Clamp(MathF.Round(from[i] * inverse), -127f, 127f);
+                for (var i = count; i < size; i++) to[i] = 0;
+                scales[(long)r * blocks + b] = d;
+                sums[(long)r * blocks + b] = sum;
+            }
+        }
+    }
+
+    /// <summary>
+    /// y[r, first..end) for every row r of the quantized x (<paramref name="qx"/>, <paramref name="dx"/>, <paramref name="sx"/>
+    /// from <see cref="QuantizeActivations"/>), W's packed rows <paramref name="w"/>, and y's rows <paramref name="n"/> apart.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Multiply(QuantizedPath path, QuantScheme scheme, sbyte* qx, float* dx, float* sx, byte* w, float* y, int rows, int k, int n, int first, int end)
+    {
+        if (!IsSupported(path)) throw new PlatformNotSupportedException($"this machine cannot run the {path} path");
+        var blocks = (int)QuantSchemes.Blocks(k);
+        var rowBytes = (long)blocks * scheme.BlockBytes();
+        var xStride = (long)blocks * QuantSchemes.BlockSize;
+        if (rows == 1)
+        {
+            for (var j = first; j < end; j++) y[j] = Dot(path, scheme, w + j * rowBytes, qx, dx, sx, blocks);
+            return;
+        }
+        // Weight rows outermost, a few at a time: read from memory once, reused by every input row from cache.
+        for (var j0 = first; j0 < end; j0 += TileRows)
+        {
+            var j1 = Math.Min(j0 + TileRows, end);
+            var r = 0;
+            if (path != QuantizedPath.Portable)
+            {
+                // Four input rows per pass over a weight row: each weight block is loaded (and unpacked) once for four products.
+                for (; r + 4 <= rows; r += 4)
+                {
+                    for (var j = j0; j < j1; j++)
+                        FourRowsAvx2(scheme, w + j * rowBytes, qx + r * xStride, xStride, dx + (long)r * blocks, sx + (long)r * blocks, blocks, y + (long)r * n + j, n, path == QuantizedPath.AvxVnni);
+                }
+            }
+            for (; r < rows; r++)
+            {
+                for (var j = j0; j < j1; j++) y[(long)r * n + j] = Dot(path, scheme, w + j * rowBytes, qx + r * xStride, dx + (long)r * blocks, sx + (long)r * blocks, blocks);
+            }
+        }
+    }
+
+    private static float Dot(QuantizedPath path, QuantScheme scheme, byte* w, sbyte* qx, float* dx, float* sx, int blocks) => (path, scheme) switch
+    {
+        (not QuantizedPath.Portable, QuantScheme.Int8) => DotInt8Avx2(w, qx, dx, blocks, path == QuantizedPath.AvxVnni),
+        (not QuantizedPath.Portable, QuantScheme.Int4Sym) => DotInt4SymAvx2(w, qx, dx, blocks, path == QuantizedPath.AvxVnni),
+        (not QuantizedPath.Portable, _) => DotInt4Avx2(w, qx, dx, sx, blocks, path == QuantizedPath.AvxVnni),
+        (_, QuantScheme.Int8) => DotInt8Portable(w, qx, dx, blocks),
+        (_, QuantScheme.Int4Sym) => DotInt4SymPortable(w, qx, dx, blocks),
+        _ => DotInt4Portable(w, qx, dx, sx, blocks),
+    };
+
+    // The block's f16 scale as f32, branch-free: sign and the 15 other bits moved to their f32 places
+    // give the value times 2^-112, exact for finite halves (subnormals included), which the multiply undoes.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Scale(byte* block)
+    {
+        int bits = *(ushort*)block;
+        return BitConverter.Int32BitsToSingle((bits & 0x8000) << 16 | (bits & 0x7FFF) << 13) * TwoTo112;
+    }
+
+    // y[0], y[yStride], y[2·yStride], y[3·yStride] = one weight row against four quantized input rows xStride apart.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void FourRowsAvx2(QuantScheme scheme, byte* w, sbyte* qx, long xStride, float* dx, float* sx, int blocks, float* y, int yStride, bool vnni)
+    {
+        if (scheme == QuantScheme.Int4)
+        {
+            FourRowsInt4Avx2(w, qx, xStride, dx, sx, blocks, y, yStride, vnni);
+            return;
+        }
+        var bytes = scheme.BlockBytes();
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        for (var b = 0; b < blocks; b++)
+        {
+            var block = w + (long)b * bytes;
+            var values = scheme == QuantScheme.Int8 ? Avx.LoadVector256((sbyte*)block + 2) : Unpack(block + 2);
+            var d = Scale(block);
+            var x = qx + b * 32L;
+            a0 = Fma.MultiplyAdd(BlockDot(values, Avx.LoadVector256(x), vnni), Vector256.Create(d * dx[b]), a0);
+            a1 = Fma.MultiplyAdd(BlockDot(values, Avx.LoadVector256(x + xStride), vnni), Vector256.Create(d * dx[b + blocks]), a1);
+            a2 = Fma.MultiplyAdd(BlockDot(values, Avx.LoadVector256(x + 2 * xStride), vnni), Vector256.Create(d * dx[b + 2 * blocks]), a2);
+            a3 = Fma.MultiplyAdd(BlockDot(values, Avx.LoadVector256(x + 3 * xStride), vnni), Vector256.Create(d * dx[b + 3 * blocks]), a3);
+        }
+        y[0] = Vector256.Sum(a0);
+        y[yStride] = Vector256.Sum(a1);
+        y[2L * yStride] = Vector256.Sum(a2);
+        y[3L * yStride] = Vector256.Sum(a3);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void FourRowsInt4Avx2(byte* w, sbyte* qx, long xStride, float* dx, float* sx, int blocks, float* y, int yStride, bool vnni)
+    {
+        const int bytes = 4 + QuantSchemes.BlockSize / 2;
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        float m0 = 0, m1 = 0, m2 = 0, m3 = 0;
+        for (var b = 0; b < blocks; b++)
+        {
+            var block = w + (long)b * bytes;
+            var values = UnpackUnsigned(block + 4);
+            var (d, m) = (Scale(block), Scale(block + 2));
+            var x = qx + b * 32L;
+            a0 = Fma.MultiplyAdd(BlockDotUnsigned(values, Avx.LoadVector256(x), vnni), Vector256.Create(d * dx[b]), a0);
+            a1 = Fma.MultiplyAdd(BlockDotUnsigned(values, Avx.LoadVector256(x + xStride), vnni), Vector256.Create(d * dx[b + blocks]), a1);
+            a2 = Fma.MultiplyAdd(BlockDotUnsigned(values, Avx.LoadVector256(x + 2 * xStride), vnni), Vector256.Create(d * dx[b + 2 * blocks]), a2);
+            a3 = Fma.MultiplyAdd(BlockDotUnsigned(values, Avx.LoadVector256(x + 3 * xStride), vnni), Vector256.Create(d * dx[b + 3 * blocks]), a3);
+            m0 += m * sx[b];
+            m1 += m * sx[b + blocks];
+            m2 += m * sx[b + 2 * blocks];
+            m3 += m * sx[b + 3 * blocks];
+        }
+        y[0] = Vector256.Sum(a0) + m0;
+        y[yStride] = Vector256.Sum(a1) + m1;
+        y[2L * yStride] = Vector256.Sum(a2) + m2;
+        y[3L * yStride] = Vector256.Sum(a3) + m3;
+    }
+
+    // Σ w·x over blocks of int4: d·dx·Σq·qx + m·Σx per block.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float DotInt4Avx2(byte* w, sbyte* qx, float* dx, float* sx, int blocks, bool vnni)
+    {
+        const int bytes = 4 + QuantSchemes.BlockSize / 2;
+        Vector256<float> a0 = default, a1 = default;
+        float m0 = 0, m1 = 0;
+        var b = 0;
+        for (; b + 2 <= blocks; b += 2)
+        {
+            var w0 = w + (long)b * bytes;
+            var w1 = w0 + bytes;
+            a0 = Fma.MultiplyAdd(BlockDotUnsigned(UnpackUnsigned(w0 + 4), Avx.LoadVector256(qx + b * 32L), vnni), Vector256.Create(Scale(w0) * dx[b]), a0);
+            a1 = Fma.MultiplyAdd(BlockDotUnsigned(UnpackUnsigned(w1 + 4), Avx.LoadVector256(qx + b * 32L + 32), vnni), Vector256.Create(Scale(w1) * dx[b + 1]), a1);
+            m0 += Scale(w0 + 2) * sx[b];
+            m1 += Scale(w1 + 2) * sx[b + 1];
+        }
+        if (b < blocks)
+        {
+            var w0 = w + (long)b * bytes;
+            a0 = Fma.MultiplyAdd(BlockDotUnsigned(UnpackUnsigned(w0 + 4), Avx.LoadVector256(qx + b * 32L), vnni), Vector256.Create(Scale(w0) * dx[b]), a0);
+            m0 += Scale(w0 + 2) * sx[b];
+        }
+        return Vector256.Sum(a0 + a1) + (m0 + m1);
+    }
+
+    // 16 bytes of nibbles -> 32 values q in [0, 15], in the order of Unpack.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<byte> UnpackUnsigned(byte* packed)
+    {
+        var bytes = Sse2.LoadVector128(packed);
+        var mask = Vector128.Create((byte)0x0F);
+        return Vector256.Create(Sse2.And(bytes, mask), Sse2.And(Sse2.ShiftRightLogical(bytes.AsUInt16(), 4).AsByte(), mask));
+    }
+
+    // Σ q·x of one block with q unsigned: vpmaddubsw takes it as it is (pairs ≤ 2 · 15 · 127).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> BlockDotUnsigned(Vector256<byte> q, Vector256<sbyte> x, bool vnni)
+    {
+        if (vnni) return Avx.ConvertToVector256Single(System.Runtime.Intrinsics.X86.AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, q, x));
+        var pairs = System.Runtime.Intrinsics.X86.Avx2.MultiplyAddAdjacent(q, x);
+        return Avx.ConvertToVector256Single(System.Runtime.Intrinsics.X86.Avx2.MultiplyAddAdjacent(pairs, Vector256.Create((short)1)));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float DotInt8Avx2(byte* w, sbyte* qx, float* dx, int blocks, bool vnni)
+    {
+        const int bytes = 2 + QuantSchemes.BlockSize;
+        Vector256<float> a0 = default, a1 = default;
+        var b = 0;
+        // Two blocks per pass: two independent accumulators hide the FMA latency.
+        for (; b + 2 <= blocks; b += 2)
+        {
+            var w0 = w + (long)b * bytes;
+            var w1 = w0 + bytes;
+            a0 = Fma.MultiplyAdd(BlockDot(Avx.LoadVector256((sbyte*)w0 + 2), Avx.LoadVector256(qx + b * 32L), vnni), Vector256.Create(Scale(w0) * dx[b]), a0);
+            a1 = Fma.MultiplyAdd(BlockDot(Avx.LoadVector256((sbyte*)w1 + 2), Avx.LoadVector256(qx + b * 32L + 32), vnni), Vector256.Create(Scale(w1) * dx[b + 1]), a1);
+        }
+        if (b < blocks)
+        {
+            var w0 = w + (long)b * bytes;
+            a0 = Fma.MultiplyAdd(BlockDot(Avx.LoadVector256((sbyte*)w0 + 2), Avx.LoadVector256(qx + b * 32L), vnni), Vector256.Create(Scale(w0) * dx[b]), a0);
+        }
+        return Vector256.Sum(a0 + a1);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float DotInt4SymAvx2(byte* w, sbyte* qx, float* dx, int blocks, bool vnni)
+    {
+        const int bytes = 2 + QuantSchemes.BlockSize / 2;
+        Vector256<float> a0 = default, a1 = default;
+        var b = 0;
+        for (; b + 2 <= blocks; b += 2)
+        {
+            var w0 = w + (long)b * bytes;
+            var w1 = w0 + bytes;
+            a0 = Fma.MultiplyAdd(BlockDot(Unpack(w0 + 2), Avx.LoadVector256(qx + b * 32L), vnni), Vector256.Create(Scale(w0) * dx[b]), a0);
+            a1 = Fma.MultiplyAdd(BlockDot(Unpack(w1 + 2), Avx.LoadVector256(qx + b * 32L + 32), vnni), Vector256.Create(Scale(w1) * dx[b + 1]), a1);
+        }
+        if (b < blocks)
+        {
+            var w0 = w + (long)b * bytes;
+            a0 = Fma.MultiplyAdd(BlockDot(Unpack(w0 + 2), Avx.LoadVector256(qx + b * 32L), vnni), Vector256.Create(Scale(w0) * dx[b]), a0);
+        }
+        return Vector256.Sum(a0 + a1);
+    }
+
+    // 16 bytes of nibbles -> 32 signed values q − 8: low nibbles are values 0..15, high nibbles 16..31.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<sbyte> Unpack(byte* packed)
+    {
+        var bytes = Sse2.LoadVector128(packed);
+        var mask = Vector128.Create((byte)0x0F);
+        var low = Sse2.And(bytes, mask);
+        var high = Sse2.And(Sse2.ShiftRightLogical(bytes.AsUInt16(), 4).AsByte(), mask);
+        return System.Runtime.Intrinsics.X86.Avx2.Subtract(Vector256.Create(low, high).AsSByte(), Vector256.Create((sbyte)8));
+    }
+
+    // Σ w·x of one block as eight int32 partial sums, converted to float. vpmaddubsw multiplies unsigned
+    // by signed bytes, so the sign moves from w to x: |w| · (x·sign(w)). Pairs stay within int16, as
+    // |w|, |x| ≤ 127 (2 · 127² < 2^15).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> BlockDot(Vector256<sbyte> w, Vector256<sbyte> x, bool vnni)
+    {
+        var magnitude = System.Runtime.Intrinsics.X86.Avx2.Sign(w, w).AsByte();
+        var signed = System.Runtime.Intrinsics.X86.Avx2.Sign(x, w);
+        if (vnni) return Avx.ConvertToVector256Single(System.Runtime.Intrinsics.X86.AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, magnitude, signed));
+        var pairs = System.Runtime.Intrinsics.X86.Avx2.MultiplyAddAdjacent(magnitude, signed);
+        var quads = System.Runtime.Intrinsics.X86.Avx2.MultiplyAddAdjacent(pairs, Vector256.Create((short)1));
+        return Avx.ConvertToVector256Single(quads);
+    }
+
+    private static float DotInt8Portable(byte* w, sbyte* qx, float* dx, int blocks)
+    {
+        const int bytes = 2 + QuantSchemes.BlockSize;
+        var sum = 0f;
+        for (var b = 0; b < blocks; b++)
+        {
+            var block = w + (long)b * bytes;
+            var values = (sbyte*)block + 2;
+            var x = qx + b * 32L;
+            var dot = 0;
+            for (var i = 0; i < QuantSchemes.BlockSize; i++) dot += values[i] * x[i];
+            sum += dot * (Scale(block) * dx[b]);
+        }
+        return sum;
+    }
+
+    private static float DotInt4Portable(byte* w, sbyte* qx, float* dx, float* sx, int blocks)
+    {
+        const int bytes = 4 + QuantSchemes.BlockSize / 2;
+        var sum = 0f;
+        for (var b = 0; b < blocks; b++)
+        {
+            var block = w + (long)b * bytes;
+            var x = qx + b * 32L;
+            var dot = 0;
+            for (var j = 0; j < QuantSchemes.BlockSize / 2; j++)
+            {
+                dot += (block[4 + j] & 0xF) * x[j];
+                dot += (block[4 + j] >> 4) * x[j + 16];
+            }
+            sum += dot * (Scale(block) * dx[b]) + Scale(block + 2) * sx[b];
+        }
+        return sum;
+    }
+
+    private static float DotInt4SymPortable(byte* w, sbyte* qx, float* dx, int blocks)
+    {
+        const int bytes = 2 + QuantSchemes.BlockSize / 2;
+        var sum = 0f;
+        for (var b = 0; b < blocks; b++)
+        {
+            var block = w + (long)b * bytes;
+            var x = qx + b * 32L;
+            var dot = 0;
+            for (var j = 0; j < QuantSchemes.BlockSize / 2; j++)
+            {
+                dot += ((block[2 + j] & 0xF) - 8) * x[j];
+                dot += ((block[2 + j] >> 4) - 8) * x[j + 16];
+            }
+            sum += dot * (Scale(block) * dx[b]);
+        }
+        return sum;
+    }
+}

@@ -1,0 +1,103 @@
+using Kiln.Graph;
+using Kiln.Weights;
+
+namespace Kiln.Transforms.PostLoadFusion;
+
+/// <summary>Settings of <see cref="QuantizeWeightsTransform"/>.</summary>
+public sealed record QuantizeWeightsConfig : TransformConfig
+{
+    /// <summary>"none" (no change), or a <see cref="QuantScheme"/> name: "int8", "int4", "int4_sym".</summary>
+    public string Scheme { get; init; } = "none";
+
+    /// <summary>Whether the output layer (the product that gives the logits) is quantized too.</summary>
+    public bool OutputLayer { get; init; } = true;
+
+    /// <summary>
+    /// Whether the embedding table is quantized. Not supported: its gather reads float rows, so true is
+    /// refused rather than ignored. A tied output layer is quantized from a copy of the table.
+    /// </summary>
+    public bool Embedding { get; init; }
+}
+
+/// <summary>
+/// quantize_weights (post_load_fusion): weight-only quantization as load recipes. Every float32
+/// <c>linear</c> over a weight parameter (the output layer unless <see cref="QuantizeWeightsConfig.OutputLayer"/>
+/// is false) becomes <c>quantized_linear</c>, plus an <c>add</c> for a bias, which stays float. The
+/// weight's recipe gets a final <c>quantize(scheme)</c>, and loses its casts to f32: widening is exact,
+/// so quantizing the bf16/f16 source directly gives the same blocks without a float copy. A weight that
+/// other nodes also read (a tied embedding) keeps its float parameter, and the products read a new one,
+/// NAME.SCHEME.
+/// </summary>
+public sealed class QuantizeWeightsTransform : Transform<QuantizeWeightsConfig>
+{
+    public override string Name => "quantize_weights";
+
+    public override Stage Stage => Stage.PostLoadFusion;
+
+    protected override int Rewrite(ModelGraph graph, QuantizeWeightsConfig config, TransformContext context)
+    {
+        if (config.Embedding)
+            throw new KilnException($"{Name}.embedding: quantizing the embedding table is not supported (its gather reads float rows); leave it false");
+        if (config.Scheme == "none") return 0;
+        if (!QuantSchemes.TryParse(config.Scheme, out var scheme))
+            throw new KilnException($"{Name}.scheme: '{config.Scheme}' is not one of none, {QuantSchemes.All}");
+
+        var parameters = graph.Parameters.ToDictionary(p => p.Value, p => p, (IEqualityComparer<Value>)ReferenceEqualityComparer.Instance);
+        var outputs = new HashSet<Value>(graph.Outputs, ReferenceEqualityComparer.Instance);
+        var linears = graph.Nodes
+            .Where(n => n.Op == "linear" && parameters.ContainsKey(n.Inputs[1])
+                && n.Inputs[0].DType == DType.F32 && n.Inputs[1].DType == DType.F32 && n.Inputs[1].Shape is { Rank: 2, IsFullyKnown: true }
+                && (config.OutputLayer || !outputs.Contains(n.Output)))
+            .ToList();
+        var chosen = new HashSet<Node>(linears, ReferenceEqualityComparer.Instance);
+        var readers = new Dictionary<Value, List<Node>>(ReferenceEqualityComparer.Instance);
+        foreach (var node in graph.Nodes)
+        {
+            foreach (var input in node.Inputs.Distinct(ReferenceEqualityComparer.Instance).Cast<Value>())
+            {
+                if (!parameters.ContainsKey(input)) continue;
+                if (!readers.TryGetValue(input, out var list)) readers[input] = list = [];
+                list.Add(node);
+            }
+        }
+
+        var packedOf = new Dictionary<Value, Value>(ReferenceEqualityComparer.Instance);
+        foreach (var linear in linears)
+        {
+            var weight = linear.Inputs[1];
+            if (!packedOf.TryGetValue(weight, out var packed))
+            {
+                packed = Pack(graph, parameters[weight], scheme, shared: readers[weight].Any(r => !chosen.Contains(r)));
+                packedOf[weight] = packed;
+            }
+            var product = graph.CreateNode("quantized_linear", [linear.Inputs[0], packed],
+                new Dictionary<string, AttributeValue> { ["scheme"] = new StringAttribute(scheme.Name()) }, nameHint: linear.Output.Name);
+            graph.InsertBefore(linear, product);
+            var result = product.Output;
+            if (linear.Inputs.Count == 3)
+            {
+                var biased = graph.CreateNode("add", [product.Output, linear.Inputs[2]], nameHint: linear.Output.Name);
+                graph.InsertBefore(linear, biased);
+                result = biased.Output;
+            }
+            graph.ReplaceUses(linear.Output, result);
+        }
+        graph.RemoveNodes(linears);
+        return linears.Count;
+    }
+
+    // The packed parameter of a weight: in its place under its name, or beside it as NAME.SCHEME when
+    // other nodes still read the float one.
+    private static Value Pack(ModelGraph graph, ParameterSpec weight, QuantScheme scheme, bool shared)
+    {
+        var (n, k) = (weight.Value.Shape[0].Size, weight.Value.Shape[1].Size);
+        var recipe = new LoadRecipe(weight.Recipe.Sources, [.. weight.Recipe.Steps.Where(s => s is not CastStep { To: DType.F32 }), new QuantizeStep(scheme)]);
+        var at = graph.Parameters.IndexOf(weight);
+        if (!shared) graph.RemoveParameters([weight.Value]);
+        var name = shared ? $"{weight.Name}.{scheme.Name()}" : weight.Name;
+        var packed = graph.AddParameter(name, DType.U8, [n, scheme.RowBytes(k)], recipe);
+        graph.Parameters.Remove(packed);
+        graph.Parameters.Insert(shared ? at + 1 : at, packed);
+        return packed.Value;
+    }
+}

@@ -1,0 +1,118 @@
+using Kiln.Kernels;
+using Kiln.Weights;
+using Xunit;
+
+namespace Kiln.Tests.Kernels;
+
+/// <summary>Every instruction-set path of the quantized product, called directly, on awkward shapes.</summary>
+public sealed unsafe class QuantizedMathTests
+{
+    public static TheoryData<QuantizedPath, QuantScheme, int, int, int, int, int> Cases()
+    {
+        var data = new TheoryData<QuantizedPath, QuantScheme, int, int, int, int, int>();
+        foreach (var path in Enum.GetValues<QuantizedPath>().Where(QuantizedMath.IsSupported))
+        {
+            foreach (var scheme in Enum.GetValues<QuantScheme>())
+            {
+                // rows, n, k, first, end
+                data.Add(path, scheme, 1, 1, 32, 0, 1);          // one block
+                data.Add(path, scheme, 1, 37, 45, 0, 37);        // odd n, short last block
+                data.Add(path, scheme, 1, 301, 515, 5, 298);     // a column range inside the weight
+                data.Add(path, scheme, 1, 9, 4113, 0, 9);        // long row, odd block count
+                data.Add(path, scheme, 7, 13, 172, 0, 13);       // tiles of 4 rows with one left over
+                data.Add(path, scheme, 3, 10, 96, 3, 9);         // several rows, a range cutting tiles
+                data.Add(path, scheme, 64, 5, 64, 0, 5);         // many rows
+            }
+        }
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Product_is_within_the_activation_quantization_bound_of_the_exact_product(QuantizedPath path, QuantScheme scheme, int rows, int n, int k, int first, int end)
+    {
+        var x = LinearMathTests.Random(rows * k, 1);
+        // Heavier-tailed x in some blocks, so the per-block scales differ.
+        for (var i = 0; i < x.Length; i += 29) x[i] *= 9;
+        var (packed, dequantized) = QuantizedProduct.Pack(LinearMathTests.Random(n * k, 2), n, k, scheme);
+
+        var y = Multiply(path, scheme, x, packed, rows, n, k, first, end);
+
+        QuantizedProduct.AssertClose(x, dequantized, y, rows, n, k, first, end);
+        // Columns outside the range are not written.
+        for (var r = 0; r < rows; r++)
+            for (var j = 0; j < n; j++)
+                if (j < first || j >= end) Assert.True(float.IsNaN(y[r * n + j]), $"row {r}, column {j} was written");
+    }
+
+    [Theory]
+    [InlineData(QuantScheme.Int8)]
+    [InlineData(QuantScheme.Int4Sym)]
+    [InlineData(QuantScheme.Int4)]
+    public void Every_supported_path_gives_the_portable_result(QuantScheme scheme)
+    {
+        const int rows = 5, n = 23, k = 300;
+        var x = LinearMathTests.Random(rows * k, 3);
+        var (packed, _) = QuantizedProduct.Pack(LinearMathTests.Random(n * k, 4), n, k, scheme);
+        var portable = Multiply(QuantizedPath.Portable, scheme, x, packed, rows, n, k, 0, n);
+        foreach (var path in Enum.GetValues<QuantizedPath>().Where(QuantizedMath.IsSupported))
+        {
+            // The same integer block sums; only the order of the float additions differs.
+            var y = Multiply(path, scheme, x, packed, rows, n, k, 0, n);
+            for (var i = 0; i < y.Length; i++) Assert.True(Math.Abs(y[i] - portable[i]) <= 1e-4f * (1 + Math.Abs(portable[i])), $"{path}, element {i}: {y[i]} vs {portable[i]}");
+        }
+    }
+
+    [Fact]
+    public void Activations_are_quantized_per_block_of_32_with_max_over_127_and_zero_padding()
+    {
+        var x = new float[40];
+        x[0] = 127f / 128;   // d = 1/128 exactly
+        x[1] = -0.5f / 128;  // −0.5 steps: ties go to even, 0
+        x[2] = 1.5f / 128;   // 1.5 steps: 2
+        x[33] = -2f;
+        var q = new sbyte[64];
+        var d = new float[2];
+        var sums = new float[2];
+        fixed (float* px = x)
+        fixed (sbyte* pq = q)
+        fixed (float* pd = d)
+        fixed (float* ps = sums)
+            QuantizedMath.QuantizeActivations(px, 1, 40, pq, pd, ps);
+
+        Assert.Equal(1f / 128, d[0]);
+        Assert.Equal(2f / 127, d[1]);
+        Assert.Equal([127, 0, 2], q[..3].Select(v => (int)v));
+        Assert.Equal(-127, q[33]);
+        Assert.All(q[40..], v => Assert.Equal(0, v));
+        Assert.Equal([x[..32].Sum(), x[32..].Sum()], sums);
+    }
+
+    [Fact]
+    public void The_best_path_is_the_widest_the_machine_runs()
+    {
+        var expected = Enum.GetValues<QuantizedPath>().Where(QuantizedMath.IsSupported).Max();
+        Assert.Equal(expected, QuantizedMath.Best);
+        Assert.Equal(System.Runtime.Intrinsics.X86.Avx2.IsSupported && System.Runtime.Intrinsics.X86.Fma.IsSupported, QuantizedMath.IsSupported(QuantizedPath.Avx2));
+    }
+
+    internal static float[] Multiply(QuantizedPath path, QuantScheme scheme, float[] x, byte[] packed, int rows, int n, int k, int first, int end)
+    {
+        var blocks = (int)QuantSchemes.Blocks(k);
+        var q = new sbyte[rows * blocks * 32];
+        var d = new float[rows * blocks];
+        var sums = new float[rows * blocks];
+        var y = Enumerable.Repeat(float.NaN, rows * n).ToArray();
+        fixed (float* px = x)
+        fixed (sbyte* pq = q)
+        fixed (float* pd = d)
+        fixed (float* ps = sums)
+        fixed (byte* pw = packed)
+        fixed (float* py = y)
+        {
+            QuantizedMath.QuantizeActivations(px, rows, k, pq, pd, ps);
+            QuantizedMath.Multiply(path, scheme, pq, pd, ps, pw, py, rows, k, n, first, end);
+        }
+        return y;
+    }
+}
