@@ -5,8 +5,11 @@ namespace Kiln.Tests.Cache;
 /// <summary>The default pipeline's snapshot points as runs report them, derived from the pipeline (never typed in).</summary>
 public static class DefaultPoints
 {
+    /// <summary>The pipeline entry index of the final point.</summary>
+    public static int FinalIndex { get; } = PipelineConfig.Load().Entries.Select((e, i) => (e, i)).Last(p => p.e.IsSnapshotPoint).i;
+
     /// <summary>The final point, e.g. "point 16 (after select_session_options, stage compile)".</summary>
-    public static string Final { get; } = Describe(PipelineConfig.Load().Entries.Select((e, i) => (e, i)).Last(p => p.e.IsSnapshotPoint).i);
+    public static string Final { get; } = Describe(FinalIndex);
 
     /// <summary>"point N", the start of <see cref="Final"/>.</summary>
     public static string FinalShort => Final[..Final.IndexOf(' ', "point ".Length)];

@@ -29,7 +29,7 @@ public sealed class QuantizedCacheTests
             keys[scheme] = warm.Cache.Key!;
         }
         Assert.Equal(3, keys.Values.Distinct().Count());
-        Assert.Equal(3, cache.Entries().Count(e => SnapshotStore.ReadManifest(e).Point.Index == 17));
+        Assert.Equal(3, cache.Entries().Count(e => SnapshotStore.ReadManifest(e).Point.Index == DefaultPoints.FinalIndex));
     }
 
     [Theory]
@@ -49,7 +49,7 @@ public sealed class QuantizedCacheTests
         Assert.Equal(uncached.Stdout, cold.Stdout);
         Assert.Equal(cold.Stdout, warm.Stdout);
 
-        var entry = cache.Entries().Single(e => SnapshotStore.ReadManifest(e).Point.Index == 17);
+        var entry = cache.Entries().Single(e => SnapshotStore.ReadManifest(e).Point.Index == DefaultPoints.FinalIndex);
         var folder = Assert.Single(Directory.EnumerateDirectories(entry, WeightsTier.FolderPrefix + "*"));
         using var saved = SafetensorsFile.Open(Path.Combine(folder, "rank_0", WeightsTier.DataFile));
         var down = saved.Tensors["model.layers.0.mlp.down_proj.weight"];

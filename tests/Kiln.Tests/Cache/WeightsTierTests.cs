@@ -29,7 +29,7 @@ public sealed class WeightsTierTests : IDisposable
         return result;
     }
 
-    private string FinalEntry => _cache.Entries().Single(e => SnapshotStore.ReadManifest(e).Point.Index == 16);
+    private string FinalEntry => _cache.Entries().Single(e => SnapshotStore.ReadManifest(e).Point.Index == DefaultPoints.FinalIndex);
 
     private IReadOnlyList<string> WeightsFolders(string entry) => Directory.EnumerateDirectories(entry, WeightsTier.FolderPrefix + "*").ToList();
 
