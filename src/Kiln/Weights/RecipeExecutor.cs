@@ -88,6 +88,11 @@ public static unsafe class RecipeExecutor
                 // A misaligned view (possible in a hand-made file) would fault or be slow in the runtime.
                 final = Copy(final, new Allocator(live, 0));
             }
+            if (final.Owner is not null || destination != 0)
+            {
+                // The product is made: its sources need not stay resident beside it (they stay in the page cache).
+                foreach (var source in sources) checkpoint.FileOf(source).ReleasePages(source);
+            }
             return new ParameterData(parameter, final.DType, final.Shape, final.Pointer, final.ByteLength, final.Owner);
         }
         catch
