@@ -26,7 +26,7 @@ public enum QuantizedPath
 /// one thread, a one-row product takes 0.38 (int8) to 0.24 (int4_sym) of the float32 kernel's time: bound
 /// by that integer work, not yet by the read bandwidth (docs/weights.md).
 /// </summary>
-public static unsafe class QuantizedMath
+public static unsafe partial class QuantizedMath
 {
     /// <summary>Weight rows per tile of a several-row product: they stay in cache while every input row passes by.</summary>
     public const int TileRows = 4;
@@ -185,32 +185,6 @@ public static unsafe class QuantizedMath
         y[3L * yStride] = Vector256.Sum(a3) + m3;
     }
 
-    // Σ w·x over blocks of int4: d·dx·Σq·qx + m·Σx per block.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static float DotInt4Avx2(byte* w, sbyte* qx, float* dx, float* sx, int blocks, bool vnni)
-    {
-        const int bytes = 4 + QuantSchemes.BlockSize / 2;
-        Vector256<float> a0 = default, a1 = default;
-        float m0 = 0, m1 = 0;
-        var b = 0;
-        for (; b + 2 <= blocks; b += 2)
-        {
-            var w0 = w + (long)b * bytes;
-            var w1 = w0 + bytes;
-            a0 = Fma.MultiplyAdd(BlockDotUnsigned(UnpackUnsigned(w0 + 4), Avx.LoadVector256(qx + b * 32L), vnni), Vector256.Create(Scale(w0) * dx[b]), a0);
-            a1 = Fma.MultiplyAdd(BlockDotUnsigned(UnpackUnsigned(w1 + 4), Avx.LoadVector256(qx + b * 32L + 32), vnni), Vector256.Create(Scale(w1) * dx[b + 1]), a1);
-            m0 += Scale(w0 + 2) * sx[b];
-            m1 += Scale(w1 + 2) * sx[b + 1];
-        }
-        if (b < blocks)
-        {
-            var w0 = w + (long)b * bytes;
-            a0 = Fma.MultiplyAdd(BlockDotUnsigned(UnpackUnsigned(w0 + 4), Avx.LoadVector256(qx + b * 32L), vnni), Vector256.Create(Scale(w0) * dx[b]), a0);
-            m0 += Scale(w0 + 2) * sx[b];
-        }
-        return Vector256.Sum(a0 + a1) + (m0 + m1);
-    }
-
     // 16 bytes of nibbles -> 32 values q in [0, 15], in the order of Unpack.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<byte> UnpackUnsigned(byte* packed)
@@ -227,49 +201,6 @@ public static unsafe class QuantizedMath
         if (vnni) return Avx.ConvertToVector256Single(System.Runtime.Intrinsics.X86.AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, q, x));
         var pairs = System.Runtime.Intrinsics.X86.Avx2.MultiplyAddAdjacent(q, x);
         return Avx.ConvertToVector256Single(System.Runtime.Intrinsics.X86.Avx2.MultiplyAddAdjacent(pairs, Vector256.Create((short)1)));
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static float DotInt8Avx2(byte* w, sbyte* qx, float* dx, int blocks, bool vnni)
-    {
-        const int bytes = 2 + QuantSchemes.BlockSize;
-        Vector256<float> a0 = default, a1 = default;
-        var b = 0;
-        // Two blocks per pass: two independent accumulators hide the FMA latency.
-        for (; b + 2 <= blocks; b += 2)
-        {
-            var w0 = w + (long)b * bytes;
-            var w1 = w0 + bytes;
-            a0 = Fma.MultiplyAdd(BlockDot(Avx.LoadVector256((sbyte*)w0 + 2), Avx.LoadVector256(qx + b * 32L), vnni), Vector256.Create(Scale(w0) * dx[b]), a0);
-            a1 = Fma.MultiplyAdd(BlockDot(Avx.LoadVector256((sbyte*)w1 + 2), Avx.LoadVector256(qx + b * 32L + 32), vnni), Vector256.Create(Scale(w1) * dx[b + 1]), a1);
-        }
-        if (b < blocks)
-        {
-            var w0 = w + (long)b * bytes;
-            a0 = Fma.MultiplyAdd(BlockDot(Avx.LoadVector256((sbyte*)w0 + 2), Avx.LoadVector256(qx + b * 32L), vnni), Vector256.Create(Scale(w0) * dx[b]), a0);
-        }
-        return Vector256.Sum(a0 + a1);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static float DotInt4SymAvx2(byte* w, sbyte* qx, float* dx, int blocks, bool vnni)
-    {
-        const int bytes = 2 + QuantSchemes.BlockSize / 2;
-        Vector256<float> a0 = default, a1 = default;
-        var b = 0;
-        for (; b + 2 <= blocks; b += 2)
-        {
-            var w0 = w + (long)b * bytes;
-            var w1 = w0 + bytes;
-            a0 = Fma.MultiplyAdd(BlockDot(Unpack(w0 + 2), Avx.LoadVector256(qx + b * 32L), vnni), Vector256.Create(Scale(w0) * dx[b]), a0);
-            a1 = Fma.MultiplyAdd(BlockDot(Unpack(w1 + 2), Avx.LoadVector256(qx + b * 32L + 32), vnni), Vector256.Create(Scale(w1) * dx[b + 1]), a1);
-        }
-        if (b < blocks)
-        {
-            var w0 = w + (long)b * bytes;
-            a0 = Fma.MultiplyAdd(BlockDot(Unpack(w0 + 2), Avx.LoadVector256(qx + b * 32L), vnni), Vector256.Create(Scale(w0) * dx[b]), a0);
-        }
-        return Vector256.Sum(a0 + a1);
     }
 
     // 16 bytes of nibbles -> 32 signed values q − 8: low nibbles are values 0..15, high nibbles 16..31.
