@@ -58,6 +58,9 @@ public static unsafe partial class QuantizedMath
 
     private static float DotInt4Avx2(byte* w, sbyte* qx, float* dx, float* sx, int blocks, bool vnni) => DotEightBlocks<Int4Blocks>(w, qx, dx, sx, blocks, vnni);
 
+    /// <summary>Bytes ahead of the block being read that the one-row products prefetch.</summary>
+    private const int PrefetchAhead = 2048;
+
     // Σ over blocks of d·dx·Σq·qx (+ m·Σx for int4).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float DotEightBlocks<T>(byte* w, sbyte* qx, float* dx, float* sx, int blocks, bool vnni) where T : struct, IBlocks
@@ -70,6 +73,8 @@ public static unsafe partial class QuantizedMath
         {
             var w0 = w + (long)b * bytes;
             var x0 = qx + b * 32L;
+            // Ask for the weights a little ahead: the hardware prefetcher alone leaves the read short of the bandwidth.
+            for (var p = 0; p < 8 * bytes; p += 64) Sse.Prefetch0(w0 + PrefetchAhead + p);
             // Each block's first 32 bits: its scale in the low half, int4's minimum in the high half.
             var words = Avx2.GatherVector256((int*)w0, offsets, 1);
             var d = Avx.Multiply(Halves(Avx2.ShiftLeftLogical(words, 16)), Avx.LoadVector256(dx + b));
