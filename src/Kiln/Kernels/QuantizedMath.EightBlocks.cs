@@ -21,8 +21,11 @@ public static unsafe partial class QuantizedMath
         /// <summary>Whether the block's second f16 is a minimum m, adding m·Σx (int4 = Q4_1).</summary>
         static abstract bool HasMinimum { get; }
 
-        /// <summary>Σ q·qx of the block's 32 values as eight float partial sums.</summary>
-        static abstract Vector256<float> Dot(byte* block, sbyte* x, bool vnni);
+        /// <summary>The block's 32 values q (as bytes: signed for int8 and int4_sym, unsigned for int4).</summary>
+        static abstract Vector256<byte> Values(byte* block);
+
+        /// <summary>Σ q·qx of one block as eight float partial sums.</summary>
+        static abstract Vector256<float> Dot(Vector256<byte> q, sbyte* x, bool vnni);
     }
 
     private readonly struct Int8Blocks : IBlocks
@@ -31,7 +34,10 @@ public static unsafe partial class QuantizedMath
         public static bool HasMinimum => false;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<float> Dot(byte* block, sbyte* x, bool vnni) => BlockDot(Avx.LoadVector256((sbyte*)block + 2), Avx.LoadVector256(x), vnni);
+        public static Vector256<byte> Values(byte* block) => Avx.LoadVector256(block + 2);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Dot(Vector256<byte> q, sbyte* x, bool vnni) => BlockDot(q.AsSByte(), Avx.LoadVector256(x), vnni);
     }
 
     private readonly struct Int4SymBlocks : IBlocks
@@ -40,7 +46,10 @@ public static unsafe partial class QuantizedMath
         public static bool HasMinimum => false;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<float> Dot(byte* block, sbyte* x, bool vnni) => BlockDot(Unpack(block + 2), Avx.LoadVector256(x), vnni);
+        public static Vector256<byte> Values(byte* block) => Unpack(block + 2).AsByte();
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Dot(Vector256<byte> q, sbyte* x, bool vnni) => BlockDot(q.AsSByte(), Avx.LoadVector256(x), vnni);
     }
 
     private readonly struct Int4Blocks : IBlocks
@@ -49,7 +58,10 @@ public static unsafe partial class QuantizedMath
         public static bool HasMinimum => true;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<float> Dot(byte* block, sbyte* x, bool vnni) => BlockDotUnsigned(UnpackUnsigned(block + 4), Avx.LoadVector256(x), vnni);
+        public static Vector256<byte> Values(byte* block) => UnpackUnsigned(block + 4);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Dot(Vector256<byte> q, sbyte* x, bool vnni) => BlockDotUnsigned(q, Avx.LoadVector256(x), vnni);
     }
 
     private static float DotInt8Avx2(byte* w, sbyte* qx, float* dx, int blocks, bool vnni) => DotEightBlocks<Int8Blocks>(w, qx, dx, null, blocks, vnni);
@@ -82,23 +94,94 @@ public static unsafe partial class QuantizedMath
             // vpermilps broadcasts within a 128-bit half, so each half of d is first copied to both.
             var low = Avx.Permute2x128(d, d, 0x00);
             var high = Avx.Permute2x128(d, d, 0x11);
-            a0 = Fma.MultiplyAdd(T.Dot(w0, x0, vnni), Avx.Permute(low, 0x00), a0);
-            a1 = Fma.MultiplyAdd(T.Dot(w0 + bytes, x0 + 32, vnni), Avx.Permute(low, 0x55), a1);
-            a2 = Fma.MultiplyAdd(T.Dot(w0 + 2 * bytes, x0 + 64, vnni), Avx.Permute(low, 0xAA), a2);
-            a3 = Fma.MultiplyAdd(T.Dot(w0 + 3 * bytes, x0 + 96, vnni), Avx.Permute(low, 0xFF), a3);
-            a0 = Fma.MultiplyAdd(T.Dot(w0 + 4 * bytes, x0 + 128, vnni), Avx.Permute(high, 0x00), a0);
-            a1 = Fma.MultiplyAdd(T.Dot(w0 + 5 * bytes, x0 + 160, vnni), Avx.Permute(high, 0x55), a1);
-            a2 = Fma.MultiplyAdd(T.Dot(w0 + 6 * bytes, x0 + 192, vnni), Avx.Permute(high, 0xAA), a2);
-            a3 = Fma.MultiplyAdd(T.Dot(w0 + 7 * bytes, x0 + 224, vnni), Avx.Permute(high, 0xFF), a3);
+            a0 = Fma.MultiplyAdd(T.Dot(T.Values(w0), x0, vnni), Avx.Permute(low, 0x00), a0);
+            a1 = Fma.MultiplyAdd(T.Dot(T.Values(w0 + bytes), x0 + 32, vnni), Avx.Permute(low, 0x55), a1);
+            a2 = Fma.MultiplyAdd(T.Dot(T.Values(w0 + 2 * bytes), x0 + 64, vnni), Avx.Permute(low, 0xAA), a2);
+            a3 = Fma.MultiplyAdd(T.Dot(T.Values(w0 + 3 * bytes), x0 + 96, vnni), Avx.Permute(low, 0xFF), a3);
+            a0 = Fma.MultiplyAdd(T.Dot(T.Values(w0 + 4 * bytes), x0 + 128, vnni), Avx.Permute(high, 0x00), a0);
+            a1 = Fma.MultiplyAdd(T.Dot(T.Values(w0 + 5 * bytes), x0 + 160, vnni), Avx.Permute(high, 0x55), a1);
+            a2 = Fma.MultiplyAdd(T.Dot(T.Values(w0 + 6 * bytes), x0 + 192, vnni), Avx.Permute(high, 0xAA), a2);
+            a3 = Fma.MultiplyAdd(T.Dot(T.Values(w0 + 7 * bytes), x0 + 224, vnni), Avx.Permute(high, 0xFF), a3);
         }
         var rest = 0f;
         for (; b < blocks; b++)
         {
             var block = w + (long)b * bytes;
-            a0 = Fma.MultiplyAdd(T.Dot(block, qx + b * 32L, vnni), Vector256.Create(Scale(block) * dx[b]), a0);
+            a0 = Fma.MultiplyAdd(T.Dot(T.Values(block), qx + b * 32L, vnni), Vector256.Create(Scale(block) * dx[b]), a0);
             if (T.HasMinimum) rest += Scale(block + 2) * sx[b];
         }
         return Vector256.Sum((a0 + a1) + (a2 + a3) + minimum) + rest;
+    }
+
+    // y[0], y[yStride], y[2·yStride], y[3·yStride] = one weight row against four quantized input rows xStride
+    // apart, eight blocks per step as DotEightBlocks: each block's values are loaded (and unpacked) once for
+    // the four rows, each row multiplies the eight decoded scales by its own dx once per step.
+    private static void FourRowsAvx2(QuantScheme scheme, byte* w, sbyte* qx, long xStride, float* dx, float* sx, int blocks, float* y, int yStride, bool vnni)
+    {
+        if (scheme == QuantScheme.Int8) FourRowsEightBlocks<Int8Blocks>(w, qx, xStride, dx, sx, blocks, y, yStride, vnni);
+        else if (scheme == QuantScheme.Int4Sym) FourRowsEightBlocks<Int4SymBlocks>(w, qx, xStride, dx, sx, blocks, y, yStride, vnni);
+        else FourRowsEightBlocks<Int4Blocks>(w, qx, xStride, dx, sx, blocks, y, yStride, vnni);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void FourRowsEightBlocks<T>(byte* w, sbyte* qx, long xStride, float* dx, float* sx, int blocks, float* y, int yStride, bool vnni) where T : struct, IBlocks
+    {
+        var bytes = T.Bytes;
+        var offsets = Vector256.Create(0, bytes, 2 * bytes, 3 * bytes, 4 * bytes, 5 * bytes, 6 * bytes, 7 * bytes);
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        Vector256<float> m0 = default, m1 = default, m2 = default, m3 = default;
+        var b = 0;
+        for (; b + 8 <= blocks; b += 8)
+        {
+            var w0 = w + (long)b * bytes;
+            var x0 = qx + b * 32L;
+            var words = Avx2.GatherVector256((int*)w0, offsets, 1);
+            var scale = Halves(Avx2.ShiftLeftLogical(words, 16));
+            var d0 = Avx.Multiply(scale, Avx.LoadVector256(dx + b));
+            var d1 = Avx.Multiply(scale, Avx.LoadVector256(dx + blocks + b));
+            var d2 = Avx.Multiply(scale, Avx.LoadVector256(dx + 2 * blocks + b));
+            var d3 = Avx.Multiply(scale, Avx.LoadVector256(dx + 3 * blocks + b));
+            if (T.HasMinimum)
+            {
+                var minimum = Halves(words);
+                m0 = Fma.MultiplyAdd(minimum, Avx.LoadVector256(sx + b), m0);
+                m1 = Fma.MultiplyAdd(minimum, Avx.LoadVector256(sx + blocks + b), m1);
+                m2 = Fma.MultiplyAdd(minimum, Avx.LoadVector256(sx + 2 * blocks + b), m2);
+                m3 = Fma.MultiplyAdd(minimum, Avx.LoadVector256(sx + 3 * blocks + b), m3);
+            }
+            for (var i = 0; i < 8; i++)
+            {
+                var q = T.Values(w0 + i * bytes);
+                var x = x0 + i * 32;
+                // Lane i of each row's scales in every lane (vpermps takes a variable index).
+                var lane = Vector256.Create(i);
+                a0 = Fma.MultiplyAdd(T.Dot(q, x, vnni), Avx2.PermuteVar8x32(d0, lane), a0);
+                a1 = Fma.MultiplyAdd(T.Dot(q, x + xStride, vnni), Avx2.PermuteVar8x32(d1, lane), a1);
+                a2 = Fma.MultiplyAdd(T.Dot(q, x + 2 * xStride, vnni), Avx2.PermuteVar8x32(d2, lane), a2);
+                a3 = Fma.MultiplyAdd(T.Dot(q, x + 3 * xStride, vnni), Avx2.PermuteVar8x32(d3, lane), a3);
+            }
+        }
+        float r0 = 0, r1 = 0, r2 = 0, r3 = 0;
+        for (; b < blocks; b++)
+        {
+            var block = w + (long)b * bytes;
+            var q = T.Values(block);
+            var d = Scale(block);
+            var x = qx + b * 32L;
+            a0 = Fma.MultiplyAdd(T.Dot(q, x, vnni), Vector256.Create(d * dx[b]), a0);
+            a1 = Fma.MultiplyAdd(T.Dot(q, x + xStride, vnni), Vector256.Create(d * dx[b + blocks]), a1);
+            a2 = Fma.MultiplyAdd(T.Dot(q, x + 2 * xStride, vnni), Vector256.Create(d * dx[b + 2 * blocks]), a2);
+            a3 = Fma.MultiplyAdd(T.Dot(q, x + 3 * xStride, vnni), Vector256.Create(d * dx[b + 3 * blocks]), a3);
+            if (T.HasMinimum)
+            {
+                var m = Scale(block + 2);
+                (r0, r1, r2, r3) = (r0 + m * sx[b], r1 + m * sx[b + blocks], r2 + m * sx[b + 2 * blocks], r3 + m * sx[b + 3 * blocks]);
+            }
+        }
+        y[0] = Vector256.Sum(a0 + m0) + r0;
+        y[yStride] = Vector256.Sum(a1 + m1) + r1;
+        y[2L * yStride] = Vector256.Sum(a2 + m2) + r2;
+        y[3L * yStride] = Vector256.Sum(a3 + m3) + r3;
     }
 
     // Eight f16 in the high 16 bits of the lanes as f32, exactly as Scale: the arithmetic shift puts the

@@ -130,61 +130,6 @@ public static unsafe partial class QuantizedMath
         return BitConverter.Int32BitsToSingle((bits & 0x8000) << 16 | (bits & 0x7FFF) << 13) * TwoTo112;
     }
 
-    // y[0], y[yStride], y[2·yStride], y[3·yStride] = one weight row against four quantized input rows xStride apart.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void FourRowsAvx2(QuantScheme scheme, byte* w, sbyte* qx, long xStride, float* dx, float* sx, int blocks, float* y, int yStride, bool vnni)
-    {
-        if (scheme == QuantScheme.Int4)
-        {
-            FourRowsInt4Avx2(w, qx, xStride, dx, sx, blocks, y, yStride, vnni);
-            return;
-        }
-        var bytes = scheme.BlockBytes();
-        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        for (var b = 0; b < blocks; b++)
-        {
-            var block = w + (long)b * bytes;
-            var values = scheme == QuantScheme.Int8 ? Avx.LoadVector256((sbyte*)block + 2) : Unpack(block + 2);
-            var d = Scale(block);
-            var x = qx + b * 32L;
-            a0 = Fma.MultiplyAdd(BlockDot(values, Avx.LoadVector256(x), vnni), Vector256.Create(d * dx[b]), a0);
-            a1 = Fma.MultiplyAdd(BlockDot(values, Avx.LoadVector256(x + xStride), vnni), Vector256.Create(d * dx[b + blocks]), a1);
-            a2 = Fma.MultiplyAdd(BlockDot(values, Avx.LoadVector256(x + 2 * xStride), vnni), Vector256.Create(d * dx[b + 2 * blocks]), a2);
-            a3 = Fma.MultiplyAdd(BlockDot(values, Avx.LoadVector256(x + 3 * xStride), vnni), Vector256.Create(d * dx[b + 3 * blocks]), a3);
-        }
-        y[0] = Vector256.Sum(a0);
-        y[yStride] = Vector256.Sum(a1);
-        y[2L * yStride] = Vector256.Sum(a2);
-        y[3L * yStride] = Vector256.Sum(a3);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void FourRowsInt4Avx2(byte* w, sbyte* qx, long xStride, float* dx, float* sx, int blocks, float* y, int yStride, bool vnni)
-    {
-        const int bytes = 4 + QuantSchemes.BlockSize / 2;
-        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        float m0 = 0, m1 = 0, m2 = 0, m3 = 0;
-        for (var b = 0; b < blocks; b++)
-        {
-            var block = w + (long)b * bytes;
-            var values = UnpackUnsigned(block + 4);
-            var (d, m) = (Scale(block), Scale(block + 2));
-            var x = qx + b * 32L;
-            a0 = Fma.MultiplyAdd(BlockDotUnsigned(values, Avx.LoadVector256(x), vnni), Vector256.Create(d * dx[b]), a0);
-            a1 = Fma.MultiplyAdd(BlockDotUnsigned(values, Avx.LoadVector256(x + xStride), vnni), Vector256.Create(d * dx[b + blocks]), a1);
-            a2 = Fma.MultiplyAdd(BlockDotUnsigned(values, Avx.LoadVector256(x + 2 * xStride), vnni), Vector256.Create(d * dx[b + 2 * blocks]), a2);
-            a3 = Fma.MultiplyAdd(BlockDotUnsigned(values, Avx.LoadVector256(x + 3 * xStride), vnni), Vector256.Create(d * dx[b + 3 * blocks]), a3);
-            m0 += m * sx[b];
-            m1 += m * sx[b + blocks];
-            m2 += m * sx[b + 2 * blocks];
-            m3 += m * sx[b + 3 * blocks];
-        }
-        y[0] = Vector256.Sum(a0) + m0;
-        y[yStride] = Vector256.Sum(a1) + m1;
-        y[2L * yStride] = Vector256.Sum(a2) + m2;
-        y[3L * yStride] = Vector256.Sum(a3) + m3;
-    }
-
     // 16 bytes of nibbles -> 32 values q in [0, 15], in the order of Unpack.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<byte> UnpackUnsigned(byte* packed)
