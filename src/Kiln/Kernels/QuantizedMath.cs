@@ -22,9 +22,8 @@ public enum QuantizedPath
 /// y = x·Wᵀ for float x [rows, k] and a block-quantized W [n, RowBytes(k)] (<see cref="BlockQuantizer"/>),
 /// for one range of output columns so that threads can split W. As llama.cpp does, each row of x is
 /// first quantized to int8 blocks of 32 with one f32 scale (<see cref="QuantizeActivations"/>), so the
-/// inner loop is an integer dot product per block, scaled by the product of the two scales. Measured on
-/// one thread, a one-row product takes 0.38 (int8) to 0.24 (int4_sym) of the float32 kernel's time: bound
-/// by that integer work, not yet by the read bandwidth (docs/weights.md).
+/// inner loop is an integer dot product per block, scaled by the product of the two scales. The AVX2
+/// paths take eight blocks per step (QuantizedMath.EightBlocks.cs); figures in docs/weights.md.
 /// </summary>
 public static unsafe partial class QuantizedMath
 {
