@@ -18,6 +18,12 @@ public static unsafe partial class QuantizedMath
     {
         static abstract int Bytes { get; }
 
+        /// <summary>
+        /// 0, or the c that <see cref="Values"/> adds to each value to make it an unsigned byte, so that
+        /// the product is Σ(q + c)·qx − c·Σqx with Σqx per block given (QuantizedMath.ShiftedBlocks.cs).
+        /// </summary>
+        static abstract int Shift { get; }
+
         /// <summary>Whether the block's second f16 is a minimum m, adding m·Σx (int4 = Q4_1).</summary>
         static abstract bool HasMinimum { get; }
 
@@ -30,6 +36,7 @@ public static unsafe partial class QuantizedMath
 
     private readonly struct Int8Blocks : IBlocks
     {
+        public static int Shift => 0;
         public static int Bytes => 2 + QuantSchemes.BlockSize;
         public static bool HasMinimum => false;
 
@@ -42,6 +49,7 @@ public static unsafe partial class QuantizedMath
 
     private readonly struct Int4SymBlocks : IBlocks
     {
+        public static int Shift => 0;
         public static int Bytes => 2 + QuantSchemes.BlockSize / 2;
         public static bool HasMinimum => false;
 
@@ -54,6 +62,7 @@ public static unsafe partial class QuantizedMath
 
     private readonly struct Int4Blocks : IBlocks
     {
+        public static int Shift => 0;
         public static int Bytes => 4 + QuantSchemes.BlockSize / 2;
         public static bool HasMinimum => true;
 
@@ -64,18 +73,18 @@ public static unsafe partial class QuantizedMath
         public static Vector256<float> Dot(Vector256<byte> q, sbyte* x, bool vnni) => BlockDotUnsigned(q, Avx.LoadVector256(x), vnni);
     }
 
-    private static float DotInt8Avx2(byte* w, sbyte* qx, float* dx, int blocks, bool vnni) => DotEightBlocks<Int8Blocks>(w, qx, dx, null, blocks, vnni);
+    private static float DotInt8Avx2(byte* w, sbyte* qx, float* dx, int blocks, bool vnni) => DotEightBlocks<Int8Blocks>(w, qx, dx, null, null, blocks, vnni);
 
-    private static float DotInt4SymAvx2(byte* w, sbyte* qx, float* dx, int blocks, bool vnni) => DotEightBlocks<Int4SymBlocks>(w, qx, dx, null, blocks, vnni);
+    private static float DotInt4SymAvx2(byte* w, sbyte* qx, float* dx, int blocks, bool vnni) => DotEightBlocks<Int4SymBlocks>(w, qx, dx, null, null, blocks, vnni);
 
-    private static float DotInt4Avx2(byte* w, sbyte* qx, float* dx, float* sx, int blocks, bool vnni) => DotEightBlocks<Int4Blocks>(w, qx, dx, sx, blocks, vnni);
+    private static float DotInt4Avx2(byte* w, sbyte* qx, float* dx, float* sx, int blocks, bool vnni) => DotEightBlocks<Int4Blocks>(w, qx, dx, sx, null, blocks, vnni);
 
     /// <summary>Bytes ahead of the block being read that the one-row products prefetch.</summary>
     private const int PrefetchAhead = 2048;
 
-    // Σ over blocks of d·dx·Σq·qx (+ m·Σx for int4).
+    // Σ over blocks of d·dx·Σq·qx (+ m·Σx for int4; − c·d·dx·Σqx for a shift c, xsums holding each block's Σqx).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static float DotEightBlocks<T>(byte* w, sbyte* qx, float* dx, float* sx, int blocks, bool vnni) where T : struct, IBlocks
+    private static float DotEightBlocks<T>(byte* w, sbyte* qx, float* dx, float* sx, int* xsums, int blocks, bool vnni) where T : struct, IBlocks
     {
         var bytes = T.Bytes;
         var offsets = Vector256.Create(0, bytes, 2 * bytes, 3 * bytes, 4 * bytes, 5 * bytes, 6 * bytes, 7 * bytes);
@@ -91,6 +100,8 @@ public static unsafe partial class QuantizedMath
             var words = Avx2.GatherVector256((int*)w0, offsets, 1);
             var d = Avx.Multiply(Halves(Avx2.ShiftLeftLogical(words, 16)), Avx.LoadVector256(dx + b));
             if (T.HasMinimum) minimum = Fma.MultiplyAdd(Halves(words), Avx.LoadVector256(sx + b), minimum);
+            // A shift's Σqx term shares the minimum's accumulator: no scheme has both.
+            if (T.Shift != 0) minimum = Fma.MultiplyAdd(d, Avx.ConvertToVector256Single(Avx.LoadVector256(xsums + b)), minimum);
             // vpermilps broadcasts within a 128-bit half, so each half of d is first copied to both.
             var low = Avx.Permute2x128(d, d, 0x00);
             var high = Avx.Permute2x128(d, d, 0x11);
@@ -109,7 +120,9 @@ public static unsafe partial class QuantizedMath
             var block = w + (long)b * bytes;
             a0 = Fma.MultiplyAdd(T.Dot(T.Values(block), qx + b * 32L, vnni), Vector256.Create(Scale(block) * dx[b]), a0);
             if (T.HasMinimum) rest += Scale(block + 2) * sx[b];
+            if (T.Shift != 0) rest += Scale(block) * dx[b] * xsums[b];
         }
+        if (T.Shift != 0) return Vector256.Sum((a0 + a1) + (a2 + a3)) - T.Shift * (Vector256.Sum(minimum) + rest);
         return Vector256.Sum((a0 + a1) + (a2 + a3) + minimum) + rest;
     }
 

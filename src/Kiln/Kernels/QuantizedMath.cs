@@ -86,6 +86,13 @@ public static unsafe partial class QuantizedMath
         var xStride = (long)blocks * QuantSchemes.BlockSize;
         if (rows == 1)
         {
+            if (path != QuantizedPath.Portable && ShiftedDots(path, scheme) && blocks <= MaxShiftedBlocks)
+            {
+                var xsums = stackalloc int[blocks];
+                BlockSums(qx, blocks, xsums);
+                for (var j = first; j < end; j++) y[j] = DotShifted(path, scheme, w + j * rowBytes, qx, dx, xsums, blocks);
+                return;
+            }
             for (var j = first; j < end; j++) y[j] = Dot(path, scheme, w + j * rowBytes, qx, dx, sx, blocks);
             return;
         }
