@@ -129,15 +129,18 @@ public static unsafe partial class QuantizedMath
     // y[0], y[yStride], y[2·yStride], y[3·yStride] = one weight row against four quantized input rows xStride
     // apart, eight blocks per step as DotEightBlocks: each block's values are loaded (and unpacked) once for
     // the four rows, each row multiplies the eight decoded scales by its own dx once per step.
-    private static void FourRowsAvx2(QuantScheme scheme, byte* w, sbyte* qx, long xStride, float* dx, float* sx, int blocks, float* y, int yStride, bool vnni)
+    // xsums: each row's Σqx per block where the scheme drops the sign trick (QuantizedMath.ShiftedBlocks.cs), else null.
+    private static void FourRowsAvx2(QuantScheme scheme, byte* w, sbyte* qx, long xStride, float* dx, float* sx, int* xsums, int blocks, float* y, int yStride, bool vnni)
     {
-        if (scheme == QuantScheme.Int8) FourRowsEightBlocks<Int8Blocks>(w, qx, xStride, dx, sx, blocks, y, yStride, vnni);
-        else if (scheme == QuantScheme.Int4Sym) FourRowsEightBlocks<Int4SymBlocks>(w, qx, xStride, dx, sx, blocks, y, yStride, vnni);
-        else FourRowsEightBlocks<Int4Blocks>(w, qx, xStride, dx, sx, blocks, y, yStride, vnni);
+        if (scheme == QuantScheme.Int4) FourRowsEightBlocks<Int4Blocks>(w, qx, xStride, dx, sx, null, blocks, y, yStride, vnni);
+        else if (xsums != null && scheme == QuantScheme.Int8) FourRowsEightBlocks<Int8Shifted>(w, qx, xStride, dx, sx, xsums, blocks, y, yStride, vnni);
+        else if (xsums != null) FourRowsEightBlocks<Int4SymShifted>(w, qx, xStride, dx, sx, xsums, blocks, y, yStride, vnni);
+        else if (scheme == QuantScheme.Int8) FourRowsEightBlocks<Int8Blocks>(w, qx, xStride, dx, sx, null, blocks, y, yStride, vnni);
+        else FourRowsEightBlocks<Int4SymBlocks>(w, qx, xStride, dx, sx, null, blocks, y, yStride, vnni);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void FourRowsEightBlocks<T>(byte* w, sbyte* qx, long xStride, float* dx, float* sx, int blocks, float* y, int yStride, bool vnni) where T : struct, IBlocks
+    private static void FourRowsEightBlocks<T>(byte* w, sbyte* qx, long xStride, float* dx, float* sx, int* xsums, int blocks, float* y, int yStride, bool vnni) where T : struct, IBlocks
     {
         var bytes = T.Bytes;
         var offsets = Vector256.Create(0, bytes, 2 * bytes, 3 * bytes, 4 * bytes, 5 * bytes, 6 * bytes, 7 * bytes);
@@ -161,6 +164,13 @@ public static unsafe partial class QuantizedMath
                 m1 = Fma.MultiplyAdd(minimum, Avx.LoadVector256(sx + blocks + b), m1);
                 m2 = Fma.MultiplyAdd(minimum, Avx.LoadVector256(sx + 2 * blocks + b), m2);
                 m3 = Fma.MultiplyAdd(minimum, Avx.LoadVector256(sx + 3 * blocks + b), m3);
+            }
+            if (T.Shift != 0)
+            {
+                m0 = Fma.MultiplyAdd(d0, Avx.ConvertToVector256Single(Avx.LoadVector256(xsums + b)), m0);
+                m1 = Fma.MultiplyAdd(d1, Avx.ConvertToVector256Single(Avx.LoadVector256(xsums + blocks + b)), m1);
+                m2 = Fma.MultiplyAdd(d2, Avx.ConvertToVector256Single(Avx.LoadVector256(xsums + 2 * blocks + b)), m2);
+                m3 = Fma.MultiplyAdd(d3, Avx.ConvertToVector256Single(Avx.LoadVector256(xsums + 3 * blocks + b)), m3);
             }
             for (var i = 0; i < 8; i++)
             {
@@ -190,6 +200,19 @@ public static unsafe partial class QuantizedMath
                 var m = Scale(block + 2);
                 (r0, r1, r2, r3) = (r0 + m * sx[b], r1 + m * sx[b + blocks], r2 + m * sx[b + 2 * blocks], r3 + m * sx[b + 3 * blocks]);
             }
+            if (T.Shift != 0)
+            {
+                (r0, r1) = (r0 + d * dx[b] * xsums[b], r1 + d * dx[b + blocks] * xsums[b + blocks]);
+                (r2, r3) = (r2 + d * dx[b + 2 * blocks] * xsums[b + 2 * blocks], r3 + d * dx[b + 3 * blocks] * xsums[b + 3 * blocks]);
+            }
+        }
+        if (T.Shift != 0)
+        {
+            y[0] = Vector256.Sum(a0) - T.Shift * (Vector256.Sum(m0) + r0);
+            y[yStride] = Vector256.Sum(a1) - T.Shift * (Vector256.Sum(m1) + r1);
+            y[2L * yStride] = Vector256.Sum(a2) - T.Shift * (Vector256.Sum(m2) + r2);
+            y[3L * yStride] = Vector256.Sum(a3) - T.Shift * (Vector256.Sum(m3) + r3);
+            return;
         }
         y[0] = Vector256.Sum(a0 + m0) + r0;
         y[yStride] = Vector256.Sum(a1 + m1) + r1;

@@ -9,14 +9,14 @@ namespace Kiln.Kernels;
 /// One-row products of signed weights without the sign trick. vpmaddubsw and vpdpbusd multiply unsigned
 /// by signed bytes, so signed values q need two vpsignb per block (<see cref="BlockDot"/>). Adding a
 /// constant c makes them unsigned instead: Σq·qx = Σ(q + c)·qx − c·Σqx, and Σqx per block is computed
-/// once per call, its term one vector FMA per eight blocks. int8 takes c = 128 (an XOR of the sign bit)
+/// once per call, its term one vector FMA per eight blocks (per row, in the several-row products). int8 takes c = 128 (an XOR of the sign bit)
 /// and needs vpdpbusd, as vpmaddubsw's int16 pairs would overflow (2 · 255 · 127); int4_sym takes c = 8,
 /// which is its nibbles as stored.
 /// </summary>
 public static unsafe partial class QuantizedMath
 {
-    /// <summary>Most blocks per row (k = 262144) whose Σqx go on the stack; longer rows take the sign trick.</summary>
-    private const int MaxShiftedBlocks = 8192;
+    /// <summary>Most Σqx (rows · blocks) kept on the stack (32 KB); more are allocated.</summary>
+    private const int MaxStackSums = 8192;
 
     private static bool ShiftedDots(QuantizedPath path, QuantScheme scheme) =>
         scheme == QuantScheme.Int4Sym || (scheme == QuantScheme.Int8 && path == QuantizedPath.AvxVnni);

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using Kiln.Weights;
@@ -84,16 +85,37 @@ public static unsafe partial class QuantizedMath
         var blocks = (int)QuantSchemes.Blocks(k);
         var rowBytes = (long)blocks * scheme.BlockBytes();
         var xStride = (long)blocks * QuantSchemes.BlockSize;
+        // Σqx per block for the products that drop the sign trick (QuantizedMath.ShiftedBlocks.cs).
+        var shifted = path != QuantizedPath.Portable && ShiftedDots(path, scheme);
+        var count = shifted ? (long)rows * blocks : 0;
+        var onStack = count <= MaxStackSums;
+        var xsums = onStack ? stackalloc int[(int)count] : new Span<int>((void*)0, 0);
+        fixed (int* stack = xsums)
+        {
+            var sums = onStack ? stack : (int*)NativeMemory.Alloc((nuint)count, sizeof(int));
+            try
+            {
+                if (shifted) BlockSums(qx, rows * blocks, sums);
+                Multiply(path, scheme, qx, dx, sx, shifted ? sums : null, w, y, rows, blocks, n, first, end);
+            }
+            finally
+            {
+                if (!onStack) NativeMemory.Free(sums);
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Multiply(QuantizedPath path, QuantScheme scheme, sbyte* qx, float* dx, float* sx, int* xsums, byte* w, float* y, int rows, int blocks, int n, int first, int end)
+    {
+        var rowBytes = (long)blocks * scheme.BlockBytes();
+        var xStride = (long)blocks * QuantSchemes.BlockSize;
         if (rows == 1)
         {
-            if (path != QuantizedPath.Portable && ShiftedDots(path, scheme) && blocks <= MaxShiftedBlocks)
-            {
-                var xsums = stackalloc int[blocks];
-                BlockSums(qx, blocks, xsums);
+            if (xsums != null)
                 for (var j = first; j < end; j++) y[j] = DotShifted(path, scheme, w + j * rowBytes, qx, dx, xsums, blocks);
-                return;
-            }
-            for (var j = first; j < end; j++) y[j] = Dot(path, scheme, w + j * rowBytes, qx, dx, sx, blocks);
+            else
+                for (var j = first; j < end; j++) y[j] = Dot(path, scheme, w + j * rowBytes, qx, dx, sx, blocks);
             return;
         }
         // Weight rows outermost, a few at a time: read from memory once, reused by every input row from cache.
@@ -107,12 +129,15 @@ public static unsafe partial class QuantizedMath
                 for (; r + 4 <= rows; r += 4)
                 {
                     for (var j = j0; j < j1; j++)
-                        FourRowsAvx2(scheme, w + j * rowBytes, qx + r * xStride, xStride, dx + (long)r * blocks, sx + (long)r * blocks, blocks, y + (long)r * n + j, n, path == QuantizedPath.AvxVnni);
+                        FourRowsAvx2(scheme, w + j * rowBytes, qx + r * xStride, xStride, dx + (long)r * blocks, sx + (long)r * blocks, xsums == null ? null : xsums + (long)r * blocks, blocks, y + (long)r * n + j, n, path == QuantizedPath.AvxVnni);
                 }
             }
             for (; r < rows; r++)
             {
-                for (var j = j0; j < j1; j++) y[(long)r * n + j] = Dot(path, scheme, w + j * rowBytes, qx + r * xStride, dx + (long)r * blocks, sx + (long)r * blocks, blocks);
+                for (var j = j0; j < j1; j++)
+                    y[(long)r * n + j] = xsums != null
+                        ? DotShifted(path, scheme, w + j * rowBytes, qx + r * xStride, dx + (long)r * blocks, xsums + (long)r * blocks, blocks)
+                        : Dot(path, scheme, w + j * rowBytes, qx + r * xStride, dx + (long)r * blocks, sx + (long)r * blocks, blocks);
             }
         }
     }

@@ -23,6 +23,7 @@ public sealed unsafe class QuantizedMathTests
                 data.Add(path, scheme, 3, 10, 96, 3, 9);         // several rows, a range cutting tiles
                 data.Add(path, scheme, 64, 5, 64, 0, 5);         // many rows
                 data.Add(path, scheme, 9, 11, 777, 0, 11);       // several rows, steps of eight blocks and a short last block
+                data.Add(path, scheme, 40, 3, 7000, 0, 3);       // more block sums Σqx than go on the stack
             }
         }
         return data;
