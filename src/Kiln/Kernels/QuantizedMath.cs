@@ -112,6 +112,18 @@ public static unsafe partial class QuantizedMath
         var xStride = (long)blocks * QuantSchemes.BlockSize;
         if (rows == 1)
         {
+            // The nibble schemes two blocks per vector, their activations paired once here (QuantizedMath.PairedBlocks.cs).
+            if (path != QuantizedPath.Portable && (scheme == QuantScheme.Int4 || (scheme == QuantScheme.Int4Sym && xsums != null)) && xStride <= MaxPairedBytes)
+            {
+                var paired = stackalloc sbyte[(int)xStride];
+                PairActivations(qx, blocks, paired);
+                var vnni = path == QuantizedPath.AvxVnni;
+                if (scheme == QuantScheme.Int4)
+                    for (var j = first; j < end; j++) y[j] = DotPairedBlocks<Int4Blocks>(w + j * rowBytes, qx, paired, dx, sx, null, blocks, vnni);
+                else
+                    for (var j = first; j < end; j++) y[j] = DotPairedBlocks<Int4SymShifted>(w + j * rowBytes, qx, paired, dx, null, xsums, blocks, vnni);
+                return;
+            }
             if (xsums != null)
                 for (var j = first; j < end; j++) y[j] = DotShifted(path, scheme, w + j * rowBytes, qx, dx, xsums, blocks);
             else
