@@ -130,17 +130,18 @@ public static unsafe partial class QuantizedMath
     // apart, eight blocks per step as DotEightBlocks: each block's values are loaded (and unpacked) once for
     // the four rows, each row multiplies the eight decoded scales by its own dx once per step.
     // xsums: each row's Σqx per block where the scheme drops the sign trick (QuantizedMath.ShiftedBlocks.cs), else null.
-    private static void FourRowsAvx2(QuantScheme scheme, byte* w, sbyte* qx, long xStride, float* dx, float* sx, int* xsums, int blocks, float* y, int yStride, bool vnni)
+    // paired: the rows' activations from PairActivations (int4, and int4_sym with xsums), else null.
+    private static void FourRowsAvx2(QuantScheme scheme, byte* w, sbyte* qx, sbyte* paired, long xStride, float* dx, float* sx, int* xsums, int blocks, float* y, int yStride, bool vnni)
     {
-        if (scheme == QuantScheme.Int4) FourRowsEightBlocks<Int4Blocks>(w, qx, xStride, dx, sx, null, blocks, y, yStride, vnni);
-        else if (xsums != null && scheme == QuantScheme.Int8) FourRowsEightBlocks<Int8Shifted>(w, qx, xStride, dx, sx, xsums, blocks, y, yStride, vnni);
-        else if (xsums != null) FourRowsEightBlocks<Int4SymShifted>(w, qx, xStride, dx, sx, xsums, blocks, y, yStride, vnni);
-        else if (scheme == QuantScheme.Int8) FourRowsEightBlocks<Int8Blocks>(w, qx, xStride, dx, sx, null, blocks, y, yStride, vnni);
-        else FourRowsEightBlocks<Int4SymBlocks>(w, qx, xStride, dx, sx, null, blocks, y, yStride, vnni);
+        if (scheme == QuantScheme.Int4) FourRowsEightBlocks<Int4Blocks>(w, qx, paired, xStride, dx, sx, null, blocks, y, yStride, vnni);
+        else if (xsums != null && scheme == QuantScheme.Int8) FourRowsEightBlocks<Int8Shifted>(w, qx, null, xStride, dx, sx, xsums, blocks, y, yStride, vnni);
+        else if (xsums != null) FourRowsEightBlocks<Int4SymShifted>(w, qx, paired, xStride, dx, sx, xsums, blocks, y, yStride, vnni);
+        else if (scheme == QuantScheme.Int8) FourRowsEightBlocks<Int8Blocks>(w, qx, null, xStride, dx, sx, null, blocks, y, yStride, vnni);
+        else FourRowsEightBlocks<Int4SymBlocks>(w, qx, null, xStride, dx, sx, null, blocks, y, yStride, vnni);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void FourRowsEightBlocks<T>(byte* w, sbyte* qx, long xStride, float* dx, float* sx, int* xsums, int blocks, float* y, int yStride, bool vnni) where T : struct, IBlocks
+    private static void FourRowsEightBlocks<T>(byte* w, sbyte* qx, sbyte* paired, long xStride, float* dx, float* sx, int* xsums, int blocks, float* y, int yStride, bool vnni) where T : struct, IBlocks
     {
         var bytes = T.Bytes;
         var offsets = Vector256.Create(0, bytes, 2 * bytes, 3 * bytes, 4 * bytes, 5 * bytes, 6 * bytes, 7 * bytes);
@@ -171,6 +172,21 @@ public static unsafe partial class QuantizedMath
                 m1 = Fma.MultiplyAdd(d1, Avx.ConvertToVector256Single(Avx.LoadVector256(xsums + blocks + b)), m1);
                 m2 = Fma.MultiplyAdd(d2, Avx.ConvertToVector256Single(Avx.LoadVector256(xsums + 2 * blocks + b)), m2);
                 m3 = Fma.MultiplyAdd(d3, Avx.ConvertToVector256Single(Avx.LoadVector256(xsums + 3 * blocks + b)), m3);
+            }
+            if (paired != null)
+            {
+                // Two nibble blocks per vector (QuantizedMath.PairedBlocks.cs): lanes 0..3 take block 2p's scale, 4..7 block 2p+1's.
+                for (var p = 0; p < 4; p++)
+                {
+                    var (low, high) = UnpackPair(w0 + 2 * p * bytes + (bytes - 16), bytes);
+                    var x = paired + (b + 2 * p) * 32L;
+                    var lanes = Vector256.Create(2 * p) + Vector256.Create(0, 0, 0, 0, 1, 1, 1, 1);
+                    a0 = Fma.MultiplyAdd(PairDot(low, high, x, vnni), Avx2.PermuteVar8x32(d0, lanes), a0);
+                    a1 = Fma.MultiplyAdd(PairDot(low, high, x + xStride, vnni), Avx2.PermuteVar8x32(d1, lanes), a1);
+                    a2 = Fma.MultiplyAdd(PairDot(low, high, x + 2 * xStride, vnni), Avx2.PermuteVar8x32(d2, lanes), a2);
+                    a3 = Fma.MultiplyAdd(PairDot(low, high, x + 3 * xStride, vnni), Avx2.PermuteVar8x32(d3, lanes), a3);
+                }
+                continue;
             }
             for (var i = 0; i < 8; i++)
             {

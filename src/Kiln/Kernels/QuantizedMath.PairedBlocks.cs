@@ -10,7 +10,8 @@ namespace Kiln.Kernels;
 /// values. Here the packed bytes of blocks b and b+1 share one vector: one mask gives the low nibbles
 /// (values 0..15) of both, one shift and mask the high nibbles (16..31), and the activations are laid out
 /// once per call to match (<see cref="PairActivations"/>), so two vpdpbusd give both blocks' sums, block
-/// b in lanes 0..3 and b+1 in lanes 4..7, converted and scaled with one FMA.
+/// b in lanes 0..3 and b+1 in lanes 4..7, converted and scaled with one FMA. The several-row products
+/// pair each input row's activations the same way (QuantizedMath.EightBlocks.cs, FourRowsEightBlocks).
 /// </summary>
 public static unsafe partial class QuantizedMath
 {
@@ -70,10 +71,22 @@ public static unsafe partial class QuantizedMath
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> PairDot(byte* packed, int bytes, sbyte* x, bool vnni)
     {
+        var (low, high) = UnpackPair(packed, bytes);
+        return PairDot(low, high, x, vnni);
+    }
+
+    // The values 0..15 (low) and 16..31 (high) of two blocks, the first block's in bytes 0..15.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector256<byte> Low, Vector256<byte> High) UnpackPair(byte* packed, int bytes)
+    {
         var both = Vector256.Create(Sse2.LoadVector128(packed), Sse2.LoadVector128(packed + bytes));
         var mask = Vector256.Create((byte)0x0F);
-        var low = Avx2.And(both, mask);
-        var high = Avx2.And(Avx2.ShiftRightLogical(both.AsUInt16(), 4).AsByte(), mask);
+        return (Avx2.And(both, mask), Avx2.And(Avx2.ShiftRightLogical(both.AsUInt16(), 4).AsByte(), mask));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> PairDot(Vector256<byte> low, Vector256<byte> high, sbyte* x, bool vnni)
+    {
         if (vnni)
             return Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, low, Avx.LoadVector256(x)), high, Avx.LoadVector256(x + 32)));
         // Pairs of 15 · 127 products, two such pair sums added: ≤ 4 · 1905 < 2^15.

@@ -115,13 +115,13 @@ public static unsafe partial class QuantizedMath
             // The nibble schemes two blocks per vector, their activations paired once here (QuantizedMath.PairedBlocks.cs).
             if (path != QuantizedPath.Portable && (scheme == QuantScheme.Int4 || (scheme == QuantScheme.Int4Sym && xsums != null)) && xStride <= MaxPairedBytes)
             {
-                var paired = stackalloc sbyte[(int)xStride];
-                PairActivations(qx, blocks, paired);
+                var row = stackalloc sbyte[(int)xStride];
+                PairActivations(qx, blocks, row);
                 var vnni = path == QuantizedPath.AvxVnni;
                 if (scheme == QuantScheme.Int4)
-                    for (var j = first; j < end; j++) y[j] = DotPairedBlocks<Int4Blocks>(w + j * rowBytes, qx, paired, dx, sx, null, blocks, vnni);
+                    for (var j = first; j < end; j++) y[j] = DotPairedBlocks<Int4Blocks>(w + j * rowBytes, qx, row, dx, sx, null, blocks, vnni);
                 else
-                    for (var j = first; j < end; j++) y[j] = DotPairedBlocks<Int4SymShifted>(w + j * rowBytes, qx, paired, dx, null, xsums, blocks, vnni);
+                    for (var j = first; j < end; j++) y[j] = DotPairedBlocks<Int4SymShifted>(w + j * rowBytes, qx, row, dx, null, xsums, blocks, vnni);
                 return;
             }
             if (xsums != null)
@@ -130,6 +130,28 @@ public static unsafe partial class QuantizedMath
                 for (var j = first; j < end; j++) y[j] = Dot(path, scheme, w + j * rowBytes, qx, dx, sx, blocks);
             return;
         }
+        // The nibble schemes two blocks per vector, each row's activations paired once here (QuantizedMath.PairedBlocks.cs).
+        sbyte* paired = null;
+        if (path != QuantizedPath.Portable && rows >= 4 && (scheme == QuantScheme.Int4 || (scheme == QuantScheme.Int4Sym && xsums != null)))
+        {
+            paired = (sbyte*)NativeMemory.Alloc((nuint)(rows * xStride));
+            for (var r = 0; r < rows; r++) PairActivations(qx + r * xStride, blocks, paired + r * xStride);
+        }
+        try
+        {
+            MultiplyRows(path, scheme, qx, paired, dx, sx, xsums, w, y, rows, blocks, n, first, end);
+        }
+        finally
+        {
+            NativeMemory.Free(paired);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void MultiplyRows(QuantizedPath path, QuantScheme scheme, sbyte* qx, sbyte* paired, float* dx, float* sx, int* xsums, byte* w, float* y, int rows, int blocks, int n, int first, int end)
+    {
+        var rowBytes = (long)blocks * scheme.BlockBytes();
+        var xStride = (long)blocks * QuantSchemes.BlockSize;
         // Weight rows outermost, a few at a time: read from memory once, reused by every input row from cache.
         for (var j0 = first; j0 < end; j0 += TileRows)
         {
@@ -141,7 +163,7 @@ public static unsafe partial class QuantizedMath
                 for (; r + 4 <= rows; r += 4)
                 {
                     for (var j = j0; j < j1; j++)
-                        FourRowsAvx2(scheme, w + j * rowBytes, qx + r * xStride, xStride, dx + (long)r * blocks, sx + (long)r * blocks, xsums == null ? null : xsums + (long)r * blocks, blocks, y + (long)r * n + j, n, path == QuantizedPath.AvxVnni);
+                        FourRowsAvx2(scheme, w + j * rowBytes, qx + r * xStride, paired == null ? null : paired + r * xStride, xStride, dx + (long)r * blocks, sx + (long)r * blocks, xsums == null ? null : xsums + (long)r * blocks, blocks, y + (long)r * n + j, n, path == QuantizedPath.AvxVnni);
                 }
             }
             for (; r < rows; r++)
