@@ -83,8 +83,6 @@ public static unsafe partial class QuantizedMath
     {
         if (!IsSupported(path)) throw new PlatformNotSupportedException($"this machine cannot run the {path} path");
         var blocks = (int)QuantSchemes.Blocks(k);
-        var rowBytes = (long)blocks * scheme.BlockBytes();
-        var xStride = (long)blocks * QuantSchemes.BlockSize;
         // Σqx per block for the products that drop the sign trick (QuantizedMath.ShiftedBlocks.cs).
         var shifted = path != QuantizedPath.Portable && ShiftedDots(path, scheme);
         var count = shifted ? (long)rows * blocks : 0;
