@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using Kiln.Weights;
@@ -22,11 +23,10 @@ public enum QuantizedPath
 /// y = x·Wᵀ for float x [rows, k] and a block-quantized W [n, RowBytes(k)] (<see cref="BlockQuantizer"/>),
 /// for one range of output columns so that threads can split W. As llama.cpp does, each row of x is
 /// first quantized to int8 blocks of 32 with one f32 scale (<see cref="QuantizeActivations"/>), so the
-/// inner loop is an integer dot product per block, scaled by the product of the two scales. Measured on
-/// one thread, a one-row product takes 0.38 (int8) to 0.24 (int4_sym) of the float32 kernel's time: bound
-/// by that integer work, not yet by the read bandwidth (docs/weights.md).
+/// inner loop is an integer dot product per block, scaled by the product of the two scales. The AVX2
+/// paths take eight blocks per step (QuantizedMath.EightBlocks.cs); figures in docs/weights.md.
 /// </summary>
-public static unsafe class QuantizedMath
+public static unsafe partial class QuantizedMath
 {
     /// <summary>Weight rows per tile of a several-row product: they stay in cache while every input row passes by.</summary>
     public const int TileRows = 4;
@@ -83,13 +83,73 @@ public static unsafe class QuantizedMath
     {
         if (!IsSupported(path)) throw new PlatformNotSupportedException($"this machine cannot run the {path} path");
         var blocks = (int)QuantSchemes.Blocks(k);
+        // Σqx per block for the products that drop the sign trick (QuantizedMath.ShiftedBlocks.cs).
+        var shifted = path != QuantizedPath.Portable && ShiftedDots(path, scheme);
+        var count = shifted ? (long)rows * blocks : 0;
+        var onStack = count <= MaxStackSums;
+        var xsums = onStack ? stackalloc int[(int)count] : new Span<int>((void*)0, 0);
+        fixed (int* stack = xsums)
+        {
+            var sums = onStack ? stack : (int*)NativeMemory.Alloc((nuint)count, sizeof(int));
+            try
+            {
+                if (shifted) BlockSums(qx, rows * blocks, sums);
+                Multiply(path, scheme, qx, dx, sx, shifted ? sums : null, w, y, rows, blocks, n, first, end);
+            }
+            finally
+            {
+                if (!onStack) NativeMemory.Free(sums);
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Multiply(QuantizedPath path, QuantScheme scheme, sbyte* qx, float* dx, float* sx, int* xsums, byte* w, float* y, int rows, int blocks, int n, int first, int end)
+    {
         var rowBytes = (long)blocks * scheme.BlockBytes();
         var xStride = (long)blocks * QuantSchemes.BlockSize;
         if (rows == 1)
         {
-            for (var j = first; j < end; j++) y[j] = Dot(path, scheme, w + j * rowBytes, qx, dx, sx, blocks);
+            // The nibble schemes two blocks per vector, their activations paired once here (QuantizedMath.PairedBlocks.cs).
+            if (path != QuantizedPath.Portable && (scheme == QuantScheme.Int4 || (scheme == QuantScheme.Int4Sym && xsums != null)) && xStride <= MaxPairedBytes)
+            {
+                var row = stackalloc sbyte[(int)xStride];
+                PairActivations(qx, blocks, row);
+                var vnni = path == QuantizedPath.AvxVnni;
+                if (scheme == QuantScheme.Int4)
+                    for (var j = first; j < end; j++) y[j] = DotPairedBlocks<Int4Blocks>(w + j * rowBytes, qx, row, dx, sx, null, blocks, vnni);
+                else
+                    for (var j = first; j < end; j++) y[j] = DotPairedBlocks<Int4SymShifted>(w + j * rowBytes, qx, row, dx, null, xsums, blocks, vnni);
+                return;
+            }
+            if (xsums != null)
+                for (var j = first; j < end; j++) y[j] = DotShifted(path, scheme, w + j * rowBytes, qx, dx, xsums, blocks);
+            else
+                for (var j = first; j < end; j++) y[j] = Dot(path, scheme, w + j * rowBytes, qx, dx, sx, blocks);
             return;
         }
+        // The nibble schemes two blocks per vector, each row's activations paired once here (QuantizedMath.PairedBlocks.cs).
+        sbyte* paired = null;
+        if (path != QuantizedPath.Portable && rows >= 4 && (scheme == QuantScheme.Int4 || (scheme == QuantScheme.Int4Sym && xsums != null)))
+        {
+            paired = (sbyte*)NativeMemory.Alloc((nuint)(rows * xStride));
+            for (var r = 0; r < rows; r++) PairActivations(qx + r * xStride, blocks, paired + r * xStride);
+        }
+        try
+        {
+            MultiplyRows(path, scheme, qx, paired, dx, sx, xsums, w, y, rows, blocks, n, first, end);
+        }
+        finally
+        {
+            NativeMemory.Free(paired);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void MultiplyRows(QuantizedPath path, QuantScheme scheme, sbyte* qx, sbyte* paired, float* dx, float* sx, int* xsums, byte* w, float* y, int rows, int blocks, int n, int first, int end)
+    {
+        var rowBytes = (long)blocks * scheme.BlockBytes();
+        var xStride = (long)blocks * QuantSchemes.BlockSize;
         // Weight rows outermost, a few at a time: read from memory once, reused by every input row from cache.
         for (var j0 = first; j0 < end; j0 += TileRows)
         {
@@ -101,12 +161,15 @@ public static unsafe class QuantizedMath
                 for (; r + 4 <= rows; r += 4)
                 {
                     for (var j = j0; j < j1; j++)
-                        FourRowsAvx2(scheme, w + j * rowBytes, qx + r * xStride, xStride, dx + (long)r * blocks, sx + (long)r * blocks, blocks, y + (long)r * n + j, n, path == QuantizedPath.AvxVnni);
+                        FourRowsAvx2(scheme, w + j * rowBytes, qx + r * xStride, paired == null ? null : paired + r * xStride, xStride, dx + (long)r * blocks, sx + (long)r * blocks, xsums == null ? null : xsums + (long)r * blocks, blocks, y + (long)r * n + j, n, path == QuantizedPath.AvxVnni);
                 }
             }
             for (; r < rows; r++)
             {
-                for (var j = j0; j < j1; j++) y[(long)r * n + j] = Dot(path, scheme, w + j * rowBytes, qx + r * xStride, dx + (long)r * blocks, sx + (long)r * blocks, blocks);
+                for (var j = j0; j < j1; j++)
+                    y[(long)r * n + j] = xsums != null
+                        ? DotShifted(path, scheme, w + j * rowBytes, qx + r * xStride, dx + (long)r * blocks, xsums + (long)r * blocks, blocks)
+                        : Dot(path, scheme, w + j * rowBytes, qx + r * xStride, dx + (long)r * blocks, sx + (long)r * blocks, blocks);
             }
         }
     }
@@ -130,87 +193,6 @@ public static unsafe class QuantizedMath
         return BitConverter.Int32BitsToSingle((bits & 0x8000) << 16 | (bits & 0x7FFF) << 13) * TwoTo112;
     }
 
-    // y[0], y[yStride], y[2·yStride], y[3·yStride] = one weight row against four quantized input rows xStride apart.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void FourRowsAvx2(QuantScheme scheme, byte* w, sbyte* qx, long xStride, float* dx, float* sx, int blocks, float* y, int yStride, bool vnni)
-    {
-        if (scheme == QuantScheme.Int4)
-        {
-            FourRowsInt4Avx2(w, qx, xStride, dx, sx, blocks, y, yStride, vnni);
-            return;
-        }
-        var bytes = scheme.BlockBytes();
-        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        for (var b = 0; b < blocks; b++)
-        {
-            var block = w + (long)b * bytes;
-            var values = scheme == QuantScheme.Int8 ? Avx.LoadVector256((sbyte*)block + 2) : Unpack(block + 2);
-            var d = Scale(block);
-            var x = qx + b * 32L;
-            a0 = Fma.MultiplyAdd(BlockDot(values, Avx.LoadVector256(x), vnni), Vector256.Create(d * dx[b]), a0);
-            a1 = Fma.MultiplyAdd(BlockDot(values, Avx.LoadVector256(x + xStride), vnni), Vector256.Create(d * dx[b + blocks]), a1);
-            a2 = Fma.MultiplyAdd(BlockDot(values, Avx.LoadVector256(x + 2 * xStride), vnni), Vector256.Create(d * dx[b + 2 * blocks]), a2);
-            a3 = Fma.MultiplyAdd(BlockDot(values, Avx.LoadVector256(x + 3 * xStride), vnni), Vector256.Create(d * dx[b + 3 * blocks]), a3);
-        }
-        y[0] = Vector256.Sum(a0);
-        y[yStride] = Vector256.Sum(a1);
-        y[2L * yStride] = Vector256.Sum(a2);
-        y[3L * yStride] = Vector256.Sum(a3);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void FourRowsInt4Avx2(byte* w, sbyte* qx, long xStride, float* dx, float* sx, int blocks, float* y, int yStride, bool vnni)
-    {
-        const int bytes = 4 + QuantSchemes.BlockSize / 2;
-        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        float m0 = 0, m1 = 0, m2 = 0, m3 = 0;
-        for (var b = 0; b < blocks; b++)
-        {
-            var block = w + (long)b * bytes;
-            var values = UnpackUnsigned(block + 4);
-            var (d, m) = (Scale(block), Scale(block + 2));
-            var x = qx + b * 32L;
-            a0 = Fma.MultiplyAdd(BlockDotUnsigned(values, Avx.LoadVector256(x), vnni), Vector256.Create(d * dx[b]), a0);
-            a1 = Fma.MultiplyAdd(BlockDotUnsigned(values, Avx.LoadVector256(x + xStride), vnni), Vector256.Create(d * dx[b + blocks]), a1);
-            a2 = Fma.MultiplyAdd(BlockDotUnsigned(values, Avx.LoadVector256(x + 2 * xStride), vnni), Vector256.Create(d * dx[b + 2 * blocks]), a2);
-            a3 = Fma.MultiplyAdd(BlockDotUnsigned(values, Avx.LoadVector256(x + 3 * xStride), vnni), Vector256.Create(d * dx[b + 3 * blocks]), a3);
-            m0 += m * sx[b];
-            m1 += m * sx[b + blocks];
-            m2 += m * sx[b + 2 * blocks];
-            m3 += m * sx[b + 3 * blocks];
-        }
-        y[0] = Vector256.Sum(a0) + m0;
-        y[yStride] = Vector256.Sum(a1) + m1;
-        y[2L * yStride] = Vector256.Sum(a2) + m2;
-        y[3L * yStride] = Vector256.Sum(a3) + m3;
-    }
-
-    // Σ w·x over blocks of int4: d·dx·Σq·qx + m·Σx per block.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static float DotInt4Avx2(byte* w, sbyte* qx, float* dx, float* sx, int blocks, bool vnni)
-    {
-        const int bytes = 4 + QuantSchemes.BlockSize / 2;
-        Vector256<float> a0 = default, a1 = default;
-        float m0 = 0, m1 = 0;
-        var b = 0;
-        for (; b + 2 <= blocks; b += 2)
-        {
-            var w0 = w + (long)b * bytes;
-            var w1 = w0 + bytes;
-            a0 = Fma.MultiplyAdd(BlockDotUnsigned(UnpackUnsigned(w0 + 4), Avx.LoadVector256(qx + b * 32L), vnni), Vector256.Create(Scale(w0) * dx[b]), a0);
-            a1 = Fma.MultiplyAdd(BlockDotUnsigned(UnpackUnsigned(w1 + 4), Avx.LoadVector256(qx + b * 32L + 32), vnni), Vector256.Create(Scale(w1) * dx[b + 1]), a1);
-            m0 += Scale(w0 + 2) * sx[b];
-            m1 += Scale(w1 + 2) * sx[b + 1];
-        }
-        if (b < blocks)
-        {
-            var w0 = w + (long)b * bytes;
-            a0 = Fma.MultiplyAdd(BlockDotUnsigned(UnpackUnsigned(w0 + 4), Avx.LoadVector256(qx + b * 32L), vnni), Vector256.Create(Scale(w0) * dx[b]), a0);
-            m0 += Scale(w0 + 2) * sx[b];
-        }
-        return Vector256.Sum(a0 + a1) + (m0 + m1);
-    }
-
     // 16 bytes of nibbles -> 32 values q in [0, 15], in the order of Unpack.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<byte> UnpackUnsigned(byte* packed)
@@ -227,49 +209,6 @@ public static unsafe class QuantizedMath
         if (vnni) return Avx.ConvertToVector256Single(System.Runtime.Intrinsics.X86.AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, q, x));
         var pairs = System.Runtime.Intrinsics.X86.Avx2.MultiplyAddAdjacent(q, x);
         return Avx.ConvertToVector256Single(System.Runtime.Intrinsics.X86.Avx2.MultiplyAddAdjacent(pairs, Vector256.Create((short)1)));
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static float DotInt8Avx2(byte* w, sbyte* qx, float* dx, int blocks, bool vnni)
-    {
-        const int bytes = 2 + QuantSchemes.BlockSize;
-        Vector256<float> a0 = default, a1 = default;
-        var b = 0;
-        // Two blocks per pass: two independent accumulators hide the FMA latency.
-        for (; b + 2 <= blocks; b += 2)
-        {
-            var w0 = w + (long)b * bytes;
-            var w1 = w0 + bytes;
-            a0 = Fma.MultiplyAdd(BlockDot(Avx.LoadVector256((sbyte*)w0 + 2), Avx.LoadVector256(qx + b * 32L), vnni), Vector256.Create(Scale(w0) * dx[b]), a0);
-            a1 = Fma.MultiplyAdd(BlockDot(Avx.LoadVector256((sbyte*)w1 + 2), Avx.LoadVector256(qx + b * 32L + 32), vnni), Vector256.Create(Scale(w1) * dx[b + 1]), a1);
-        }
-        if (b < blocks)
-        {
-            var w0 = w + (long)b * bytes;
-            a0 = Fma.MultiplyAdd(BlockDot(Avx.LoadVector256((sbyte*)w0 + 2), Avx.LoadVector256(qx + b * 32L), vnni), Vector256.Create(Scale(w0) * dx[b]), a0);
-        }
-        return Vector256.Sum(a0 + a1);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static float DotInt4SymAvx2(byte* w, sbyte* qx, float* dx, int blocks, bool vnni)
-    {
-        const int bytes = 2 + QuantSchemes.BlockSize / 2;
-        Vector256<float> a0 = default, a1 = default;
-        var b = 0;
-        for (; b + 2 <= blocks; b += 2)
-        {
-            var w0 = w + (long)b * bytes;
-            var w1 = w0 + bytes;
-            a0 = Fma.MultiplyAdd(BlockDot(Unpack(w0 + 2), Avx.LoadVector256(qx + b * 32L), vnni), Vector256.Create(Scale(w0) * dx[b]), a0);
-            a1 = Fma.MultiplyAdd(BlockDot(Unpack(w1 + 2), Avx.LoadVector256(qx + b * 32L + 32), vnni), Vector256.Create(Scale(w1) * dx[b + 1]), a1);
-        }
-        if (b < blocks)
-        {
-            var w0 = w + (long)b * bytes;
-            a0 = Fma.MultiplyAdd(BlockDot(Unpack(w0 + 2), Avx.LoadVector256(qx + b * 32L), vnni), Vector256.Create(Scale(w0) * dx[b]), a0);
-        }
-        return Vector256.Sum(a0 + a1);
     }
 
     // 16 bytes of nibbles -> 32 signed values q − 8: low nibbles are values 0..15, high nibbles 16..31.

@@ -22,6 +22,8 @@ public sealed unsafe class QuantizedMathTests
                 data.Add(path, scheme, 7, 13, 172, 0, 13);       // tiles of 4 rows with one left over
                 data.Add(path, scheme, 3, 10, 96, 3, 9);         // several rows, a range cutting tiles
                 data.Add(path, scheme, 64, 5, 64, 0, 5);         // many rows
+                data.Add(path, scheme, 9, 11, 777, 0, 11);       // several rows, steps of eight blocks and a short last block
+                data.Add(path, scheme, 40, 3, 7000, 0, 3);       // more block sums Σqx than go on the stack
             }
         }
         return data;
@@ -46,12 +48,15 @@ public sealed unsafe class QuantizedMathTests
     }
 
     [Theory]
-    [InlineData(QuantScheme.Int8)]
-    [InlineData(QuantScheme.Int4Sym)]
-    [InlineData(QuantScheme.Int4)]
-    public void Every_supported_path_gives_the_portable_result(QuantScheme scheme)
+    [InlineData(QuantScheme.Int8, 5)]
+    [InlineData(QuantScheme.Int4Sym, 5)]
+    [InlineData(QuantScheme.Int4, 5)]
+    [InlineData(QuantScheme.Int8, 1)]     // one row: int8 (VNNI) and int4_sym as unsigned bytes with a Σx correction
+    [InlineData(QuantScheme.Int4Sym, 1)]
+    [InlineData(QuantScheme.Int4, 1)]
+    public void Every_supported_path_gives_the_portable_result(QuantScheme scheme, int rows)
     {
-        const int rows = 5, n = 23, k = 300;
+        const int n = 23, k = 300;
         var x = LinearMathTests.Random(rows * k, 3);
         var (packed, _) = QuantizedProduct.Pack(LinearMathTests.Random(n * k, 4), n, k, scheme);
         var portable = Multiply(QuantizedPath.Portable, scheme, x, packed, rows, n, k, 0, n);
