@@ -4,9 +4,9 @@ using System.Text.Json;
 namespace Kiln.Cache;
 
 /// <summary>
-/// XXH3-128 of checkpoint files, the content the weights tier is keyed by, memoized in
-/// &lt;root&gt;/content-hashes.json by <see cref="FileIdentity"/> so that an unchanged file is never read
-/// again; any write to a file changes its identity (ctime) and so invalidates its record. A memo that
+/// XXH3-128 of checkpoint files (the content the weights tier is keyed by) and of the weights tier's own
+/// files (their check on a hit), memoized in &lt;root&gt;/content-hashes.json by <see cref="FileIdentity"/>
+/// so that an unchanged file is never read again; any write to a file changes its identity (ctime) and so invalidates its record. A memo that
 /// cannot be read is an empty one: a file is then hashed again, never trusted on a damaged record.
 /// </summary>
 public static class ContentHashes
@@ -48,6 +48,20 @@ public static class ContentHashes
         }
         if (changed && writable) Write(root, memoPath, memo.TakeLast(MaxRecords).ToList());
         return result;
+    }
+
+    /// <summary>The memoized hash of the file in state <paramref name="identity"/>, if one was recorded.</summary>
+    public static string? Known(string root, FileIdentity identity) =>
+        Read(Path.Combine(root, MemoFile)).LastOrDefault(r => r.Identity == identity)?.Xxh3;
+
+    /// <summary>Records that the file in state <paramref name="identity"/> has hash <paramref name="xxh3"/> (e.g. as it was written).</summary>
+    public static void Remember(string root, FileIdentity identity, string xxh3)
+    {
+        var memoPath = Path.Combine(root, MemoFile);
+        var memo = Read(memoPath);
+        memo.RemoveAll(r => r.Device == identity.Device && r.Inode == identity.Inode);
+        memo.Add(ContentHashRecord.From(identity, xxh3));
+        Write(root, memoPath, memo.TakeLast(MaxRecords).ToList());
     }
 
     /// <summary>XXH3-128 of a whole file, as 32 lowercase hex digits.</summary>

@@ -16,6 +16,19 @@ public readonly partial record struct FileIdentity(ulong Device, ulong Inode, lo
     {
         var buffer = new byte[StatSize];
         if (Stat(path, buffer) != 0) throw new IOException($"{path}: stat failed (errno {Marshal.GetLastPInvokeError()})");
+        return FromStat(buffer);
+    }
+
+    /// <summary>The identity of an open file (fstat: the file that was opened, whatever its path names now).</summary>
+    public static FileIdentity Of(Microsoft.Win32.SafeHandles.SafeFileHandle handle)
+    {
+        var buffer = new byte[StatSize];
+        if (Fstat((int)handle.DangerousGetHandle(), buffer) != 0) throw new IOException($"fstat failed (errno {Marshal.GetLastPInvokeError()})");
+        return FromStat(buffer);
+    }
+
+    private static FileIdentity FromStat(byte[] buffer)
+    {
         static long Nanoseconds(byte[] b, int at) => checked(BitConverter.ToInt64(b, at) * 1_000_000_000 + BitConverter.ToInt64(b, at + 8));
         return new(BitConverter.ToUInt64(buffer, 0), BitConverter.ToUInt64(buffer, 8), BitConverter.ToInt64(buffer, 48),
             Nanoseconds(buffer, 88), Nanoseconds(buffer, 104));
@@ -23,4 +36,7 @@ public readonly partial record struct FileIdentity(ulong Device, ulong Inode, lo
 
     [LibraryImport("libc", EntryPoint = "stat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int Stat(string path, byte[] buffer);
+
+    [LibraryImport("libc", EntryPoint = "fstat", SetLastError = true)]
+    private static partial int Fstat(int fd, byte[] buffer);
 }

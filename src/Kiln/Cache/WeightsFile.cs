@@ -62,7 +62,8 @@ public static unsafe class WeightsFile
     // kernel refuses it and the pages fault in as usual.
     private const int MadvPopulateRead = 22;
 
-    private static void Populate(SafetensorsFile file)
+    /// <summary>Maps every page of the file into the process in one call (advice; see MadvPopulateRead).</summary>
+    public static void Populate(SafetensorsFile file)
     {
         if (!OperatingSystem.IsLinux() || file.Length == 0) return;
         fixed (byte* start = file.GetRange(0, 1))

@@ -208,8 +208,17 @@ public sealed class WeightsTier(CacheSettings settings, string graphKey, ICommun
                 stream.Dispose();
                 throw new CorruptEntryException($"{relative} has {stream.Length} bytes, {ManifestFile} says {record.Bytes}");
             }
+            // A file unchanged since it was written or last checked (same identity: any write changes its ctime)
+            // is not read again; any other is hashed whole.
+            var identity = FileIdentity.Of(stream.SafeFileHandle);
+            var checkedBefore = ContentHashes.Known(settings.Root, identity) == record.Xxh3;
             file = SafetensorsFile.Open(relative, stream);
-            if (WeightsFile.Hash(file) != record.Xxh3) throw new CorruptEntryException($"{relative}: checksum mismatch");
+            if (checkedBefore) WeightsFile.Populate(file);
+            else
+            {
+                if (WeightsFile.Hash(file) != record.Xxh3) throw new CorruptEntryException($"{relative}: checksum mismatch");
+                if (Writable) ContentHashes.Remember(settings.Root, identity, record.Xxh3);
+            }
 
             var specs = graph.Parameters.ToDictionary(p => p.Name, StringComparer.Ordinal);
             var given = new Dictionary<string, ParameterData>(StringComparer.Ordinal);
@@ -318,6 +327,7 @@ public sealed class WeightsTier(CacheSettings settings, string graphKey, ICommun
         if (ranks.Rank == 0 && everyRankSaved) published = Publish(staging!, folder, key, content, computeMs, written!, ref failure);
         if (failure is not null) warnings.Add($"could not save the weights: {failure}; running without them");
         var all = ranks.AllAgree(ranks.Rank != 0 || published);
+        if (all) RememberWritten(Path.Combine(folder, rankName, DataFile), written!.Xxh3, warnings);
         if (all && ranks.Rank == 0)
         {
             // Weights of an earlier content are no use any more: only the current ones stay.
@@ -325,6 +335,13 @@ public sealed class WeightsTier(CacheSettings settings, string graphKey, ICommun
             _store.Prune(settings.MaxBytes);
         }
         return all;
+    }
+
+    // The file as published was hashed as it was written: the next hit need not read it to check it.
+    private void RememberWritten(string path, string xxh3, List<string> warnings)
+    {
+        try { ContentHashes.Remember(settings.Root, FileIdentity.Of(path), xxh3); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { warnings.Add($"could not record the weights' checksum: {e.Message}"); }
     }
 
     // Other ranks' files are hashed here; this rank's come described (hashed as written).

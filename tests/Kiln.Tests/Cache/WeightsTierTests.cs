@@ -55,6 +55,9 @@ public sealed class WeightsTierTests : IDisposable
         Assert.Contains(mapped.Tensors.Keys, name => name.EndsWith("gate_up_proj.weight", StringComparison.Ordinal));
         Assert.DoesNotContain(mapped.Tensors.Keys, name => name.EndsWith("q_proj.weight", StringComparison.Ordinal) && !name.Contains("qkv", StringComparison.Ordinal));
         Assert.Equal(PrivateFiles.FileMode, File.GetUnixFileMode(Path.Combine(_cache.Root, ContentHashes.MemoFile)));
+        // The saved file's checksum is recorded under its identity, so a hit need not read it to check it.
+        var record = Assert.Single(WeightsTier.ReadManifest(folder).Files);
+        Assert.Equal(record.Xxh3, ContentHashes.Known(_cache.Root, FileIdentity.Of(file)));
 
         var list = _cache.Run("cache", "list", "--json");
         Assert.Contains("\"weights_bytes\":" + (new FileInfo(file).Length + new FileInfo(Path.Combine(folder, WeightsTier.ManifestFile)).Length), list.Stdout);
