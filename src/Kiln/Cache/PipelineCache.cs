@@ -41,15 +41,13 @@ public sealed class PipelineCache(CacheSettings settings, ICommunicator? ranks =
         var start = RestoreLatest(store, keys, model, pipeline);
 
         CacheLock? compileLock = null;
-        if (start is not CachedCompile.FromSnapshot { Point: var point } || point.Key != keys[^1].Key)
+        var finalRestored = start is CachedCompile.FromSnapshot { Point.Key: var restoredKey } && restoredKey == keys[^1].Key;
+        if (writable && !finalRestored)
         {
-            if (writable)
-            {
-                // One compile per key: wait for another process compiling it (which may already have published an
-                // earlier point), then look again.
-                if (!LockCompile(keys[^1], warnings, out compileLock)) writable = false;
-                else start = LookAgain(start, RestoreLatest(store, keys, model, pipeline), keys[^1]);
-            }
+            // One compile per key: wait for another process compiling it (which may already have published an
+            // earlier point), then look again.
+            if (!LockCompile(keys[^1], warnings, out compileLock)) writable = false;
+            else start = LookAgain(start, RestoreLatest(store, keys, model, pipeline), keys[^1]);
         }
 
         try
