@@ -58,6 +58,8 @@ public static unsafe class LinearMath
         }
     }
 
+    private const int PrefetchAhead = 512;
+
     // One weight row, four independent accumulators: consecutive calls read W as a single sequential
     // stream, the pattern the hardware prefetcher serves fastest.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -67,6 +69,9 @@ public static unsafe class LinearMath
         var i = 0;
         for (; i + 32 <= k; i += 32)
         {
+            // The two cache lines of the step 2 KB ahead (as HalfLinearMath does; harmless past the end).
+            Sse.Prefetch0(w + i + PrefetchAhead);
+            Sse.Prefetch0(w + i + PrefetchAhead + 16);
             a0 = Fma.MultiplyAdd(Vector256.Load(w + i), Vector256.Load(x + i), a0);
             a1 = Fma.MultiplyAdd(Vector256.Load(w + i + 8), Vector256.Load(x + i + 8), a1);
             a2 = Fma.MultiplyAdd(Vector256.Load(w + i + 16), Vector256.Load(x + i + 16), a2);
@@ -87,6 +92,14 @@ public static unsafe class LinearMath
         var i = 0;
         for (; i + 8 <= k; i += 8)
         {
+            if ((i & 15) == 0)
+            {
+                // Each row's cache line 2 KB ahead, once per line.
+                Sse.Prefetch0(w + i + PrefetchAhead);
+                Sse.Prefetch0(w1 + i + PrefetchAhead);
+                Sse.Prefetch0(w2 + i + PrefetchAhead);
+                Sse.Prefetch0(w3 + i + PrefetchAhead);
+            }
             var u = Vector256.Load(x + i);
             a0 = Fma.MultiplyAdd(Vector256.Load(w + i), u, a0);
             a1 = Fma.MultiplyAdd(Vector256.Load(w1 + i), u, a1);
