@@ -67,15 +67,7 @@ public sealed class UseKilnLinearTransform : Transform<UseKilnLinearConfig>
                 piecesOf[weight.Value] = pieces;
             }
             var product = graph.CreateNode("kiln_linear", [linear.Inputs[0], .. pieces ?? [weight.Value]], nameHint: linear.Output.Name);
-            graph.InsertBefore(linear, product);
-            var result = product.Output;
-            if (linear.Inputs.Count == 3)
-            {
-                var biased = graph.CreateNode("add", [product.Output, linear.Inputs[2]], nameHint: linear.Output.Name);
-                graph.InsertBefore(linear, biased);
-                result = biased.Output;
-            }
-            graph.ReplaceUses(linear.Output, result);
+            LinearReplacement.Replace(graph, linear, product);
         }
         graph.RemoveNodes(linears);
         graph.RemoveParameters(piecesOf.Where(p => p.Value != null).Select(p => p.Key));

@@ -72,15 +72,7 @@ public sealed class QuantizeWeightsTransform : Transform<QuantizeWeightsConfig>
             }
             var product = graph.CreateNode("quantized_linear", [linear.Inputs[0], packed],
                 new Dictionary<string, AttributeValue> { ["scheme"] = new StringAttribute(scheme.Name()) }, nameHint: linear.Output.Name);
-            graph.InsertBefore(linear, product);
-            var result = product.Output;
-            if (linear.Inputs.Count == 3)
-            {
-                var biased = graph.CreateNode("add", [product.Output, linear.Inputs[2]], nameHint: linear.Output.Name);
-                graph.InsertBefore(linear, biased);
-                result = biased.Output;
-            }
-            graph.ReplaceUses(linear.Output, result);
+            LinearReplacement.Replace(graph, linear, product);
         }
         graph.RemoveNodes(linears);
         return linears.Count;
