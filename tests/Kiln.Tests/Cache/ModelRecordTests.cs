@@ -15,12 +15,10 @@ namespace Kiln.Tests.Cache;
 /// </summary>
 public sealed class ModelRecordTests
 {
+    public static TheoryData<string> Families => ["default", "bf16", "llama_gqa", "mistral", "qwen2"];
+
     [Theory]
-    [InlineData("default")]
-    [InlineData("bf16")]
-    [InlineData("llama_gqa")]
-    [InlineData("mistral")]
-    [InlineData("qwen2")]
+    [MemberData(nameof(Families))]
     public void EverySnapshotPointOfAFreshCompileFitsItsModel(string family)
     {
         using var temp = new TempDir();
@@ -40,11 +38,7 @@ public sealed class ModelRecordTests
     }
 
     [Theory]
-    [InlineData("default")]
-    [InlineData("bf16")]
-    [InlineData("llama_gqa")]
-    [InlineData("mistral")]
-    [InlineData("qwen2")]
+    [MemberData(nameof(Families))]
     public void TheSignatureIsWhatTheExportDeclares(string family)
     {
         using var temp = new TempDir();
