@@ -46,7 +46,7 @@ public static class CommandRunner
     private static void Fail(Exception e, bool verbose)
     {
         Console.Out.Flush();
-        Console.Error.WriteLine($"kiln: error: {OneLine(e.Message)}");
-        if (verbose) Console.Error.WriteLine(e);
+        TensorParallel.ReportError($"kiln: error: {TensorParallel.RankPrefix}{OneLine(e.Message)}");
+        if (verbose) TensorParallel.Errors.WriteLine(e);
     }
 }

@@ -1,3 +1,4 @@
+using Kiln;
 using Kiln.Cli;
 
 var parseResult = KilnCommand.Create().Parse(args);
@@ -9,4 +10,17 @@ if (parseResult.Errors.Count > 0)
     Console.Error.WriteLine($"kiln: error: {string.Join("; ", messages)}");
     return CommandRunner.UserError;
 }
-return parseResult.Invoke();
+try
+{
+    if (TensorParallel.Prepare(parseResult, args) is { } launched) return launched;
+}
+catch (KilnException e)
+{
+    TensorParallel.ReportError($"kiln: error: {TensorParallel.RankPrefix}{e.Message}");
+    TensorParallel.AbortOthers(CommandRunner.UserError);
+    return CommandRunner.UserError;
+}
+var exitCode = parseResult.Invoke();
+if (exitCode != 0) TensorParallel.AbortOthers(exitCode);
+TensorParallel.Finish();
+return exitCode;

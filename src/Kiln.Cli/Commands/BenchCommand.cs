@@ -22,17 +22,17 @@ public static class BenchCommand
 
         var command = new Command("bench", "Measure prefill and decode speed, peak memory and the decode bound set by memory bandwidth.")
         {
-            model, promptTokens, newTokens, CommonOptions.Context, CommonOptions.Threads, repeats, prepacking, spinning, CommonOptions.Pipeline, CommonOptions.Set, CommonOptions.Quantize, json,
+            model, promptTokens, newTokens, CommonOptions.Context, CommonOptions.Threads, TensorParallel.Degree, repeats, prepacking, spinning, CommonOptions.Pipeline, CommonOptions.Set, CommonOptions.Quantize, json,
         };
         // Uncached unless a root is named: a second run with the same --cache-dir decodes from the mapped weights tier.
         command.Options.Add(CacheOptions.Directory);
         command.SetKilnAction(p =>
         {
-            var cache = p.GetValue(CacheOptions.Directory) is null ? null : new PipelineCache(new CacheSettings(CacheOptions.Root(p)));
-            var options = new BenchmarkOptions(p.GetValue(promptTokens), p.GetValue(newTokens), p.GetValue(CommonOptions.Threads),
+            var cache = p.GetValue(CacheOptions.Directory) is null ? null : new PipelineCache(new CacheSettings(CacheOptions.Root(p)), TensorParallel.World);
+            var options = new BenchmarkOptions(p.GetValue(promptTokens), p.GetValue(newTokens), TensorParallel.Threads(p.GetValue(CommonOptions.Threads)),
                 p.GetValue(repeats), p.GetValue(prepacking), Spinning: p.GetValue(spinning), Context: p.GetValue(CommonOptions.Context));
             var pipeline = PipelineConfig.Load(p.GetValue(CommonOptions.Pipeline), CommonOptions.Sets(p));
-            var result = QuantizeProgressBar.Around(progress => ModelBenchmark.Run(p.GetValue(model)!, options, pipeline, cache, progress));
+            var result = QuantizeProgressBar.Around(progress => ModelBenchmark.Run(p.GetValue(model)!, options, pipeline, cache, progress, TensorParallel.World));
             CommonOptions.NoteContext(options.Context, result.Context, result.MaxPositions);
             foreach (var warning in result.Warnings) Console.Error.WriteLine($"kiln: warning: {warning}");
             if (p.GetValue(json))

@@ -23,7 +23,7 @@ public static class CompileCommand
 
         var command = new Command("compile", "Run the transform pipeline on a model and report each transform.")
         {
-            model, CommonOptions.Pipeline, CommonOptions.Set, CommonOptions.Quantize, json, dumpDir, verify, tolerance,
+            model, CommonOptions.Pipeline, CommonOptions.Set, CommonOptions.Quantize, TensorParallel.Degree, json, dumpDir, verify, tolerance,
         };
         CacheOptions.AddTo(command);
         command.SetKilnAction(p =>
@@ -41,7 +41,7 @@ public static class CompileCommand
             CompileResult result;
             try
             {
-                result = new PipelineCache(CacheOptions.Settings(p)).Compile(checkpoint, pipeline, (entry, _, graph) =>
+                result = new PipelineCache(CacheOptions.Settings(p), TensorParallel.World).Compile(checkpoint, pipeline, (entry, _, graph) =>
                 {
                     dump?.Write(entry.Name, graph);
                     verifier?.Check(entry.Name, graph);

@@ -24,7 +24,7 @@ public static class GenerateCommand
 
         var command = new Command("generate", "Generate text with a model.")
         {
-            model, prompt, promptIds, maxNewTokens, temperature, topK, topP, seed, json, CommonOptions.Context, CommonOptions.Threads, CommonOptions.Pipeline, CommonOptions.Set, CommonOptions.Quantize,
+            model, prompt, promptIds, maxNewTokens, temperature, topK, topP, seed, json, CommonOptions.Context, CommonOptions.Threads, TensorParallel.Degree, CommonOptions.Pipeline, CommonOptions.Set, CommonOptions.Quantize,
         };
         CacheOptions.AddTo(command);
         command.SetKilnAction(p =>
@@ -40,8 +40,8 @@ public static class GenerateCommand
             var context = p.GetValue(CommonOptions.Context);
             var pipeline = PipelineConfig.Load(p.GetValue(CommonOptions.Pipeline), CommonOptions.Sets(p));
             using var loaded = QuantizeProgressBar.Around(progress => LoadedModel.Load(modelPath,
-                new SessionSettings(IntraOpThreads: p.GetValue(CommonOptions.Threads), Context: context, ContextSource: "--context"), pipeline,
-                new PipelineCache(CacheOptions.Settings(p)), progress));
+                new SessionSettings(IntraOpThreads: TensorParallel.Threads(p.GetValue(CommonOptions.Threads)), Context: context, ContextSource: "--context"), pipeline,
+                new PipelineCache(CacheOptions.Settings(p), TensorParallel.World), progress, TensorParallel.World));
             CacheOptions.Report(loaded.Cache);
             CacheOptions.Report(loaded.WeightsCache);
             CommonOptions.NoteContext(context, loaded.Context, loaded.MaxPositions);

@@ -14,7 +14,7 @@ public static class LogitsCommand
         var model = CommonOptions.Model(required: false);
         var ids = new Option<string>("--ids") { Description = "Token ids, e.g. \"1 403 407\".", Required = true };
         var json = CommonOptions.Json("last_logits (every vocabulary entry at the last position) and argmax (per position)");
-        var command = new Command("logits", "Run the model once and print its logits.") { model, ids, json, CommonOptions.Context, CommonOptions.Threads, CommonOptions.Pipeline, CommonOptions.Set, CommonOptions.Quantize };
+        var command = new Command("logits", "Run the model once and print its logits.") { model, ids, json, CommonOptions.Context, CommonOptions.Threads, TensorParallel.Degree, CommonOptions.Pipeline, CommonOptions.Set, CommonOptions.Quantize };
         CacheOptions.AddTo(command);
         command.SetKilnAction(p =>
         {
@@ -22,7 +22,8 @@ public static class LogitsCommand
             var context = p.GetValue(CommonOptions.Context);
             var pipeline = PipelineConfig.Load(p.GetValue(CommonOptions.Pipeline), CommonOptions.Sets(p));
             using var loaded = QuantizeProgressBar.Around(progress => LoadedModel.Load(p.GetValue(model)!,
-                new(IntraOpThreads: p.GetValue(CommonOptions.Threads), Context: context, ContextSource: "--context"), pipeline, new PipelineCache(CacheOptions.Settings(p)), progress));
+                new(IntraOpThreads: TensorParallel.Threads(p.GetValue(CommonOptions.Threads)), Context: context, ContextSource: "--context"), pipeline,
+                new PipelineCache(CacheOptions.Settings(p), TensorParallel.World), progress, TensorParallel.World));
             CacheOptions.Report(loaded.Cache);
             CacheOptions.Report(loaded.WeightsCache);
             CommonOptions.NoteContext(context, loaded.Context, loaded.MaxPositions);

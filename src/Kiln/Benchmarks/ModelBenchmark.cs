@@ -69,13 +69,13 @@ public static class ModelBenchmark
     /// the weights tier's mapped products instead of buffers computed at load).
     /// </summary>
     public static BenchmarkResult Run(string modelDirectory, BenchmarkOptions options, PipelineConfig? pipeline = null, Kiln.Cache.PipelineCache? cache = null,
-        IProgress<Weights.QuantizeProgress>? progress = null)
+        IProgress<Weights.QuantizeProgress>? progress = null, Distributed.ICommunicator? world = null)
     {
         options.Validate();
         var threads = options.Threads ?? Environment.ProcessorCount;
         var settings = new SessionSettings(IntraOpThreads: threads, Prepacking: options.Prepacking, Spinning: options.Spinning,
             Context: options.Context, ContextSource: "--context");
-        using var model = LoadedModel.Load(modelDirectory, settings, pipeline, cache, progress);
+        using var model = LoadedModel.Load(modelDirectory, settings, pipeline, cache, progress, world);
 
         var warnings = new List<string>();
         var (promptTokens, newTokens) = FitContext(options.PromptTokens, options.NewTokens, model.Context, warnings);

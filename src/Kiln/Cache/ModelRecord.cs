@@ -24,19 +24,22 @@ public sealed class ModelRecord
     private readonly Checkpoint _checkpoint;
     private readonly LlamaConfig _config;
     private readonly ModelSignature _signature;
+    private readonly long _rankKvHeads;
 
-    private ModelRecord(Checkpoint checkpoint, LlamaConfig config, ModelSignature signature) =>
-        (_checkpoint, _config, _signature) = (checkpoint, config, signature);
+    private ModelRecord(Checkpoint checkpoint, LlamaConfig config, ModelSignature signature, long rankKvHeads) =>
+        (_checkpoint, _config, _signature, _rankKvHeads) = (checkpoint, config, signature, rankKvHeads);
 
     /// <summary>
     /// The record of <paramref name="checkpoint"/>'s model, from its config.json alone (validated here, with
-    /// errors naming the file and field): a hit needs no trace of the model.
+    /// errors naming the file and field): a hit needs no trace of the model. <paramref name="share"/> is the
+    /// tensor-parallel shard a rank's graph holds (default: the whole model).
     /// </summary>
-    public static ModelRecord Of(Checkpoint checkpoint)
+    public static ModelRecord Of(Checkpoint checkpoint, Transforms.Sharding.TensorParallelShare? share = null)
     {
         var configFile = Path.Combine(checkpoint.Directory, Checkpoint.ConfigFileName);
         var config = ModelFactory.ReadConfig(checkpoint.Config, configFile);
-        return new ModelRecord(checkpoint, config, ModelFactory.Signature(checkpoint.Config, configFile));
+        var kvHeads = share is { Ranks: > 1 } s ? s.KeyValueHeads(config.KvHeads).Count : config.KvHeads;
+        return new ModelRecord(checkpoint, config, ModelFactory.Signature(checkpoint.Config, configFile), kvHeads);
     }
 
     /// <summary>
@@ -68,10 +71,10 @@ public sealed class ModelRecord
         {
             return e.Message;
         }
-        if (cache is not null && (cache.Layers, cache.KvHeads, cache.HeadDim) != (_config.Layers, _config.KvHeads, _config.HeadDim))
+        if (cache is not null && (cache.Layers, cache.KvHeads, cache.HeadDim) != (_config.Layers, _rankKvHeads, _config.HeadDim))
         {
             return $"key/value cache of {cache.Layers} layers, {cache.KvHeads} kv heads of dimension {cache.HeadDim}; " +
-                $"config.json has {_config.Layers}, {_config.KvHeads} and {_config.HeadDim}";
+                $"config.json has {_config.Layers}, {_config.KvHeads}{(_rankKvHeads == _config.KvHeads ? "" : $" ({_rankKvHeads} on this rank)")} and {_config.HeadDim}";
         }
 
         // Every input the runtime feeds, and no other: the reference's (position_ids may be gone once the cache

@@ -26,7 +26,7 @@ public sealed class PipelineCache(CacheSettings settings, ICommunicator? ranks =
         if (Settings.Mode == CacheMode.Off) return Uncached(checkpoint, pipeline, observer, CacheReport.Off("disabled"));
         // What a restored graph must fit, from config.json alone: a hit never traces the model. It validates
         // config.json first, so a bad one fails here exactly as it would uncached, before the key reads any of it.
-        var model = ModelRecord.Of(checkpoint);
+        var model = ModelRecord.Of(checkpoint, new Transforms.Sharding.TensorParallelShare(_ranks.Size, _ranks.Rank));
         var keys = SnapshotKeys.ForPoints(checkpoint, pipeline, Settings.Fingerprint, _ranks.Size, _ranks.Size);
         if (keys.Count == 0) return Uncached(checkpoint, pipeline, observer, CacheReport.Off("the pipeline has no pipeline_cache point"));
         var (usable, writable) = PrepareRoot(warnings);

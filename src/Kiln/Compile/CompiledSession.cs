@@ -31,8 +31,12 @@ public sealed class CompiledSession : IDisposable
     /// <summary>Whether ORT was allowed to pre-pack weights (the setting the session was created with).</summary>
     public bool Prepacking { get; }
 
-    /// <summary>Creates the session; a model ORT rejects, or a missing or extra initializer, raises a <see cref="KilnException"/> saying why.</summary>
-    public static CompiledSession Create(byte[] model, IReadOnlyList<ExternalInitializer> initializers, SessionSettings? settings = null)
+    /// <summary>
+    /// Creates the session; a model ORT rejects, or a missing or extra initializer, raises a <see cref="KilnException"/> saying why.
+    /// <paramref name="world"/> is the ranks the model's all-reduce nodes sum over (default: this process alone).
+    /// </summary>
+    public static CompiledSession Create(byte[] model, IReadOnlyList<ExternalInitializer> initializers, SessionSettings? settings = null,
+        Distributed.ICommunicator? world = null)
     {
         settings ??= SessionSettings.Default;
         var options = new SessionOptions { GraphOptimizationLevel = settings.Optimization };
@@ -46,8 +50,8 @@ public sealed class CompiledSession : IDisposable
             options.AddSessionConfigEntry("session.intra_op.allow_spinning", settings.Spinning ? "1" : "0");
             var proto = ModelProto.Parser.ParseFrom(model);
             CheckSupplied(proto, initializers);
-            if (proto.Graph.Node.Any(n => n.Domain == LinearKernel.Domain))
-                kilnOps = KilnOpDomain.Register(options, settings.IntraOpThreads ?? Environment.ProcessorCount);
+            if (proto.Graph.Node.Any(n => n.Domain == CustomOpKernel.Domain))
+                kilnOps = KilnOpDomain.Register(options, settings.IntraOpThreads ?? Environment.ProcessorCount, world ?? Distributed.SingleProcess.Instance);
             foreach (var init in initializers)
             {
                 if (init.ByteLength != init.ExpectedByteLength)

@@ -22,7 +22,7 @@ public sealed class OnnxGraphBuilder
     public const string MicrosoftDomain = "com.microsoft";
 
     /// <summary>Kiln's own kernels (<see cref="Kernels.LinearKernel"/>), imported only by graphs that use them.</summary>
-    public const string KilnDomain = Kernels.LinearKernel.Domain;
+    public const string KilnDomain = Kernels.CustomOpKernel.Domain;
 
     public const long KilnOpset = 1;
 

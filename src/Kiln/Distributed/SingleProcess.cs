@@ -14,4 +14,14 @@ public sealed class SingleProcess : ICommunicator
     public bool AllAgree(bool value) => value;
 
     public string Broadcast(string value) => value;
+
+    public int Broadcast(int value) => value;
+
+    public void AllReduceSum(Span<float> values) { }
+
+    public void AllGather(ReadOnlySpan<float> mine, Span<float> all)
+    {
+        if (all.Length != mine.Length) throw new ArgumentException($"all-gather of {mine.Length} values into {all.Length}");
+        mine.CopyTo(all);
+    }
 }

@@ -3,42 +3,43 @@ using Microsoft.ML.OnnxRuntime;
 namespace Kiln.Kernels;
 
 /// <summary>
-/// Kiln's custom ops (domain <see cref="LinearKernel.Domain"/>) registered with one session's options:
+/// Kiln's custom ops (domain <see cref="CustomOpKernel.Domain"/>) registered with one session's options:
 /// the ORT domain and the kernels behind it. ORT uses them for the session's whole life, so this is
 /// disposed only after the session.
 /// </summary>
 public sealed unsafe class KilnOpDomain : IDisposable
 {
     private nint _domain;
-    private readonly LinearKernel _linear;
-    private readonly QuantizedLinearKernel[] _quantized;
+    private readonly CustomOpKernel[] _kernels;
 
-    private KilnOpDomain(nint domain, LinearKernel linear, QuantizedLinearKernel[] quantized)
+    private KilnOpDomain(nint domain, CustomOpKernel[] kernels)
     {
         _domain = domain;
-        _linear = linear;
-        _quantized = quantized;
+        _kernels = kernels;
     }
 
     /// <param name="threads">Threads each product is split over.</param>
-    public static KilnOpDomain Register(SessionOptions options, int threads)
+    /// <param name="world">The ranks <c>ai.kiln.AllReduce</c> sums over.</param>
+    public static KilnOpDomain Register(SessionOptions options, int threads, Distributed.ICommunicator world)
     {
-        var linear = new LinearKernel(threads);
-        var quantized = Enum.GetValues<Weights.QuantScheme>().Select(s => new QuantizedLinearKernel(threads, s)).ToArray();
+        CustomOpKernel[] kernels =
+        [
+            new LinearKernel(threads),
+            .. Enum.GetValues<Weights.QuantScheme>().Select(s => new QuantizedLinearKernel(threads, s)),
+            new AllReduceKernel(world),
+        ];
         nint domain = 0;
         try
         {
-            domain = OrtNative.CreateCustomOpDomain(LinearKernel.Domain);
-            OrtNative.CustomOpDomainAdd(domain, linear.Op);
-            foreach (var kernel in quantized) OrtNative.CustomOpDomainAdd(domain, kernel.Op);
+            domain = OrtNative.CreateCustomOpDomain(CustomOpKernel.Domain);
+            foreach (var kernel in kernels) OrtNative.CustomOpDomainAdd(domain, kernel.Op);
             OrtNative.AddCustomOpDomain(options.DangerousGetHandle(), domain);
-            return new KilnOpDomain(domain, linear, quantized);
+            return new KilnOpDomain(domain, kernels);
         }
         catch
         {
             if (domain != 0) OrtNative.ReleaseCustomOpDomain(domain);
-            linear.Dispose();
-            foreach (var kernel in quantized) kernel.Dispose();
+            foreach (var kernel in kernels) kernel.Dispose();
             throw;
         }
     }
@@ -48,7 +49,6 @@ public sealed unsafe class KilnOpDomain : IDisposable
         if (_domain == 0) return;
         OrtNative.ReleaseCustomOpDomain(_domain);
         _domain = 0;
-        _linear.Dispose();
-        foreach (var kernel in _quantized) kernel.Dispose();
+        foreach (var kernel in _kernels) kernel.Dispose();
     }
 }

@@ -13,9 +13,8 @@ namespace Kiln.Kernels;
 /// ORT's MatMul: for the one-row products of decoding, MLAS draws well below the machine's read
 /// bandwidth (docs/performance.md), and it has no float32 product over 16-bit weights.
 /// </summary>
-public sealed unsafe class LinearKernel : IDisposable
+public sealed unsafe class LinearKernel : CustomOpKernel
 {
-    public const string Domain = "ai.kiln";
     public const string OpType = "Linear";
 
     /// <summary>Below this many multiply-adds a product runs on the calling thread: waking workers would cost more.</summary>
@@ -26,55 +25,16 @@ public sealed unsafe class LinearKernel : IDisposable
     /// <summary>Most weight pieces one node may have.</summary>
     public const int MaxWeights = 8;
 
-    // OrtCustomOpInputOutputCharacteristic values.
-    private const int RequiredInput = 0, VariadicInput = 2;
-    private static readonly nint Name = Marshal.StringToCoTaskMemUTF8(OpType);
-
     private readonly int _parts;
-    private GCHandle _self;
 
     /// <param name="threads">The session's intra-op threads: each product is split into this many parts.</param>
-    public LinearKernel(int threads)
+    public LinearKernel(int threads) : base(OpType, [OrtNative.ElementFloat, OrtNative.ElementUndefined], lastInputVariadic: true)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
         _parts = threads;
-        _self = GCHandle.Alloc(this);
-        Op = (NativeCustomOp*)NativeMemory.AllocZeroed((nuint)sizeof(NativeCustomOp));
-        *Op = new NativeCustomOp
-        {
-            Version = OrtNative.CustomOpVersion,
-            GetName = (nint)(delegate* unmanaged<nint, nint>)&GetNameCallback,
-            GetExecutionProviderType = (nint)(delegate* unmanaged<nint, nint>)&CpuProvider,
-            GetInputType = (nint)(delegate* unmanaged<nint, nuint, int>)&InputType,
-            GetInputTypeCount = (nint)(delegate* unmanaged<nint, nuint>)&InputCount,
-            GetOutputType = (nint)(delegate* unmanaged<nint, nuint, int>)&FloatType,
-            GetOutputTypeCount = (nint)(delegate* unmanaged<nint, nuint>)&OutputCount,
-            KernelDestroy = (nint)(delegate* unmanaged<nint, void>)&DestroyKernel,
-            GetInputCharacteristic = (nint)(delegate* unmanaged<nint, nuint, int>)&InputCharacteristic,
-            GetOutputCharacteristic = (nint)(delegate* unmanaged<nint, nuint, int>)&Required,
-            GetInputMemoryType = (nint)(delegate* unmanaged<nint, nuint, int>)&DefaultMemory,
-            GetVariadicInputMinArity = (nint)(delegate* unmanaged<nint, int>)&One,
-            GetVariadicInputHomogeneity = (nint)(delegate* unmanaged<nint, int>)&Zero,
-            GetVariadicOutputMinArity = (nint)(delegate* unmanaged<nint, int>)&One,
-            GetVariadicOutputHomogeneity = (nint)(delegate* unmanaged<nint, int>)&One,
-            CreateKernelV2 = (nint)(delegate* unmanaged<nint, nint, nint, nint*, nint>)&CreateKernel,
-            KernelComputeV2 = (nint)(delegate* unmanaged<nint, nint, nint>)&Compute,
-            Owner = GCHandle.ToIntPtr(_self),
-        };
     }
 
-    /// <summary>The native op ORT holds; valid until <see cref="Dispose"/>.</summary>
-    internal NativeCustomOp* Op { get; private set; }
-
-    public void Dispose()
-    {
-        if (Op == null) return;
-        NativeMemory.Free(Op);
-        Op = null;
-        _self.Free();
-    }
-
-    private nint Run(nint context)
+    protected override nint Run(nint context)
     {
         Span<long> xShape = stackalloc long[MaxRank];
         Span<long> wShape = stackalloc long[MaxRank];
@@ -121,8 +81,6 @@ public sealed unsafe class LinearKernel : IDisposable
         return 0;
     }
 
-    private static nint Invalid(string message) => OrtNative.CreateStatus(OrtNative.InvalidArgument, $"{Domain}.{OpType}: {message}");
-
     // One product, as the parallel parts see it: weight piece i holds output columns Offsets[i]..Offsets[i + 1),
     // every piece of element type Format.
     private struct Product
@@ -166,70 +124,5 @@ public sealed unsafe class LinearKernel : IDisposable
         var first = (int)((long)p->N * i / p->Parts) & ~3;
         var end = i == p->Parts - 1 ? p->N : (int)((long)p->N * (i + 1) / p->Parts) & ~3;
         p->Compute(first, end);
-    }
-
-    [UnmanagedCallersOnly]
-    private static nint GetNameCallback(nint op) => Name;
-
-    // Null names the CPU execution provider.
-    [UnmanagedCallersOnly]
-    private static nint CpuProvider(nint op) => 0;
-
-    [UnmanagedCallersOnly]
-    private static int FloatType(nint op, nuint index) => OrtNative.ElementFloat;
-
-    // X is float32; the weights' type is checked at run time (any declared, so a wrong one gets this op's error).
-    [UnmanagedCallersOnly]
-    private static int InputType(nint op, nuint index) => index == 0 ? OrtNative.ElementFloat : OrtNative.ElementUndefined;
-
-    [UnmanagedCallersOnly]
-    private static nuint InputCount(nint op) => 2;
-
-    [UnmanagedCallersOnly]
-    private static nuint OutputCount(nint op) => 1;
-
-    // X is required; the weights are one variadic input (the last one).
-    [UnmanagedCallersOnly]
-    private static int InputCharacteristic(nint op, nuint index) => index == 0 ? RequiredInput : VariadicInput;
-
-    [UnmanagedCallersOnly]
-    private static int Required(nint op, nuint index) => RequiredInput;
-
-    // OrtMemTypeDefault: CPU memory of the kernel's provider.
-    [UnmanagedCallersOnly]
-    private static int DefaultMemory(nint op, nuint index) => 0;
-
-    [UnmanagedCallersOnly]
-    private static int One(nint op) => 1;
-
-    // The weight pieces' types may differ as far as ORT is concerned: Run checks they agree.
-    [UnmanagedCallersOnly]
-    private static int Zero(nint op) => 0;
-
-    // Every node of the op shares the op's state, so the kernel handle is the op's own GCHandle.
-    [UnmanagedCallersOnly]
-    private static nint CreateKernel(nint op, nint api, nint info, nint* kernel)
-    {
-        *kernel = ((NativeCustomOp*)op)->Owner;
-        return 0;
-    }
-
-    [UnmanagedCallersOnly]
-    private static void DestroyKernel(nint kernel)
-    {
-    }
-
-    // No exception may cross into native code: failures become ORT statuses, which ORT reports as the run's error.
-    [UnmanagedCallersOnly]
-    private static nint Compute(nint kernel, nint context)
-    {
-        try
-        {
-            return ((LinearKernel)GCHandle.FromIntPtr(kernel).Target!).Run(context);
-        }
-        catch (Exception e)
-        {
-            return OrtNative.CreateStatus(OrtNative.Fail, $"{Domain}.{OpType}: {e.Message}");
-        }
     }
 }

@@ -10,7 +10,7 @@ namespace Kiln.Kernels;
 /// columns are split over the session's intra-op threads as <see cref="LinearKernel"/> splits them
 /// (<see cref="QuantizedMath"/> on the best instruction set the machine has).
 /// </summary>
-public sealed unsafe class QuantizedLinearKernel : IDisposable
+public sealed unsafe class QuantizedLinearKernel : CustomOpKernel
 {
     /// <summary>ONNXTensorElementDataType UINT8.</summary>
     private const int ElementUInt8 = 2;
@@ -19,39 +19,13 @@ public sealed unsafe class QuantizedLinearKernel : IDisposable
 
     private readonly int _parts;
     private readonly QuantScheme _scheme;
-    private readonly nint _name;
-    private GCHandle _self;
 
     /// <param name="threads">The session's intra-op threads: each product is split into this many parts.</param>
-    public QuantizedLinearKernel(int threads, QuantScheme scheme)
+    public QuantizedLinearKernel(int threads, QuantScheme scheme) : base(OpType(scheme), [OrtNative.ElementFloat, ElementUInt8])
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
         _parts = threads;
         _scheme = scheme;
-        _name = Marshal.StringToCoTaskMemUTF8(OpType(scheme));
-        _self = GCHandle.Alloc(this);
-        Op = (NativeCustomOp*)NativeMemory.AllocZeroed((nuint)sizeof(NativeCustomOp));
-        *Op = new NativeCustomOp
-        {
-            Version = OrtNative.CustomOpVersion,
-            GetName = (nint)(delegate* unmanaged<nint, nint>)&GetNameCallback,
-            GetExecutionProviderType = (nint)(delegate* unmanaged<nint, nint>)&CpuProvider,
-            GetInputType = (nint)(delegate* unmanaged<nint, nuint, int>)&InputType,
-            GetInputTypeCount = (nint)(delegate* unmanaged<nint, nuint>)&Two,
-            GetOutputType = (nint)(delegate* unmanaged<nint, nuint, int>)&FloatType,
-            GetOutputTypeCount = (nint)(delegate* unmanaged<nint, nuint>)&One,
-            KernelDestroy = (nint)(delegate* unmanaged<nint, void>)&DestroyKernel,
-            GetInputCharacteristic = (nint)(delegate* unmanaged<nint, nuint, int>)&Required,
-            GetOutputCharacteristic = (nint)(delegate* unmanaged<nint, nuint, int>)&Required,
-            GetInputMemoryType = (nint)(delegate* unmanaged<nint, nuint, int>)&DefaultMemory,
-            GetVariadicInputMinArity = (nint)(delegate* unmanaged<nint, int>)&OneInt,
-            GetVariadicInputHomogeneity = (nint)(delegate* unmanaged<nint, int>)&OneInt,
-            GetVariadicOutputMinArity = (nint)(delegate* unmanaged<nint, int>)&OneInt,
-            GetVariadicOutputHomogeneity = (nint)(delegate* unmanaged<nint, int>)&OneInt,
-            CreateKernelV2 = (nint)(delegate* unmanaged<nint, nint, nint, nint*, nint>)&CreateKernel,
-            KernelComputeV2 = (nint)(delegate* unmanaged<nint, nint, nint>)&Compute,
-            Owner = GCHandle.ToIntPtr(_self),
-        };
     }
 
     /// <summary>The op type of a scheme's product in domain <see cref="LinearKernel.Domain"/>: "LinearInt8", "LinearInt4", "LinearInt4Sym".</summary>
@@ -63,19 +37,7 @@ public sealed unsafe class QuantizedLinearKernel : IDisposable
         _ => throw new ArgumentOutOfRangeException(nameof(scheme), scheme, null),
     };
 
-    /// <summary>The native op ORT holds; valid until <see cref="Dispose"/>.</summary>
-    internal NativeCustomOp* Op { get; private set; }
-
-    public void Dispose()
-    {
-        if (Op == null) return;
-        NativeMemory.Free(Op);
-        Op = null;
-        Marshal.FreeCoTaskMem(_name);
-        _self.Free();
-    }
-
-    private nint Run(nint context)
+    protected override nint Run(nint context)
     {
         Span<long> xShape = stackalloc long[MaxRank];
         Span<long> wShape = stackalloc long[MaxRank];
@@ -122,8 +84,6 @@ public sealed unsafe class QuantizedLinearKernel : IDisposable
         return 0;
     }
 
-    private nint Invalid(string message) => OrtNative.CreateStatus(OrtNative.InvalidArgument, $"{LinearKernel.Domain}.{OpType(_scheme)}: {message}");
-
     private struct Product
     {
         public QuantScheme Scheme;
@@ -145,64 +105,5 @@ public sealed unsafe class QuantizedLinearKernel : IDisposable
         var first = (int)((long)p->N * i / p->Parts) & align;
         var end = i == p->Parts - 1 ? p->N : (int)((long)p->N * (i + 1) / p->Parts) & align;
         p->Compute(first, end);
-    }
-
-    private static QuantizedLinearKernel Of(nint handle) => (QuantizedLinearKernel)GCHandle.FromIntPtr(handle).Target!;
-
-    [UnmanagedCallersOnly]
-    private static nint GetNameCallback(nint op) => Of(((NativeCustomOp*)op)->Owner)._name;
-
-    // Null names the CPU execution provider.
-    [UnmanagedCallersOnly]
-    private static nint CpuProvider(nint op) => 0;
-
-    [UnmanagedCallersOnly]
-    private static int InputType(nint op, nuint index) => index == 0 ? OrtNative.ElementFloat : ElementUInt8;
-
-    [UnmanagedCallersOnly]
-    private static int FloatType(nint op, nuint index) => OrtNative.ElementFloat;
-
-    [UnmanagedCallersOnly]
-    private static nuint Two(nint op) => 2;
-
-    [UnmanagedCallersOnly]
-    private static nuint One(nint op) => 1;
-
-    [UnmanagedCallersOnly]
-    private static int Required(nint op, nuint index) => 0;
-
-    // OrtMemTypeDefault: CPU memory of the kernel's provider.
-    [UnmanagedCallersOnly]
-    private static int DefaultMemory(nint op, nuint index) => 0;
-
-    [UnmanagedCallersOnly]
-    private static int OneInt(nint op) => 1;
-
-    // Every node of the op shares the op's state, so the kernel handle is the op's own GCHandle.
-    [UnmanagedCallersOnly]
-    private static nint CreateKernel(nint op, nint api, nint info, nint* kernel)
-    {
-        *kernel = ((NativeCustomOp*)op)->Owner;
-        return 0;
-    }
-
-    [UnmanagedCallersOnly]
-    private static void DestroyKernel(nint kernel)
-    {
-    }
-
-    // No exception may cross into native code: failures become ORT statuses.
-    [UnmanagedCallersOnly]
-    private static nint Compute(nint kernel, nint context)
-    {
-        var self = Of(kernel);
-        try
-        {
-            return self.Run(context);
-        }
-        catch (Exception e)
-        {
-            return OrtNative.CreateStatus(OrtNative.Fail, $"{LinearKernel.Domain}.{OpType(self._scheme)}: {e.Message}");
-        }
     }
 }

@@ -20,7 +20,7 @@ public sealed class OpRegistry
     public static OpRegistry Core { get; } = new(CoreOps.All);
 
     /// <summary>The core ops plus the fused ops the optimizing transforms introduce.</summary>
-    public static OpRegistry Default { get; } = Core.With(FusedOps.All()).With(QuantizedOps.All());
+    public static OpRegistry Default { get; } = Core.With(FusedOps.All()).With(QuantizedOps.All()).With(CollectiveOps.All());
 
     public bool Contains(string name) => _ops.ContainsKey(name);
 

@@ -47,7 +47,9 @@ public sealed class Generator(LoadedModel model)
         while (newIds.Count < options.MaxNewTokens)
         {
             if (sequence.Count >= context) { reason = "context"; break; }
-            var next = sampler.Next(NextLogits(decoder, sequence, newIds.Count == 0, vocab));
+            var logits = NextLogits(decoder, sequence, newIds.Count == 0, vocab);
+            // Rank 0 chooses and every rank follows, so all ranks hold the same sequence.
+            var next = model.World.Broadcast(model.World.Rank == 0 ? sampler.Next(logits) : 0);
             if (newIds.Count == 0) firstTokenMs = clock.Elapsed.TotalMilliseconds;
             newIds.Add(next);
             sequence.Add(next);

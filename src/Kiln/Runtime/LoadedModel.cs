@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Kiln.Cache;
 using Kiln.Checkpoints;
 using Kiln.Compile;
+using Kiln.Distributed;
 using Kiln.Graph;
 using Kiln.Transforms;
 using Kiln.Weights;
@@ -16,8 +17,10 @@ public sealed class LoadedModel : IDisposable
 {
     private readonly WeightSet _weights;
 
-    private LoadedModel(Checkpoint checkpoint, ModelGraph graph, WeightSet weights, CompiledSession session, LoadTimings timings, int context)
+    private LoadedModel(Checkpoint checkpoint, ModelGraph graph, WeightSet weights, CompiledSession session, LoadTimings timings, int context,
+        ICommunicator world)
     {
+        World = world;
         Checkpoint = checkpoint;
         Graph = graph;
         _weights = weights;
@@ -28,6 +31,9 @@ public sealed class LoadedModel : IDisposable
     }
 
     public Checkpoint Checkpoint { get; }
+
+    /// <summary>The ranks this model's graph is one shard of (a world of one unless tensor-parallel).</summary>
+    public ICommunicator World { get; }
 
     public ModelGraph Graph { get; }
 
@@ -86,18 +92,21 @@ public sealed class LoadedModel : IDisposable
     /// Opens the checkpoint, compiles its graph with the pipeline (default: the embedded default
     /// pipeline), maps and binds the weights, and creates the session. <paramref name="progress"/> hears how
     /// far quantizing the weights is, when the pipeline quantizes and the cache does not supply them.
+    /// <paramref name="world"/> is the tensor-parallel world this process is one rank of (default: one
+    /// process); a cache must have been made for the same world.
     /// </summary>
     public static LoadedModel Load(string directory, SessionSettings? settings = null, PipelineConfig? pipeline = null, PipelineCache? cache = null,
-        IProgress<QuantizeProgress>? progress = null)
+        IProgress<QuantizeProgress>? progress = null, ICommunicator? world = null)
     {
+        world ??= SingleProcess.Instance;
         var clock = Stopwatch.StartNew();
         var checkpoint = Checkpoint.Open(directory);
         try
         {
             pipeline ??= PipelineConfig.Load();
-            var compiled = cache is null ? ModelCompiler.Compile(checkpoint, pipeline) : cache.Compile(checkpoint, pipeline);
+            var compiled = cache is null ? ModelCompiler.Compile(checkpoint, pipeline, world: world) : cache.Compile(checkpoint, pipeline);
             var tier = cache?.WeightsTierFor(compiled.Cache);
-            var model = Create(checkpoint, compiled.Graph, settings, clock.Elapsed.TotalMilliseconds, tier, progress);
+            var model = Create(checkpoint, compiled.Graph, settings, clock.Elapsed.TotalMilliseconds, tier, progress, world);
             model.Cache = compiled.Cache;
             model.WeightsCache = tier?.Report;
             return model;
@@ -115,8 +124,9 @@ public sealed class LoadedModel : IDisposable
     /// and creates the session. Takes ownership of <paramref name="checkpoint"/>.
     /// </summary>
     public static LoadedModel Create(Checkpoint checkpoint, ModelGraph graph, SessionSettings? settings = null, double pipelineMs = 0, WeightsTier? weightsTier = null,
-        IProgress<QuantizeProgress>? progress = null)
+        IProgress<QuantizeProgress>? progress = null, ICommunicator? world = null)
     {
+        world ??= SingleProcess.Instance;
         var clock = Stopwatch.StartNew();
         settings ??= SessionSettings.Default;
         var context = settings.ContextFor(MaxPositionsOf(graph));
@@ -128,9 +138,9 @@ public sealed class LoadedModel : IDisposable
             var weightsMs = clock.Elapsed.TotalMilliseconds;
 
             var initializers = weights.Parameters.Select(w => new ExternalInitializer(w.Name, w.DType, w.Shape, w.Pointer, w.ByteLength)).ToList();
-            var session = CompiledSession.Create(onnx, initializers, settings.WithGraphChoices(graph.Metadata));
+            var session = CompiledSession.Create(onnx, initializers, settings.WithGraphChoices(graph.Metadata), world);
             var timings = new LoadTimings(pipelineMs, weightsMs, clock.Elapsed.TotalMilliseconds - weightsMs);
-            return new LoadedModel(checkpoint, graph, weights, session, timings, context);
+            return new LoadedModel(checkpoint, graph, weights, session, timings, context, world);
         }
         catch
         {

@@ -4,6 +4,7 @@ using Kiln.Transforms.Fusions;
 using Kiln.Transforms.CacheInit;
 using Kiln.Transforms.Compile;
 using Kiln.Transforms.PostLoadFusion;
+using Kiln.Transforms.Sharding;
 using Kiln.Transforms.WeightLoad;
 
 namespace Kiln.Transforms;
@@ -32,6 +33,7 @@ public sealed class TransformRegistry
         new FuseAttentionTransform(),
         new FuseSwiGluTransform(),
         new FuseSkipRmsNormTransform(),
+        new ShardTensorParallelTransform(),
         new LoadWeightsTransform(),
         new FuseQkvProjectionsTransform(),
         new FuseGateUpProjectionsTransform(),

@@ -4,7 +4,7 @@ namespace Kiln.Tests.Cache;
 
 /// <summary>
 /// A fake multi-rank world: ranks are threads of one process that meet at a barrier. AllAgree is a
-/// logical AND, Broadcast takes rank 0's value. A rank that stops calling collectives makes the
+/// logical AND, Broadcast takes rank 0's value, AllReduceSum adds in rank order. A rank that stops calling collectives makes the
 /// others fail after a timeout instead of hanging the test run.
 /// </summary>
 public sealed class FakeWorld(int size)
@@ -14,6 +14,7 @@ public sealed class FakeWorld(int size)
     private readonly Barrier _barrier = new(size);
     private readonly bool[] _votes = new bool[size];
     private readonly string[] _values = new string[size];
+    private readonly float[][] _floats = new float[size][];
 
     public int Size => size;
 
@@ -55,6 +56,29 @@ public sealed class FakeWorld(int size)
             var result = world._values[0];
             world.Meet();
             return result;
+        }
+
+        public int Broadcast(int value) => int.Parse(Broadcast(value.ToString(System.Globalization.CultureInfo.InvariantCulture)), System.Globalization.CultureInfo.InvariantCulture);
+
+        public void AllReduceSum(Span<float> values)
+        {
+            world._floats[rank] = values.ToArray();
+            world.Meet();
+            for (var i = 0; i < values.Length; i++)
+            {
+                var sum = 0f;
+                foreach (var part in world._floats) sum += part[i];
+                values[i] = sum;
+            }
+            world.Meet();
+        }
+
+        public void AllGather(ReadOnlySpan<float> mine, Span<float> all)
+        {
+            world._floats[rank] = mine.ToArray();
+            world.Meet();
+            for (var r = 0; r < world.Size; r++) world._floats[r].CopyTo(all[(r * mine.Length)..]);
+            world.Meet();
         }
     }
 }

@@ -1,0 +1,139 @@
+using Kiln.Graph;
+using Kiln.Weights;
+
+namespace Kiln.Transforms.Sharding;
+
+/// <summary>
+/// sharding: splits the graph for one rank of a tensor-parallel world (Megatron-LM's layout). In each
+/// attention block the q, k and v projections keep the rank's whole heads (column-parallel: a slice of
+/// the weight's rows and bias) and the output projection the matching input features (row-parallel: a
+/// slice of the weight's columns), followed by an <c>all_reduce</c> that sums the ranks' partial
+/// products; the MLP's gate and up projections and its down projection split the same way around
+/// <c>swiglu</c>. Embedding, norms and output layer stay whole on every rank. Only shapes, load-recipe
+/// slices and the all-reduce nodes change; no weight is read. A world of one rank is left as it is.
+/// </summary>
+public sealed class ShardTensorParallelTransform : Transform<TransformConfig>
+{
+    public override string Name => "shard_tensor_parallel";
+
+    public override Stage Stage => Stage.Sharding;
+
+    protected override int Rewrite(ModelGraph graph, TransformConfig config, TransformContext context)
+    {
+        if (context.WorldSize == 1) return 0;
+        var share = new TensorParallelShare(context.WorldSize, context.Rank);
+        var producers = graph.Nodes.SelectMany(n => n.Outputs.Select(o => (o, n))).ToDictionary(p => p.o, p => p.n, (IEqualityComparer<Value>)ReferenceEqualityComparer.Instance);
+        var parameters = graph.Parameters.ToDictionary(p => p.Value, p => p, (IEqualityComparer<Value>)ReferenceEqualityComparer.Instance);
+        var consumers = GraphAnalysis.Consumers(graph);
+        var rowParallel = new List<Node>();
+        var blocks = 0;
+
+        foreach (var attention in graph.Nodes.Where(n => n.Op == "attention").ToList())
+        {
+            var (q, k, v) = (attention.Inputs[0], attention.Inputs[1], attention.Inputs[2]);
+            var headDim = q.Shape[3].Size;
+            var (qStart, qCount) = share.QueryHeads(q.Shape[1].Size);
+            var (kvStart, kvCount) = share.KeyValueHeads(k.Shape[1].Size);
+            ShardOutputs(Projection(q, producers, parameters), qStart * headDim, qCount * headDim, parameters);
+            ShardOutputs(Projection(k, producers, parameters), kvStart * headDim, kvCount * headDim, parameters);
+            ShardOutputs(Projection(v, producers, parameters), kvStart * headDim, kvCount * headDim, parameters);
+            var output = OutputProjection(attention, consumers, parameters);
+            ShardInputs(output, qStart * headDim, qCount * headDim, parameters);
+            rowParallel.Add(output);
+            blocks++;
+        }
+
+        foreach (var swiglu in graph.Nodes.Where(n => n.Op == "swiglu").ToList())
+        {
+            var gate = Linear(producers.GetValueOrDefault(swiglu.Inputs[0]), parameters, "swiglu's gate");
+            var up = Linear(producers.GetValueOrDefault(swiglu.Inputs[1]), parameters, "swiglu's up");
+            var (start, count) = share.Features(gate.Inputs[1].Shape[0].Size, $"intermediate size {gate.Inputs[1].Shape[0].Size} (config.json intermediate_size)");
+            ShardOutputs(gate, start, count, parameters);
+            ShardOutputs(up, start, count, parameters);
+            var down = Linear(SoleConsumer(swiglu.Output, consumers), parameters, "the projection after swiglu");
+            ShardInputs(down, start, count, parameters);
+            rowParallel.Add(down);
+            blocks++;
+        }
+
+        GraphTypes.Refresh(graph);
+        foreach (var linear in rowParallel) AllReduceAfter(graph, linear);
+        return blocks;
+    }
+
+    // The projection whose output reaches attention input `value` through per-head reshapes, transposes,
+    // rotary embedding, a per-head norm or a bias add (whose bias is sharded with the projection).
+    private static Node Projection(Value value, Dictionary<Value, Node> producers, Dictionary<Value, ParameterSpec> parameters)
+    {
+        for (var node = producers.GetValueOrDefault(value); node != null; node = producers.GetValueOrDefault(node.Inputs[0]))
+        {
+            switch (node.Op)
+            {
+                case "linear" when parameters.ContainsKey(node.Inputs[1]):
+                    return node;
+                case "add" when parameters.ContainsKey(node.Inputs[1]):
+                    continue;
+                case "transpose" or "reshape" or "rotary_embedding" or "rms_norm":
+                    continue;
+                default:
+                    throw Unsupported($"{node.Op} between an attention input and its projection");
+            }
+        }
+        throw Unsupported("an attention input that no projection makes");
+    }
+
+    // attention -> transpose -> reshape -> the output projection.
+    private static Node OutputProjection(Node attention, Dictionary<Value, List<Node>> consumers, Dictionary<Value, ParameterSpec> parameters)
+    {
+        var node = SoleConsumer(attention.Output, consumers);
+        while (node is { Op: "transpose" or "reshape" }) node = SoleConsumer(node.Output, consumers);
+        return Linear(node, parameters, "the projection after attention");
+    }
+
+    private static Node? SoleConsumer(Value value, Dictionary<Value, List<Node>> consumers) =>
+        consumers.GetValueOrDefault(value) is [var only] ? only : null;
+
+    private static Node Linear(Node? node, Dictionary<Value, ParameterSpec> parameters, string what) =>
+        node is { Op: "linear" } && parameters.ContainsKey(node.Inputs[1]) ? node : throw Unsupported($"{what} is not a linear over a weight");
+
+    // Column-parallel: the rank's output features, rows [start, start + count) of the weight, and of its bias
+    // (a linear's third input, or a bias added to its output).
+    private static void ShardOutputs(Node linear, long start, long count, Dictionary<Value, ParameterSpec> parameters)
+    {
+        Slice(parameters[linear.Inputs[1]], 0, start, count);
+        if (linear.Inputs.Count == 3) Slice(parameters[linear.Inputs[2]], 0, start, count);
+    }
+
+    // Row-parallel: the rank's input features, columns [start, start + count) of the weight. A bias stays
+    // whole and is added once, after the all-reduce (AllReduceAfter).
+    private static void ShardInputs(Node linear, long start, long count, Dictionary<Value, ParameterSpec> parameters) =>
+        Slice(parameters[linear.Inputs[1]], 1, start, count);
+
+    private static void Slice(ParameterSpec parameter, int dim, long start, long count)
+    {
+        parameter.Recipe = parameter.Recipe.Then(new SliceStep(dim, start, count));
+        parameter.Value.Type = parameter.Value.Type with { Shape = parameter.Value.Shape.With(dim, Dim.Of(count)) };
+    }
+
+    // y = linear(x, w[, b]) becomes all_reduce(linear(x, w)) [+ b]: the ranks' partial products summed, the bias added once.
+    private static void AllReduceAfter(ModelGraph graph, Node linear)
+    {
+        var bias = linear.Inputs.Count == 3 ? linear.Inputs[2] : null;
+        var partial = bias is null ? linear : graph.CreateNode("linear", [linear.Inputs[0], linear.Inputs[1]], nameHint: linear.Output.Name);
+        var sum = graph.CreateNode("all_reduce", [partial.Output], nameHint: linear.Output.Name);
+        var result = bias is null ? sum : graph.CreateNode("add", [sum.Output, bias], nameHint: linear.Output.Name);
+        // Readers move to the result while the new nodes are not placed yet, so the all-reduce keeps reading the product.
+        graph.ReplaceUses(linear.Output, result.Output);
+        var next = NextNode(graph, linear);
+        if (bias is not null) graph.InsertBefore(next, partial);
+        graph.InsertBefore(next, sum);
+        if (bias is null) return;
+        graph.InsertBefore(next, result);
+        graph.RemoveNodes([linear]);
+    }
+
+    private static Node NextNode(ModelGraph graph, Node node) => graph.Nodes[graph.Nodes.IndexOf(node) + 1];
+
+    private static KilnException Unsupported(string what) =>
+        new($"tensor parallel: the graph has {what}; shard_tensor_parallel splits attention and swiglu blocks of the fused graph (keep fuse_attention and fuse_swiglu enabled)");
+}
