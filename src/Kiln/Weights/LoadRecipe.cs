@@ -27,6 +27,7 @@ public sealed record LoadRecipe(IReadOnlyList<string> Sources, IReadOnlyList<Rec
 [JsonPolymorphic(TypeDiscriminatorPropertyName = "op")]
 [JsonDerivedType(typeof(TransposeStep), "transpose")]
 [JsonDerivedType(typeof(SliceStep), "slice")]
+[JsonDerivedType(typeof(SliceEachStep), "slice_each")]
 [JsonDerivedType(typeof(ConcatStep), "concat")]
 [JsonDerivedType(typeof(CastStep), "cast")]
 [JsonDerivedType(typeof(QuantizeStep), "quantize")]
@@ -42,6 +43,16 @@ public sealed record TransposeStep : RecipeStep
 public sealed record SliceStep(int Dim, long Start, long Length) : RecipeStep
 {
     public override string ToString() => $"slice(dim={Dim}, start={Start}, length={Length})";
+}
+
+/// <summary>
+/// Slices the i-th tensor of the working list to <see cref="Lengths"/>[i] entries of dimension <see cref="Dim"/>
+/// from <see cref="Starts"/>[i]: each rank's share of projections fused after sharding (q, k and v
+/// keep different heads).
+/// </summary>
+public sealed record SliceEachStep(int Dim, long[] Starts, long[] Lengths) : RecipeStep
+{
+    public override string ToString() => $"slice_each(dim={Dim}, starts=[{string.Join(", ", Starts)}], lengths=[{string.Join(", ", Lengths)}])";
 }
 
 /// <summary>Concatenates every tensor of the working list along <see cref="Dim"/>.</summary>

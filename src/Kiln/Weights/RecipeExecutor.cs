@@ -111,6 +111,7 @@ public static unsafe class RecipeExecutor
     {
         TransposeStep => list.Select((w, i) => Transpose(w, shapes[i].Shape, allocator)).ToList(),
         SliceStep slice => list.Select((w, i) => Slice(w, slice, shapes[i].Shape, allocator)).ToList(),
+        SliceEachStep each => list.Select((w, i) => Slice(w, new SliceStep(each.Dim, each.Starts[i], each.Lengths[i]), shapes[i].Shape, allocator)).ToList(),
         ConcatStep concat => [Concat(list, concat.Dim, shapes[0].Shape, allocator)],
         CastStep cast => list.Select(w => Cast(w, cast.To, allocator)).ToList(),
         QuantizeStep quantize => list.Select((w, i) => Quantize(w, quantize.Scheme, shapes[i].Shape, allocator, weightsQuantized)).ToList(),

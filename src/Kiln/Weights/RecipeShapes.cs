@@ -28,6 +28,18 @@ public static class RecipeShapes
         return list[0];
     }
 
+    // One tensor sliced to `length` entries of dimension `dim` from `start`.
+    private static (DType DType, long[] Shape) Sliced((DType DType, long[] Shape) t, int dim, long start, long length, Func<string, KilnException> fail)
+    {
+        if (dim < 0 || dim >= t.Shape.Length)
+            throw fail($"dimension {dim} does not exist in shape {Format(t.Shape)}");
+        if (start < 0 || length < 0 || start > t.Shape[dim] - length)
+            throw fail($"range [{start}, {start + length}) is outside dimension {dim} of shape {Format(t.Shape)}");
+        var shape = (long[])t.Shape.Clone();
+        shape[dim] = length;
+        return (t.DType, shape);
+    }
+
     /// <summary>The working list after step <paramref name="index"/> of <paramref name="recipe"/>.</summary>
     internal static IReadOnlyList<(DType DType, long[] Shape)> Apply(IReadOnlyList<(DType DType, long[] Shape)> list, LoadRecipe recipe, int index)
     {
@@ -42,16 +54,12 @@ public static class RecipeShapes
                     : throw Fail($"needs a 2-D tensor, found shape {Format(t.Shape)}")).ToList();
 
             case SliceStep slice:
-                return list.Select(t =>
-                {
-                    if (slice.Dim < 0 || slice.Dim >= t.Shape.Length)
-                        throw Fail($"dimension {slice.Dim} does not exist in shape {Format(t.Shape)}");
-                    if (slice.Start < 0 || slice.Length < 0 || slice.Start > t.Shape[slice.Dim] - slice.Length)
-                        throw Fail($"range [{slice.Start}, {slice.Start + slice.Length}) is outside dimension {slice.Dim} of shape {Format(t.Shape)}");
-                    var shape = (long[])t.Shape.Clone();
-                    shape[slice.Dim] = slice.Length;
-                    return (t.DType, shape);
-                }).ToList();
+                return list.Select(t => Sliced(t, slice.Dim, slice.Start, slice.Length, Fail)).ToList();
+
+            case SliceEachStep each:
+                if (each.Starts.Length != list.Count || each.Lengths.Length != list.Count)
+                    throw Fail($"has {each.Starts.Length} starts and {each.Lengths.Length} lengths for {list.Count} tensors");
+                return list.Select((t, i) => Sliced(t, each.Dim, each.Starts[i], each.Lengths[i], Fail)).ToList();
 
             case ConcatStep concat:
                 if (list.Count == 0) throw Fail("nothing to concatenate");

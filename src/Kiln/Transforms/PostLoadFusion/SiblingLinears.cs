@@ -95,7 +95,8 @@ public static class SiblingLinears
     }
 
     // Sources of every member in order, the steps they share, then the concat along the output dimension.
-    // Null when the members differ in steps, dtype or input width, or a recipe has its own concat.
+    // Members that differ only in a first slice (each rank's share, from sharding) get one slice_each step.
+    // Null when the members differ in other steps, dtype or input width, or a recipe has its own concat.
     private static LoadRecipe? ConcatRecipe(IReadOnlyList<ParameterSpec> members)
     {
         var first = members[0];
@@ -103,12 +104,19 @@ public static class SiblingLinears
         foreach (var member in members)
         {
             var recipe = member.Recipe;
-            if (recipe.Sources.Count != 1 || recipe.Steps.Any(s => s is ConcatStep)) return null;
-            if (!recipe.Steps.SequenceEqual(first.Recipe.Steps) || member.Value.DType != first.Value.DType) return null;
+            if (recipe.Sources.Count != 1 || recipe.Steps.Any(s => s is ConcatStep or SliceEachStep) || member.Value.DType != first.Value.DType) return null;
             var memberShape = member.Value.Shape;
             if (memberShape.Rank != shape.Rank || !memberShape.IsFullyKnown || Enumerable.Range(1, shape.Rank - 1).Any(d => memberShape[d] != shape[d])) return null;
         }
-        return new LoadRecipe([.. members.Select(m => m.Recipe.Sources[0])], [.. first.Recipe.Steps, new ConcatStep(0)]);
+        var sources = members.Select(m => m.Recipe.Sources[0]).ToList();
+        if (members.All(m => m.Recipe.Steps.SequenceEqual(first.Recipe.Steps)))
+            return new LoadRecipe(sources, [.. first.Recipe.Steps, new ConcatStep(0)]);
+
+        if (first.Recipe.Steps is not [SliceStep { Dim: var dim }, ..]) return null;
+        var rest = first.Recipe.Steps.Skip(1).ToList();
+        if (!members.All(m => m.Recipe.Steps is [SliceStep s, ..] && s.Dim == dim && m.Recipe.Steps.Skip(1).SequenceEqual(rest))) return null;
+        var slices = members.Select(m => (SliceStep)m.Recipe.Steps[0]).ToList();
+        return new LoadRecipe(sources, [new SliceEachStep(dim, [.. slices.Select(s => s.Start)], [.. slices.Select(s => s.Length)]), .. rest, new ConcatStep(0)]);
     }
 
     // The members' shape with their output dimensions (dim 0) added up.

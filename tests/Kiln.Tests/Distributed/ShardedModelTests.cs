@@ -1,0 +1,103 @@
+using Kiln.Checkpoints;
+using Kiln.Runtime;
+using Kiln.Tests.Cache;
+
+namespace Kiln.Tests.Distributed;
+
+/// <summary>
+/// Tensor-parallel models in one process: the ranks are threads of a <see cref="FakeWorld"/> whose
+/// all-reduce the sessions' ai.kiln.AllReduce nodes call. Each rank's logits must equal the
+/// transformers oracle's, and each rank must hold only its share of the split weights.
+/// </summary>
+public sealed class ShardedModelTests
+{
+    private const float Tolerance = 1e-4f;
+
+    // Every oracle case has 4 attention heads and 2 key/value heads: 4 ranks replicate each kv head on two.
+    public static TheoryData<string, int> Cases => new()
+    {
+        { "llama_gqa", 2 }, { "llama_gqa", 4 }, { "qwen2", 2 }, { "qwen2", 4 }, { "mistral", 2 }, { "llama_gqa_sharded", 2 },
+    };
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Every_rank_gives_the_oracle_logits_and_greedy_tokens(string name, int ranks)
+    {
+        using var reference = SafetensorsFile.Open(Path.Combine(TestPaths.Oracle(name), "expected_logits.safetensors"));
+        var sequences = OracleCase.Load(name);
+        new FakeWorld(ranks).Run(world =>
+        {
+            using var model = LoadedModel.Load(TestPaths.Oracle(name), world: world);
+            var vocab = model.VocabSize;
+            for (var s = 0; s < sequences.Count; s++)
+            {
+                var ids = sequences[s].InputIds;
+                var logits = model.Forward(ids.Select(i => (long)i).ToArray(), Enumerable.Range(0, ids.Length).Select(i => (long)i).ToArray());
+                var expected = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(reference.GetBytes(reference.Tensors[$"seq{s}.logits"]));
+                Assert.True(MaxAbsDifference(logits, expected) <= Tolerance, $"rank {world.Rank} of {ranks}, sequence {s}: logits differ");
+                var greedy = new Generator(model).Generate(ids, new GenerationOptions(sequences[s].GreedyNewTokens.Length, new SamplingOptions(), new HashSet<int>()));
+                Assert.Equal(sequences[s].GreedyNewTokens, greedy.NewIds);
+            }
+            return 0;
+        });
+    }
+
+    [Fact]
+    public void A_rank_holds_its_share_of_each_split_weight_and_all_of_the_others()
+    {
+        using var whole = LoadedModel.Load(TestPaths.Oracle("llama_gqa"), pipeline: Unfused());
+        var wholeBytes = whole.Weights.ToDictionary(w => w.Name, w => w.ByteLength);
+        var perRank = new FakeWorld(2).Run(world =>
+        {
+            using var model = LoadedModel.Load(TestPaths.Oracle("llama_gqa"), pipeline: Unfused(), world: world);
+            return model.Weights.ToDictionary(w => w.Name, w => w.ByteLength);
+        });
+        foreach (var rank in perRank)
+        {
+            Assert.Equal(wholeBytes.Keys.Order(), rank.Keys.Order());
+            foreach (var (name, bytes) in rank)
+            {
+                var split = name.Contains("_proj.weight", StringComparison.Ordinal);
+                Assert.True(bytes == (split ? wholeBytes[name] / 2 : wholeBytes[name]), $"{name}: {bytes} bytes on a rank, {wholeBytes[name]} whole");
+            }
+        }
+    }
+
+    [Fact]
+    public void A_rank_graph_sums_after_each_block_and_still_fuses_its_projections()
+    {
+        var graphs = new FakeWorld(2).Run(world =>
+        {
+            using var checkpoint = Checkpoint.Open(TestPaths.Oracle("llama_gqa"));
+            return Kiln.Compile.ModelCompiler.Compile(checkpoint, Kiln.Transforms.PipelineConfig.Load(), world: world).Graph;
+        });
+        foreach (var graph in graphs)
+        {
+            var layers = graph.Nodes.Count(n => n.Op == "cached_attention");
+            Assert.True(layers > 0);
+            Assert.Equal(2 * layers, graph.Nodes.Count(n => n.Op == "all_reduce"));
+            var qkv = graph.Parameters.Where(p => p.Name.EndsWith("qkv_proj.weight", StringComparison.Ordinal)).ToList();
+            Assert.Equal(layers, qkv.Count);
+            Assert.All(qkv, p => Assert.IsType<Kiln.Weights.SliceEachStep>(p.Recipe.Steps[0]));
+        }
+    }
+
+    [Fact]
+    public void A_degree_that_does_not_divide_the_heads_is_refused_naming_the_field()
+    {
+        var errors = new FakeWorld(3).Run(world => Assert.Throws<KilnException>(() => LoadedModel.Load(TestPaths.Oracle("llama_gqa"), world: world)).Message);
+        Assert.All(errors, e => Assert.Contains("num_attention_heads", e));
+    }
+
+    // Without the post-load fusions, every projection keeps its checkpoint name, so shares can be compared tensor by tensor.
+    private static Kiln.Transforms.PipelineConfig Unfused() =>
+        Kiln.Transforms.PipelineConfig.Load(null, ["fuse_qkv_projections.enabled=false", "fuse_gate_up_projections.enabled=false"]);
+
+    private static float MaxAbsDifference(ReadOnlySpan<float> actual, ReadOnlySpan<float> expected)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        var max = 0f;
+        for (var i = 0; i < actual.Length; i++) max = Math.Max(max, Math.Abs(actual[i] - expected[i]));
+        return max;
+    }
+}
