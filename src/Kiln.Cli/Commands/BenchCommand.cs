@@ -60,6 +60,12 @@ public static class BenchCommand
         table.AddRow("weight bytes per token", $"{r.WeightBytesPerToken / 1e6:F2} MB");
         table.AddRow("read bandwidth", $"{r.ReadBandwidthBytesPerS / 1e9:F1} GB/s");
         table.AddRow("peak RSS", $"{r.PeakRssBytes / 1e6:F0} MB");
+        if (r.TensorParallel > 1)
+        {
+            table.AddRow("tensor-parallel ranks", $"{r.TensorParallel}");
+            table.AddRow("peak RSS per rank", string.Join(", ", r.RankPeakRssBytes.Select(b => $"{b / 1e6:F0} MB")));
+            table.AddRow("all-reduce per token", $"{r.AllReduceMsPerToken:F3} ms");
+        }
         AnsiConsole.Write(table);
     }
 }

@@ -34,7 +34,9 @@ public sealed record BenchmarkOptions(
 /// <summary>
 /// The medians of <see cref="BenchmarkResult.Repeats"/> timed generations (after one untimed warm-up),
 /// the median of the machine's read bandwidth measured in the same process just before each of them,
-/// and the decode speed that bandwidth allows (bandwidth / weight bytes read per token).
+/// and the decode speed that bandwidth allows (bandwidth / weight bytes read per token). With tensor
+/// parallelism the figures are rank 0's (weights: its share), plus the time its all-reduces took per
+/// generated token and every rank's peak RSS.
 /// </summary>
 public sealed record BenchmarkResult(
     string Model,
@@ -56,7 +58,10 @@ public sealed record BenchmarkResult(
     long WeightBytesPerToken,
     double DecodeBoundTokensPerS,
     double DecodeFractionOfBound,
-    string[] Warnings);
+    string[] Warnings,
+    int TensorParallel,
+    double AllReduceMsPerToken,
+    long[] RankPeakRssBytes);
 
 /// <summary>Benchmarks a checkpoint compiled with the full pipeline: greedy generation of a fixed, seeded prompt.</summary>
 public static class ModelBenchmark
@@ -92,11 +97,17 @@ public static class ModelBenchmark
         using var probe = new ReadBandwidthProbe(options.ProbeBufferBytes);
         var runs = new List<GenerationResult>(options.Repeats);
         var bandwidths = new List<double>(options.Repeats);
+        var allReduceMs = 0.0;
         for (var i = 0; i < options.Repeats; i++)
         {
             bandwidths.Add(probe.Measure(threads, ProbePassesPerRun).BytesPerSecond);
+            var before = model.Session.AllReduceMs;
             runs.Add(generator.Generate(prompt, generation));
+            allReduceMs += model.Session.AllReduceMs - before;
         }
+        // Every rank's peak (in MiB, which a float carries exactly enough), gathered so rank 0 can report them all.
+        var peaks = new float[model.World.Size];
+        model.World.AllGather([peakRss / (float)(1 << 20)], peaks);
         var bandwidth = Median(bandwidths);
         var weightBytes = DecodeWeightTraffic.BytesPerToken(model.Graph);
         var decode = Median(runs.Select(r => r.DecodeTokensPerSecond));
@@ -113,7 +124,10 @@ public static class ModelBenchmark
             weightBytes,
             bound,
             decode / bound,
-            [.. warnings]);
+            [.. warnings],
+            model.World.Size,
+            allReduceMs / (options.Repeats * (double)newTokens),
+            [.. peaks.Select(mib => (long)(mib * (1 << 20)))]);
     }
 
     // Every requested new token must fit, so a too-long prompt is shortened first.

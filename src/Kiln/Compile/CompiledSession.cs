@@ -28,6 +28,9 @@ public sealed class CompiledSession : IDisposable
 
     public InferenceSession Session { get; }
 
+    /// <summary>Milliseconds this session's all-reduce nodes have spent summing over the ranks (0 for one rank).</summary>
+    public double AllReduceMs => _kilnOps?.AllReduce.ElapsedMs ?? 0;
+
     /// <summary>Whether ORT was allowed to pre-pack weights (the setting the session was created with).</summary>
     public bool Prepacking { get; }
 

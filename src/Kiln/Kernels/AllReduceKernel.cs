@@ -13,6 +13,11 @@ public sealed unsafe class AllReduceKernel(ICommunicator world) : CustomOpKernel
 
     private const int MaxRank = 8;
 
+    private long _ticks;
+
+    /// <summary>Time spent in the all-reduces so far (waiting for the other ranks included), in milliseconds.</summary>
+    public double ElapsedMs => System.Diagnostics.Stopwatch.GetElapsedTime(0, Interlocked.Read(ref _ticks)).TotalMilliseconds;
+
     protected override nint Run(nint context)
     {
         Span<long> shape = stackalloc long[MaxRank];
@@ -24,7 +29,9 @@ public sealed unsafe class AllReduceKernel(ICommunicator world) : CustomOpKernel
         var y = OrtNative.KernelOutput(context, 0, shape[..rank]);
         var values = new Span<float>(OrtNative.TensorData(y), (int)count);
         new ReadOnlySpan<float>(OrtNative.TensorData(x), (int)count).CopyTo(values);
+        var start = System.Diagnostics.Stopwatch.GetTimestamp();
         world.AllReduceSum(values);
+        Interlocked.Add(ref _ticks, System.Diagnostics.Stopwatch.GetTimestamp() - start);
         return 0;
     }
 }

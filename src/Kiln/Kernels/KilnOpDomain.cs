@@ -16,7 +16,11 @@ public sealed unsafe class KilnOpDomain : IDisposable
     {
         _domain = domain;
         _kernels = kernels;
+        AllReduce = kernels.OfType<AllReduceKernel>().Single();
     }
+
+    /// <summary>The session's all-reduce kernel (it keeps the time spent in the collectives).</summary>
+    public AllReduceKernel AllReduce { get; }
 
     /// <param name="threads">Threads each product is split over.</param>
     /// <param name="world">The ranks <c>ai.kiln.AllReduce</c> sums over.</param>

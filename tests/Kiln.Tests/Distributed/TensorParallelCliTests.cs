@@ -64,6 +64,18 @@ public sealed class TensorParallelCliTests
     }
 
     [Fact]
+    public void Bench_reports_every_rank_and_the_all_reduce_time()
+    {
+        var result = KilnCli.Run("bench", "--tp", "2", "--prompt-tokens", "4", "--new-tokens", "4", "--repeats", "1", "--json");
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        var json = JsonNode.Parse(result.Stdout)!;
+        Assert.Equal(2, json["tensor_parallel"]!.GetValue<int>());
+        Assert.All(json["rank_peak_rss_bytes"]!.AsArray(), rss => Assert.True(rss!.GetValue<long>() > 10_000_000));
+        Assert.Equal(2, json["rank_peak_rss_bytes"]!.AsArray().Count);
+        Assert.True(json["all_reduce_ms_per_token"]!.GetValue<double>() > 0);
+    }
+
+    [Fact]
     public void A_degree_that_does_not_divide_the_heads_is_one_error_line_and_exit_code_2()
     {
         var result = KilnCli.Run("generate", "--prompt-ids", "1", "--max-new-tokens", "1", "--no-cache", "--tp", "3");
