@@ -16,6 +16,12 @@ namespace Kiln.Kernels;
 /// </summary>
 public static unsafe class HalfLinearMath<TWeights> where TWeights : IHalfWeights
 {
+    /// <summary>
+    /// Longest input row (16 KiB of float32) for which one-row products read one weight row at a time;
+    /// longer rows read four at a time.
+    /// </summary>
+    public const int SingleStreamMaxK = 4096;
+
     /// <summary>Computes y[:, first..end) for every input row; row r of y starts at y + r·yStride.</summary>
     public static void Multiply(float* x, ushort* w, float* y, int rows, int k, int yStride, int first, int end, KernelPath path)
     {
@@ -28,7 +34,7 @@ public static unsafe class HalfLinearMath<TWeights> where TWeights : IHalfWeight
         if (rows == 1 && path == KernelPath.Avx512)
         {
             var j = first;
-            if (k > LinearMath.SingleStreamMaxK)
+            if (k > SingleStreamMaxK)
             {
                 for (; j + 4 <= end; j += 4) FourDots512(w + (long)j * k, x, k, y + j);
             }
@@ -38,7 +44,7 @@ public static unsafe class HalfLinearMath<TWeights> where TWeights : IHalfWeight
         if (rows == 1)
         {
             var j = first;
-            if (k > LinearMath.SingleStreamMaxK)
+            if (k > SingleStreamMaxK)
             {
                 for (; j + 4 <= end; j += 4) FourDots(w + (long)j * k, x, k, y + j);
             }

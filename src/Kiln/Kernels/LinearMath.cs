@@ -8,18 +8,17 @@ namespace Kiln.Kernels;
 /// y = x·Wᵀ for row-major x [rows, k], W [n, k] (a Linear layer's weight as stored) and y [rows, n]
 /// (rows yStride apart, so that y can be a block of columns of a wider output), computed for one range
 /// of output columns so that threads can split W between them.
-/// Memory-bound one-row products read each weight row once, front to back, as a single stream (the
-/// access pattern that reaches the machine's read bandwidth); products of several rows keep four
-/// weight rows in cache while the input rows pass by, three at a time.
+/// One-row products read four weight rows per pass (four streams, each with its own accumulator);
+/// products of several rows keep four weight rows in cache while the input rows pass by, three at a time.
 /// </summary>
+/// <remarks>
+/// Every path computes each output the same way: one 8-wide accumulator over k (fused multiply-adds in
+/// order), its lanes summed, then the scalar tail. So a row's result is bit for bit the same whatever the
+/// number of rows in the call and however the columns are split between threads, and a batched decode
+/// step gives each sequence exactly what a one-sequence step gives it (Serving/BatchedDecoder).
+/// </remarks>
 public static unsafe class LinearMath
 {
-    /// <summary>
-    /// Longest input row (16 KiB of float32) for which one-row products read one weight row at a time;
-    /// longer rows read four at a time.
-    /// </summary>
-    public const int SingleStreamMaxK = 4096;
-
     /// <summary>Computes y[:, first..end) for every input row; row r of y starts at y + r·yStride.</summary>
     public static void Multiply(float* x, float* w, float* y, int rows, int k, int yStride, int first, int end)
     {
@@ -31,12 +30,9 @@ public static unsafe class LinearMath
         if (rows == 1)
         {
             var j = first;
-            // A long input row no longer stays in L1 beside the weight stream; four weight rows per
-            // pass then load it a quarter as often (measured: 0.6 -> 0.9 of read bandwidth at k = 5632).
-            if (k > SingleStreamMaxK)
-            {
-                for (; j + 4 <= end; j += 4) FourDots(w + (long)j * k, x, k, y + j);
-            }
+            // Four weight rows per pass: four independent accumulators hide the multiply-add latency, and
+            // the input row is loaded a quarter as often.
+            for (; j + 4 <= end; j += 4) FourDots(w + (long)j * k, x, k, y + j);
             for (; j < end; j++) y[j] = Dot(w + (long)j * k, x, k);
             return;
         }
@@ -47,10 +43,7 @@ public static unsafe class LinearMath
         {
             var row = 0;
             for (; row + 3 <= rows; row += 3) FourByThree(x + (long)row * k, w + (long)j0 * k, y + (long)row * yStride + j0, yStride, k);
-            for (; row < rows; row++)
-            {
-                for (var j = j0; j < j0 + 4; j++) y[(long)row * yStride + j] = Dot(w + (long)j * k, x + (long)row * k, k);
-            }
+            for (; row < rows; row++) FourDots(w + (long)j0 * k, x + (long)row * k, k, y + (long)row * yStride + j0);
         }
         for (; j0 < end; j0++)
         {
@@ -60,25 +53,18 @@ public static unsafe class LinearMath
 
     private const int PrefetchAhead = 512;
 
-    // One weight row, four independent accumulators: consecutive calls read W as a single sequential
-    // stream, the pattern the hardware prefetcher serves fastest.
+    // One weight row (the columns left over after the groups of four), with FourDots' arithmetic.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float Dot(float* w, float* x, int k)
     {
-        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        var a = Vector256<float>.Zero;
         var i = 0;
-        for (; i + 32 <= k; i += 32)
+        for (; i + 8 <= k; i += 8)
         {
-            // The two cache lines of the step 2 KB ahead (as HalfLinearMath does; harmless past the end).
-            Sse.Prefetch0(w + i + PrefetchAhead);
-            Sse.Prefetch0(w + i + PrefetchAhead + 16);
-            a0 = Fma.MultiplyAdd(Vector256.Load(w + i), Vector256.Load(x + i), a0);
-            a1 = Fma.MultiplyAdd(Vector256.Load(w + i + 8), Vector256.Load(x + i + 8), a1);
-            a2 = Fma.MultiplyAdd(Vector256.Load(w + i + 16), Vector256.Load(x + i + 16), a2);
-            a3 = Fma.MultiplyAdd(Vector256.Load(w + i + 24), Vector256.Load(x + i + 24), a3);
+            if ((i & 15) == 0) Sse.Prefetch0(w + i + PrefetchAhead);
+            a = Fma.MultiplyAdd(Vector256.Load(w + i), Vector256.Load(x + i), a);
         }
-        for (; i + 8 <= k; i += 8) a0 = Fma.MultiplyAdd(Vector256.Load(w + i), Vector256.Load(x + i), a0);
-        var sum = Vector256.Sum((a0 + a1) + (a2 + a3));
+        var sum = Vector256.Sum(a);
         for (; i < k; i++) sum += w[i] * x[i];
         return sum;
     }

@@ -3,8 +3,9 @@ using Xunit;
 
 namespace Kiln.Tests.Kernels;
 
-/// <summary>LinearMath against a double-precision product, on every path: one row (single stream and
-/// four weight rows per pass), the four-by-three tile and its leftovers, vector tails and column ranges.</summary>
+/// <summary>LinearMath against a double-precision product, on every path: one row (four weight rows per
+/// pass and the leftover columns), the four-by-three tile and its leftovers, vector tails and column ranges;
+/// and each row's result bit for bit independent of the other rows and of the column split.</summary>
 public sealed unsafe class LinearMathTests
 {
     public static TheoryData<int, int, int> Shapes => new()
@@ -67,6 +68,31 @@ public sealed unsafe class LinearMathTests
                 if (j is >= 3 and < 8) Assert.True(Math.Abs(actual - expected[r * n + j]) <= 1e-4f, $"y[{r},{j}] = {actual}, expected {expected[r * n + j]}");
                 else Assert.True(float.IsNaN(actual), $"y[{r},{j}] outside the range was written");
             }
+        }
+    }
+
+    [Theory]
+    [InlineData(7, 13, 515)]
+    [InlineData(16, 9, 4103)]
+    [InlineData(5, 6, 7)]
+    public void Each_row_is_bit_for_bit_its_one_row_product_whatever_the_rows_and_column_split(int rows, int n, int k)
+    {
+        // A batched decode step relies on this: a sequence's logits must not depend on its neighbours.
+        var (x, w) = (Random(rows * k, 5), Random(n * k, 6));
+        var together = new float[rows * n];
+        fixed (float* px = x, pw = w, py = together) LinearMath.Multiply(px, pw, py, rows, k, n, 0, n);
+        for (var r = 0; r < rows; r++)
+        {
+            var alone = new float[n];
+            fixed (float* px = &x[r * k], pw = w, py = alone)
+            {
+                // Split the columns as two threads might: at an odd column, so groups of four fall differently.
+                LinearMath.Multiply(px, pw, py, 1, k, n, 0, n / 2 + 1);
+                LinearMath.Multiply(px, pw, py, 1, k, n, n / 2 + 1, n);
+            }
+            for (var j = 0; j < n; j++)
+                Assert.True(BitConverter.SingleToInt32Bits(alone[j]) == BitConverter.SingleToInt32Bits(together[r * n + j]),
+                    $"row {r}, column {j}: {alone[j]} alone, {together[r * n + j]} among {rows} rows");
         }
     }
 
