@@ -18,6 +18,7 @@ public static class KilnCommand
         root.Subcommands.Add(TestModelCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(CacheCommand.Create());
+        root.Subcommands.Add(ServeCommand.Create());
         return root;
     }
 }
