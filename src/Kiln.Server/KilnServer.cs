@@ -47,7 +47,8 @@ public static class KilnServer
             context.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
             await state.Metrics.WriteAsync(context.Response.Body, context.RequestAborted);
         });
-        app.MapGet("/v1/models", Api(state, apiKey, context => ModelsEndpoint.HandleAsync(context, state, started)));
+        app.MapGet("/v1/models", Api(state, apiKey, context => ModelsEndpoint.ListAsync(context, state, started)));
+        app.MapGet("/v1/models/{id}", Api(state, apiKey, context => ModelsEndpoint.GetAsync(context, state, started)));
         app.MapPost("/v1/completions", Api(state, apiKey, context => CompletionsEndpoint.HandleAsync(context, state)));
         app.MapFallback(Api(state, apiKey, context =>
             throw new ApiException(404, $"Unknown request URL: {context.Request.Method} {context.Request.Path}.", code: "unknown_url")));
