@@ -17,7 +17,7 @@ public static class CompletionsEndpoint
     {
         var arrival = Stopwatch.GetTimestamp();
         var cancel = context.RequestAborted;
-        var fields = await RequestFields.ReadAsync(context.Request, cancel);
+        var fields = await RequestFields.ReadAsync(context.Request, state.Options.MaxBodyBytes, cancel);
         fields.RejectOthers(Honored, GenerationParameters.IgnoredWhenDefault);
         state.CheckModel(fields.String("model"));
         var parameters = GenerationParameters.Read(fields, "max_tokens");

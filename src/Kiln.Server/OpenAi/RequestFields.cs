@@ -14,8 +14,13 @@ public sealed class RequestFields
     private RequestFields(JsonElement root) => this.root = root;
 
     /// <summary>Reads the body (at most the server's body limit, else 413); malformed JSON or a non-object is a 400.</summary>
-    public static async Task<RequestFields> ReadAsync(HttpRequest request, CancellationToken cancel)
+    public static async Task<RequestFields> ReadAsync(HttpRequest request, long maxBytes, CancellationToken cancel)
     {
+        if (request.ContentLength > maxBytes)
+        {
+            await DrainAsync(request, cancel);
+            throw TooLarge($"{request.ContentLength} bytes; the limit is {maxBytes}");
+        }
         try
         {
             using var document = await JsonDocument.ParseAsync(request.Body, default, cancel);
@@ -28,8 +33,24 @@ public sealed class RequestFields
         }
         catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
         {
-            throw new ApiException(413, $"The request body is larger than this server accepts ({e.Message})", code: "request_too_large");
+            throw TooLarge(e.Message);
         }
+    }
+
+    // Most bytes of an oversized body read (and dropped) before answering 413; a larger one is cut off.
+    private const long DrainLimit = 64 << 20;
+
+    private static ApiException TooLarge(string detail) => new(413, $"The request body is larger than this server accepts ({detail}).", code: "request_too_large");
+
+    // A client that sends its body without waiting (no "Expect: 100-continue") would find the connection
+    // closed under it and never read the 413: so an oversized body of a stated length is read to its end
+    // (up to DrainLimit) and dropped before the answer.
+    private static async Task DrainAsync(HttpRequest request, CancellationToken cancel)
+    {
+        if (request.ContentLength > DrainLimit || request.HttpContext.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>() is not { IsReadOnly: false } limit) return;
+        limit.MaxRequestBodySize = DrainLimit;
+        var buffer = new byte[81920];
+        while (await request.Body.ReadAsync(buffer, cancel) > 0) { }
     }
 
     /// <summary>
