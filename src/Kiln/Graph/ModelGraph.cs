@@ -6,7 +6,7 @@ namespace Kiln.Graph;
 
 /// <summary>
 /// The graph IR: inputs, parameters, buffers, a topologically ordered node list and outputs.
-/// Node output types are inferred by the op registry as nodes are added. The lists are read-only
+/// Node output types are inferred by the op registry as nodes are added. The lists are live, read-only
 /// views: every change goes through the methods below, which keep each value's producer and users
 /// right and refuse an edit that would break the graph (erasing a node still read, reading a value
 /// that is not in the graph, reusing a name), at the call rather than later in the verifier.

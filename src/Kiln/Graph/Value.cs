@@ -40,7 +40,7 @@ public sealed class Value
 
     /// <summary>
     /// The nodes of the graph that read this value, each once however many of its inputs it is, in the
-    /// order they started reading it (not the graph's order).
+    /// order they started reading it (not the graph's order). A live view: copy it to edit while iterating.
     /// </summary>
     public IReadOnlyList<Node> Users { get; }
 
