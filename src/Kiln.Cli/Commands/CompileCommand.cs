@@ -67,7 +67,7 @@ public static class CompileCommand
     }
 
     public static CompileOutput Report(CompileResult result, PipelineVerifier? verifier) => new(
-        result.Graph.History.Select(h => new CompiledTransform(h.Name, h.Stage.Name(), Math.Round(h.Ms, 3), h.Matches, h.NodesAfter, h.Skipped,
+        result.Graph.History.Select(h => new CompiledTransform(h.Name, h.Stage, Math.Round(h.Ms, 3), h.Matches, h.NodesAfter, h.Skipped,
             verifier?.Steps.FirstOrDefault(s => s.Transform == h.Name)?.MaxAbsDifference)).ToArray(),
         result.Graph.Nodes.GroupBy(n => n.Op).OrderBy(g => g.Key, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Count()),
         result.Graph.Nodes.Count,

@@ -20,7 +20,7 @@ public sealed class PipelineCache(CacheSettings settings, ICommunicator? ranks =
 
     public CacheSettings Settings { get; } = settings;
 
-    public CompileResult Compile(Checkpoint checkpoint, PipelineConfig pipeline, Action<PipelineEntry, TransformInfo, ModelGraph>? observer = null)
+    public CompileResult Compile(Checkpoint checkpoint, PipelineConfig pipeline, Action<TransformStep, TransformInfo, ModelGraph>? observer = null)
     {
         var warnings = new List<string>();
         if (Settings.Mode == CacheMode.Off) return Uncached(checkpoint, pipeline, observer, CacheReport.Off("disabled"));
@@ -119,7 +119,7 @@ public sealed class PipelineCache(CacheSettings settings, ICommunicator? ranks =
         var quarantined = false;
         foreach (var key in keys.Reverse())
         {
-            var weightsBound = pipeline.Entries.Take(key.EntryIndex).Any(e => e.Transform is LoadWeightsTransform && e.Config.Enabled);
+            var weightsBound = pipeline.Entries.Take(key.EntryIndex).Any(e => e is TransformStep { Transform: LoadWeightsTransform, Enabled: true });
             var outcome = store.TryRestore(key, _ranks.Rank, OpRegistry.Default, model, weightsBound);
             quarantined |= outcome.Quarantined;
             latestReason ??= outcome.MissReason;
@@ -165,7 +165,7 @@ public sealed class PipelineCache(CacheSettings settings, ICommunicator? ranks =
         }
     }
 
-    private CompileResult Uncached(Checkpoint checkpoint, PipelineConfig pipeline, Action<PipelineEntry, TransformInfo, ModelGraph>? observer, CacheReport report)
+    private CompileResult Uncached(Checkpoint checkpoint, PipelineConfig pipeline, Action<TransformStep, TransformInfo, ModelGraph>? observer, CacheReport report)
     {
         var result = ModelCompiler.Compile(checkpoint, pipeline, observer, _ranks);
         return result with { Cache = report };

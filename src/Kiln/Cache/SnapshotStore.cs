@@ -93,7 +93,7 @@ public sealed class SnapshotStore(CacheSettings settings)
     /// Saves this rank's snapshot and, if every rank saved, publishes the entry atomically. Returns
     /// false (leaving no visible entry) when any rank failed or another process published first.
     /// </summary>
-    public bool Save(SnapshotKey key, SnapshotPoint point, ModelGraph graph, double compileMs, ICommunicator ranks)
+    public bool Save(SnapshotKey key, PointInfo point, ModelGraph graph, double compileMs, ICommunicator ranks)
     {
         var staging = Path.Combine(Settings.PipelineDirectory, ranks.Broadcast($".staging-{key.Short}-{Environment.ProcessId}-{Guid.NewGuid():N}"));
         var saved = false;
@@ -129,7 +129,7 @@ public sealed class SnapshotStore(CacheSettings settings)
     public string? SaveFailed { get; private set; }
 
     // Files this rank wrote come described (hashed as written); other ranks' files are read and hashed here.
-    private bool Publish(SnapshotKey key, SnapshotPoint point, string staging, double compileMs, int worldSize, IReadOnlyList<ManifestFile> written)
+    private bool Publish(SnapshotKey key, PointInfo point, string staging, double compileMs, int worldSize, IReadOnlyList<ManifestFile> written)
     {
         try
         {

@@ -103,6 +103,15 @@ public sealed class CacheCorrectnessTests
     }
 
     [Fact]
+    public void AddingOrRemovingASnapshotPointChangesNoOtherPointsKey()
+    {
+        using var checkpoint = Checkpoint.Open(TestPaths.DefaultModel);
+        var both = SnapshotKeys.ForPoints(checkpoint, PipelineConfig.Load(), FingerprintMode.Headers);
+        var finalOnly = SnapshotKeys.ForPoints(checkpoint, FinalPointOnly(), FingerprintMode.Headers);
+        Assert.Equal(both[^1].Key, Assert.Single(finalOnly).Key);
+    }
+
+    [Fact]
     public void AnEditedSchemaVersionIsAMissNamingTheSchemaAndTheEntryIsQuarantined()
     {
         using var cache = new CacheDir();
@@ -162,7 +171,7 @@ public sealed class CacheCorrectnessTests
     public static PipelineConfig FinalPointOnly()
     {
         var all = PipelineConfig.Load();
-        var first = all.Entries.ToList().FindIndex(e => e.IsSnapshotPoint);
+        var first = all.Entries.ToList().FindIndex(e => e is SnapshotPoint);
         return new PipelineConfig(all.Entries.Where((_, i) => i != first).ToList());
     }
 
