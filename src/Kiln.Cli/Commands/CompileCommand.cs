@@ -5,6 +5,7 @@ using Kiln.Checkpoints;
 using Kiln.Compile;
 using Kiln.Graph;
 using Kiln.Graph.Json;
+using Kiln.Runtime;
 using Kiln.Transforms;
 using Spectre.Console;
 
