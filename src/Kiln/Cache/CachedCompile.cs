@@ -43,7 +43,7 @@ internal sealed class CachedCompile(Checkpoint checkpoint, PipelineConfig pipeli
             compiledSoFar = snapshot.Restored.Manifest!.CompileMs;
             if (Settings.VerifyOnHit && VerifyHit(snapshot.Point, graph) is { } fresh)
             {
-                (graph, start, reason) = (fresh, new FromExport("", start.Quarantined), "the restored graph differed from a fresh compile (--cache-verify)");
+                (graph, start, reason) = (fresh, new FromExport("", start.Quarantined), "the restored graph differed from a fresh compile (verify_on_hit)");
             }
         }
         else

@@ -148,7 +148,7 @@ public sealed class PipelineCache(CacheSettings settings, ICommunicator? ranks =
             }
             if (!Settings.TrustSharedRoot && RootTrust.CheckTree(Settings.Root) is { } distrust)
             {
-                warnings.Add($"not using the cache: {distrust} (pass --cache-trust-shared-root to allow it)");
+                warnings.Add($"not using the cache: {distrust} (the trust_shared_root setting allows it)");
                 return (false, false);
             }
             if (Settings.Mode == CacheMode.ReadOnly) return (true, false);

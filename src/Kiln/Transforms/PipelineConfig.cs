@@ -131,14 +131,14 @@ public sealed class PipelineConfig(IReadOnlyList<PipelineEntry> entries)
             var equals = set.IndexOf('=');
             var dot = set.IndexOf('.');
             if (equals < 0 || dot < 0 || dot > equals)
-                throw new KilnException($"--set: '{set}' is not NAME.KEY=VALUE");
+                throw new KilnException($"override: '{set}' is not NAME.KEY=VALUE");
             var (name, key, value) = (set[..dot], set[(dot + 1)..equals], set[(equals + 1)..]);
             var targets = entries.Where(e => e.Name == name).ToList();
             if (targets.Count == 0)
             {
                 var problem = name == SnapshotPoint.EntryName ? "the pipeline has no snapshot point"
                     : registry.TryGet(name, out _) ? "the transform is not in the pipeline" : "unknown transform";
-                throw new KilnException($"--set: {name}: {problem}");
+                throw new KilnException($"override: {name}: {problem}");
             }
             foreach (var target in targets) target.Settings[key] = value;
         }

@@ -223,8 +223,8 @@ public sealed class UserErrorTests
     [Fact]
     public void Invalid_sampling_option()
     {
-        AssertUserError(KilnCli.Run("generate", "--prompt", "Hi", "--temperature", "-1"), "--temperature");
-        AssertUserError(KilnCli.Run("generate", "--prompt", "Hi", "--top-p", "1.5"), "--top-p");
+        AssertUserError(KilnCli.Run("generate", "--prompt", "Hi", "--temperature", "-1"), "temperature");
+        AssertUserError(KilnCli.Run("generate", "--prompt", "Hi", "--top-p", "1.5"), "top_p");
     }
 
     [Fact]
@@ -317,7 +317,7 @@ public sealed class UserErrorTests
     public void Testmodel_with_an_empty_out()
     {
         AssertUserError(KilnCli.Run("testmodel", "--family", "llama", "--layers", "1", "--hidden", "16", "--heads", "2",
-            "--intermediate", "8", "--vocab", "32", "--out", ""), "--out: the path is empty");
+            "--intermediate", "8", "--vocab", "32", "--out", ""), "output folder: the path is empty");
     }
 
     // One error line and no stack trace; the cache's one-line reports ("kiln: cache ...", "kiln: weights ...") may precede it.

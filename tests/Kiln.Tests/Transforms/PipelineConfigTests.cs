@@ -103,10 +103,10 @@ public sealed class PipelineConfigTests
     }
 
     [Theory]
-    [InlineData("touch_nothing", "--set: 'touch_nothing' is not NAME.KEY=VALUE")]
-    [InlineData("nothing_here.enabled=false", "--set: nothing_here: unknown transform")]
-    [InlineData("break_residual.enabled=false", "--set: break_residual: the transform is not in the pipeline")]
-    [InlineData("pipeline_cache.enabled=false", "--set: pipeline_cache: the pipeline has no snapshot point")]
+    [InlineData("touch_nothing", "override: 'touch_nothing' is not NAME.KEY=VALUE")]
+    [InlineData("nothing_here.enabled=false", "override: nothing_here: unknown transform")]
+    [InlineData("break_residual.enabled=false", "override: break_residual: the transform is not in the pipeline")]
+    [InlineData("pipeline_cache.enabled=false", "override: pipeline_cache: the pipeline has no snapshot point")]
     public void Bad_set_overrides_are_errors(string set, string message)
     {
         using var dir = new TempDir();
