@@ -1,10 +1,8 @@
 using System.CommandLine;
 using System.Text.Json;
-using Kiln.Cache;
 using Kiln.Checkpoints;
 using Kiln.Compile;
 using Kiln.Graph;
-using Kiln.Graph.Json;
 using Kiln.Runtime;
 using Kiln.Transforms;
 using Spectre.Console;
@@ -42,7 +40,7 @@ public static class CompileCommand
             CompileResult result;
             try
             {
-                result = new PipelineCache(CacheOptions.Settings(p)).Compile(checkpoint, pipeline, (entry, _, graph) =>
+                result = CacheOptions.Cache(p).Compile(checkpoint, pipeline, (entry, _, graph) =>
                 {
                     dump?.Write(entry.Name, graph);
                     verifier?.Check(entry.Name, graph);
