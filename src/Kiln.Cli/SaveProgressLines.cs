@@ -11,8 +11,7 @@ public sealed class SaveProgressLines : IProgress<SaveProgress>
 {
     public void Report(SaveProgress value) => Console.Error.WriteLine($"kiln: save {value.Entry}: {Name(value.Step)}");
 
-    /// <summary>"files written" for <see cref="SaveStep.FilesWritten"/>.</summary>
-    public static string Name(SaveStep step) => step switch
+    private static string Name(SaveStep step) => step switch
     {
         SaveStep.Staged => "staged",
         SaveStep.FilesWritten => "files written",

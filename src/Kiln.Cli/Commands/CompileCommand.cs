@@ -40,10 +40,10 @@ public static class CompileCommand
             CompileResult result;
             try
             {
-                result = CacheOptions.Cache(p).Compile(checkpoint, pipeline, (entry, _, graph) =>
+                result = CacheOptions.Cache(p).Compile(checkpoint, pipeline, (step, _, graph) =>
                 {
-                    dump?.Write(entry.Name, graph);
-                    verifier?.Check(entry.Name, graph);
+                    dump?.Write(step.Name, graph);
+                    verifier?.Check(step.Name, graph);
                 });
             }
             catch (VerificationException e)
