@@ -48,7 +48,7 @@ public sealed class ModelGraph
     public GraphOutputs Outputs { get; }
 
     /// <summary>What each transform of the pipeline did to this graph, in order.</summary>
-    public List<Transforms.TransformInfo> History { get; } = [];
+    public List<TransformInfo> History { get; } = [];
 
     /// <summary>Facts about the model the runtime needs (architecture, vocabulary size, context length).</summary>
     public SortedDictionary<string, string> Metadata { get; } = new(StringComparer.Ordinal);

@@ -69,7 +69,7 @@ public sealed class CacheRankTests
 
         var world = new FakeWorld(2);
         var stores = new[] { new SnapshotStore(cache.Settings()), new SnapshotStore(cache.Settings()) };
-        var saved = world.Run(ranks => stores[ranks.Rank].Save(key, new SnapshotPoint(key.EntryIndex, "select_session_options", "compile"),
+        var saved = world.Run(ranks => stores[ranks.Rank].Save(key, new PointInfo(key.EntryIndex, "select_session_options", "compile"),
             ranks.Rank == 0 ? good : bad, 1, ranks));
         Assert.Equal([false, false], saved);
         Assert.Null(stores[0].SaveFailed);
