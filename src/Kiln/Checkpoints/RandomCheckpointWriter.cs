@@ -41,17 +41,17 @@ public static class RandomCheckpointWriter
     public static void Write(TestModelOptions options, string outDirectory, bool sparse = false)
     {
         options.Validate();
-        if (outDirectory.Length == 0) throw new KilnException("--out: the path is empty");
+        if (outDirectory.Length == 0) throw new KilnException("output folder: the path is empty");
         var target = Path.TrimEndingDirectorySeparator(Path.GetFullPath(outDirectory));
         if (File.Exists(target))
         {
-            throw new KilnException($"{outDirectory}: --out: is a file, not a folder");
+            throw new KilnException($"{outDirectory}: output folder: is a file, not a folder");
         }
         if (Directory.Exists(target) && Directory.EnumerateFileSystemEntries(target).Any())
         {
-            throw new KilnException($"{outDirectory}: --out: folder exists and is not empty; refusing to overwrite it");
+            throw new KilnException($"{outDirectory}: output folder: exists and is not empty; refusing to overwrite it");
         }
-        var parent = Path.GetDirectoryName(target) ?? throw new KilnException($"{outDirectory}: --out: cannot write to a root folder");
+        var parent = Path.GetDirectoryName(target) ?? throw new KilnException($"{outDirectory}: output folder: cannot write to a root folder");
         Directory.CreateDirectory(parent);
         var staging = Path.Combine(parent, $".{Path.GetFileName(target)}.tmp-{Guid.NewGuid():N}");
         Directory.CreateDirectory(staging);

@@ -4,7 +4,7 @@ namespace Kiln.Checkpoints;
 
 /// <summary>
 /// The shape of a random-weight test checkpoint (<c>kiln testmodel</c>). Sizes follow the Hugging
-/// Face config names; <see cref="Validate"/> names the command-line option at fault. The optional
+/// Face config names; <see cref="Validate"/> names the option at fault by its name here (snake_case: "kv_heads"). The optional
 /// members select a member of the Llama family and its variants: <see cref="ModelType"/> (llama,
 /// mistral, qwen2, qwen3), an explicit head_dim, attention and MLP biases, rope_scaling and
 /// Mistral's sliding_window. <see cref="WeightScale"/> widens every random value's spread, so that
@@ -44,43 +44,43 @@ public sealed record TestModelOptions(
     public void Validate()
     {
         if (!Families.Contains(Family))
-            throw new KilnException($"--family: \"{Family}\" is not supported (supported: {string.Join(", ", Families)})");
+            throw new KilnException($"family: \"{Family}\" is not supported (supported: {string.Join(", ", Families)})");
         if (!ModelTypes.Contains(ModelType))
-            throw new KilnException($"--model-type: \"{ModelType}\" is not supported (supported: {string.Join(", ", ModelTypes)})");
+            throw new KilnException($"model_type: \"{ModelType}\" is not supported (supported: {string.Join(", ", ModelTypes)})");
         foreach (var (option, value) in new[]
         {
-            ("--layers", Layers), ("--hidden", Hidden), ("--heads", Heads), ("--kv-heads", KvHeads),
-            ("--intermediate", Intermediate), ("--vocab", Vocab), ("--max-positions", MaxPositions),
-            ("--head-dim", ExplicitHeadDim ?? 1), ("--sliding-window", SlidingWindow ?? 1),
+            ("layers", Layers), ("hidden", Hidden), ("heads", Heads), ("kv_heads", KvHeads),
+            ("intermediate", Intermediate), ("vocab", Vocab), ("max_positions", MaxPositions),
+            ("head_dim", ExplicitHeadDim ?? 1), ("sliding_window", SlidingWindow ?? 1),
         })
         {
             if (value <= 0) throw new KilnException($"{option}: must be positive, got {value}");
         }
         if (ExplicitHeadDim is null && Hidden % Heads != 0)
-            throw new KilnException($"--heads: {Heads} does not divide --hidden {Hidden}");
+            throw new KilnException($"heads: {Heads} does not divide hidden {Hidden}");
         if (HeadDim % 2 != 0)
         {
             throw ExplicitHeadDim is null
-                ? new KilnException($"--heads: head dimension {Hidden}/{Heads} = {HeadDim} must be even for rotary embeddings")
-                : new KilnException($"--head-dim: {HeadDim} must be even for rotary embeddings");
+                ? new KilnException($"heads: head dimension {Hidden}/{Heads} = {HeadDim} must be even for rotary embeddings")
+                : new KilnException($"head_dim: {HeadDim} must be even for rotary embeddings");
         }
         if (Heads % KvHeads != 0)
-            throw new KilnException($"--kv-heads: {KvHeads} does not divide --heads {Heads}");
+            throw new KilnException($"kv_heads: {KvHeads} does not divide heads {Heads}");
         if (DType is not (DType.F32 or DType.F16 or DType.BF16))
-            throw new KilnException($"--dtype: {DType.Name()} is not supported (f32, f16 or bf16)");
+            throw new KilnException($"dtype: {DType.Name()} is not supported (f32, f16 or bf16)");
         if (!(RopeTheta > 0) || double.IsInfinity(RopeTheta))
-            throw new KilnException($"--rope-theta: must be a positive number, got {RopeTheta}");
+            throw new KilnException($"rope_theta: must be a positive number, got {RopeTheta}");
         // Only the configuration classes that read a setting may carry it: transformers ignores the rest.
         if (AttentionBias && ModelType is not ("llama" or "qwen3"))
-            throw new KilnException($"--attention-bias: {ModelType} has no attention_bias setting (qwen2 always has q/k/v biases)");
+            throw new KilnException($"attention_bias: {ModelType} has no attention_bias setting (qwen2 always has q/k/v biases)");
         if (MlpBias && ModelType != "llama")
-            throw new KilnException($"--mlp-bias: only llama has an mlp_bias setting, not {ModelType}");
+            throw new KilnException($"mlp_bias: only llama has an mlp_bias setting, not {ModelType}");
         if (SlidingWindow is not null && ModelType != "mistral")
-            throw new KilnException($"--sliding-window: only mistral is written with a sliding_window, not {ModelType}");
+            throw new KilnException($"sliding_window: only mistral is written with a sliding_window, not {ModelType}");
         if (RopeScaling is not null && ModelType == "mistral")
-            throw new KilnException("--rope-scaling: mistral configs have no rope_scaling");
+            throw new KilnException("rope_scaling: mistral configs have no rope_scaling");
         RopeScaling?.Validate();
         if (!(WeightScale > 0) || !double.IsFinite(WeightScale))
-            throw new KilnException($"--weight-scale: must be a positive number, got {WeightScale}");
+            throw new KilnException($"weight_scale: must be a positive number, got {WeightScale}");
     }
 }

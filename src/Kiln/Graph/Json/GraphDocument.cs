@@ -1,5 +1,4 @@
 using System.Text.Json.Serialization;
-using Kiln.Transforms;
 using Kiln.Weights;
 
 namespace Kiln.Graph.Json;

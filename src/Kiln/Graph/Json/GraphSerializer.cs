@@ -109,9 +109,9 @@ public static class GraphSerializer
         {
             if (!registry.Contains(n.Op)) throw new GraphException($"unknown op '{n.Op}'");
             var inputs = n.Inputs.Select(name => values.GetValueOrDefault(name) ?? throw new GraphException($"{n.Op}: input '{name}' is not defined before use")).ToArray();
-            var outputs = n.Outputs.Select(o => graph.Restore(o.Name, new TensorType(ParseDType(o.Dtype), CheckSize(o.Name, o.Shape)), ValueKind.NodeOutput)).ToArray();
-            foreach (var output in outputs) values[output.Name] = output;
-            graph.Nodes.Add(new Node(n.Op, inputs, outputs, WithDefaults(registry.Get(n.Op), n.Attributes)));
+            var outputs = n.Outputs.Select(o => (o.Name, new TensorType(ParseDType(o.Dtype), CheckSize(o.Name, o.Shape)))).ToArray();
+            var node = graph.AppendRestored(n.Op, inputs, outputs, WithDefaults(registry.Get(n.Op), n.Attributes));
+            foreach (var output in node.Outputs) values[output.Name] = output;
         }
         graph.History.AddRange(document.History);
         graph.NameCounter = document.NameCounter;

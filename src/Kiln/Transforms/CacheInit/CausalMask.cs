@@ -13,9 +13,9 @@ public sealed record CausalMask(Value PositionIds, int? SlidingWindow)
     private const double BlockedAtMost = -1e30;
 
     /// <summary>The mask <paramref name="mask"/> computes, or null if it is not a causal mask of this form.</summary>
-    public static CausalMask? Match(Value mask, IReadOnlyDictionary<Value, Node> producers)
+    public static CausalMask? Match(Value mask)
     {
-        Node? Producer(Value v, string op) => producers.TryGetValue(v, out var n) && n.Op == op ? n : null;
+        Node? Producer(Value v, string op) => v.Producer is { } n && n.Op == op ? n : null;
         double? Constant(Value v) => Producer(v, "constant") is { } c ? c.Float("value") : null;
         bool Axes(Node n, long axis) => n.Ints("axes") is [var a] && a == axis;
 
@@ -32,7 +32,7 @@ public sealed record CausalMask(Value PositionIds, int? SlidingWindow)
             causal = lessEqual;
             if (Producer(greater.Inputs[1], "sub") is not { } shifted || Constant(shifted.Inputs[1]) is not { } w
                 || w != Math.Floor(w) || w < 1 || w > int.MaxValue) return null;
-            if (!SamePositions(greater.Inputs[0], causal.Inputs[0], producers, 1) || !SamePositions(shifted.Inputs[0], causal.Inputs[1], producers, -1)) return null;
+            if (!SamePositions(greater.Inputs[0], causal.Inputs[0], 1) || !SamePositions(shifted.Inputs[0], causal.Inputs[1], -1)) return null;
             window = (int)w;
         }
         else if (Producer(condition, "less_equal") is { } lessEqual)
@@ -53,10 +53,10 @@ public sealed record CausalMask(Value PositionIds, int? SlidingWindow)
     }
 
     // a and b are the same value, or both unsqueeze(axis) of the same value.
-    private static bool SamePositions(Value a, Value b, IReadOnlyDictionary<Value, Node> producers, long axis)
+    private static bool SamePositions(Value a, Value b, long axis)
     {
         if (ReferenceEquals(a, b)) return true;
-        return producers.TryGetValue(a, out var na) && producers.TryGetValue(b, out var nb)
+        return a.Producer is { } na && b.Producer is { } nb
             && na.Op == "unsqueeze" && nb.Op == "unsqueeze" && na.Ints("axes") is [var x] && x == axis
             && nb.Ints("axes") is [var y] && y == axis && ReferenceEquals(na.Inputs[0], nb.Inputs[0]);
     }

@@ -68,7 +68,7 @@ public sealed class FuseRotaryEmbeddingTransform : Transform<TransformConfig>
         {
             var node = graph.CreateNode("rotary_table", [invFreq], new Dictionary<string, AttributeValue> { ["positions"] = positions, ["function"] = function },
                 $"{stem}.{function}_cache");
-            graph.Nodes.Insert(0, node);
+            graph.InsertBefore(graph.Nodes[0], node);
             return node.Output;
         }
         var sin = Table("sin");

@@ -7,15 +7,13 @@ namespace Kiln.Transforms.PatternMatching;
 public sealed class Match
 {
     private readonly ImmutableDictionary<string, Value> _captures;
-    private readonly IReadOnlyDictionary<Value, Node> _producers;
     private readonly List<Node> _emitted = [];
 
-    internal Match(ModelGraph graph, Node root, ImmutableDictionary<string, Value> captures, IReadOnlyDictionary<Value, Node> producers)
+    internal Match(ModelGraph graph, Node root, ImmutableDictionary<string, Value> captures)
     {
         Graph = graph;
         Root = root;
         _captures = captures;
-        _producers = producers;
     }
 
     public ModelGraph Graph { get; }
@@ -30,7 +28,7 @@ public sealed class Match
 
     /// <summary>The node that computes a captured value.</summary>
     public Node Producer(string capture) =>
-        _producers.TryGetValue(this[capture], out var node) ? node : throw new InvalidOperationException($"'{capture}' is not a node output");
+        this[capture].Producer ?? throw new InvalidOperationException($"'{capture}' is not a node output");
 
     /// <summary>The value of a captured scalar <c>constant</c>.</summary>
     public double Constant(string capture) => Producer(capture).Float("value");

@@ -30,7 +30,7 @@ public static class SiblingLinears
         {
             if (TryFuse(graph, parameters, prefix, linears, fused)) fusedCount++;
         }
-        if (fusedCount > 0) RemoveUnreadParameters(graph, groups.SelectMany(g => g.Linears).SelectMany(n => n.Inputs.Skip(1)));
+        if (fusedCount > 0) RemoveUnreadParameters(graph, parameters, groups.SelectMany(g => g.Linears).SelectMany(n => n.Inputs.Skip(1)));
         return fusedCount;
     }
 
@@ -90,7 +90,7 @@ public static class SiblingLinears
         }, scope + "split", null);
         graph.InsertBefore(anchor, split);
         for (var i = 0; i < linears.Count; i++) graph.ReplaceUses(linears[i].Output, split.Outputs[i]);
-        graph.RemoveNodes(linears);
+        graph.EraseNodes(linears);
         return true;
     }
 
@@ -128,13 +128,8 @@ public static class SiblingLinears
     }
 
     // Listed where the first member was, so the parameters keep the checkpoint's layer order.
-    private static Value AddParameterAt(ModelGraph graph, ParameterSpec first, string name, long[] shape, LoadRecipe recipe)
-    {
-        var spec = graph.AddParameter(name, first.Value.DType, shape, recipe);
-        graph.Parameters.Remove(spec);
-        graph.Parameters.Insert(graph.Parameters.IndexOf(first), spec);
-        return spec.Value;
-    }
+    private static Value AddParameterAt(ModelGraph graph, ParameterSpec first, string name, long[] shape, LoadRecipe recipe) =>
+        graph.InsertParameter(graph.Parameters.IndexOf(first), name, first.Value.DType, shape, recipe).Value;
 
     // "layers.0.linear_24" -> "layers.0.", so the new values are named in the layer's scope.
     private static string Scope(string name)
@@ -143,10 +138,12 @@ public static class SiblingLinears
         return dot < 0 ? "" : name[..(dot + 1)];
     }
 
-    private static void RemoveUnreadParameters(ModelGraph graph, IEnumerable<Value> candidates)
+    // The members' weights and biases that no node reads once their linears are fused.
+    private static void RemoveUnreadParameters(ModelGraph graph, Dictionary<Value, ParameterSpec> parameters, IEnumerable<Value> candidates)
     {
-        var read = new HashSet<Value>(graph.Outputs, ReferenceEqualityComparer.Instance);
-        foreach (var node in graph.Nodes) read.UnionWith(node.Inputs);
-        graph.RemoveParameters(candidates.Where(v => !read.Contains(v)));
+        foreach (var value in candidates.ToHashSet<Value>(ReferenceEqualityComparer.Instance))
+        {
+            if (!value.IsUsed) graph.RemoveParameter(parameters[value]);
+        }
     }
 }

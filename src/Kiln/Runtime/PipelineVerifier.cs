@@ -1,10 +1,9 @@
 using Kiln.Checkpoints;
 using Kiln.Graph;
 using Kiln.Graph.Json;
-using Kiln.Runtime;
 using Kiln.Weights;
 
-namespace Kiln.Transforms;
+namespace Kiln.Runtime;
 
 /// <summary>How far one transform's graph is from the exported graph on the verifier's random input.</summary>
 public sealed record VerificationStep(string Transform, double MaxAbsDifference, bool Passed);
@@ -12,7 +11,8 @@ public sealed record VerificationStep(string Transform, double MaxAbsDifference,
 /// <summary>
 /// Runs the graph after each transform on one random input (real weights, real ONNX Runtime) and
 /// compares its logits with the exported reference graph's, so a transform that changes the model's
-/// output is named. Creates a session per transform: meant for small models and tests.
+/// output is named. Creates a session per transform: meant for small models and tests. It lives with the
+/// runtime it runs on; the pipeline only calls it back (an observer of <c>ModelCompiler.Compile</c>).
 /// </summary>
 public sealed class PipelineVerifier
 {
