@@ -1,0 +1,134 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Kiln.Bench;
+using Kiln.Bench.Serve;
+
+// Load test of `kiln serve` on loopback (bench/README.md): single-stream references, then N concurrent
+// streaming clients checked against them, aggregate decode tokens/s at 1 vs K streams, time to first
+// token under load, optional disconnect rounds (slots and RSS) and cold vs warm starts. Every loop is
+// bounded in count, the whole run by --timeout-s. Writes bench/results/serve-<UTC time>.json.
+CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
+var a = ServeArguments.Parse(args);
+var repo = BenchEnvironment.RepoRoot();
+var native = Path.Combine(repo, "artifacts", "kiln", "kiln");
+var kiln = a.Kiln ?? (File.Exists(native) ? native : Path.Combine(repo, "src", "Kiln.Cli", "bin", "Release", "net10.0", "linux-x64", "kiln.dll"));
+if (!File.Exists(kiln)) throw new FileNotFoundException($"{kiln} not found: build (dotnet build -c Release) or pass --kiln");
+var work = a.Work ?? Directory.CreateTempSubdirectory("kiln-bench-serve-").FullName;
+Directory.CreateDirectory(work);
+var clock = Stopwatch.StartNew();
+using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(a.TimeoutSeconds));
+void Progress(string line) => Console.Error.WriteLine($"[{clock.Elapsed:mm\\:ss}] {line}");
+
+var model = a.Model ?? LoadModel.Create(kiln, work, Progress);
+var cache = Path.Combine(work, "cache");
+string[] ServeArgs(string cacheDir) => ["--model", model, "--slots", $"{a.Slots}", "--cache-dir", cacheDir, .. a.Threads is { } t ? ["--threads", $"{t}"] : Array.Empty<string>()];
+var loadBefore = File.ReadAllText("/proc/loadavg").Split(' ')[0];
+
+Progress($"starting kiln serve ({kiln}) on {model}");
+var server = new ServerProcess(kiln, ServeArgs(cache));
+var modelId = Path.GetFileName(model);
+var failures = new List<string>();
+try
+{
+    // 1. References: each prompt alone. Prompts whose greedy text stops early (an EOS) are skipped, so that
+    //    every stream of the later phases runs its full length.
+    var wanted = a.Clients * a.Requests;
+    var random = new Random(1);
+    var vocab = LoadModel.VocabSize(model);
+    var prompts = new List<int[]>();
+    var references = new List<StreamResult>();
+    for (var candidate = 0; prompts.Count < wanted && candidate < 3 * wanted; candidate++)
+    {
+        int[] prompt = [1, .. Enumerable.Range(0, a.PromptTokens - 1).Select(_ => random.Next(3, vocab))];
+        var reference = await StreamRequest.RunAsync(server.Http, modelId, prompt, a.MaxTokens, clock, timeout.Token);
+        if (reference.FinishReason != "length") continue;
+        prompts.Add(prompt);
+        references.Add(reference);
+        Progress($"reference {prompts.Count}/{wanted}: {reference.CompletionTokens} tokens, {Rate(reference):F1} tokens/s alone");
+    }
+    if (prompts.Count < wanted) throw new InvalidOperationException($"only {prompts.Count} of {3 * wanted} prompts ran to --max-tokens without an EOS");
+    var single = Stats.Median(references.Select(Rate));
+
+    // 2. The load: every client sends its requests one after another, all clients at once.
+    Progress($"{a.Clients} clients x {a.Requests} requests");
+    var loadClock = Stopwatch.StartNew();
+    var runs = await Task.WhenAll(Enumerable.Range(0, a.Clients).Select(async client =>
+    {
+        var mine = new List<(int Index, StreamResult Result)>();
+        for (var r = 0; r < a.Requests; r++)
+        {
+            var index = client * a.Requests + r;
+            mine.Add((index, await StreamRequest.RunAsync(server.Http, modelId, prompts[index], a.MaxTokens, clock, timeout.Token)));
+        }
+        return mine;
+    }));
+    var loadSeconds = loadClock.Elapsed.TotalSeconds;
+    var results = runs.SelectMany(r => r).OrderBy(r => r.Index).ToList();
+    var mismatches = results.Count(r => r.Result.Text != references[r.Index].Text || r.Result.CompletionTokens != references[r.Index].CompletionTokens);
+    if (mismatches > 0) failures.Add($"{mismatches} of {results.Count} outputs differ from their single-stream output");
+    var ttft = results.Select(r => r.Result.TimeToFirstTokenMs).ToList();
+
+    // 3. Aggregate decode throughput with K streams started together (first K prompts), against one stream.
+    Progress($"{a.Streams} streams at once");
+    var together = await Task.WhenAll(prompts.Take(a.Streams).Select(p => StreamRequest.RunAsync(server.Http, modelId, p, a.MaxTokens, clock, timeout.Token)));
+    var aggregate = together.Sum(r => r.CompletionTokens - 1) / ((together.Max(r => r.LastMs) - together.Min(r => r.FirstMs)) / 1000);
+
+    // 4. Disconnects: each stream is dropped after its first event; slots must all be free and RSS flat.
+    CancelResult? cancels = null;
+    if (a.CancelRounds > 0)
+    {
+        Progress($"{a.CancelRounds} disconnects");
+        var rssBefore = server.Metric("process_working_set_bytes");
+        for (var i = 0; i < a.CancelRounds; i++) await StreamRequest.AbandonAsync(server.Http, modelId, prompts[i % prompts.Count], a.MaxTokens, timeout.Token);
+        var freed = Stopwatch.StartNew();
+        while (server.Metric("kiln_kv_slots_in_use") > 0 && freed.Elapsed < TimeSpan.FromSeconds(30)) await Task.Delay(10);
+        cancels = new CancelResult(a.CancelRounds, server.Metric("kiln_kv_slots_in_use"), freed.Elapsed.TotalMilliseconds, rssBefore, server.Metric("process_working_set_bytes"),
+            server.Metric("kiln_requests_finished_total{finish_reason=\"cancelled\"}"));
+        if (cancels.SlotsInUseAfter != 0) failures.Add($"{cancels.SlotsInUseAfter} slots still in use after the disconnects");
+    }
+    var coldMs = server.ReadyMs;
+    server.Dispose();
+
+    // 5. Starts: a fresh cache root (cold) against the one primed above (warm), alternating.
+    var starts = new List<(string Kind, double Ms)>();
+    for (var i = 0; i < a.StartRepeats; i++)
+    {
+        foreach (var kind in new[] { "cold", "warm" })
+        {
+            var root = kind == "cold" ? Path.Combine(work, $"cold-{i}") : cache;
+            using var started = new ServerProcess(kiln, ServeArgs(root));
+            starts.Add((kind, started.ReadyMs));
+            Progress($"{kind} start: ready in {started.ReadyMs:F0} ms");
+            if (kind == "cold") Directory.Delete(root, recursive: true);
+        }
+    }
+
+    var report = new ServeReport(DateTime.UtcNow.ToString("O"), BenchEnvironment.GitCommit(repo), Environment.ProcessorCount, BenchEnvironment.CpuModel(),
+        loadBefore, File.ReadAllText("/proc/loadavg").Split(' ')[0], kiln, model, a, coldMs,
+        results.Count, mismatches, loadSeconds, results.Sum(r => r.Result.CompletionTokens) / loadSeconds,
+        Stats.Median(ttft), Stats.Percentile(ttft, 99), single, aggregate, aggregate / single, cancels,
+        starts.Where(s => s.Kind == "cold").Select(s => s.Ms).ToArray(), starts.Where(s => s.Kind == "warm").Select(s => s.Ms).ToArray(), failures);
+    var file = Path.Combine(repo, "bench", "results", $"serve-{DateTime.UtcNow:yyyyMMdd-HHmmss}.json");
+    Directory.CreateDirectory(Path.GetDirectoryName(file)!);
+    File.WriteAllText(file, JsonSerializer.Serialize(report, new JsonSerializerOptions { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals }));
+    Console.WriteLine($"{report.Date}, commit {report.Commit}, {report.Processors} logical processors ({report.Cpu}), load average {loadBefore} -> {report.LoadAfter}");
+    Console.WriteLine($"{results.Count} requests from {a.Clients} clients: {mismatches} differ from their single-stream output; {report.TokensPerSecond:F1} tokens/s overall");
+    Console.WriteLine($"time to first token under load: median {report.TtftMedianMs:F0} ms, p99 {report.TtftP99Ms:F0} ms");
+    Console.WriteLine($"decode: 1 stream {single:F1} tokens/s, {a.Streams} streams {aggregate:F1} tokens/s together: {report.Ratio:F2}x");
+    if (cancels is not null)
+        Console.WriteLine($"{cancels.Rounds} disconnects: slots in use after {cancels.SlotsInUseAfter} (freed {cancels.FreedMs:F0} ms after the last), RSS {cancels.RssBefore / 1e6:F0} -> {cancels.RssAfter / 1e6:F0} MB");
+    if (starts.Count > 0)
+        Console.WriteLine($"ready (/health 200): cold median {Stats.Median(report.ColdStartsMs):F0} ms, warm {Stats.Median(report.WarmStartsMs):F0} ms");
+    foreach (var failure in failures) Console.WriteLine($"FAILED: {failure}");
+    Console.WriteLine($"wrote {Path.GetRelativePath(repo, file)}");
+    return failures.Count == 0 ? 0 : 1;
+}
+finally
+{
+    server.Dispose();
+    if (a.Work is null) Directory.Delete(work, recursive: true);
+}
+
+// A stream's decode rate: tokens after the first over the time they took.
+static double Rate(StreamResult r) => (r.CompletionTokens - 1) / ((r.LastMs - r.FirstMs) / 1000);
