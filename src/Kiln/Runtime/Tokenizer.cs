@@ -61,8 +61,11 @@ public sealed class Tokenizer : IDisposable
             json.VocabSize, bosId, eosId, json.SpecialIds);
     }
 
-    /// <summary>Token ids of <paramref name="text"/>, with BOS/EOS as the model's tokenizer adds them.</summary>
-    public int[] Encode(string text)
+    /// <summary>
+    /// Token ids of <paramref name="text"/>, with BOS/EOS as the model's tokenizer adds them, or without
+    /// them (<paramref name="addSpecialTokens"/> false: text that already holds them, such as a rendered chat template).
+    /// </summary>
+    public int[] Encode(string text, bool addSpecialTokens = true)
     {
         ObjectDisposedException.ThrowIf(disposed, this);
         uint[] ids;
@@ -74,10 +77,11 @@ public sealed class Tokenizer : IDisposable
         {
             throw new KilnException($"{file}: cannot encode the text: {e.Message.ReplaceLineEndings(" ")}", e);
         }
-        var result = new int[prefix.Length + ids.Length + suffix.Length];
-        prefix.CopyTo(result, 0);
-        for (var i = 0; i < ids.Length; i++) result[prefix.Length + i] = checked((int)ids[i]);
-        suffix.CopyTo(result, prefix.Length + ids.Length);
+        var (before, after) = addSpecialTokens ? (prefix, suffix) : (Array.Empty<int>(), Array.Empty<int>());
+        var result = new int[before.Length + ids.Length + after.Length];
+        before.CopyTo(result, 0);
+        for (var i = 0; i < ids.Length; i++) result[before.Length + i] = checked((int)ids[i]);
+        after.CopyTo(result, before.Length + ids.Length);
         return result;
     }
 
