@@ -51,6 +51,21 @@ public sealed class ModelRecordTests
     }
 
     [Fact]
+    public void ARestoredSnapshotCarriesTheModelFactsOfTheExport()
+    {
+        using var cache = new CacheDir();
+        using var checkpoint = Checkpoint.Open(TestPaths.DefaultModel);
+        var facts = ModelFactory.Read(checkpoint.Config, checkpoint.ConfigPath).Facts;
+
+        var cold = CachedCompile.Run(TestPaths.DefaultModel, cache.Settings());
+        var warm = CachedCompile.Run(TestPaths.DefaultModel, cache.Settings());
+
+        Assert.Equal(("miss", "hit"), (cold.Cache!.Status, warm.Cache!.Status));
+        Assert.Equal(facts, cold.Graph.Model);
+        Assert.Equal(facts, warm.Graph.Model);
+    }
+
+    [Fact]
     public void AGraphOfAnotherModelDoesNotFit()
     {
         using var llama = Checkpoint.Open(TestPaths.Oracle("llama_gqa"));
