@@ -12,8 +12,9 @@ namespace Kiln.Checkpoints;
 /// Writes a Hugging Face checkpoint folder with seeded random weights (<c>kiln testmodel</c>), all from
 /// the family's description: config.json as the family's reads write it (<see cref="TestModelConfig"/>),
 /// generation_config.json with its special tokens, and model.safetensors with the tensors its weight
-/// layout declares. Weights are streamed, so checkpoints of many gigabytes need little memory. The folder is built beside its destination and renamed into place at the end, so a
-/// failure leaves nothing half-written.
+/// layout declares. Weights are streamed, so checkpoints of many gigabytes need little memory. The
+/// folder is built beside its destination and renamed into place at the end, so a failure leaves
+/// nothing half-written.
 /// </summary>
 public static class RandomCheckpointWriter
 {
@@ -135,14 +136,24 @@ public static class RandomCheckpointWriter
     {
         config["torch_dtype"] = options.DType switch { DType.BF16 => "bfloat16", DType.F16 => "float16", _ => "float32" };
         config["initializer_range"] = InitializerRange * options.WeightScale;
-        return Json(json =>
-        {
-            foreach (var (name, value) in config.OrderBy(p => p.Key, StringComparer.Ordinal))
-            {
-                json.WritePropertyName(name);
-                WriteValue(json, value);
-            }
-        });
+        return Text(config);
+    }
+
+    /// <summary>generation_config.json as transformers derives it from the model config: its special tokens.</summary>
+    private static string GenerationConfigJson(ModelFacts model)
+    {
+        var json = new JsonObject { ["_from_model_config"] = true };
+        if (model.BosTokenId is { } bos) json["bos_token_id"] = bos;
+        if (model.EosTokenIds is [var eos]) json["eos_token_id"] = eos;
+        else if (model.EosTokenIds.Length > 1) json["eos_token_id"] = new JsonArray([.. model.EosTokenIds.Select(id => (JsonNode)id)]);
+        return Text(json);
+    }
+
+    private static string Text(JsonObject json)
+    {
+        using var buffer = new MemoryStream();
+        using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true, NewLine = "\n" })) WriteValue(writer, json);
+        return System.Text.Encoding.UTF8.GetString(buffer.ToArray()) + "\n";
     }
 
     // Objects with sorted keys and floats as Python writes them, as in a file transformers saved.
@@ -174,32 +185,6 @@ public static class RandomCheckpointWriter
                 node.WriteTo(json);
                 break;
         }
-    }
-
-    /// <summary>generation_config.json as transformers derives it from the model config: its special tokens.</summary>
-    private static string GenerationConfigJson(ModelFacts model) => Json(json =>
-    {
-        json.WriteBoolean("_from_model_config", true);
-        if (model.BosTokenId is { } bos) json.WriteNumber("bos_token_id", bos);
-        if (model.EosTokenIds is [var eos]) json.WriteNumber("eos_token_id", eos);
-        else if (model.EosTokenIds.Length > 1)
-        {
-            json.WriteStartArray("eos_token_id");
-            foreach (var id in model.EosTokenIds) json.WriteNumberValue(id);
-            json.WriteEndArray();
-        }
-    });
-
-    private static string Json(Action<Utf8JsonWriter> body)
-    {
-        using var buffer = new MemoryStream();
-        using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true, NewLine = "\n" }))
-        {
-            json.WriteStartObject();
-            body(json);
-            json.WriteEndObject();
-        }
-        return System.Text.Encoding.UTF8.GetString(buffer.ToArray()) + "\n";
     }
 
     /// <summary>Floats as Python's json writes them (10000.0, 1e-05, 0.02), so the file reads like one transformers wrote.</summary>
