@@ -54,8 +54,8 @@ public static class RandomCheckpointWriter
             File.WriteAllText(Path.Combine(staging, Checkpoint.ConfigFileName), ConfigJson(config, options));
             File.WriteAllText(Path.Combine(staging, Checkpoint.GenerationConfigFileName), GenerationConfigJson(model.Facts));
             var weightsPath = Path.Combine(staging, Checkpoint.SingleWeightsFileName);
-            if (sparse) WriteZeroWeights(model.Weights, options.DType, weightsPath);
-            else WriteWeights(options, model.Weights, weightsPath);
+            if (sparse) WriteZeroWeights(model.Layout, options.DType, weightsPath);
+            else WriteWeights(options, model.Layout, weightsPath);
             if (Directory.Exists(target)) Directory.Delete(target);
             Directory.Move(staging, target);
         }
@@ -69,7 +69,7 @@ public static class RandomCheckpointWriter
 
     /// <summary>The tensors of the checkpoint these options describe, as the family's weight layout declares them, in file order.</summary>
     public static IReadOnlyList<SafetensorsEntry> Tensors(TestModelOptions options) =>
-        Entries(TestModelConfig.Describe(options).Model.Weights, options.DType);
+        Entries(TestModelConfig.Describe(options).Model.Layout, options.DType);
 
     private static IReadOnlyList<SafetensorsEntry> Entries(WeightLayout layout, DType dtype) =>
         [.. layout.Tensors.Select(t => new SafetensorsEntry(t.Name, dtype, t.Shape))];

@@ -14,10 +14,9 @@ public sealed class TestModelConfig
 {
     private readonly Dictionary<string, string> _optionByField = new(StringComparer.Ordinal);
     private readonly HashSet<string> _writtenOptions = new(StringComparer.Ordinal);
+    private readonly TestModelOptions _options;
 
-    private TestModelConfig(TestModelOptions options) => Options = options;
-
-    public TestModelOptions Options { get; }
+    private TestModelConfig(TestModelOptions options) => _options = options;
 
     /// <summary>The fields written so far (all of them once the family has read its config).</summary>
     public JsonObject Json { get; } = new();
@@ -45,11 +44,11 @@ public sealed class TestModelConfig
         if (target.ContainsKey(field)) return;
         if (value.Option is { } option)
         {
-            var name = option(Options);
+            var name = option(_options);
             _optionByField[path] = name;
             _writtenOptions.Add(name);
         }
-        if (value.IsWritten(Options)) target[field] = value.Value(Options);
+        if (value.IsWritten(_options)) target[field] = value.Value(_options);
     }
 
     /// <summary>The option a field (or, for "rope_scaling.factor", the field holding it) was written from; null for a fixed value.</summary>

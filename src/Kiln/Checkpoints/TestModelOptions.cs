@@ -39,6 +39,7 @@ public sealed record TestModelOptions(
             ?? throw new KilnException($"--family: \"{Family}\" is not supported (supported: {string.Join(", ", FamilyRegistry.Families.Select(f => f.Name))})");
         if (!family.ModelTypes.Contains(ModelType))
             throw new KilnException($"--model-type: \"{ModelType}\" is not supported (supported: {string.Join(", ", family.ModelTypes)})");
+        // Without --head-dim the head dimension is --hidden / --heads, so those must divide (every other size the family checks).
         if (ExplicitHeadDim is null && Heads > 0 && Hidden % Heads != 0)
             throw new KilnException($"--heads: {Heads} does not divide --hidden {Hidden}");
         if (DType is not (DType.F32 or DType.F16 or DType.BF16))

@@ -6,13 +6,14 @@ namespace Kiln.Models;
 
 /// <summary>
 /// A family's model as one config.json describes it: the facts the runtime needs, the checkpoint's
-/// tensors and weights (<see cref="Weights"/>), and the forward pass in reference form, traced into the IR.
+/// tensors and the weights read from them (<see cref="Layout"/>), and the forward pass in reference
+/// form, traced into the IR.
 /// </summary>
 public abstract class ModelDefinition
 {
     public abstract ModelFacts Facts { get; }
 
-    public abstract WeightLayout Weights { get; }
+    public abstract WeightLayout Layout { get; }
 
     /// <summary>The inputs, logits type and facts of <see cref="Trace"/>'s graph, without tracing it.</summary>
     public ModelSignature Signature => ModelSignature.Of(Facts);
@@ -27,6 +28,6 @@ public abstract class ModelDefinition
         return t.Graph;
     }
 
-    /// <summary>The logits [batch, seq, vocab] for token ids at their positions, written with the weights of <see cref="Weights"/>.</summary>
+    /// <summary>The logits [batch, seq, vocab] for token ids at their positions, written with the weights of <see cref="Layout"/>.</summary>
     protected abstract Tensor Forward(Tracer t, Tensor inputIds, Tensor positionIds);
 }

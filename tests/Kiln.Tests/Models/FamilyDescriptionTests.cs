@@ -47,7 +47,7 @@ public sealed class FamilyDescriptionTests
         Assert.All(graph.Parameters, p =>
             Assert.Equal(RecipeShapes.Infer([.. p.Recipe.Sources.Select(s => shapes[s])], p.Recipe), p.Value.Shape.ToSizes()));
         // The trace reads every weight the layout declares, and no other.
-        Assert.Equal(model.Weights.Weights.Select(w => w.Name).Order(StringComparer.Ordinal), graph.Parameters.Select(p => p.Name).Order(StringComparer.Ordinal));
+        Assert.Equal(model.Layout.Weights.Select(w => w.Name).Order(StringComparer.Ordinal), graph.Parameters.Select(p => p.Name).Order(StringComparer.Ordinal));
     }
 
     [Theory]
@@ -60,8 +60,8 @@ public sealed class FamilyDescriptionTests
         // The plain reader of any config.json (no test values) accepts the file and sees the same model.
         var read = ModelFactory.Read(config, "config.json");
         Assert.Equal(model.Facts, read.Facts);
-        Assert.Equal(model.Weights.Tensors.Select(t => (t.Name, string.Join(",", t.Shape), t.Init)),
-            read.Weights.Tensors.Select(t => (t.Name, string.Join(",", t.Shape), t.Init)));
+        Assert.Equal(model.Layout.Tensors.Select(t => (t.Name, string.Join(",", t.Shape), t.Init)),
+            read.Layout.Tensors.Select(t => (t.Name, string.Join(",", t.Shape), t.Init)));
         Assert.Equal(GraphPrinter.Print(model.Trace(OpRegistry.Core)), GraphPrinter.Print(read.Trace(OpRegistry.Core)));
         Assert.Equal((options.Layers, options.Hidden, options.Heads, options.KvHeads, options.HeadDim, options.Vocab, options.MaxPositions),
             (read.Facts.Layers, read.Facts.Hidden, read.Facts.Heads, read.Facts.KvHeads, read.Facts.HeadDim, read.Facts.VocabSize, read.Facts.ContextLength));

@@ -30,7 +30,7 @@ public sealed class LlamaModel : ModelDefinition
 
     public override ModelFacts Facts { get; }
 
-    public override WeightLayout Weights => _weights.Layout;
+    public override WeightLayout Layout => _weights.Layout;
 
     protected override Tensor Forward(Tracer t, Tensor inputIds, Tensor positionIds)
     {
