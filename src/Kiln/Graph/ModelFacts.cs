@@ -8,8 +8,8 @@ namespace Kiln.Graph;
 /// the vocabulary, the context length, the sizes that shape the key/value cache, and the special tokens.
 /// </summary>
 public sealed record ModelFacts(
-    string Family,
     string Architecture,
+    string Family,
     int VocabSize,
     int ContextLength,
     int Layers,
@@ -23,8 +23,8 @@ public sealed record ModelFacts(
     /// <summary>Each fact by its graph.json name, as text: for printing and for naming the first difference.</summary>
     public IEnumerable<(string Name, string Value)> Fields()
     {
-        yield return ("family", Family);
         yield return ("architecture", Architecture);
+        yield return ("family", Family);
         yield return ("vocab_size", Text(VocabSize));
         yield return ("context_length", Text(ContextLength));
         yield return ("layers", Text(Layers));
@@ -49,9 +49,9 @@ public sealed record ModelFacts(
     // A record compares arrays by reference; facts compare by what they say.
     public bool Equals(ModelFacts? other) => other is not null && Fields().SequenceEqual(other.Fields());
 
-    public override int GetHashCode() => HashCode.Combine(Family, Architecture, VocabSize, ContextLength, Layers, HeadDim);
+    public override int GetHashCode() => HashCode.Combine(Architecture, Family, VocabSize, ContextLength, Layers, HeadDim);
 
-    public override string ToString() => string.Join(", ", Fields().Select(f => $"{f.Name} {f.Value}"));
+    public override string ToString() => string.Join(", ", Fields().Select(f => $"{f.Name} = {f.Value}"));
 
     private static string Text(int value) => value.ToString(CultureInfo.InvariantCulture);
 }

@@ -31,7 +31,7 @@ public sealed class GraphJsonFuzzTests(PrimedEntry primed) : IClassFixture<Prime
     private static readonly string[] MetadataKeys = ["kv_cache", "kv_cache.layers", "kv_cache.kv_heads", "kv_cache.head_dim", "session.prepacking"];
 
     private static readonly string[] ModelFields =
-        ["family", "architecture", "vocab_size", "context_length", "layers", "hidden", "heads", "kv_heads", "head_dim", "bos_token_id", "eos_token_ids"];
+        ["architecture", "family", "vocab_size", "context_length", "layers", "hidden", "heads", "kv_heads", "head_dim", "bos_token_id", "eos_token_ids"];
 
     private static readonly string[] MetadataValues = ["", "many", "0", "-1", "1", "2", "4", "5", "8", "511", "513", "4096", "2147483648", "true", "True", "1e3", " 512", "LlamaForCausalLM"];
 

@@ -22,7 +22,7 @@ public sealed class LlamaModel : ModelDefinition
     {
         Config = config;
         _weights = new LlamaWeights(config);
-        Facts = new ModelFacts(Family.Name, config.Architecture, config.VocabSize, config.MaxPositions, config.Layers, config.HiddenSize,
+        Facts = new ModelFacts(config.Architecture, Family.Name, config.VocabSize, config.MaxPositions, config.Layers, config.HiddenSize,
             config.Heads, config.KvHeads, config.HeadDim, config.BosTokenId, [.. config.EosTokenIds]);
     }
 

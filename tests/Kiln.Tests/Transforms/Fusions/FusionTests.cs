@@ -17,7 +17,7 @@ public sealed class FusionTests
     private static string[] Ops(ModelGraph graph) => graph.Nodes.Select(n => n.Op).ToArray();
 
     // The rotary fusion sizes its cos/sin tables by the model's context length.
-    private static ModelFacts ModelOfContext(int positions) => new("llama", "LlamaForCausalLM", VocabSize: 16, ContextLength: positions,
+    private static ModelFacts ModelOfContext(int positions) => new("LlamaForCausalLM", "llama", VocabSize: 16, ContextLength: positions,
         Layers: 1, Hidden: 32, Heads: 4, KvHeads: 2, HeadDim: 8, BosTokenId: null, EosTokenIds: []);
 
     // LlamaRMSNorm as traced, with or without the fp32 casts.
