@@ -1,4 +1,3 @@
-using System.Globalization;
 using Kiln.Graph;
 using Kiln.Transforms.PatternMatching;
 using static Kiln.Transforms.PatternMatching.Pattern;
@@ -60,9 +59,8 @@ public sealed class FuseRotaryEmbeddingTransform : Transform<TransformConfig>
     // The caches are rotary_table nodes over inv_freq, placed first so every layer can read them.
     private static (Value Cos, Value Sin) AddCaches(ModelGraph graph, Value invFreq)
     {
-        if (!graph.Metadata.TryGetValue("max_position_embeddings", out var text))
-            throw new KilnException("fuse_rotary_embedding: the graph has no max_position_embeddings metadata to size the cos/sin caches");
-        var positions = long.Parse(text, CultureInfo.InvariantCulture);
+        long positions = graph.Model?.ContextLength
+            ?? throw new KilnException("fuse_rotary_embedding: the graph has no model facts whose context length would size the cos/sin caches");
         var stem = invFreq.Name.EndsWith(".inv_freq", StringComparison.Ordinal) ? invFreq.Name[..^".inv_freq".Length] : invFreq.Name;
         Value Table(string function)
         {
