@@ -43,6 +43,7 @@ public sealed class ChatTemplate
     /// </summary>
     public static ChatTemplate Load(string modelDirectory)
     {
+        if (!Directory.Exists(modelDirectory)) throw new KilnException($"{modelDirectory}: model folder not found");
         var configPath = Path.Combine(modelDirectory, TokenizerConfig.FileName);
         var config = JsonFile.ReadObject(configPath) ?? new JsonObject();
         var tokens = new Dictionary<string, string>();
