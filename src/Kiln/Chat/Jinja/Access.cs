@@ -3,7 +3,8 @@ namespace Kiln.Chat.Jinja;
 /// <summary>
 /// Jinja's two lookups. x.name tries the attribute first (a method such as 'a'.strip or d.items, a
 /// namespace's or loop's attribute), then the item x['name']; x[key] tries the item first, then, for a
-/// string key, the attribute. What neither finds is undefined, with Jinja's message for when it is used.
+/// string key, the attribute. What neither finds is undefined, with Jinja's message for when it is used
+/// (names quoted as Python's repr does, so that a key holding a line break still makes a one-line error).
 /// </summary>
 internal static class Access
 {
@@ -11,7 +12,7 @@ internal static class Access
     {
         if (target is Undefined undefined) throw undefined.Error();
         if (TryAttribute(target, name, out var value) || TryItem(target, name, out value)) return value;
-        return new Undefined($"{ObjectName(target, quoted: true)} has no attribute '{name}'");
+        return new Undefined($"{ObjectName(target, quoted: true)} has no attribute {ValueText.Repr(name)}");
     }
 
     public static object? Item(object? target, object? key)
@@ -19,7 +20,7 @@ internal static class Access
         if (target is Undefined undefined) throw undefined.Error();
         if (TryItem(target, key, out var value) || (key is string name && TryAttribute(target, name, out value))) return value;
         return key is string text
-            ? new Undefined($"{ObjectName(target, quoted: true)} has no attribute '{text}'")
+            ? new Undefined($"{ObjectName(target, quoted: true)} has no attribute {ValueText.Repr(text)}")
             : new Undefined($"{ObjectName(target, quoted: false)} has no element {ValueText.Repr(key)}");
     }
 

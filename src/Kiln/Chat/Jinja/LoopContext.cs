@@ -21,7 +21,7 @@ internal sealed class LoopContext(IReadOnlyList<object?> items)
         "depth" => 1L,
         "depth0" => 0L,
         "cycle" => new TemplateFunction("loop.cycle", Cycle),
-        _ => new Undefined($"'LoopContext' has no attribute '{name}'"),
+        _ => new Undefined($"'LoopContext' has no attribute {ValueText.Repr(name)}"),
     };
 
     private object? Cycle(Args args)

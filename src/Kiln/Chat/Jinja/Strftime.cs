@@ -48,7 +48,7 @@ internal static class Strftime
                 'F' => time.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture),
                 'T' => time.ToString("HH:mm:ss", CultureInfo.InvariantCulture),
                 '%' => "%",
-                _ => throw new JinjaError($"strftime_now(): format code '%{code}' is not supported"),
+                _ => throw new JinjaError($"strftime_now(): format code {ValueText.Repr("%" + code)} is not supported"),
             });
         }
         return result.ToString();
