@@ -8,7 +8,8 @@ namespace Kiln.Chat;
 /// <summary>
 /// A model's chat template: the Jinja template that turns a conversation into the prompt text, rendered as
 /// transformers' apply_chat_template(tokenize=False) does. The variables are messages,
-/// add_generation_prompt, the special tokens of tokenizer_config.json (bos_token, eos_token, ...), tools
+/// add_generation_prompt, the special tokens of tokenizer_config.json and special_tokens_map.json (bos_token,
+/// eos_token, ...), tools
 /// and documents (none unless given), and any others the caller passes. The text holds the special tokens
 /// the template writes (usually bos_token first): encode it without adding them again.
 /// </summary>
@@ -16,6 +17,8 @@ public sealed class ChatTemplate
 {
     /// <summary>The file transformers saves a template to since 4.43; when present it replaces tokenizer_config.json's.</summary>
     public const string TemplateFileName = "chat_template.jinja";
+
+    private const string SpecialTokensMapFileName = "special_tokens_map.json";
 
     // The special tokens transformers passes to every template (its special_tokens_map).
     private static readonly string[] SpecialTokenNames = ["bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"];
@@ -46,11 +49,11 @@ public sealed class ChatTemplate
         if (!Directory.Exists(modelDirectory)) throw new KilnException($"{modelDirectory}: model folder not found");
         var configPath = Path.Combine(modelDirectory, TokenizerConfig.FileName);
         var config = JsonFile.ReadObject(configPath) ?? new JsonObject();
+        // transformers reads the special tokens from tokenizer_config.json, then lets special_tokens_map.json override them.
         var tokens = new Dictionary<string, string>();
-        foreach (var name in SpecialTokenNames)
-        {
-            if (TokenizerConfig.ReadToken(configPath, config, name) is { } token) tokens[name] = token;
-        }
+        AddSpecialTokens(tokens, configPath, config);
+        var mapPath = Path.Combine(modelDirectory, SpecialTokensMapFileName);
+        if (JsonFile.ReadObject(mapPath) is { } map) AddSpecialTokens(tokens, mapPath, map);
         var templatePath = Path.Combine(modelDirectory, TemplateFileName);
         if (File.Exists(templatePath)) return new ChatTemplate(ReadText(templatePath), templatePath, tokens);
         var source = config["chat_template"] switch
@@ -61,6 +64,14 @@ public sealed class ChatTemplate
             _ => throw KilnException.InFile(configPath, "chat_template", "expected a string or a list of {\"name\", \"template\"} objects"),
         };
         return new ChatTemplate(source, $"{configPath}: chat_template", tokens);
+    }
+
+    private static void AddSpecialTokens(Dictionary<string, string> tokens, string path, JsonObject file)
+    {
+        foreach (var name in SpecialTokenNames)
+        {
+            if (TokenizerConfig.ReadToken(path, file, name) is { } token) tokens[name] = token;
+        }
     }
 
     // chat_template.jinja: UTF-8 text, refused when it is not (rather than rendered with replacement characters).
@@ -97,7 +108,7 @@ public sealed class ChatTemplate
 
     /// <summary>The prompt for <paramref name="messages"/>; see <see cref="Render(JsonArray, bool, IReadOnlyDictionary{string, object?}?, Func{DateTime}?)"/>.</summary>
     public string Render(IEnumerable<ChatMessage> messages, bool addGenerationPrompt = true, IReadOnlyDictionary<string, object?>? variables = null) =>
-        Render(messages.Select(m => (object?)new Dictionary<string, object?> { ["role"] = m.Role, ["content"] = m.Content }).ToList(),
+        RenderValues(messages.Select(m => (object?)new Dictionary<string, object?> { ["role"] = m.Role, ["content"] = m.Content }).ToList(),
             addGenerationPrompt, variables, now: null);
 
     /// <summary>
@@ -108,9 +119,9 @@ public sealed class ChatTemplate
     /// raise_exception, is a <see cref="KilnException"/>.
     /// </summary>
     public string Render(JsonArray messages, bool addGenerationPrompt = true, IReadOnlyDictionary<string, object?>? variables = null, Func<DateTime>? now = null) =>
-        Render((object)messages, addGenerationPrompt, variables, now);
+        RenderValues(messages, addGenerationPrompt, variables, now);
 
-    private string Render(object messages, bool addGenerationPrompt, IReadOnlyDictionary<string, object?>? variables, Func<DateTime>? now)
+    private string RenderValues(object messages, bool addGenerationPrompt, IReadOnlyDictionary<string, object?>? variables, Func<DateTime>? now)
     {
         var all = new Dictionary<string, object?> { ["tools"] = null, ["documents"] = null };
         foreach (var (name, token) in specialTokens) all[name] = token;

@@ -57,6 +57,14 @@ public sealed class ChatTemplateTests : IDisposable
     }
 
     [Fact]
+    public void Special_tokens_map_json_overrides_the_config_as_in_transformers()
+    {
+        WriteConfig(new JsonObject { ["bos_token"] = "<s>", ["chat_template"] = "{{ bos_token }}|{{ eos_token }}|{{ unk_token }}" });
+        File.WriteAllText(dir.File("special_tokens_map.json"), """{"bos_token": {"content": "<|bos|>"}, "eos_token": "<|eos|>"}""");
+        Assert.Equal("<|bos|>|<|eos|>|", ChatTemplate.Load(dir.Path).Render(NoMessages));
+    }
+
+    [Fact]
     public void The_list_form_uses_the_template_named_default()
     {
         WriteConfig(new JsonObject
