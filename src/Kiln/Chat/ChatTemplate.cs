@@ -11,7 +11,8 @@ namespace Kiln.Chat;
 /// add_generation_prompt, the special tokens of tokenizer_config.json and special_tokens_map.json (bos_token,
 /// eos_token, ...), tools
 /// and documents (none unless given), and any others the caller passes. The text holds the special tokens
-/// the template writes (usually bos_token first): encode it without adding them again.
+/// the template writes (usually bos_token first): encode it without adding them again. Several threads may
+/// render with one instance at once.
 /// </summary>
 public sealed class ChatTemplate
 {

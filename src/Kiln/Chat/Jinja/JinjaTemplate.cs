@@ -7,7 +7,8 @@ namespace Kiln.Chat.Jinja;
 /// and lstrip_blocks, its tojson, raise_exception and strftime_now): the subset of Jinja that chat templates
 /// use, with Python's semantics (docs/chat-templates.md lists what is and is not supported). An error in the
 /// template is a <see cref="KilnException"/> of one line naming the template, line and column; a call of
-/// raise_exception(message) is one whose message is the template's.
+/// raise_exception(message) is one whose message is the template's. A parsed template does not change:
+/// several threads may render it at once.
 /// </summary>
 public sealed class JinjaTemplate
 {
