@@ -10,7 +10,8 @@ namespace Kiln.Chat.Jinja;
 /// double (float), string, List&lt;object?&gt; (list), object?[] (tuple), OrderedDictionary&lt;string, object?&gt;
 /// (dict, keys in insertion order), and <see cref="Undefined"/>, <see cref="Namespace"/>,
 /// <see cref="LoopContext"/>, <see cref="TemplateFunction"/>. This class holds what Python defines for
-/// them: truth, equality, ordering, iteration, membership, length and type names.
+/// them (truth, equality, ordering, iteration, membership, length, type names) and the conversion of the
+/// .NET and JSON values a render is given.
 /// </summary>
 internal static class Values
 {
