@@ -148,11 +148,7 @@ public static class ModelBenchmark
         return (prompt, newTokens);
     }
 
-    private static int[] Prompt(LoadedModel model, int length, int seed)
-    {
-        var config = new ConfigReader(model.Checkpoint.Config, Path.Combine(model.Checkpoint.Directory, Checkpoints.Checkpoint.ConfigFileName));
-        return SeededPrompt(model.VocabSize, length, seed, config.Has("bos_token_id") ? config.Int("bos_token_id") : null);
-    }
+    private static int[] Prompt(LoadedModel model, int length, int seed) => SeededPrompt(model.VocabSize, length, seed, model.Facts.BosTokenId);
 
     /// <summary>
     /// The benchmark prompt: seeded random ids below <paramref name="vocabSize"/>, <paramref name="bos"/>

@@ -50,7 +50,10 @@ public sealed class ModelGraph
     /// <summary>What each transform of the pipeline did to this graph, in order.</summary>
     public List<TransformInfo> History { get; } = [];
 
-    /// <summary>Facts about the model the runtime needs (architecture, vocabulary size, context length).</summary>
+    /// <summary>The model the graph computes, as its config.json describes it (vocabulary, context length, sizes); null for a graph built by hand.</summary>
+    public ModelFacts? Model { get; set; }
+
+    /// <summary>Notes transforms leave for the runtime (the key/value cache's signature, session choices).</summary>
     public SortedDictionary<string, string> Metadata { get; } = new(StringComparer.Ordinal);
 
     public Value AddInput(string name, DType dtype, Shape shape)

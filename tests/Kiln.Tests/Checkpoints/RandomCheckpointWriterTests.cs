@@ -340,7 +340,7 @@ public sealed class RandomCheckpointWriterTests
         RandomCheckpointWriter.Write(options, outDir, sparse: true);
 
         using var checkpoint = Checkpoint.Open(outDir);
-        var expected = RandomCheckpointWriter.LlamaTensors(options);
+        var expected = RandomCheckpointWriter.Tensors(options);
         Assert.Equal(expected.Count, checkpoint.Tensors.Count);
         foreach (var tensor in expected)
         {

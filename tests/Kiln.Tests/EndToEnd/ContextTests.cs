@@ -13,7 +13,7 @@ namespace Kiln.Tests.EndToEnd;
 public sealed class ContextTests
 {
     // The largest context config.json may declare (2^24: positions are float32).
-    private const int HugeContext = Kiln.Models.LlamaConfig.MaxPositionLimit;
+    private const int HugeContext = Kiln.Models.ConfigLimits.MaxPositions;
     private static readonly string[] Generate = ["generate", "--prompt-ids", "1 2 3", "--max-new-tokens", "6", "--threads", "1"];
 
     [Fact]

@@ -6,6 +6,7 @@ namespace Kiln.Graph.Json;
 /// <summary>The JSON form of a graph: plain data, versioned by <see cref="SchemaVersion"/>.</summary>
 public sealed record GraphDocument(
     int SchemaVersion,
+    ModelFacts? Model,
     SortedDictionary<string, string> Metadata,
     List<ValueDocument> Inputs,
     List<ParameterDocument> Parameters,

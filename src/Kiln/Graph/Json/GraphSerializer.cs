@@ -9,14 +9,15 @@ namespace Kiln.Graph.Json;
 /// </summary>
 public static class GraphSerializer
 {
-    /// <summary>Bumped whenever the JSON form changes meaning.</summary>
-    public const int SchemaVersion = 1;
+    /// <summary>Bumped whenever the JSON form changes meaning (2: the model's facts as a typed "model" record, no longer metadata strings).</summary>
+    public const int SchemaVersion = 2;
 
     public static string ToJson(ModelGraph graph) =>
         JsonSerializer.Serialize(ToDocument(graph), GraphJsonContext.Default.GraphDocument);
 
     public static GraphDocument ToDocument(ModelGraph graph) => new(
         SchemaVersion,
+        graph.Model,
         new SortedDictionary<string, string>(graph.Metadata, StringComparer.Ordinal),
         graph.Inputs.Select(Describe).ToList(),
         graph.Parameters.Select(p => new ParameterDocument(p.Name, p.Value.DType.Name(), p.Value.Shape.ToSizes(), p.Recipe)).ToList(),
@@ -98,7 +99,7 @@ public static class GraphSerializer
     {
         if (document.SchemaVersion != SchemaVersion)
             throw new GraphException($"graph schema version {document.SchemaVersion}, this Kiln reads {SchemaVersion}");
-        var graph = new ModelGraph(registry);
+        var graph = new ModelGraph(registry) { Model = document.Model };
         foreach (var (key, value) in document.Metadata) graph.Metadata[key] = value;
         foreach (var input in document.Inputs) graph.AddInput(input.Name, ParseDType(input.Dtype), CheckSize(input.Name, input.Shape));
         foreach (var p in document.Parameters) graph.AddParameter(p.Name, ParseDType(p.Dtype), CheckSize(p.Name, p.Shape), p.Recipe);

@@ -3,9 +3,10 @@ using Kiln.Graph;
 namespace Kiln.Transforms.Cleanups;
 
 /// <summary>
-/// The shared engine of the cleanups that drop nodes in favour of values computed earlier: one pass
-/// in node order, each replaced node's readers rewired at once through its outputs' users, so the cost
-/// is linear in the graph's size.
+/// Drops nodes in favour of values computed earlier (eliminate_common_subexpressions, whose test of a
+/// node needs every node seen before it, which no pattern can say): one pass in node order, each
+/// replaced node's readers rewired at once through its outputs' users, so the cost is linear in the
+/// graph's size.
 /// </summary>
 internal static class ValueForwarding
 {

@@ -1,5 +1,6 @@
 using Kiln.Graph;
 using Kiln.Models;
+using Kiln.Models.Llama;
 using Kiln.Ops;
 using Kiln.Tests.Runtime;
 using Kiln.Transforms;
