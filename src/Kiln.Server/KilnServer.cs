@@ -50,6 +50,7 @@ public static class KilnServer
         app.MapGet("/v1/models", Api(state, apiKey, context => ModelsEndpoint.ListAsync(context, state, started)));
         app.MapGet("/v1/models/{id}", Api(state, apiKey, context => ModelsEndpoint.GetAsync(context, state, started)));
         app.MapPost("/v1/completions", Api(state, apiKey, context => CompletionsEndpoint.HandleAsync(context, state)));
+        app.MapPost("/v1/chat/completions", Api(state, apiKey, context => ChatCompletionsEndpoint.HandleAsync(context, state)));
         app.MapFallback(Api(state, apiKey, context =>
             throw new ApiException(404, $"Unknown request URL: {context.Request.Method} {context.Request.Path}.", code: "unknown_url")));
         app.Lifetime.ApplicationStopping.Register(state.Stopping);
@@ -64,6 +65,7 @@ public static class KilnServer
         try
         {
             served = load();
+            if (served.ChatTemplateProblem is { } problem) log.WriteLine($"kiln: note: no chat template, so /v1/chat/completions answers 400: {problem}");
             engine = new ServingEngine(served.Model, engineOptions);
             state.Ready(served, engine, clock.Elapsed.TotalMilliseconds);
             log.WriteLine($"kiln: serving {served.Id} on {address}: {engine.Slots} slots of {engine.Context} tokens " +

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using Kiln.Cache;
+using Kiln.Chat;
 using Kiln.Compile;
 using Kiln.Runtime;
 using Kiln.Server;
@@ -57,7 +58,8 @@ public static class ServeCommand
                     CacheOptions.Report(loaded.WeightsCache);
                     CommonOptions.NoteContext(context, loaded.Context, loaded.MaxPositions);
                     var id = p.GetValue(name) ?? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(modelPath)));
-                    return new ServedModel(id, loaded, tokenizer, StopTokens.Of(loaded.Checkpoint), loaded.Cache);
+                    var (template, problem) = ChatTemplateOf(modelPath);
+                    return new ServedModel(id, loaded, tokenizer, StopTokens.Of(loaded.Checkpoint), loaded.Cache, template, problem);
                 }
                 catch
                 {
@@ -71,6 +73,19 @@ public static class ServeCommand
             return 0;
         });
         return command;
+    }
+
+    // A model without a chat template (or with one that does not parse) still serves completions.
+    private static (ChatTemplate? Template, string? Problem) ChatTemplateOf(string modelPath)
+    {
+        try
+        {
+            return (ChatTemplate.Load(modelPath), null);
+        }
+        catch (KilnException e)
+        {
+            return (null, e.Message);
+        }
     }
 
     private static TimeSpan StepDelay() =>
