@@ -40,6 +40,28 @@ public sealed class BadRequestTests(SharedServer shared) : IClassFixture<SharedS
         await AssertStillServingAsync();
     }
 
+    public static TheoryData<string, string, int, string?> ChatBodies => new()
+    {
+        { "empty messages", """{"model":"stories260K","messages":[]}""", 400, "messages" },
+        { "no messages", """{"model":"stories260K"}""", 400, "messages" },
+        { "messages not an array", """{"model":"stories260K","messages":"Hi"}""", 400, "messages" },
+        { "a message without a role", """{"model":"stories260K","messages":[{"content":"Hi"}]}""", 400, "messages[0].role" },
+        { "content of the wrong type", """{"model":"stories260K","messages":[{"role":"user","content":5}]}""", 400, "messages[0].content" },
+        { "an image part", """{"model":"stories260K","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}""", 400, "messages[0].content" },
+        { "tools", """{"model":"stories260K","messages":[{"role":"user","content":"Hi"}],"tools":[]}""", 400, "tools" },
+        { "unknown model", """{"model":"gpt-4o","messages":[{"role":"user","content":"Hi"}]}""", 404, "model" },
+        { "max_completion_tokens over the context", """{"model":"stories260K","messages":[{"role":"user","content":"Hi"}],"max_completion_tokens":513}""", 400, "messages" },
+    };
+
+    [Theory]
+    [MemberData(nameof(ChatBodies))]
+    public async Task A_bad_chat_request_is_an_openai_error_and_the_server_goes_on(string what, string body, int status, string? param)
+    {
+        using var response = await shared.Server.Http.SendAsync(Post(body, ServeProcess.ApiKey, "/v1/chat/completions"));
+        await AssertErrorAsync(response, status, param, what);
+        await AssertStillServingAsync();
+    }
+
     [Fact]
     public async Task A_ten_megabyte_body_is_refused_with_413()
     {

@@ -44,4 +44,25 @@ public sealed class ServeLifecycleTests
         Assert.True(server.Process.WaitForExit(TimeSpan.FromSeconds(60)), server.Errors);
         Assert.True(server.Process.ExitCode == 0, server.Errors);
     }
+
+    [Fact]
+    public async Task A_model_without_a_chat_template_serves_completions_and_refuses_chat_with_a_clear_error()
+    {
+        using var folder = new TempDir();
+        foreach (var file in Directory.GetFiles(TestPaths.DefaultModel)) File.Copy(file, Path.Combine(folder.Path, Path.GetFileName(file)));
+        var configPath = Path.Combine(folder.Path, "tokenizer_config.json");
+        var config = JsonNode.Parse(File.ReadAllText(configPath))!.AsObject();
+        Assert.True(config.Remove("chat_template"));
+        File.WriteAllText(configPath, config.ToJsonString());
+
+        using var server = new ServeProcess(["--model", folder.Path, "--served-model-name", "plain", "--threads", "1"]);
+        await server.WaitUntilHealthyAsync();
+        var chat = new JsonObject { ["model"] = "plain", ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "Hi" }) };
+        using var refused = await server.Http.SendAsync(CompletionsTests.Request(chat, "/v1/chat/completions"));
+        await BadRequestTests.AssertErrorAsync(refused, 400, "messages", "chat without a template");
+        Assert.Contains("no chat_template", JsonNode.Parse(await refused.Content.ReadAsStringAsync())!["error"]!["message"]!.GetValue<string>());
+        using var completion = await server.Http.SendAsync(CompletionsTests.Request(new JsonObject { ["model"] = "plain", ["prompt"] = "Hi", ["max_tokens"] = 4 }));
+        Assert.Equal(HttpStatusCode.OK, completion.StatusCode);
+        Assert.Contains("no chat template", server.Errors);
+    }
 }
