@@ -10,7 +10,8 @@ namespace Kiln.Server;
 public sealed class ServerState(ServerOptions options)
 {
     private ServedModel? model;
-    private ServingEngine? engine;
+    private volatile ServingEngine? engine;
+    private volatile bool stopping;
 
     public ServerOptions Options { get; } = options;
 
@@ -18,7 +19,7 @@ public sealed class ServerState(ServerOptions options)
 
     public bool IsReady => engine is not null && !IsStopping;
 
-    public bool IsStopping { get; private set; }
+    public bool IsStopping => stopping;
 
     public ServedModel Model => model ?? throw NotReady();
 
@@ -34,7 +35,7 @@ public sealed class ServerState(ServerOptions options)
     /// <summary>Shutdown began: no new generation is accepted; running ones finish.</summary>
     public void Stopping()
     {
-        IsStopping = true;
+        stopping = true;
         engine?.StopAccepting();
     }
 

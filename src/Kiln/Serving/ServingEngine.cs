@@ -77,7 +77,9 @@ public sealed class ServingEngine : IDisposable
         lock (_gate)
         {
             if (!_accepting) throw new EngineBusyException("the server is shutting down", stopping: true);
-            if (_waiting.Count >= _options.MaxWaiting) throw new EngineBusyException($"all {Slots} slots are busy and {_waiting.Count} requests are waiting", stopping: false);
+            // At most Slots sequences run and MaxWaiting wait (a sequence passes through the queue even to a free slot).
+            if (BusySlots + _waiting.Count >= Slots + _options.MaxWaiting)
+                throw new EngineBusyException($"all {Slots} slots are busy and {_waiting.Count} requests are waiting", stopping: false);
             _waiting.Enqueue(sequence);
         }
         sequence.Registration = cancel.Register(sequence.Cancel);
@@ -99,7 +101,7 @@ public sealed class ServingEngine : IDisposable
         _wake.Set();
         _thread.Join();
         _decoder.Dispose();
-        _wake.Dispose();
+        // _wake is not disposed: a reader may still cancel its (finished) sequence, which sets it.
     }
 
     private void Loop()
