@@ -35,7 +35,7 @@ public static class RandomCheckpointWriter
     public static void Write(TestModelOptions options, string outDirectory, bool sparse = false)
     {
         var (config, model) = TestModelConfig.Describe(options);
-        if (outDirectory.Length == 0) throw new KilnException("--out: the path is empty");
+        if (outDirectory.Length == 0) throw new KilnException("output folder: the path is empty");
         var target = Path.TrimEndingDirectorySeparator(Path.GetFullPath(outDirectory));
         if (File.Exists(target))
         {

@@ -36,14 +36,14 @@ public sealed record TestModelOptions(
     public void Validate()
     {
         var family = FamilyRegistry.Named(Family)
-            ?? throw new KilnException($"--family: \"{Family}\" is not supported (supported: {string.Join(", ", FamilyRegistry.Families.Select(f => f.Name))})");
+            ?? throw new KilnException($"family: \"{Family}\" is not supported (supported: {string.Join(", ", FamilyRegistry.Families.Select(f => f.Name))})");
         if (!family.ModelTypes.Contains(ModelType))
-            throw new KilnException($"--model-type: \"{ModelType}\" is not supported (supported: {string.Join(", ", family.ModelTypes)})");
+            throw new KilnException($"model_type: \"{ModelType}\" is not supported (supported: {string.Join(", ", family.ModelTypes)})");
         // Without --head-dim the head dimension is --hidden / --heads, so those must divide (every other size the family checks).
         if (ExplicitHeadDim is null && Heads > 0 && Hidden % Heads != 0)
-            throw new KilnException($"--heads: {Heads} does not divide --hidden {Hidden}");
+            throw new KilnException($"heads: {Heads} does not divide hidden {Hidden}");
         if (DType is not (DType.F32 or DType.F16 or DType.BF16))
-            throw new KilnException($"--dtype: {DType.Name()} is not supported (f32, f16 or bf16)");
+            throw new KilnException($"dtype: {DType.Name()} is not supported (f32, f16 or bf16)");
         if (!(WeightScale > 0) || !double.IsFinite(WeightScale))
             throw new KilnException($"weight_scale: must be a positive number, got {WeightScale}");
     }

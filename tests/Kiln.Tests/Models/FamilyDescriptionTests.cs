@@ -79,7 +79,7 @@ public sealed class FamilyDescriptionTests
         var option = Assert.Throws<KilnException>(() => TestModelConfig.Describe(Small with { MaxPositions = ConfigLimits.MaxPositions + 1 }));
         config["max_position_embeddings"] = ConfigLimits.MaxPositions + 1;
         var file = Assert.Throws<KilnException>(() => ModelFactory.Read(config, "config.json"));
-        Assert.Equal($"--max-positions: {ConfigLimits.MaxPositions + 1} is above the supported maximum of {ConfigLimits.MaxPositions}", option.Message);
+        Assert.Equal($"max_positions: {ConfigLimits.MaxPositions + 1} is above the supported maximum of {ConfigLimits.MaxPositions}", option.Message);
         Assert.Equal($"config.json: max_position_embeddings: {ConfigLimits.MaxPositions + 1} is above the supported maximum of {ConfigLimits.MaxPositions}", file.Message);
     }
 
