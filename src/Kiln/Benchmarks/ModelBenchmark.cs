@@ -148,7 +148,7 @@ public static class ModelBenchmark
 
     private static int[] Prompt(LoadedModel model, int length, int seed)
     {
-        var config = new ConfigReader(model.Checkpoint.Config, Path.Combine(model.Checkpoint.Directory, Checkpoints.Checkpoint.ConfigFileName));
+        var config = new ConfigReader(model.Checkpoint.Config, model.Checkpoint.ConfigPath);
         return SeededPrompt(model.VocabSize, length, seed, config.Has("bos_token_id") ? config.Int("bos_token_id") : null);
     }
 

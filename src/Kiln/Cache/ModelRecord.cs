@@ -36,7 +36,7 @@ public sealed class ModelRecord
     /// </summary>
     public static ModelRecord Of(Checkpoint checkpoint, Transforms.Sharding.TensorParallelShare? share = null)
     {
-        var configFile = Path.Combine(checkpoint.Directory, Checkpoint.ConfigFileName);
+        var configFile = checkpoint.ConfigPath;
         var config = ModelFactory.ReadConfig(checkpoint.Config, configFile);
         var kvHeads = share is { Ranks: > 1 } s ? s.KeyValueHeads(config.KvHeads).Count : config.KvHeads;
         return new ModelRecord(checkpoint, config, ModelFactory.Signature(checkpoint.Config, configFile), kvHeads);
@@ -131,7 +131,8 @@ public sealed class ModelRecord
             (DType DType, long[] Shape) made;
             try
             {
-                made = RecipeShapes.Infer(sources, parameter.Recipe);
+                // Before load_weights, the recipe reads the tensors as binding will: with the checkpoint's storage steps.
+                made = RecipeShapes.Infer(sources, weightsBound ? parameter.Recipe : WeightBinder.ReadAsStored(parameter.Recipe, sources, _checkpoint));
             }
             catch (Exception e) when (e is KilnException or ArgumentException)
             {
