@@ -20,7 +20,7 @@ public static class GgmlTypes
     public const string Supported = "F32, F16, BF16, Q8_0, Q4_0";
 
     /// <summary>The name ggml prints ("Q8_0"), or the number of a type it does not know.</summary>
-    public static string Name(this GgmlType type) => Enum.IsDefined(type) ? type.ToString() : $"unknown type {(uint)type}";
+    public static string Name(this GgmlType type) => Enum.IsDefined(type) ? type.ToString() : $"{(uint)type} (unknown)";
 
     /// <summary>
     /// What a tensor of <paramref name="type"/> is to Kiln: a float dtype, or u8 bytes packed in the blocks of
