@@ -1,4 +1,5 @@
 using Kiln.Checkpoints;
+using Kiln.Checkpoints.Gguf;
 using Kiln.Graph;
 
 namespace Kiln.Weights;
@@ -18,14 +19,14 @@ public static class WeightBinder
         {
             var sources = parameter.Recipe.Sources.Select(name => checkpoint.Tensors.TryGetValue(name, out var tensor)
                 ? tensor
-                : throw KilnException.InFile(WeightsFileName(checkpoint), name, "tensor is missing (config.json implies it)")).ToList();
+                : throw KilnException.InFile(WeightsFileName(checkpoint), Named(checkpoint, name), $"tensor is missing ({ConfigName(checkpoint)} implies it)")).ToList();
             var recipe = ReadAsStored(parameter.Recipe, sources, checkpoint);
             var (dtype, shape) = RecipeShapes.Infer(sources, recipe);
             var expected = parameter.Value.Shape.ToSizes();
             if (!shape.SequenceEqual(expected))
             {
-                throw KilnException.InFile(Path.GetFileName(sources[0].File), parameter.Recipe.Sources[0],
-                    $"shape {RecipeShapes.Format(shape)} disagrees with config.json, which implies {RecipeShapes.Format(expected)}");
+                throw KilnException.InFile(Path.GetFileName(sources[0].File), Named(checkpoint, parameter.Recipe.Sources[0]),
+                    $"shape {RecipeShapes.Format(shape)} disagrees with {ConfigName(checkpoint)}, which implies {RecipeShapes.Format(expected)}");
             }
             if (dtype != parameter.Value.DType)
             {
@@ -56,6 +57,12 @@ public static class WeightBinder
             throw KilnException.InFile(checkpoint.Directory, recipe.Sources[0], $"recipe {recipe} mixes tensors stored as {string.Join(" and ", sources.Select(s => s.StoredFormat).Distinct())}");
         return blocks[0] is { } scheme ? StoredBlocks.Dequantized(recipe, scheme) : recipe;
     }
+
+    // A GGUF file's tensors are named as the file names them too.
+    private static string Named(Checkpoint checkpoint, string name) =>
+        checkpoint.Gguf is not null && GgufTensorNames.FromHuggingFace(name) is { } gguf ? $"{gguf} ({name})" : name;
+
+    private static string ConfigName(Checkpoint checkpoint) => checkpoint.Gguf is null ? "config.json" : "its metadata";
 
     private static string WeightsFileName(Checkpoint checkpoint) =>
         checkpoint.WeightFiles.Count == 1 ? checkpoint.WeightFiles[0].RelativeName : Checkpoint.IndexFileName;

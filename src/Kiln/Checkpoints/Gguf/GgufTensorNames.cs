@@ -41,11 +41,27 @@ public static partial class GgufTensorNames
         return PerLayer.TryGetValue(module, out var part) ? $"model.layers.{layer.Value}.{part}.{suffix}" : null;
     }
 
+    /// <summary>The llama.cpp name of a Hugging Face tensor name (<see cref="ToHuggingFace"/> reversed), or null.</summary>
+    public static string? FromHuggingFace(string name)
+    {
+        var dot = name.LastIndexOf('.');
+        if (dot < 0) return null;
+        var (module, suffix) = (name[..dot], name[(dot + 1)..]);
+        if (Global.FirstOrDefault(e => e.Value == module).Key is { } global) return $"{global}.{suffix}";
+        var match = LayerModule().Match(module);
+        if (!match.Success) return null;
+        var part = PerLayer.FirstOrDefault(e => e.Value == match.Groups["part"].Value).Key;
+        return part is null ? null : $"blk.{match.Groups["layer"].Value}.{part}.{suffix}";
+    }
+
     /// <summary>Whether llama.cpp stored the tensor's rows permuted for its rotary layout: the q and k projections.</summary>
     public static bool IsRotaryPermuted(string name) => QueryOrKey().IsMatch(name);
 
     [GeneratedRegex(@"^(?:blk\.(?<layer>[0-9]{1,4})\.)?(?<module>[a-z_]+)\.(?<suffix>weight|bias)$", RegexOptions.CultureInvariant)]
     private static partial Regex NamePattern();
+
+    [GeneratedRegex(@"^model\.layers\.(?<layer>[0-9]+)\.(?<part>.+)$", RegexOptions.CultureInvariant)]
+    private static partial Regex LayerModule();
 
     [GeneratedRegex(@"^blk\.[0-9]+\.attn_[qk]\.(weight|bias)$", RegexOptions.CultureInvariant)]
     private static partial Regex QueryOrKey();

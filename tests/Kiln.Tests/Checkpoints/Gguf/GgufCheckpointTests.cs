@@ -132,6 +132,20 @@ public sealed class GgufCheckpointTests : IDisposable
         Assert.DoesNotContain('\n', e.Message);
     }
 
+    [Theory]
+    [InlineData("missing", "bad.gguf: blk.1.ffn_up.weight (model.layers.1.mlp.up_proj.weight): tensor is missing (its metadata implies it)")]
+    [InlineData("shape", "bad.gguf: blk.0.attn_v.weight (model.layers.0.self_attn.v_proj.weight): shape [64, 32] disagrees with its metadata, which implies [32, 64]")]
+    public void Tensors_are_checked_against_the_metadata_naming_both_names(string what, string expected)
+    {
+        var (metadata, tensors) = GgufModels.Read(GgufModels.Stories260K);
+        if (what == "missing") tensors.RemoveAll(t => t.Name == "blk.1.ffn_up.weight");
+        else tensors[tensors.FindIndex(t => t.Name == "blk.0.attn_v.weight")] = tensors.Single(t => t.Name == "blk.0.attn_v.weight") with { Dims = [32, 64] };
+        var path = dir.File("bad.gguf");
+        GgufWriter.Write(path, metadata, tensors);
+        using var checkpoint = Checkpoint.Open(path);
+        Assert.Equal(expected, Assert.Throws<KilnException>(() => Kiln.Compile.ModelCompiler.Compile(checkpoint, Kiln.Transforms.PipelineConfig.Load())).Message);
+    }
+
     [Fact]
     public void The_cli_refuses_with_exit_2_and_one_line()
     {
