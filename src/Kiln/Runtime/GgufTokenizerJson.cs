@@ -43,7 +43,7 @@ internal sealed record GgufTokenizerJson(string CoreJson, int[] Prefix, int[] Su
         var model = metadata.String(ModelKey);
         if (model is null or "no_vocab" or "none") return null;
         if (model is not ("llama" or "gpt2"))
-            throw metadata.Error(ModelKey, $"tokenizer '{model}' is not supported (supported: llama, gpt2)");
+            throw metadata.Error(ModelKey, $"tokenizer '{GgufText.Show(model)}' is not supported (supported: llama, gpt2)");
         var spm = model == "llama";
 
         var tokens = metadata.Strings(TokensKey) ?? throw metadata.Error(TokensKey, "is required");
@@ -53,13 +53,13 @@ internal sealed record GgufTokenizerJson(string CoreJson, int[] Prefix, int[] Su
         for (var i = 0; i < tokens.Length; i++)
         {
             if (tokens[i].Length == 0) throw metadata.Error(TokensKey, $"token {i} is empty");
-            if (!ids.TryAdd(tokens[i], i)) throw metadata.Error(TokensKey, $"token {i} '{tokens[i]}' is also token {ids[tokens[i]]}");
+            if (!ids.TryAdd(tokens[i], i)) throw metadata.Error(TokensKey, $"token {i} '{GgufText.Show(tokens[i])}' is also token {ids[tokens[i]]}");
         }
         var types = PerToken(metadata, TypesKey, metadata.Integers(TypesKey), tokens.Length);
         var pre = metadata.String(PreKey);
         var llama3 = !spm && pre is not null && Llama3PreTokenizers.Contains(pre);
         if (!spm && pre is not (null or "default" or "gpt-2") && !llama3)
-            throw metadata.Error(PreKey, $"pre-tokenizer '{pre}' is not supported (supported: default, gpt-2, {string.Join(", ", Llama3PreTokenizers)})");
+            throw metadata.Error(PreKey, $"pre-tokenizer '{GgufText.Show(pre)}' is not supported (supported: default, gpt-2, {string.Join(", ", Llama3PreTokenizers)})");
         if (spm && metadata.Bool("tokenizer.ggml.remove_extra_whitespaces") == true)
             throw metadata.Error("tokenizer.ggml.remove_extra_whitespaces", "true is not supported");
 
@@ -139,7 +139,7 @@ internal sealed record GgufTokenizerJson(string CoreJson, int[] Prefix, int[] Su
         for (var i = 0; i < merges.Length; i++)
         {
             var space = merges[i].IndexOf(' ', 1);
-            if (space < 0) throw metadata.Error(MergesKey, $"merge {i} '{merges[i]}' is not two tokens separated by a space");
+            if (space < 0) throw metadata.Error(MergesKey, $"merge {i} '{GgufText.Show(merges[i])}' is not two tokens separated by a space");
             pairs.Add((merges[i][..space], merges[i][(space + 1)..]));
         }
         return pairs;

@@ -65,7 +65,7 @@ public static class GgufCheckpoint
         if (tensor.Name == "rope_freqs.weight")
             throw KilnException.InFile(path, tensor.Name, "per-channel rotary frequency factors (Llama 3.1 rope scaling) are not supported");
         var name = GgufTensorNames.ToHuggingFace(tensor.Name)
-            ?? throw KilnException.InFile(path, tensor.Name, "not a tensor of a llama model (token_embd, output_norm, output, blk.N.attn_*/ffn_*)");
+            ?? throw KilnException.InFile(path, GgufText.Show(tensor.Name), "not a tensor of a llama model (token_embd, output_norm, output, blk.N.attn_*/ffn_*)");
         GgmlTypes.TryRead(tensor.Type, out var dtype, out var blocks);
         var shape = tensor.Shape;
         if (blocks is { } scheme && shape.Length > 0) shape[^1] = shape[^1] / QuantSchemes.BlockSize * scheme.BlockBytes();

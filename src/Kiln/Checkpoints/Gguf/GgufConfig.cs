@@ -17,7 +17,7 @@ public static class GgufConfig
     {
         var architecture = metadata.String(ArchitectureKey) ?? throw metadata.Error(ArchitectureKey, "is required");
         if (architecture != "llama")
-            throw metadata.Error(ArchitectureKey, $"architecture '{architecture}' is not supported (supported: llama)");
+            throw metadata.Error(ArchitectureKey, $"architecture '{GgufText.Show(architecture)}' is not supported (supported: llama)");
         string Key(string name) => $"{architecture}.{name}";
 
         long Required(string name) => metadata.Integer(Key(name)) ?? throw metadata.Error(Key(name), "is required");
@@ -82,7 +82,7 @@ public static class GgufConfig
                 var factor = metadata.Number(factorKey) ?? throw metadata.Error(factorKey, "is required with linear rope scaling");
                 return new JsonObject { ["rope_type"] = "linear", ["factor"] = factor };
             case var other:
-                throw metadata.Error(typeKey, $"rope scaling '{other}' is not supported (supported: none, linear)");
+                throw metadata.Error(typeKey, $"rope scaling '{GgufText.Show(other)}' is not supported (supported: none, linear)");
         }
     }
 

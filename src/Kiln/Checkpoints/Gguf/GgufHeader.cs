@@ -60,7 +60,7 @@ public sealed record GgufHeader(
         {
             var key = reader.String($"metadata[{i}].key");
             if (key.Length == 0) throw reader.Error($"metadata[{i}].key", "is empty");
-            if (!keys.Add(key)) throw reader.Error($"metadata '{key}'", "duplicate key");
+            if (!keys.Add(key)) throw reader.Error($"metadata '{GgufText.Show(key)}'", "duplicate key");
             metadata.Add(new(key, ReadValue(ref reader, key)));
         }
         var alignment = ReadAlignment(ref reader, metadata);
@@ -70,7 +70,7 @@ public sealed record GgufHeader(
         for (var i = 0; i < tensorCount; i++)
         {
             var (name, dims, type, offset, byteLength) = ReadTensorInfo(ref reader, i);
-            if (!names.Add(name)) throw reader.Error($"tensors[{i}] {name}", "duplicate tensor name");
+            if (!names.Add(name)) throw reader.Error($"tensors[{i}] {GgufText.Show(name)}", "duplicate tensor name");
             tensors.Add(new GgufTensorInfo(name, dims, type, offset, byteLength));
         }
 
@@ -81,7 +81,7 @@ public sealed record GgufHeader(
 
     private static GgufValue ReadValue(ref GgufReader reader, string key)
     {
-        var field = $"metadata '{key}'";
+        var field = $"metadata '{GgufText.Show(key)}'";
         var type = (GgufValueType)reader.U32(field + " type");
         if (!GgufValueTypes.IsDefined(type)) throw reader.Error(field, $"unknown value type {(uint)type}");
         if (type != GgufValueType.Array) return new GgufValue(type, ReadScalar(ref reader, type, field));
@@ -169,7 +169,7 @@ public sealed record GgufHeader(
     private static (string Name, long[] Dims, GgmlType Type, long Offset, long ByteLength) ReadTensorInfo(ref GgufReader reader, int index)
     {
         var name = reader.String($"tensors[{index}].name");
-        var field = $"tensors[{index}] {name}";
+        var field = $"tensors[{index}] {GgufText.Show(name)}";
         if (name.Length == 0) throw reader.Error($"tensors[{index}].name", "is empty");
         if (System.Text.Encoding.UTF8.GetByteCount(name) > MaxNameBytes) throw reader.Error(field, $"name is longer than {MaxNameBytes} bytes");
         var dimCount = reader.U32(field + " n_dims");
@@ -221,7 +221,7 @@ public sealed record GgufHeader(
         for (var i = 0; i < tensors.Count; i++)
         {
             var tensor = tensors[i];
-            var field = $"tensors[{i}] {tensor.Name}";
+            var field = $"tensors[{i}] {GgufText.Show(tensor.Name)}";
             if (tensor.DataOffset != expected)
             {
                 var why = tensor.DataOffset % alignment != 0 ? $"not a multiple of the alignment {alignment}"

@@ -76,7 +76,7 @@ public sealed class GgufMetadata
     };
 
     /// <summary>An error about one key: "FILE: metadata 'KEY': problem".</summary>
-    public KilnException Error(string key, string problem) => KilnException.InFile(File, $"metadata '{key}'", problem);
+    public KilnException Error(string key, string problem) => KilnException.InFile(File, $"metadata '{GgufText.Show(key)}'", problem);
 
     private KilnException Expected(string key, string what, GgufValue value) => Error(key, $"expected {what}, found {value.TypeName}");
 }
