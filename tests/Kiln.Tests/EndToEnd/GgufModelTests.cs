@@ -57,6 +57,17 @@ public sealed class GgufModelTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public void Compile_verify_passes_every_transform_on_the_gguf()
+    {
+        // The verifier binds the graphs from before load_weights itself: once, as llama.cpp's q/k row order must be undone once.
+        var result = KilnCli.Run("compile", "--model", GgufModels.Stories260K, "--verify", "--json", "--no-cache");
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        var transforms = JsonNode.Parse(result.Stdout)!["transforms"]!.AsArray();
+        Assert.True(transforms.Count > 10);
+        Assert.All(transforms, t => Assert.InRange(t!["verify_max_abs_difference"]!.GetValue<double>(), 0, 1e-3));
+    }
+
+    [Fact]
     public void Every_position_of_the_gguf_matches_the_hugging_face_folder()
     {
         using var folder = LoadedModel.Load(TestPaths.DefaultModel, OneThread);
