@@ -124,8 +124,14 @@ public sealed class GgufRecipeStepsTests : IDisposable
         var recipe = new LoadRecipe(["q", "k", "v"], [new DeinterleaveRowsStep(64, [0, 1]), new ConcatStep(0), new DequantizeStep(QuantScheme.Int4Sym)]);
         var parameter = graph.AddParameter("w", DType.F32, [96, 32], recipe);
         graph.Outputs.Add(parameter.Value);
-        var back = Kiln.Graph.Json.GraphSerializer.FromJson(Kiln.Graph.Json.GraphSerializer.ToJson(graph), Kiln.Ops.OpRegistry.Default);
+        var json = Kiln.Graph.Json.GraphSerializer.ToJson(graph);
+        var compact = string.Concat(json.Where(c => !char.IsWhiteSpace(c)));
+        Assert.Contains("{\"op\":\"deinterleave_rows\",\"group\":64,\"only\":[0,1]}", compact);
+        Assert.Contains("{\"op\":\"dequantize\",\"scheme\":\"int4_sym\"}", compact);
+        var back = Kiln.Graph.Json.GraphSerializer.FromJson(json, Kiln.Ops.OpRegistry.Default);
         Assert.Equal(recipe.ToString(), back.Parameters.Single().Recipe.ToString());
+        // The new steps changed the recipe schema, so snapshots of an older Kiln are a plain miss.
+        Assert.Equal(3, LoadRecipe.SchemaVersion);
     }
 
     private ParameterData Run(LoadRecipe recipe, DType dtype, long[] shape) => RecipeExecutor.Execute(_checkpoint, "p", recipe, dtype, shape);
