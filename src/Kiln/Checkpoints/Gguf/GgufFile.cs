@@ -13,8 +13,6 @@ public sealed class GgufFile : IDisposable
         Mapping = mapping;
     }
 
-    public string Path => Mapping.Path;
-
     public GgufHeader Header { get; }
 
     /// <summary>The metadata key/values, with typed reads whose errors name this file and the key.</summary>

@@ -10,9 +10,6 @@ public sealed record GgufValue(GgufValueType Type, object Value, GgufValueType E
 {
     public bool IsArray => Type == GgufValueType.Array;
 
-    /// <summary>Elements of an array value (0 for a scalar).</summary>
-    public int Count => IsArray ? ((Array)Value).Length : 0;
-
     /// <summary>The type as ggml prints it: "u32", or "arr[str]" for an array.</summary>
     public string TypeName => IsArray ? $"arr[{ElementType.Name()}]" : Type.Name();
 }
