@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Kiln.Cache;
 using Kiln.Checkpoints;
 using Kiln.Compile;
+using Kiln.Graph;
 using Kiln.Graph.Json;
 using Kiln.Ops;
 using Kiln.Transforms;
@@ -53,7 +54,7 @@ internal static class PipelineBenchmark
         Expect(Cache(finalRoot).Compile(checkpoint, pipeline), "hit", keys[1]);
         var pointOneRoot = NewRoot();
         Expect(Cache(pointOneRoot).Compile(checkpoint, pipeline), "miss", null);
-        var entries = Sizes(new SnapshotStore(new CacheSettings(pointOneRoot)), keys, ModelCompiler.Compile(checkpoint, pipeline).Graph.History);
+        var entries = Sizes(new SnapshotStore(new CacheSettings(pointOneRoot)), pipeline, keys, ModelCompiler.Compile(checkpoint, pipeline).Graph.History);
         new SnapshotStore(new CacheSettings(pointOneRoot)).Remove(keys[1].Key);
         Expect(Cache(pointOneRoot, CacheMode.ReadOnly).Compile(checkpoint, pipeline), "hit", keys[0]);
 
@@ -114,14 +115,15 @@ internal static class PipelineBenchmark
         return result;
     }
 
-    private static IReadOnlyList<EntrySize> Sizes(SnapshotStore store, IReadOnlyList<SnapshotKey> keys, IReadOnlyList<TransformInfo> history) =>
+    // A point's node count is the one after the last transform before it (points are not in the history).
+    private static IReadOnlyList<EntrySize> Sizes(SnapshotStore store, PipelineConfig pipeline, IReadOnlyList<SnapshotKey> keys, IReadOnlyList<TransformInfo> history) =>
         keys.Select((key, i) =>
         {
             var directory = store.EntryDirectory(key.Key);
             long Bytes(string relative) => new FileInfo(Path.Combine(directory, relative)).Length;
             var rank = SnapshotStore.RankDirectory(0);
             var total = Directory.EnumerateFiles(directory, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
-            return new EntrySize(i == keys.Count - 1 ? "final" : $"point {i + 1}", history[key.EntryIndex].NodesAfter, Bytes(SnapshotStore.ManifestFile),
+            return new EntrySize(i == keys.Count - 1 ? "final" : $"point {i + 1}", history[pipeline.Entries.Take(key.EntryIndex).OfType<TransformStep>().Count() - 1].NodesAfter, Bytes(SnapshotStore.ManifestFile),
                 Bytes($"{rank}/{SnapshotFiles.GraphFile}"), Bytes($"{rank}/{SnapshotFiles.BuffersFile}"), total);
         }).ToList();
 

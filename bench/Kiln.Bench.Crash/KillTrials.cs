@@ -9,7 +9,7 @@ internal sealed record KillSummary(
     int Killed,
     int FinishedBeforeKill,
     int KilledInsideSave,
-    int KilledWithSaveDelay,
+    int KilledAtSaveStep,
     int PartialEntriesVisible,
     int ChangedOutputs,
     int FailedRuns,
@@ -20,18 +20,15 @@ internal sealed record KillSummary(
     IReadOnlyList<string> Failures);
 
 /// <summary>
-/// kill -9 trials: each starts `kiln compile` or `kiln generate -n 1` on a fresh or partly filled root,
-/// SIGKILLs it at a time drawn uniformly over the measured duration of an uncached run of that kind, or
-/// (every other draw) over that run's measured save window; half the trials run with the store's
-/// save-step delay, whose save window is wider. Then it checks that no
-/// partial entry is visible and that the next run on the root exits 0 with a hit or a clean miss and
-/// the reference tokens.
+/// kill -9 trials: each starts `kiln compile` or `kiln generate -n 1` on a fresh or partly filled root
+/// and SIGKILLs it. Half the trials kill at a time drawn uniformly over the measured duration of an
+/// uncached run of that kind, or (every other draw) over that run's measured save window; the other half
+/// kill the moment the run reports a save step drawn from those an uncached run reports (its own
+/// progress, --cache-progress). Then it checks that no partial entry is visible and that the next run
+/// on the root exits 0 with a hit or a clean miss and the reference tokens.
 /// </summary>
 internal static class KillTrials
 {
-    /// <summary>The save-step pause of the delayed trials (5 pauses per point, 2 points: about 250 ms of save window).</summary>
-    public const int SaveStepDelayMs = 25;
-
     /// <summary>Trials between two measurements of the timelines.</summary>
     public const int RemeasureEvery = 100;
 
@@ -43,10 +40,10 @@ internal static class KillTrials
         Directory.Delete(template.FinalEntry()!, recursive: true);
 
         string[][] kinds = [KilnRunner.Compile, KilnRunner.Generate];
-        var timelines = new Dictionary<(int Kind, int Delay), Timeline>();
+        var timelines = new Dictionary<int, Timeline>();
         var measured = new List<Timeline>();
 
-        var (killed, finished, insideSave, withDelay, partial, changed, failed, hits, misses) = (0, 0, 0, 0, 0, 0, 0, 0, 0);
+        var (killed, finished, insideSave, atStep, partial, changed, failed, hits, misses) = (0, 0, 0, 0, 0, 0, 0, 0, 0);
         var reasons = new SortedDictionary<string, int>(StringComparer.Ordinal);
         var failures = new List<string>();
         for (var trial = 0; trial < trials; trial++)
@@ -54,22 +51,29 @@ internal static class KillTrials
             // The machine's load drifts (other processes, CI neighbours): the timelines are measured again now and then.
             if (trial % RemeasureEvery == 0) MeasureTimelines(kiln, kinds, work, timelines, measured, progress);
             var kind = random.Next(kinds.Length);
-            var delay = random.Next(2) == 0 ? 0 : SaveStepDelayMs;
+            var byStep = random.Next(2) == 0;
             var state = (RootState)random.Next(3);
-            var killAtMs = KillTime(timelines[(kind, delay)], random);
+            var timeline = timelines[kind];
+            var (killAtMs, killAtStep) = (KillTime(timeline, random), random.Next(Math.Max(1, timeline.SaveSteps)));
             var cache = new CacheRoot(Path.Combine(work, $"trial-{trial}"));
             Prepare(cache, template, state);
             var before = cache.Leftovers().ToHashSet(StringComparer.Ordinal);
 
-            var running = kiln.Start(kinds[kind], cache.Root, delay);
-            while (running.ElapsedMs < killAtMs && !running.HasExited) Thread.Sleep(1);
-            var wasKilled = running.Kill();
+            var running = kiln.Start(kinds[kind], cache.Root, saveProgress: byStep);
+            bool wasKilled;
+            if (byStep) wasKilled = running.KillAtSaveStep(killAtStep);
+            else
+            {
+                while (running.ElapsedMs < killAtMs && !running.HasExited) Thread.Sleep(1);
+                wasKilled = running.Kill();
+            }
             running.Wait();
-            var what = $"trial {trial} ({string.Join(' ', kinds[kind])}, {state}, delay {delay} ms, kill at {killAtMs:F0} ms)";
+            var when = byStep ? $"kill at save step {killAtStep}" : $"kill at {killAtMs:F0} ms";
+            var what = $"trial {trial} ({string.Join(' ', kinds[kind])}, {state}, {when})";
             if (wasKilled)
             {
                 killed++;
-                if (delay > 0) withDelay++;
+                if (byStep) atStep++;
                 // A staging folder this run made and did not publish or remove: the kill landed inside a save.
                 if (cache.Leftovers().Any(l => !before.Contains(l))) insideSave++;
             }
@@ -92,17 +96,16 @@ internal static class KillTrials
             if ((trial + 1) % 50 == 0 || trial + 1 == trials)
                 progress($"trial {trial + 1}/{trials}: killed {killed} ({insideSave} inside a save), partial {partial}, changed {changed}, failed {failed}");
         }
-        return new KillSummary(trials, killed, finished, insideSave, withDelay, partial, changed, failed, hits, misses, reasons,
+        return new KillSummary(trials, killed, finished, insideSave, atStep, partial, changed, failed, hits, misses, reasons,
             measured, failures);
     }
 
     private static void MeasureTimelines(KilnRunner kiln, string[][] kinds, string work,
-        Dictionary<(int Kind, int Delay), Timeline> timelines, List<Timeline> measured, Action<string> progress)
+        Dictionary<int, Timeline> timelines, List<Timeline> measured, Action<string> progress)
     {
         foreach (var kind in Enumerable.Range(0, kinds.Length))
-        foreach (var delay in new[] { 0, SaveStepDelayMs })
         {
-            measured.Add(timelines[(kind, delay)] = Timeline.Measure(kiln, kinds[kind], delay, work));
+            measured.Add(timelines[kind] = Timeline.Measure(kiln, kinds[kind], work));
             progress($"timeline: {measured[^1]}");
         }
     }

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 
@@ -15,19 +16,18 @@ internal sealed class KilnRunner(string kiln)
     public static readonly string[] Check = ["generate", "--max-new-tokens", "16", "--prompt-ids", "1", "--json", "--threads", "1"];
 
     /// <summary>
-    /// Starts kiln on <paramref name="cacheRoot"/> (null: --no-cache); <paramref name="saveStepDelayMs"/>
-    /// sets the store's test hook (a pause between save steps, widening the save window).
+    /// Starts kiln on <paramref name="cacheRoot"/> (null: --no-cache); with <paramref name="saveProgress"/> it
+    /// reports each step of its cache saves on stderr (--cache-progress), which <see cref="Running.KillAtSaveStep"/> waits for.
     /// </summary>
-    public Running Start(string[] arguments, string? cacheRoot, int saveStepDelayMs = 0)
+    public Running Start(string[] arguments, string? cacheRoot, bool saveProgress = false)
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         start.ArgumentList.Add(kiln);
         foreach (var argument in arguments) start.ArgumentList.Add(argument);
         if (cacheRoot is null) start.ArgumentList.Add("--no-cache");
         else { start.ArgumentList.Add("--cache-dir"); start.ArgumentList.Add(cacheRoot); }
+        if (saveProgress) start.ArgumentList.Add("--cache-progress");
         start.Environment.Remove("KILN_CACHE_DIR");
-        if (saveStepDelayMs > 0) start.Environment[Cache.SnapshotStore.SaveStepDelayVariable] = saveStepDelayMs.ToString();
-        else start.Environment.Remove(Cache.SnapshotStore.SaveStepDelayVariable);
         return new Running(Process.Start(start)!);
     }
 
@@ -35,35 +35,72 @@ internal sealed class KilnRunner(string kiln)
 }
 
 /// <summary>A started kiln process, its output read as it comes (so a full pipe never blocks it).</summary>
-internal sealed class Running(Process process)
+internal sealed class Running
 {
+    private readonly Process _process;
     private readonly Stopwatch _clock = Stopwatch.StartNew();
-    private readonly Task<string> _stdout = process.StandardOutput.ReadToEndAsync();
-    private readonly Task<string> _stderr = process.StandardError.ReadToEndAsync();
+    private readonly Task<string> _stdout;
+    // Stderr line by line: all of it for the result, and each line as it comes for KillAtSaveStep.
+    private readonly BlockingCollection<string> _lines = [];
+    private readonly Task<string> _stderr;
 
-    public bool HasExited => process.HasExited;
+    public Running(Process process)
+    {
+        _process = process;
+        _stdout = process.StandardOutput.ReadToEndAsync();
+        _stderr = Task.Run(() =>
+        {
+            var all = new System.Text.StringBuilder();
+            while (process.StandardError.ReadLine() is { } line)
+            {
+                all.Append(line).Append('\n');
+                _lines.Add(line);
+            }
+            _lines.CompleteAdding();
+            return all.ToString();
+        });
+    }
+
+    public bool HasExited => _process.HasExited;
 
     public double ElapsedMs => _clock.Elapsed.TotalMilliseconds;
+
+    /// <summary>
+    /// Waits for the <paramref name="step"/>-th line a save reports ("kiln: save ...", counted from 0) and
+    /// kills the process at once; false if it exited first (it saved less than that).
+    /// </summary>
+    public bool KillAtSaveStep(int step)
+    {
+        var seen = 0;
+        foreach (var line in _lines.GetConsumingEnumerable())
+        {
+            if (line.StartsWith("kiln: save ", StringComparison.Ordinal) && seen++ == step) return Kill();
+        }
+        return false;
+    }
+
+    /// <summary>How many save steps the process reported, once it has exited.</summary>
+    public int SaveSteps() => _stderr.Result.Split('\n').Count(l => l.StartsWith("kiln: save ", StringComparison.Ordinal));
 
     /// <summary>SIGKILL (what Process.Kill sends on Linux); false if the process had already exited.</summary>
     public bool Kill()
     {
-        if (process.HasExited) return false;
-        try { process.Kill(); }
+        if (_process.HasExited) return false;
+        try { _process.Kill(); }
         catch (InvalidOperationException) { return false; } // exited in between
         return true;
     }
 
     public RunResult Wait()
     {
-        if (!process.WaitForExit(TimeSpan.FromMinutes(2)))
+        if (!_process.WaitForExit(TimeSpan.FromMinutes(2)))
         {
-            process.Kill();
-            process.WaitForExit();
+            _process.Kill();
+            _process.WaitForExit();
             return new RunResult(-1, _stdout.Result, _stderr.Result + "\n(crash bench: killed after 2 minutes: a hang)", ElapsedMs);
         }
-        var result = new RunResult(process.ExitCode, _stdout.Result, _stderr.Result, ElapsedMs);
-        process.Dispose();
+        var result = new RunResult(_process.ExitCode, _stdout.Result, _stderr.Result, ElapsedMs);
+        _process.Dispose();
         return result;
     }
 }

@@ -47,8 +47,8 @@ static void Print(CrashBenchmarkResult r)
 {
     var (k, c) = (r.Kills, r.Concurrency);
     Console.WriteLine($"{r.Date}, commit {r.Commit}, {r.Processors} logical processors, {r.Cpu}, {r.MemoryGiB:F0} GiB; tier {r.Tier}, seed {r.Seed}, {r.Seconds:F0} s");
-    foreach (var t in k.Timelines.TakeLast(4)) Console.WriteLine($"  timeline (last measured, median of 3): {t}");
-    Console.WriteLine($"kill -9 trials: {k.Trials}; killed {k.Killed} ({k.KilledWithSaveDelay} with the save-step delay), finished before the kill {k.FinishedBeforeKill}");
+    foreach (var t in k.Timelines.TakeLast(2)) Console.WriteLine($"  timeline (last measured, median of 3): {t}");
+    Console.WriteLine($"kill -9 trials: {k.Trials}; killed {k.Killed} ({k.KilledAtSaveStep} at a reported save step), finished before the kill {k.FinishedBeforeKill}");
     Console.WriteLine($"  kills inside a save: {k.KilledInsideSave}");
     Console.WriteLine($"  partial entries visible: {k.PartialEntriesVisible}");
     Console.WriteLine($"  changed outputs: {k.ChangedOutputs}");

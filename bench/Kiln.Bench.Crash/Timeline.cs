@@ -1,29 +1,30 @@
 namespace Kiln.Bench.Crash;
 
 /// <summary>
-/// Uncached runs (misses on empty roots) watched from outside: their duration, and when the save
-/// window opened (the first staging folder seen) and closed (the last entry seen published). Polled
-/// every millisecond or so, so the window is approximate.
+/// Uncached runs (misses on empty roots) watched from outside: their duration, when the save window
+/// opened (the first staging folder seen) and closed (the last entry seen published), polled every
+/// millisecond or so, so the window is approximate; and how many save steps the run reported
+/// (--cache-progress), the range the step-timed kills draw from.
 /// </summary>
-internal sealed record Timeline(string Run, int SaveStepDelayMs, double RunMs, double? SaveStartMs, double? SaveEndMs)
+internal sealed record Timeline(string Run, double RunMs, double? SaveStartMs, double? SaveEndMs, int SaveSteps)
 {
     /// <summary>The median of <paramref name="runs"/> measured runs (each on a new root under <paramref name="work"/>), so one slow run does not set the kill times.</summary>
-    public static Timeline Measure(KilnRunner kiln, string[] arguments, int saveStepDelayMs, string work, int runs = 3)
+    public static Timeline Measure(KilnRunner kiln, string[] arguments, string work, int runs = 3)
     {
         var timelines = Enumerable.Range(0, runs).Select(run =>
         {
             var root = Path.Combine(work, $"timeline-{Guid.NewGuid():N}");
-            try { return MeasureOnce(kiln, arguments, saveStepDelayMs, root); }
+            try { return MeasureOnce(kiln, arguments, root); }
             finally { Directory.Delete(root, recursive: true); }
         }).ToList();
-        return new Timeline(string.Join(' ', arguments), saveStepDelayMs, Median(timelines.Select(t => t.RunMs)),
-            Median(timelines.Select(t => t.SaveStartMs)), Median(timelines.Select(t => t.SaveEndMs)));
+        return new Timeline(string.Join(' ', arguments), Median(timelines.Select(t => t.RunMs)),
+            Median(timelines.Select(t => t.SaveStartMs)), Median(timelines.Select(t => t.SaveEndMs)), timelines.Min(t => t.SaveSteps));
     }
 
-    private static Timeline MeasureOnce(KilnRunner kiln, string[] arguments, int saveStepDelayMs, string root)
+    private static Timeline MeasureOnce(KilnRunner kiln, string[] arguments, string root)
     {
         var cache = new CacheRoot(root);
-        var running = kiln.Start(arguments, root, saveStepDelayMs);
+        var running = kiln.Start(arguments, root, saveProgress: true);
         double? start = null, end = null;
         var published = 0;
         while (!running.HasExited)
@@ -36,7 +37,7 @@ internal sealed record Timeline(string Run, int SaveStepDelayMs, double RunMs, d
         }
         var result = running.Wait();
         if (!result.Clean || !result.Compiled) throw new InvalidOperationException($"the timed run {string.Join(' ', arguments)} was not a clean miss: {result.Describe()}");
-        return new Timeline(string.Join(' ', arguments), saveStepDelayMs, result.Ms, start, end);
+        return new Timeline(string.Join(' ', arguments), result.Ms, start, end, running.SaveSteps());
     }
 
     private static double Median(IEnumerable<double> values)
@@ -52,5 +53,5 @@ internal sealed record Timeline(string Run, int SaveStepDelayMs, double RunMs, d
     }
 
     public override string ToString() =>
-        $"{Run} (save step delay {SaveStepDelayMs} ms): {RunMs:F0} ms, save window {SaveStartMs:F0}..{SaveEndMs:F0} ms";
+        $"{Run}: {RunMs:F0} ms, save window {SaveStartMs:F0}..{SaveEndMs:F0} ms, {SaveSteps} save steps";
 }

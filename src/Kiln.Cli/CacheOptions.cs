@@ -41,7 +41,12 @@ public static class CacheOptions
         Description = "On a hit, also compile from scratch and compare graph hashes; a mismatch is reported and the entry removed.",
     };
 
-    public static IEnumerable<Option> All => [Directory, NoCache, Mode, MaxSize, TrustSharedRoot, Fingerprint, Verify];
+    public static Option<bool> Progress { get; } = new("--cache-progress")
+    {
+        Description = "Print each step of saving a cache entry (staged, files written, manifest written, published) to stderr.",
+    };
+
+    public static IEnumerable<Option> All => [Directory, NoCache, Mode, MaxSize, TrustSharedRoot, Fingerprint, Verify, Progress];
 
     static CacheOptions()
     {
@@ -70,6 +75,10 @@ public static class CacheOptions
             p.GetValue(Fingerprint) == "content" ? FingerprintMode.Content : FingerprintMode.Headers,
             p.GetValue(Verify));
     }
+
+    /// <summary>The snapshot cache these options describe, reporting its saves' steps with --cache-progress.</summary>
+    public static PipelineCache Cache(ParseResult p) =>
+        new(Settings(p), TensorParallel.World, p.GetValue(Progress) ? new SaveProgressLines() : null);
 
     /// <summary>
     /// The root from --cache-dir, else the environment (<see cref="CacheSettings.ResolveRoot"/>). An empty

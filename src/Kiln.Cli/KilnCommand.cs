@@ -12,6 +12,7 @@ public static class KilnCommand
         root.Options.Add(CommonOptions.Verbose);
         root.Subcommands.Add(GenerateCommand.Create());
         root.Subcommands.Add(LogitsCommand.Create());
+        root.Subcommands.Add(ChatTemplateCommand.Create());
         root.Subcommands.Add(InspectCommand.Create());
         root.Subcommands.Add(GraphCommand.Create());
         root.Subcommands.Add(CompileCommand.Create());

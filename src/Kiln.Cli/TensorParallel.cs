@@ -49,11 +49,12 @@ public static class TensorParallel
     /// <summary>
     /// Prints a rank's error. Most errors (a bad path, a model the layout cannot split) meet every rank:
     /// rank 0 prints its error and ends the job (<see cref="AbortOthers"/>) at once, so one line is printed;
-    /// the other ranks wait a moment first, and print theirs only if rank 0 did not end the job.
+    /// the other ranks wait five seconds first (generous on a loaded machine), and print theirs only if rank 0
+    /// did not end the job.
     /// </summary>
     public static void ReportError(string message)
     {
-        if (World is MpiCommunicator { Size: > 1, Rank: > 0 }) Thread.Sleep(TimeSpan.FromSeconds(1));
+        if (World is MpiCommunicator { Size: > 1, Rank: > 0 }) Thread.Sleep(TimeSpan.FromSeconds(5));
         Errors.WriteLine(message);
     }
 

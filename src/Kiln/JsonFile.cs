@@ -20,7 +20,14 @@ public static class JsonFile
     public const long MaxLength = 256L << 20;
 
     /// <summary>Parses a file holding one JSON object; null when the file does not exist.</summary>
-    public static JsonObject? ReadObject(string path)
+    public static JsonObject? ReadObject(string path) =>
+        ReadRoot(path, JsonValueKind.Object, "a JSON object") is { } root ? JsonObject.Create(root) : null;
+
+    /// <summary>Parses a file holding one JSON array; null when the file does not exist.</summary>
+    public static JsonArray? ReadArray(string path, string expected = "a JSON array") =>
+        ReadRoot(path, JsonValueKind.Array, expected) is { } root ? JsonArray.Create(root) : null;
+
+    private static JsonElement? ReadRoot(string path, JsonValueKind kind, string expected)
     {
         if (!File.Exists(path) && !Directory.Exists(path)) return null;
         byte[] bytes;
@@ -39,9 +46,9 @@ public static class JsonFile
             }
         }
         using var document = Parse(path, bytes);
-        if (document.RootElement.ValueKind != JsonValueKind.Object)
-            throw KilnException.InFile(path, "top level", $"expected a JSON object, found {document.RootElement.ValueKind}");
-        return JsonObject.Create(document.RootElement.Clone());
+        if (document.RootElement.ValueKind != kind)
+            throw KilnException.InFile(path, "top level", $"expected {expected}, found {document.RootElement.ValueKind}");
+        return document.RootElement.Clone();
     }
 
     /// <summary>

@@ -30,7 +30,7 @@ public static class BenchCommand
         {
             var cache = p.GetValue(CacheOptions.Directory) is null ? null : new PipelineCache(new CacheSettings(CacheOptions.Root(p)), TensorParallel.World);
             var options = new BenchmarkOptions(p.GetValue(promptTokens), p.GetValue(newTokens), TensorParallel.Threads(p.GetValue(CommonOptions.Threads)),
-                p.GetValue(repeats), p.GetValue(prepacking), Spinning: p.GetValue(spinning), Context: p.GetValue(CommonOptions.Context));
+                p.GetValue(repeats), p.GetValue(prepacking), Spinning: p.GetValue(spinning), Context: p.GetValue(CommonOptions.Context), ContextSource: "--context");
             var pipeline = PipelineConfig.Load(p.GetValue(CommonOptions.Pipeline), CommonOptions.Sets(p));
             var result = QuantizeProgressBar.Around(progress => ModelBenchmark.Run(p.GetValue(model)!, options, pipeline, cache, progress, TensorParallel.World));
             CommonOptions.NoteContext(options.Context, result.Context, result.MaxPositions);

@@ -71,7 +71,7 @@ public static class CacheCommand
             var fields = new Table().AddColumns("field", "value");
             fields.AddRow(Cells("key", manifest.Key));
             fields.AddRow(Cells("schema", $"snapshot={manifest.SchemaVersion}, ir={manifest.IrSchemaVersion}, recipe={manifest.RecipeSchemaVersion}"));
-            fields.AddRow(Cells("point", Describe(manifest.Point)));
+            fields.AddRow(Cells("point", manifest.Point.Describe()));
             fields.AddRow(Cells("tool version", manifest.ToolVersion));
             fields.AddRow(Cells("world size", $"{manifest.WorldSize}"));
             fields.AddRow(Cells("created", Time(manifest.Created)));
@@ -118,7 +118,7 @@ public static class CacheCommand
             else Console.WriteLine($"model {explanation.Architecture}: {explanation.EntriesForArchitecture} entries for this architecture in {inspector.Settings.Root}");
             foreach (var point in explanation.Points)
             {
-                var head = $"{Describe(point.Point)}, key {point.Key[..16]}:";
+                var head = $"{point.Point.Describe()}, key {point.Key[..16]}:";
                 if (point.Hit) { Console.WriteLine(point.Weights is null ? $"{head} hit" : $"{head} hit; weights {point.Weights}"); continue; }
                 Console.WriteLine(point.NearestKey is null ? $"{head} miss" :
                     $"{head} miss; the nearest entry, {point.NearestKey[..Math.Min(16, point.NearestKey.Length)]} at point {point.NearestPoint!.Index}, differs in {point.Differences.Count} component(s):");
@@ -233,8 +233,6 @@ public static class CacheCommand
         return 0;
     }
 
-    private static string Describe(SnapshotPoint point) => $"point {point.Index} (after {point.After}, stage {point.Stage})";
-
     private static string[] Cells(params string[] values) => values.Select(Markup.Escape).ToArray();
 
     private static string Time(DateTimeOffset? time) => time?.ToLocalTime().ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture) ?? "?";
@@ -252,7 +250,7 @@ public static class CacheCommand
 public sealed record CacheListOutput(CacheListEntry[] Entries, int Count, long Bytes, double CompileMs);
 
 /// <summary>One entry of `kiln cache list --json`; the manifest's fields are null when it is unreadable (<see cref="Problem"/> says so).</summary>
-public sealed record CacheListEntry(string Key, SnapshotPoint? Point, string? Architecture, long Bytes, long WeightsBytes, DateTimeOffset? Created, DateTime LastUsed,
+public sealed record CacheListEntry(string Key, PointInfo? Point, string? Architecture, long Bytes, long WeightsBytes, DateTimeOffset? Created, DateTime LastUsed,
     double? CompileMs, string? Problem);
 
 public sealed record CacheShowOutput(string Key, long Bytes, DateTime LastUsed, SnapshotManifest Manifest, CacheShowWeights[] Weights);

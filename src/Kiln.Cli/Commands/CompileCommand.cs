@@ -1,10 +1,9 @@
 using System.CommandLine;
 using System.Text.Json;
-using Kiln.Cache;
 using Kiln.Checkpoints;
 using Kiln.Compile;
 using Kiln.Graph;
-using Kiln.Graph.Json;
+using Kiln.Runtime;
 using Kiln.Transforms;
 using Spectre.Console;
 
@@ -41,10 +40,10 @@ public static class CompileCommand
             CompileResult result;
             try
             {
-                result = new PipelineCache(CacheOptions.Settings(p), TensorParallel.World).Compile(checkpoint, pipeline, (entry, _, graph) =>
+                result = CacheOptions.Cache(p).Compile(checkpoint, pipeline, (step, _, graph) =>
                 {
-                    dump?.Write(entry.Name, graph);
-                    verifier?.Check(entry.Name, graph);
+                    dump?.Write(step.Name, graph);
+                    verifier?.Check(step.Name, graph);
                 });
             }
             catch (VerificationException e)
@@ -67,7 +66,7 @@ public static class CompileCommand
     }
 
     public static CompileOutput Report(CompileResult result, PipelineVerifier? verifier) => new(
-        result.Graph.History.Select(h => new CompiledTransform(h.Name, h.Stage.Name(), Math.Round(h.Ms, 3), h.Matches, h.NodesAfter, h.Skipped,
+        result.Graph.History.Select(h => new CompiledTransform(h.Name, h.Stage, Math.Round(h.Ms, 3), h.Matches, h.NodesAfter, h.Skipped,
             verifier?.Steps.FirstOrDefault(s => s.Transform == h.Name)?.MaxAbsDifference)).ToArray(),
         result.Graph.Nodes.GroupBy(n => n.Op).OrderBy(g => g.Key, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Count()),
         result.Graph.Nodes.Count,

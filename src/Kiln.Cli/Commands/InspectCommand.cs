@@ -55,7 +55,7 @@ public static class InspectCommand
     /// <param name="graph">The exported graph.</param>
     /// <param name="compiled">The same graph after the pipeline: what the session reads.</param>
     public static InspectOutput Summarize(Checkpoint checkpoint, ModelGraph graph, ModelGraph compiled) => new(
-        graph.Metadata.GetValueOrDefault("architecture", "?"),
+        graph.Model?.Architecture ?? "?",
         checkpoint.Tensors.Values.Sum(t => t.WeightCount),
         checkpoint.Tensors.Count,
         checkpoint.Tensors.Values.GroupBy(t => t.StoredFormat).OrderBy(g => g.Key, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Count()),

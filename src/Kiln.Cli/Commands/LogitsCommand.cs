@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Text.Json;
-using Kiln.Cache;
 using Kiln.Runtime;
 using Kiln.Transforms;
 
@@ -23,7 +22,7 @@ public static class LogitsCommand
             var pipeline = PipelineConfig.Load(p.GetValue(CommonOptions.Pipeline), CommonOptions.Sets(p));
             using var loaded = QuantizeProgressBar.Around(progress => LoadedModel.Load(p.GetValue(model)!,
                 new(IntraOpThreads: TensorParallel.Threads(p.GetValue(CommonOptions.Threads)), Context: context, ContextSource: "--context"), pipeline,
-                new PipelineCache(CacheOptions.Settings(p), TensorParallel.World), progress, TensorParallel.World));
+                CacheOptions.Cache(p), progress, TensorParallel.World));
             CacheOptions.Report(loaded.Cache);
             CacheOptions.Report(loaded.WeightsCache);
             CommonOptions.NoteContext(context, loaded.Context, loaded.MaxPositions);

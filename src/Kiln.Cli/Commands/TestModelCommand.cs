@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Kiln.Checkpoints;
 using Kiln.Graph;
+using Kiln.Models;
 
 namespace Kiln.Cli.Commands;
 
@@ -9,7 +10,11 @@ public static class TestModelCommand
 {
     public static Command Create()
     {
-        var family = new Option<string>("--family") { Description = "Model family.", DefaultValueFactory = _ => "llama" };
+        var family = new Option<string>("--family")
+        {
+            Description = $"Model family: {string.Join(", ", FamilyRegistry.Families.Select(f => f.Name))}.",
+            DefaultValueFactory = _ => "llama",
+        };
         var layers = new Option<int>("--layers") { Description = "Decoder layers.", Required = true };
         var hidden = new Option<int>("--hidden") { Description = "Hidden size.", Required = true };
         var heads = new Option<int>("--heads") { Description = "Attention heads.", Required = true };
@@ -22,7 +27,7 @@ public static class TestModelCommand
         var tie = new Option<bool>("--tie-embeddings") { Description = "Share the embedding with the output layer (no lm_head.weight)." };
         var modelType = new Option<string>("--model-type")
         {
-            Description = "config.json model_type: llama, mistral, qwen2 (q/k/v biases) or qwen3 (per-head q/k norms).",
+            Description = $"config.json model_type, one of the family's: {string.Join(", ", FamilyRegistry.ModelTypes)} (docs/models.md says how they differ).",
             DefaultValueFactory = _ => "llama",
         };
         var headDim = new Option<int?>("--head-dim") { Description = "Head dimension, written as head_dim (default: --hidden / --heads)." };

@@ -13,14 +13,13 @@ public static class DecodeWeightTraffic
     /// </summary>
     public static long BytesPerToken(ModelGraph graph)
     {
-        var consumers = GraphAnalysis.Consumers(graph);
         long total = 0;
         foreach (var parameter in graph.Parameters)
         {
             var type = parameter.Value.Type;
             var sizes = type.Shape.ToSizes();
             var bytes = sizes.Aggregate(1L, (a, b) => a * b) * type.DType.ByteSize();
-            var readers = consumers.GetValueOrDefault(parameter.Value) ?? [];
+            var readers = parameter.Value.Users;
             var lookupOnly = readers.Count > 0 && readers.All(n => n.Op == "gather") && sizes.Length > 0 && sizes[0] > 0;
             total += lookupOnly ? bytes / sizes[0] : bytes;
         }

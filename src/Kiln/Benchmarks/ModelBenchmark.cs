@@ -11,6 +11,7 @@ namespace Kiln.Benchmarks;
 /// <param name="Prepacking">Overrides the compiled graph's choice (session.prepacking); null keeps it.</param>
 /// <param name="Spinning">ORT intra-op thread spinning (<see cref="SessionSettings.Spinning"/>, off by default).</param>
 /// <param name="Context">The run's context (<see cref="SessionSettings.Context"/>); null: the model's, capped.</param>
+/// <param name="ContextSource">What errors about <paramref name="Context"/> start with (<see cref="SessionSettings.ContextSource"/>).</param>
 public sealed record BenchmarkOptions(
     int PromptTokens = 128,
     int NewTokens = 128,
@@ -20,14 +21,15 @@ public sealed record BenchmarkOptions(
     int Seed = 0,
     long ProbeBufferBytes = ReadBandwidthProbe.DefaultBufferBytes,
     bool Spinning = false,
-    int? Context = null)
+    int? Context = null,
+    string ContextSource = "context")
 {
     public void Validate()
     {
-        if (PromptTokens < 1) throw new KilnException("--prompt-tokens: must be at least 1");
-        if (NewTokens < 2) throw new KilnException("--new-tokens: must be at least 2 (decode speed is measured after the first token)");
-        if (Threads is < 1) throw new KilnException("--threads: must be at least 1");
-        if (Repeats < 1) throw new KilnException("--repeats: must be at least 1");
+        if (PromptTokens < 1) throw new KilnException("prompt_tokens: must be at least 1");
+        if (NewTokens < 2) throw new KilnException("new_tokens: must be at least 2 (decode speed is measured after the first token)");
+        if (Threads is < 1) throw new KilnException("threads: must be at least 1");
+        if (Repeats < 1) throw new KilnException("repeats: must be at least 1");
     }
 }
 
@@ -79,7 +81,7 @@ public static class ModelBenchmark
         options.Validate();
         var threads = options.Threads ?? Environment.ProcessorCount;
         var settings = new SessionSettings(IntraOpThreads: threads, Prepacking: options.Prepacking, Spinning: options.Spinning,
-            Context: options.Context, ContextSource: "--context");
+            Context: options.Context, ContextSource: options.ContextSource);
         using var model = LoadedModel.Load(modelDirectory, settings, pipeline, cache, progress, world);
 
         var warnings = new List<string>();
@@ -135,22 +137,18 @@ public static class ModelBenchmark
     {
         if (newTokens >= context)
         {
-            warnings.Add($"--new-tokens {newTokens} does not fit the context of {context}: using {context - 1}");
+            warnings.Add($"new_tokens {newTokens} does not fit the context of {context}: using {context - 1}");
             newTokens = context - 1;
         }
         if (prompt + newTokens > context)
         {
-            warnings.Add($"--prompt-tokens {prompt} with {newTokens} new tokens exceeds the context of {context}: using {context - newTokens} prompt tokens");
+            warnings.Add($"prompt_tokens {prompt} with {newTokens} new tokens exceeds the context of {context}: using {context - newTokens} prompt tokens");
             prompt = context - newTokens;
         }
         return (prompt, newTokens);
     }
 
-    private static int[] Prompt(LoadedModel model, int length, int seed)
-    {
-        var config = new ConfigReader(model.Checkpoint.Config, model.Checkpoint.ConfigPath);
-        return SeededPrompt(model.VocabSize, length, seed, config.Has("bos_token_id") ? config.Int("bos_token_id") : null);
-    }
+    private static int[] Prompt(LoadedModel model, int length, int seed) => SeededPrompt(model.VocabSize, length, seed, model.Facts.BosTokenId);
 
     /// <summary>
     /// The benchmark prompt: seeded random ids below <paramref name="vocabSize"/>, <paramref name="bos"/>

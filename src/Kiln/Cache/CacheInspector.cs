@@ -23,7 +23,7 @@ public sealed class CacheInspector
         if (!Directory.Exists(settings.Root)) return new CacheInspector(settings);
         if (RootTrust.LinkBelowRoot(settings.Root) is { } link) throw new KilnException($"not reading the cache: {link}");
         if (!settings.TrustSharedRoot && RootTrust.CheckTree(settings.Root) is { } distrust)
-            throw new KilnException($"not reading the cache: {distrust} (pass --cache-trust-shared-root to allow it)");
+            throw new KilnException($"not reading the cache: {distrust} (the trust_shared_root setting allows it)");
         return new CacheInspector(settings);
     }
 

@@ -12,7 +12,7 @@ namespace Kiln.Cache;
 /// restored point) or <see cref="FromExport"/> (a miss), resumes the one compile path
 /// (<see cref="ModelCompiler.Resume"/>) after it, saves each later snapshot point, and reports.
 /// </summary>
-internal sealed class CachedCompile(Checkpoint checkpoint, PipelineConfig pipeline, Action<PipelineEntry, TransformInfo, ModelGraph>? observer,
+internal sealed class CachedCompile(Checkpoint checkpoint, PipelineConfig pipeline, Action<TransformStep, TransformInfo, ModelGraph>? observer,
     SnapshotStore store, IReadOnlyList<SnapshotKey> keys, ICommunicator ranks, List<string> warnings)
 {
     private readonly Stopwatch _clock = Stopwatch.StartNew();
@@ -43,7 +43,7 @@ internal sealed class CachedCompile(Checkpoint checkpoint, PipelineConfig pipeli
             compiledSoFar = snapshot.Restored.Manifest!.CompileMs;
             if (Settings.VerifyOnHit && VerifyHit(snapshot.Point, graph) is { } fresh)
             {
-                (graph, start, reason) = (fresh, new FromExport("", start.Quarantined), "the restored graph differed from a fresh compile (--cache-verify)");
+                (graph, start, reason) = (fresh, new FromExport("", start.Quarantined), "the restored graph differed from a fresh compile (verify_on_hit)");
             }
         }
         else
@@ -55,30 +55,27 @@ internal sealed class CachedCompile(Checkpoint checkpoint, PipelineConfig pipeli
 
         var published = 0;
         var saveClock = new Stopwatch();
-        var index = first - 1; // the observer sees the entries in order, from the first one run
-        var pipelineMs = ModelCompiler.Resume(graph, checkpoint, pipeline, first, (entry, info, g) =>
+        var pipelineMs = ModelCompiler.Resume(graph, checkpoint, pipeline, first, (step, info, g) =>
         {
             compiledSoFar += info.Ms;
-            index++;
-            var key = keys.FirstOrDefault(k => k.EntryIndex == index);
+            observer?.Invoke(step, info, g);
+        }, ranks, atPoint: (index, g) =>
+        {
+            var key = keys.Single(k => k.EntryIndex == index);
             // Saving is collective: every rank must decide the same, even if another process publishes meanwhile.
-            if (writable && key is not null && ranks.AllAgree(!Directory.Exists(store.EntryDirectory(key.Key))))
-            {
-                saveClock.Start();
-                var after = pipeline.Entries.Take(key.EntryIndex).LastOrDefault(e => !e.IsSnapshotPoint);
-                if (store.Save(key, new SnapshotPoint(key.EntryIndex, after?.Name ?? "export", entry.Stage.Name()), g, compiledSoFar, ranks)) published++;
-                else if (store.SaveFailed is { } failure) warnings.Add($"could not save snapshot {key.Short}: {failure}; running without it");
-                else if (ranks.Size > 1 && !Directory.Exists(store.EntryDirectory(key.Key))) warnings.Add($"could not save snapshot {key.Short}: another rank failed to save");
-                saveClock.Stop();
-            }
-            observer?.Invoke(entry, info, g);
-        }, ranks);
+            if (!writable || !ranks.AllAgree(!Directory.Exists(store.EntryDirectory(key.Key)))) return;
+            saveClock.Start();
+            if (store.Save(key, PointInfo.Of(pipeline, index), g, compiledSoFar, ranks)) published++;
+            else if (store.SaveFailed is { } failure) warnings.Add($"could not save snapshot {key.Short}: {failure}; running without it");
+            else if (ranks.Size > 1 && !Directory.Exists(store.EntryDirectory(key.Key))) warnings.Add($"could not save snapshot {key.Short}: another rank failed to save");
+            saveClock.Stop();
+        });
         if (published > 0 && ranks.Rank == 0) store.Prune(Settings.MaxBytes);
 
         // The weights tier belongs to the final graph: only a last point after every transform has it.
-        var finalKey = pipeline.Entries.Skip(keys[^1].EntryIndex + 1).All(e => e.IsSnapshotPoint || !e.Config.Enabled) ? keys[^1].Key : null;
+        var finalKey = pipeline.Entries.Skip(keys[^1].EntryIndex + 1).All(e => e is SnapshotPoint || !e.Enabled) ? keys[^1].Key : null;
         var report = start is FromSnapshot hit
-            ? new CacheReport("hit", Describe(hit.Point), reason, hit.Point.Key, restoreMs, Math.Max(0, hit.Restored.Manifest!.CompileMs - restoreMs), published,
+            ? new CacheReport("hit", PointInfo.Of(pipeline, hit.Point.EntryIndex).Describe(), reason, hit.Point.Key, restoreMs, Math.Max(0, hit.Restored.Manifest!.CompileMs - restoreMs), published,
                 saveClock.Elapsed.TotalMilliseconds, warnings, finalKey)
             : new CacheReport("miss", null, reason ?? RestoreOutcome.NoEntry, keys[^1].Key, 0, 0, published, saveClock.Elapsed.TotalMilliseconds, warnings, finalKey);
         if (writable && ranks.Rank == 0)
@@ -98,11 +95,5 @@ internal sealed class CachedCompile(Checkpoint checkpoint, PipelineConfig pipeli
             "a key component is missing. The entry was removed and the fresh graph is used.");
         if (Settings.Mode != CacheMode.ReadOnly) store.Remove(point.Key);
         return fresh;
-    }
-
-    private string Describe(SnapshotKey point)
-    {
-        var after = pipeline.Entries.Take(point.EntryIndex).LastOrDefault(e => !e.IsSnapshotPoint);
-        return $"point {point.EntryIndex} (after {after?.Name ?? "export"}, stage {pipeline.Entries[point.EntryIndex].Stage.Name()})";
     }
 }

@@ -14,7 +14,7 @@ public sealed record KeyExplanation(string Architecture, int EntriesForArchitect
     {
         var architecture = keys.Count > 0 ? ArchitectureOf(keys[0].Components) ?? "?" : "?";
         var candidates = entries.Where(e => e.Manifest is { } m && ArchitectureOf(m.Components) == architecture).ToList();
-        var points = keys.Select(key => Explain(PointOf(pipeline, key), key, entries, candidates)).ToList();
+        var points = keys.Select(key => Explain(PointInfo.Of(pipeline, key.EntryIndex), key, entries, candidates)).ToList();
         return new KeyExplanation(architecture, candidates.Count, points);
     }
 
@@ -22,7 +22,7 @@ public sealed record KeyExplanation(string Architecture, int EntriesForArchitect
     public static string? ArchitectureOf(IEnumerable<KeyComponent> components) =>
         components.FirstOrDefault(c => c.Name == "model.architecture")?.Value;
 
-    private static PointExplanation Explain(SnapshotPoint point, SnapshotKey key, IReadOnlyList<EntrySummary> entries, IReadOnlyList<EntrySummary> candidates)
+    private static PointExplanation Explain(PointInfo point, SnapshotKey key, IReadOnlyList<EntrySummary> entries, IReadOnlyList<EntrySummary> candidates)
     {
         var own = entries.FirstOrDefault(e => e.Key == key.Key);
         if (own?.Manifest?.Key == key.Key) return new PointExplanation(point, key.Key, true, null, null, [], null);
@@ -38,12 +38,6 @@ public sealed record KeyExplanation(string Architecture, int EntriesForArchitect
             .First();
         return new PointExplanation(point, key.Key, false, nearest.Entry.Key, nearest.Entry.Manifest!.Point, nearest.Differences, note);
     }
-
-    private static SnapshotPoint PointOf(PipelineConfig pipeline, SnapshotKey key)
-    {
-        var after = pipeline.Entries.Take(key.EntryIndex).LastOrDefault(e => !e.IsSnapshotPoint);
-        return new SnapshotPoint(key.EntryIndex, after?.Name ?? "export", pipeline.Entries[key.EntryIndex].Stage.Name());
-    }
 }
 
 /// <summary>
@@ -51,11 +45,11 @@ public sealed record KeyExplanation(string Architecture, int EntriesForArchitect
 /// has none for the architecture) and the components that differ from it.
 /// </summary>
 public sealed record PointExplanation(
-    SnapshotPoint Point,
+    PointInfo Point,
     string Key,
     bool Hit,
     string? NearestKey,
-    SnapshotPoint? NearestPoint,
+    PointInfo? NearestPoint,
     IReadOnlyList<ComponentDifference> Differences,
     string? Note,
     string? Weights = null);

@@ -9,8 +9,9 @@ namespace Kiln.Cache;
 /// <summary>
 /// What a restored snapshot must agree with before it is a hit: the model of the checkpoint it is
 /// restored for. A checksum only proves the entry is what was written; this proves it is a graph the
-/// runtime can run for this model. Checked: the model's metadata (every entry its export declares,
-/// e.g. vocab_size and max_position_embeddings, with the same value; <see cref="ModelSignature"/>), the runtime signature (inputs,
+/// runtime can run for this model. Checked: the model's facts (the graph's <see cref="ModelGraph.Model"/> equals
+/// what the family's description reads from config.json: vocabulary, context length, sizes, special tokens;
+/// <see cref="ModelSignature"/>), the runtime signature (inputs,
 /// logits output, key/value cache inputs and outputs against config.json's layer, kv-head and head-dim
 /// counts) and the parameter bindings (each load recipe names checkpoint tensors and yields the
 /// parameter's shape and dtype). Anything else would fail the run later (lowering, weight loading,
@@ -22,12 +23,11 @@ public sealed class ModelRecord
     private const string PositionIds = "position_ids";
 
     private readonly Checkpoint _checkpoint;
-    private readonly LlamaConfig _config;
     private readonly ModelSignature _signature;
     private readonly long _rankKvHeads;
 
-    private ModelRecord(Checkpoint checkpoint, LlamaConfig config, ModelSignature signature, long rankKvHeads) =>
-        (_checkpoint, _config, _signature, _rankKvHeads) = (checkpoint, config, signature, rankKvHeads);
+    private ModelRecord(Checkpoint checkpoint, ModelSignature signature, long rankKvHeads) =>
+        (_checkpoint, _signature, _rankKvHeads) = (checkpoint, signature, rankKvHeads);
 
     /// <summary>
     /// The record of <paramref name="checkpoint"/>'s model, from its config.json alone (validated here, with
@@ -36,10 +36,9 @@ public sealed class ModelRecord
     /// </summary>
     public static ModelRecord Of(Checkpoint checkpoint, Transforms.Sharding.TensorParallelShare? share = null)
     {
-        var configFile = checkpoint.ConfigPath;
-        var config = ModelFactory.ReadConfig(checkpoint.Config, configFile);
-        var kvHeads = share is { Ranks: > 1 } s ? s.KeyValueHeads(config.KvHeads).Count : config.KvHeads;
-        return new ModelRecord(checkpoint, config, ModelFactory.Signature(checkpoint.Config, configFile), kvHeads);
+        var signature = ModelFactory.Signature(checkpoint.Config, checkpoint.ConfigPath);
+        var kvHeads = share is { Ranks: > 1 } s ? s.KeyValueHeads(signature.Facts.KvHeads).Count : signature.Facts.KvHeads;
+        return new ModelRecord(checkpoint, signature, kvHeads);
     }
 
     /// <summary>
@@ -48,17 +47,11 @@ public sealed class ModelRecord
     /// (before it, load_weights will still append a cast).
     /// </summary>
     public string? Mismatch(ModelGraph graph, bool weightsBound) =>
-        MetadataMismatch(graph) ?? SignatureMismatch(graph) ?? BindingMismatch(graph, weightsBound);
+        FactsMismatch(graph) ?? SignatureMismatch(graph) ?? BindingMismatch(graph, weightsBound);
 
-    private string? MetadataMismatch(ModelGraph graph)
-    {
-        foreach (var (key, expected) in _signature.Metadata)
-        {
-            if (!graph.Metadata.TryGetValue(key, out var found)) return $"metadata {key} is missing (the model's is '{expected}')";
-            if (found != expected) return $"metadata {key} is '{Shorten(found)}', the model's is '{expected}'";
-        }
-        return null;
-    }
+    private string? FactsMismatch(ModelGraph graph) => graph.Model is not { } found
+        ? "the graph carries no model facts"
+        : found.DifferenceFrom(_signature.Facts) is { } d ? $"model {d.Name} is '{Shorten(d.Found)}', the model's is '{d.Expected}'" : null;
 
     private string? SignatureMismatch(ModelGraph graph)
     {
@@ -71,10 +64,11 @@ public sealed class ModelRecord
         {
             return e.Message;
         }
-        if (cache is not null && (cache.Layers, cache.KvHeads, cache.HeadDim) != (_config.Layers, _rankKvHeads, _config.HeadDim))
+        var model = _signature.Facts;
+        if (cache is not null && (cache.Layers, cache.KvHeads, cache.HeadDim) != (model.Layers, _rankKvHeads, model.HeadDim))
         {
             return $"key/value cache of {cache.Layers} layers, {cache.KvHeads} kv heads of dimension {cache.HeadDim}; " +
-                $"config.json has {_config.Layers}, {_config.KvHeads}{(_rankKvHeads == _config.KvHeads ? "" : $" ({_rankKvHeads} on this rank)")} and {_config.HeadDim}";
+                $"config.json has {model.Layers}, {model.KvHeads}{(_rankKvHeads == model.KvHeads ? "" : $" ({_rankKvHeads} on this rank)")} and {model.HeadDim}";
         }
 
         // Every input the runtime feeds, and no other: the reference's (position_ids may be gone once the cache

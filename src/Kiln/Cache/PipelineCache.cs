@@ -12,15 +12,16 @@ namespace Kiln.Cache;
 /// Compiles through the snapshot cache: restores the latest snapshot point with a valid entry (every
 /// rank agreeing), resumes the pipeline after it, and saves each later point. One process compiles
 /// a key at a time; the others wait and restore. Nothing in the cache can fail the run: every problem
-/// is a miss with a reason or a warning.
+/// is a miss with a reason or a warning. <paramref name="saveProgress"/> hears each step of every save, of
+/// snapshots and of the weights tier.
 /// </summary>
-public sealed class PipelineCache(CacheSettings settings, ICommunicator? ranks = null)
+public sealed class PipelineCache(CacheSettings settings, ICommunicator? ranks = null, IProgress<SaveProgress>? saveProgress = null)
 {
     private readonly ICommunicator _ranks = ranks ?? SingleProcess.Instance;
 
     public CacheSettings Settings { get; } = settings;
 
-    public CompileResult Compile(Checkpoint checkpoint, PipelineConfig pipeline, Action<PipelineEntry, TransformInfo, ModelGraph>? observer = null)
+    public CompileResult Compile(Checkpoint checkpoint, PipelineConfig pipeline, Action<TransformStep, TransformInfo, ModelGraph>? observer = null)
     {
         var warnings = new List<string>();
         if (Settings.Mode == CacheMode.Off) return Uncached(checkpoint, pipeline, observer, CacheReport.Off("disabled"));
@@ -35,7 +36,7 @@ public sealed class PipelineCache(CacheSettings settings, ICommunicator? ranks =
         writable = _ranks.AllAgree(usable && writable);
         if (!usable) return Uncached(checkpoint, pipeline, observer, CacheReport.Off("root not usable", warnings));
 
-        var store = new SnapshotStore(Settings);
+        var store = new SnapshotStore(Settings, saveProgress);
         if (writable && _ranks.Rank == 0) store.CleanStagingLeftovers();
         var compile = new CachedCompile(checkpoint, pipeline, observer, store, keys, _ranks, warnings);
         var start = RestoreLatest(store, keys, model, pipeline);
@@ -110,7 +111,7 @@ public sealed class PipelineCache(CacheSettings settings, ICommunicator? ranks =
     /// the cache was off or the pipeline's last snapshot point is not after its last transform.
     /// </summary>
     public WeightsTier? WeightsTierFor(CacheReport? report) =>
-        report is { Status: "hit" or "miss", FinalKey: { } key } && Settings.Mode != CacheMode.Off ? new WeightsTier(Settings, key, _ranks) : null;
+        report is { Status: "hit" or "miss", FinalKey: { } key } && Settings.Mode != CacheMode.Off ? new WeightsTier(Settings, key, _ranks, saveProgress) : null;
 
     // Tries the points from the last to the first; every rank must restore the same point.
     private CachedCompile.Start RestoreLatest(SnapshotStore store, IReadOnlyList<SnapshotKey> keys, ModelRecord model, PipelineConfig pipeline)
@@ -119,7 +120,7 @@ public sealed class PipelineCache(CacheSettings settings, ICommunicator? ranks =
         var quarantined = false;
         foreach (var key in keys.Reverse())
         {
-            var weightsBound = pipeline.Entries.Take(key.EntryIndex).Any(e => e.Transform is LoadWeightsTransform && e.Config.Enabled);
+            var weightsBound = pipeline.Entries.Take(key.EntryIndex).Any(e => e is TransformStep { Transform: LoadWeightsTransform, Enabled: true });
             var outcome = store.TryRestore(key, _ranks.Rank, OpRegistry.Default, model, weightsBound);
             quarantined |= outcome.Quarantined;
             latestReason ??= outcome.MissReason;
@@ -148,7 +149,7 @@ public sealed class PipelineCache(CacheSettings settings, ICommunicator? ranks =
             }
             if (!Settings.TrustSharedRoot && RootTrust.CheckTree(Settings.Root) is { } distrust)
             {
-                warnings.Add($"not using the cache: {distrust} (pass --cache-trust-shared-root to allow it)");
+                warnings.Add($"not using the cache: {distrust} (the trust_shared_root setting allows it)");
                 return (false, false);
             }
             if (Settings.Mode == CacheMode.ReadOnly) return (true, false);
@@ -165,7 +166,7 @@ public sealed class PipelineCache(CacheSettings settings, ICommunicator? ranks =
         }
     }
 
-    private CompileResult Uncached(Checkpoint checkpoint, PipelineConfig pipeline, Action<PipelineEntry, TransformInfo, ModelGraph>? observer, CacheReport report)
+    private CompileResult Uncached(Checkpoint checkpoint, PipelineConfig pipeline, Action<TransformStep, TransformInfo, ModelGraph>? observer, CacheReport report)
     {
         var result = ModelCompiler.Compile(checkpoint, pipeline, observer, _ranks);
         return result with { Cache = report };

@@ -34,23 +34,27 @@ public static class SnapshotKeys
         var hash = Digest(string.Join("\n", components.Select(c => $"{c.Name}={c.Value}")));
         var keys = new List<SnapshotKey>();
         var layoutAdded = false;
+        // A transform is named by its position among the transforms: adding or removing a point changes no key.
+        var transforms = 0;
         for (var i = 0; i < pipeline.Entries.Count; i++)
         {
-            var entry = pipeline.Entries[i];
-            if (entry.IsSnapshotPoint)
+            switch (pipeline.Entries[i])
             {
-                if (entry.Config.Enabled) keys.Add(new SnapshotKey(i, hash, [.. components]));
-                continue;
+                case SnapshotPoint point:
+                    if (point.Enabled) keys.Add(new SnapshotKey(i, hash, [.. components]));
+                    break;
+                case TransformStep step:
+                    var link = new List<KeyComponent>();
+                    if (!layoutAdded && step.Stage >= Stage.Sharding)
+                    {
+                        link.Add(new KeyComponent(LayoutComponent, $"world_size={worldSize}, tensor_parallel={tensorParallel}"));
+                        layoutAdded = true;
+                    }
+                    link.Add(new KeyComponent($"transform.{transforms++}.{step.Name}", step.Identity));
+                    components.AddRange(link);
+                    hash = Digest(hash + "\n" + string.Join("\n", link.Select(c => $"{c.Name}={c.Value}")));
+                    break;
             }
-            var link = new List<KeyComponent>();
-            if (!layoutAdded && entry.Stage >= Stage.Sharding)
-            {
-                link.Add(new KeyComponent(LayoutComponent, $"world_size={worldSize}, tensor_parallel={tensorParallel}"));
-                layoutAdded = true;
-            }
-            link.Add(new KeyComponent($"transform.{i}.{entry.Name}", entry.Identity));
-            components.AddRange(link);
-            hash = Digest(hash + "\n" + string.Join("\n", link.Select(c => $"{c.Name}={c.Value}")));
         }
         return keys;
     }
@@ -66,7 +70,7 @@ public static class SnapshotKeys
             new("model.config", Digest(Canonical(checkpoint.Config))),
             new("checkpoint.fingerprint", Fingerprint(checkpoint, fingerprint)),
             new("code.version", CodeVersion()),
-            new("code.modules", string.Join(",", pipeline.Entries.Select(e => e.Transform.GetType().Assembly).Append(typeof(SnapshotKeys).Assembly)
+            new("code.modules", string.Join(",", pipeline.Entries.OfType<TransformStep>().Select(s => s.Transform.GetType().Assembly).Append(typeof(SnapshotKeys).Assembly)
                 .Distinct().Select(ModuleIdentity).Order(StringComparer.Ordinal))),
             new("schema", $"ir={GraphSerializer.SchemaVersion}, recipe={LoadRecipe.SchemaVersion}, snapshot={SnapshotSchemaVersion}"),
         ];

@@ -11,7 +11,7 @@ public sealed record SnapshotManifest(
     int IrSchemaVersion,
     int RecipeSchemaVersion,
     string Key,
-    SnapshotPoint Point,
+    PointInfo Point,
     List<KeyComponent> Components,
     List<ManifestFile> Files,
     string ToolVersion,
@@ -19,8 +19,6 @@ public sealed record SnapshotManifest(
     DateTimeOffset Created,
     double CompileMs);
 
-/// <summary>The snapshot point: its index in the pipeline and the transform it follows.</summary>
-public sealed record SnapshotPoint(int Index, string After, string Stage);
 
 /// <summary>A file of the entry, relative to the entry's folder.</summary>
 public sealed record ManifestFile(string Path, long Bytes, string Sha256);

@@ -13,19 +13,11 @@ namespace Kiln.Cache;
 /// The entries under &lt;root&gt;/pipeline/&lt;key&gt;/: durable publication (staging folder, fsync,
 /// manifest last, atomic rename), validated restore (schema versions, key, sizes, SHA-256, safe file
 /// names, registered ops, graph verifier), quarantine of corrupt entries, listing and LRU pruning.
+/// <paramref name="saveProgress"/> hears each step of a save as it is done.
 /// </summary>
-public sealed class SnapshotStore(CacheSettings settings)
+public sealed class SnapshotStore(CacheSettings settings, IProgress<SaveProgress>? saveProgress = null)
 {
     public const string ManifestFile = "manifest.json";
-
-    /// <summary>
-    /// Test hook, inert unless set: milliseconds to sleep between the steps of a save (rank files,
-    /// directory flush, manifest, rename), so crash tests can kill a process inside the save window.
-    /// </summary>
-    public const string SaveStepDelayVariable = "KILN_TEST_SAVE_STEP_DELAY_MS";
-
-    private static readonly TimeSpan SaveStepDelay =
-        int.TryParse(Environment.GetEnvironmentVariable(SaveStepDelayVariable), out var ms) && ms > 0 ? TimeSpan.FromMilliseconds(ms) : TimeSpan.Zero;
 
     public CacheSettings Settings { get; } = settings;
 
@@ -93,7 +85,7 @@ public sealed class SnapshotStore(CacheSettings settings)
     /// Saves this rank's snapshot and, if every rank saved, publishes the entry atomically. Returns
     /// false (leaving no visible entry) when any rank failed or another process published first.
     /// </summary>
-    public bool Save(SnapshotKey key, SnapshotPoint point, ModelGraph graph, double compileMs, ICommunicator ranks)
+    public bool Save(SnapshotKey key, PointInfo point, ModelGraph graph, double compileMs, ICommunicator ranks)
     {
         var staging = Path.Combine(Settings.PipelineDirectory, ranks.Broadcast($".staging-{key.Short}-{Environment.ProcessId}-{Guid.NewGuid():N}"));
         var saved = false;
@@ -102,10 +94,10 @@ public sealed class SnapshotStore(CacheSettings settings)
         try
         {
             PrivateFiles.CreateDirectory(Path.Combine(staging, RankDirectory(ranks.Rank)));
-            PauseForTests();
+            ReportStep(key, SaveStep.Staged);
             written = SnapshotFiles.Write(Path.Combine(staging, RankDirectory(ranks.Rank)), graph)
                 .Select(f => f with { Path = $"{RankDirectory(ranks.Rank)}/{f.Path}" }).ToList();
-            PauseForTests();
+            ReportStep(key, SaveStep.FilesWritten);
             DurableFiles.SyncDirectory(Path.Combine(staging, RankDirectory(ranks.Rank)));
             saved = true;
         }
@@ -129,7 +121,7 @@ public sealed class SnapshotStore(CacheSettings settings)
     public string? SaveFailed { get; private set; }
 
     // Files this rank wrote come described (hashed as written); other ranks' files are read and hashed here.
-    private bool Publish(SnapshotKey key, SnapshotPoint point, string staging, double compileMs, int worldSize, IReadOnlyList<ManifestFile> written)
+    private bool Publish(SnapshotKey key, PointInfo point, string staging, double compileMs, int worldSize, IReadOnlyList<ManifestFile> written)
     {
         try
         {
@@ -141,12 +133,12 @@ public sealed class SnapshotStore(CacheSettings settings)
                 key.Key, point, [.. key.Components], files, ToolVersion, worldSize, DateTimeOffset.UtcNow, compileMs);
             DurableFiles.WriteAllBytes(Path.Combine(staging, ManifestFile),
                 Encoding.UTF8.GetBytes(JsonSerializer.Serialize(manifest, CacheJsonContext.Default.SnapshotManifest)));
-            PauseForTests();
+            ReportStep(key, SaveStep.ManifestWritten);
             DurableFiles.SyncDirectory(staging);
             // Everything inside is on disk before the rename, so a rename that survives a crash shows a
             // complete entry. The rename itself is not flushed: losing it loses a cache entry, never data.
             Directory.Move(staging, EntryDirectory(key.Key));
-            PauseForTests();
+            ReportStep(key, SaveStep.Published);
             return true;
         }
         catch (IOException) when (Directory.Exists(EntryDirectory(key.Key)))
@@ -379,10 +371,7 @@ public sealed class SnapshotStore(CacheSettings settings)
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
     }
 
-    internal static void PauseForTests()
-    {
-        if (SaveStepDelay > TimeSpan.Zero) Thread.Sleep(SaveStepDelay);
-    }
+    private void ReportStep(SnapshotKey key, SaveStep step) => saveProgress?.Report(new SaveProgress($"snapshot {key.Short}", step));
 
     private static bool IsRunning(int pid)
     {

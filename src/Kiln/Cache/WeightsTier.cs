@@ -16,8 +16,9 @@ namespace Kiln.Cache;
 /// entry's key and the content hash of every checkpoint file a product reads (<see cref="ContentHashes"/>).
 /// As for graphs, a problem is a miss: a corrupt folder is quarantined, the products computed, saved
 /// again (staging, fsync, manifest last, atomic rename), and every rank takes the same path.
+/// <paramref name="saveProgress"/> hears each step of a save as it is done.
 /// </summary>
-public sealed class WeightsTier(CacheSettings settings, string graphKey, ICommunicator ranks)
+public sealed class WeightsTier(CacheSettings settings, string graphKey, ICommunicator ranks, IProgress<SaveProgress>? saveProgress = null)
 {
     public const int SchemaVersion = 1;
     public const string ManifestFile = "weights.json";
@@ -293,7 +294,7 @@ public sealed class WeightsTier(CacheSettings settings, string graphKey, ICommun
         try
         {
             PrivateFiles.CreateDirectory(Path.Combine(staging, rankName));
-            SnapshotStore.PauseForTests();
+            ReportStep(SaveStep.Staged);
             var layout = products.Select(p => new WeightsFile.Product(p.Name, p.Value.DType, p.Value.Shape.ToSizes(), p.Value.Shape.ToSizes().Aggregate(1L, (a, b) => a * b) * p.Value.DType.ByteSize())).ToList();
             return (staging, StagedWeightsFile.Create(Path.Combine(staging, rankName, DataFile), $"{rankName}/{DataFile}", layout));
         }
@@ -314,7 +315,7 @@ public sealed class WeightsTier(CacheSettings settings, string graphKey, ICommun
         try
         {
             written = file!.Complete();
-            SnapshotStore.PauseForTests();
+            ReportStep(SaveStep.FilesWritten);
             DurableFiles.SyncDirectory(Path.Combine(staging!, rankName));
         }
         catch (Exception e)
@@ -352,10 +353,10 @@ public sealed class WeightsTier(CacheSettings settings, string graphKey, ICommun
             var files = Enumerable.Range(0, ranks.Size).Select(r => r == ranks.Rank ? mine : Describe(staging, $"{SnapshotStore.RankDirectory(r)}/{DataFile}")).ToList();
             var manifest = new WeightsManifest(SchemaVersion, graphKey, key, content, files, ranks.Size, DateTimeOffset.UtcNow, computeMs);
             DurableFiles.WriteAllBytes(Path.Combine(staging, ManifestFile), JsonSerializer.SerializeToUtf8Bytes(manifest, CacheJsonContext.Default.WeightsManifest));
-            SnapshotStore.PauseForTests();
+            ReportStep(SaveStep.ManifestWritten);
             DurableFiles.SyncDirectory(staging);
             DurableFiles.Rename(staging, folder);
-            SnapshotStore.PauseForTests();
+            ReportStep(SaveStep.Published);
             return true;
         }
         catch (IOException) when (FileStatus.OfPath(folder) is not null)
@@ -439,6 +440,9 @@ public sealed class WeightsTier(CacheSettings settings, string graphKey, ICommun
         try { CacheStats.RecordWeights(settings.Root, hit, reason, quarantined); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { warnings.Add($"could not update cache statistics: {e.Message}"); }
     }
+
+    // The staging folder is named before the weights key is known (it needs the checkpoint's hash): the graph key names the save.
+    private void ReportStep(SaveStep step) => saveProgress?.Report(new SaveProgress($"weights {graphKey[..16]}", step));
 
     private static string OneLine(string reason) => new(reason.Select(c => char.IsControl(c) ? ' ' : c).Take(400).ToArray());
 

@@ -1,10 +1,12 @@
 using System.Globalization;
+using System.Text.Json.Nodes;
 
 namespace Kiln.Checkpoints;
 
 /// <summary>
 /// The rope_scaling object of a test checkpoint's config.json: "linear" (Factor only) or "llama3"
-/// (Factor, LowFreqFactor, HighFreqFactor, OriginalMaxPositions), as transformers' rope_utils reads them.
+/// (Factor, LowFreqFactor, HighFreqFactor, OriginalMaxPositions), as transformers' rope_utils reads
+/// them. Its values are checked where every config's are: by the family reading the written config.
 /// </summary>
 public sealed record TestRopeScaling(string Type, double Factor, double LowFreqFactor = 0, double HighFreqFactor = 0, int OriginalMaxPositions = 0)
 {
@@ -23,26 +25,26 @@ public sealed record TestRopeScaling(string Type, double Factor, double LowFreqF
         {
             ("linear", 1) => Linear(Number(values[0])),
             ("llama3", 4) => Llama3(Number(values[0]), Number(values[1]), Number(values[2]), (int)Number(values[3])),
-            _ => throw new KilnException($"--rope-scaling: \"{text}\" is not linear:FACTOR or llama3:FACTOR,LOW,HIGH,ORIGINAL"),
+            _ => throw new KilnException($"rope_scaling: \"{text}\" is not linear:FACTOR or llama3:FACTOR,LOW,HIGH,ORIGINAL"),
         };
 
         double Number(string value) =>
             double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var number) && double.IsFinite(number)
                 ? number
-                : throw new KilnException($"--rope-scaling: \"{value}\" in \"{text}\" is not a number");
+                : throw new KilnException($"rope_scaling: \"{value}\" in \"{text}\" is not a number");
     }
 
-    /// <summary>Throws <see cref="KilnException"/> naming --rope-scaling when transformers would reject or misread the values.</summary>
-    public void Validate()
+    /// <summary>The object as transformers writes it (llama3's band settings only for llama3).</summary>
+    public JsonObject ToJson()
     {
-        if (Type is not ("linear" or "llama3"))
-            throw new KilnException($"--rope-scaling: type \"{Type}\" is not supported (linear or llama3)");
-        if (!(Factor > 0) || !double.IsFinite(Factor))
-            throw new KilnException($"--rope-scaling: factor must be a positive number, got {Factor}");
-        if (Type != "llama3") return;
-        if (!(LowFreqFactor > 0) || !(HighFreqFactor > LowFreqFactor) || !double.IsFinite(HighFreqFactor))
-            throw new KilnException($"--rope-scaling: llama3 needs 0 < low_freq_factor < high_freq_factor, got {LowFreqFactor} and {HighFreqFactor}");
-        if (OriginalMaxPositions <= 0)
-            throw new KilnException($"--rope-scaling: original_max_position_embeddings must be positive, got {OriginalMaxPositions}");
+        var json = new JsonObject { ["factor"] = Factor };
+        if (Type == "llama3")
+        {
+            json["high_freq_factor"] = HighFreqFactor;
+            json["low_freq_factor"] = LowFreqFactor;
+            json["original_max_position_embeddings"] = OriginalMaxPositions;
+        }
+        json["rope_type"] = Type;
+        return json;
     }
 }

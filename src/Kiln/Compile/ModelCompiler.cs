@@ -24,7 +24,7 @@ public static class ModelCompiler
     /// for this rank of <paramref name="world"/> (default: one process).
     /// </summary>
     public static CompileResult Compile(Checkpoint checkpoint, PipelineConfig pipeline,
-        Action<PipelineEntry, TransformInfo, ModelGraph>? observer = null, ICommunicator? world = null, int? lastEntry = null)
+        Action<TransformStep, TransformInfo, ModelGraph>? observer = null, ICommunicator? world = null, int? lastEntry = null)
     {
         var clock = Stopwatch.StartNew();
         var graph = Export(checkpoint);
@@ -36,14 +36,16 @@ public static class ModelCompiler
     /// <summary>
     /// Runs the pipeline's entries from <paramref name="startIndex"/> on (through <paramref name="lastEntry"/> when
     /// given) over <paramref name="graph"/>, whose earlier entries are already applied (a restored snapshot);
-    /// returns the milliseconds spent, not counting the observer.
+    /// <paramref name="atPoint"/> sees the graph at each enabled snapshot point. Returns the milliseconds spent,
+    /// not counting the callbacks.
     /// </summary>
     public static double Resume(ModelGraph graph, Checkpoint checkpoint, PipelineConfig pipeline, int startIndex,
-        Action<PipelineEntry, TransformInfo, ModelGraph>? observer = null, ICommunicator? world = null, int? lastEntry = null)
+        Action<TransformStep, TransformInfo, ModelGraph>? observer = null, ICommunicator? world = null, int? lastEntry = null,
+        Action<int, ModelGraph>? atPoint = null)
     {
         world ??= SingleProcess.Instance;
         var entries = lastEntry is { } last ? pipeline.Entries.Take(last + 1).ToList() : pipeline.Entries;
-        return Pipeline.Run(graph, entries, new TransformContext(checkpoint, world.Size, world.Rank), observer, startIndex);
+        return Pipeline.Run(graph, entries, new TransformContext(checkpoint, world.Size, world.Rank), observer, startIndex, atPoint);
     }
 
     /// <summary>The reference-form graph of the checkpoint's model, before any transform.</summary>

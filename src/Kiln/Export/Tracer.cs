@@ -1,4 +1,5 @@
 using Kiln.Graph;
+using Kiln.Models;
 using Kiln.Ops;
 using Kiln.Weights;
 
@@ -11,14 +12,28 @@ namespace Kiln.Export;
 public sealed class Tracer(OpRegistry registry)
 {
     private readonly Stack<string> _scopes = new();
+    private readonly Dictionary<ModelWeight, Tensor> _parameters = new(ReferenceEqualityComparer.Instance);
 
     public ModelGraph Graph { get; } = new(registry);
 
     public Tensor Input(string name, DType dtype, params Dim[] dims) => new(this, Graph.AddInput(name, dtype, Shape.Of(dims)));
 
+    /// <summary>
+    /// A weight of the model's description, computed in fp32: the graph parameter its recipe makes. A
+    /// weight read twice (an output layer tied to the embedding) is one parameter.
+    /// </summary>
+    public Tensor Parameter(ModelWeight weight)
+    {
+        if (!_parameters.TryGetValue(weight, out var tensor))
+        {
+            tensor = new Tensor(this, Graph.AddParameter(weight.Name, DType.F32, weight.Shape, weight.Recipe).Value);
+            _parameters[weight] = tensor;
+        }
+        return tensor;
+    }
+
     /// <summary>A weight from the checkpoint tensor of the same name, computed in fp32.</summary>
-    public Tensor Parameter(string name, params long[] shape) =>
-        new(this, Graph.AddParameter(name, DType.F32, shape, LoadRecipe.FromSource(name)).Value);
+    public Tensor Parameter(string name, params long[] shape) => Parameter(new ModelWeight(name, shape, LoadRecipe.FromSource(name)));
 
     public Tensor Buffer(string name, float[] values) =>
         new(this, Graph.AddBuffer(name, DType.F32, [values.Length], System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()).ToArray()).Value);

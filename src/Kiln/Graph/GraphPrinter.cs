@@ -8,6 +8,7 @@ public static class GraphPrinter
     public static string Print(ModelGraph graph)
     {
         var text = new StringBuilder();
+        foreach (var (name, value) in graph.Model?.Fields() ?? []) text.AppendLine($"# {name} = {value}");
         foreach (var (key, value) in graph.Metadata) text.AppendLine($"# {key} = {value}");
         text.AppendLine($"graph({string.Join(", ", graph.Inputs.Select(i => $"{i.Name}: {i.Type}"))}) {{");
         foreach (var p in graph.Parameters) text.AppendLine($"  param {p.Name}: {p.Value.Type} = {p.Recipe}");

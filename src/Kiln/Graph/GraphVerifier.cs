@@ -2,7 +2,8 @@ namespace Kiln.Graph;
 
 /// <summary>
 /// Checks the IR's rules: every value defined once and before use, registered ops, attributes that
-/// match the schema, recorded types equal to inferred types, concrete parameter shapes, defined outputs.
+/// match the schema, recorded types equal to inferred types, concrete parameter shapes, defined outputs,
+/// and producers and users that agree with the node list.
 /// </summary>
 public static class GraphVerifier
 {
@@ -28,6 +29,7 @@ public static class GraphVerifier
             foreach (var input in node.Inputs)
             {
                 if (!defined.Contains(input)) throw new GraphException($"{node.Op}: input '{input.Name}' is not defined before use");
+                if (!input.Users.Contains(node)) throw new GraphException($"{node.Op}: input '{input.Name}' does not list it as a user");
             }
             var inferred = graph.Registry.Get(node.Op).InferTypes(node.Inputs.Select(i => i.Type).ToArray(), node.Attributes);
             if (inferred.Length != node.Outputs.Count) throw new GraphException($"{node.Op}: {node.Outputs.Count} outputs, expected {inferred.Length}");
@@ -35,12 +37,21 @@ public static class GraphVerifier
             {
                 if (inferred[i] != node.Outputs[i].Type)
                     throw new GraphException($"{node.Op}: output '{node.Outputs[i].Name}' is recorded as {node.Outputs[i].Type}, inferred {inferred[i]}");
+                if (!ReferenceEquals(node.Outputs[i].Producer, node)) throw new GraphException($"{node.Op}: output '{node.Outputs[i].Name}' names another producer");
                 Define(node.Outputs[i]);
             }
         }
         foreach (var output in graph.Outputs)
         {
             if (!defined.Contains(output)) throw new GraphException($"graph output '{output.Name}' is not defined");
+        }
+        // Only ModelGraph edits users, so a mismatch below is a bug there, not in a transform.
+        var returned = new HashSet<Value>(graph.Outputs, ReferenceEqualityComparer.Instance);
+        foreach (var value in defined)
+        {
+            if (value.Users.FirstOrDefault(user => !user.IsInGraph || !user.Inputs.Contains(value)) is { } stale)
+                throw new GraphException($"value '{value.Name}' lists {stale.Op} as a user, which does not read it");
+            if (value.IsGraphOutput != returned.Contains(value)) throw new GraphException($"value '{value.Name}' is wrong about being a graph output");
         }
     }
 }

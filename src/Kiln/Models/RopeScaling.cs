@@ -1,3 +1,5 @@
+using Kiln.Checkpoints;
+
 namespace Kiln.Models;
 
 /// <summary>
@@ -10,13 +12,14 @@ public sealed record RopeScaling(double Theta, int HeadDim, string Type, double 
     /// Reads rope_theta and rope_scaling with the checks of transformers' rope_utils validation, made
     /// errors: factor >= 1; for llama3 also low_freq_factor > 0, high_freq_factor > low_freq_factor and
     /// original_max_position_embeddings > 0. Every number must be finite and positive in float32.
+    /// <paramref name="scalingTest"/>: what a test checkpoint writes as rope_scaling (nothing when null).
     /// </summary>
-    public static RopeScaling Read(ConfigReader config, int headDim)
+    public static RopeScaling Read(ConfigReader config, int headDim, TestValue? scalingTest)
     {
-        var theta = config.PositiveFloat32("rope_theta", 10000);
+        var theta = config.PositiveFloat32("rope_theta", 10000, test: TestOption.RopeTheta);
         if (config.Has("partial_rotary_factor") && config.Double("partial_rotary_factor") != 1.0)
             throw config.Error("partial_rotary_factor", "partial rotary embeddings are not supported");
-        var scaling = config.Object("rope_scaling");
+        var scaling = config.Object("rope_scaling", scalingTest);
         if (scaling is null) return new RopeScaling(theta, headDim, "default", 1, 0, 0, 0);
 
         // transformers accepts the legacy key "type" as well as "rope_type".
@@ -32,7 +35,7 @@ public sealed record RopeScaling(double Theta, int HeadDim, string Type, double 
                 var low = scaling.PositiveFloat32("low_freq_factor");
                 var high = scaling.PositiveFloat32("high_freq_factor");
                 if (high <= low) throw scaling.Error("high_freq_factor", $"{high} must be greater than low_freq_factor {low}");
-                var original = scaling.Int("original_max_position_embeddings", 1, LlamaConfig.MaxPositionLimit);
+                var original = scaling.Int("original_max_position_embeddings", 1, ConfigLimits.MaxPositions);
                 return new RopeScaling(theta, headDim, type, factor, low, high, original);
             default:
                 throw scaling.Error(scaling.Has("rope_type") ? "rope_type" : "type",

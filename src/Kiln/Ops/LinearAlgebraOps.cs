@@ -27,22 +27,6 @@ public static class LinearAlgebraOps
             return [new TensorType(c.SameDType(), x.With(x.Rank - 1, w[0]))];
         }, LowerLinear);
 
-        // x @ [w1; w2; ...]^T on Kiln's own kernel (Kernels/LinearKernel): float32 x, weights of one float
-        // type (f32, f16 or bf16, read as stored), float32 out. The weights are the pieces of one
-        // [out, in] matrix, in order. use_kiln_linear places it.
-        yield return new("kiln_linear", 2, 1 + Kernels.LinearKernel.MaxWeights, [], c =>
-        {
-            var x = c[0].Shape;
-            var weights = c.Inputs.Skip(1).Select(i => i.Shape).ToList();
-            if (x.Rank < 1 || weights.Any(w => w.Rank != 2 || w[1] != x[^1] || !w[0].IsKnown))
-                throw c.Error("each weight must be [out, in] with a known out and in = x's last dimension");
-            if (c[0].DType != DType.F32) throw c.Error("x must be float32");
-            var dtype = c[1].DType;
-            if (dtype is not (DType.F32 or DType.F16 or DType.BF16) || c.Inputs.Skip(1).Any(w => w.DType != dtype))
-                throw c.Error("weights must all be f32, all f16 or all bf16");
-            return [new TensorType(DType.F32, x.With(x.Rank - 1, Dim.Of(weights.Sum(w => w[0].Size))))];
-        }, l => l.Emit(Kernels.LinearKernel.OpType, l.Inputs, domain: OnnxGraphBuilder.KilnDomain));
-
         yield return new("mean", 1, 1, [AttributeSpec.Ints("axes"), AttributeSpec.Int("keepdim", 1)], c =>
         {
             var shape = c[0].Shape;

@@ -19,8 +19,11 @@ public sealed class OpRegistry
     /// <summary>The core ops a traced model uses.</summary>
     public static OpRegistry Core { get; } = new(CoreOps.All);
 
-    /// <summary>The core ops plus the fused ops the optimizing transforms introduce.</summary>
-    public static OpRegistry Default { get; } = Core.With(FusedOps.All()).With(QuantizedOps.All()).With(CollectiveOps.All());
+    /// <summary>
+    /// The core ops, the fused ops the optimizing transforms introduce, and the ops of Kiln's own kernels
+    /// (registered with their backend, <see cref="Kernels.KernelOps"/>).
+    /// </summary>
+    public static OpRegistry Default { get; } = Core.With(FusedOps.All()).With(Kernels.KernelOps.All());
 
     public bool Contains(string name) => _ops.ContainsKey(name);
 

@@ -47,8 +47,8 @@ internal sealed record GgufTokenizerJson(string CoreJson, int[] Prefix, int[] Su
         var spm = model == "llama";
 
         var tokens = metadata.Strings(TokensKey) ?? throw metadata.Error(TokensKey, "is required");
-        if (tokens.Length == 0 || tokens.Length > LlamaConfig.MaxVocab)
-            throw metadata.Error(TokensKey, $"{tokens.Length} tokens (expected 1 to {LlamaConfig.MaxVocab})");
+        if (tokens.Length == 0 || tokens.Length > ConfigLimits.MaxVocab)
+            throw metadata.Error(TokensKey, $"{tokens.Length} tokens (expected 1 to {ConfigLimits.MaxVocab})");
         var ids = new Dictionary<string, int>(tokens.Length, StringComparer.Ordinal);
         for (var i = 0; i < tokens.Length; i++)
         {

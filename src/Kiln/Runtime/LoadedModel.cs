@@ -50,9 +50,13 @@ public sealed class LoadedModel : IDisposable
     /// <summary>The graph's key/value cache inputs and outputs (insert_kv_cache), or null for a graph that recomputes the whole sequence.</summary>
     public KvCacheSignature? KvCache { get; }
 
-    public int VocabSize => int.Parse(Graph.Metadata["vocab_size"], System.Globalization.CultureInfo.InvariantCulture);
+    /// <summary>The model the graph computes (vocabulary, context length, special tokens), from its config.json.</summary>
+    public ModelFacts Facts => FactsOf(Graph);
 
-    public int MaxPositions => MaxPositionsOf(Graph);
+    public int VocabSize => Facts.VocabSize;
+
+    /// <summary>The model's context length (config.json's max_position_embeddings).</summary>
+    public int MaxPositions => Facts.ContextLength;
 
     /// <summary>
     /// Positions this session serves (<see cref="SessionSettings.ContextFor"/>): the rotary tables were
@@ -129,7 +133,7 @@ public sealed class LoadedModel : IDisposable
         world ??= SingleProcess.Instance;
         var clock = Stopwatch.StartNew();
         settings ??= SessionSettings.Default;
-        var context = settings.ContextFor(MaxPositionsOf(graph));
+        var context = settings.ContextFor(FactsOf(graph).ContextLength);
         WeightSet? weights = null;
         try
         {
@@ -149,8 +153,8 @@ public sealed class LoadedModel : IDisposable
         }
     }
 
-    private static int MaxPositionsOf(ModelGraph graph) =>
-        int.Parse(graph.Metadata["max_position_embeddings"], System.Globalization.CultureInfo.InvariantCulture);
+    private static ModelFacts FactsOf(ModelGraph graph) =>
+        graph.Model ?? throw new GraphException("the graph carries no model facts (vocabulary, context length) to run it with");
 
     /// <summary>Logits for every position of one sequence: [ids.Length * vocab], row-major.</summary>
     public float[] Forward(IReadOnlyList<long> ids, IReadOnlyList<long> positions)

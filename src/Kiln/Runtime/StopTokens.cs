@@ -9,14 +9,14 @@ public static class StopTokens
     /// <summary>Both files' ids, each checked to be in the vocabulary config.json declares.</summary>
     public static IReadOnlySet<int> Of(Checkpoint checkpoint)
     {
-        var config = ModelFactory.ReadConfig(checkpoint.Config, checkpoint.ConfigPath);
-        var ids = new HashSet<int>(config.EosTokenIds);
+        var facts = ModelFactory.Read(checkpoint.Config, checkpoint.ConfigPath).Facts;
+        var ids = new HashSet<int>(facts.EosTokenIds);
         if (checkpoint.GenerationConfig is { } json)
         {
             var generation = new ConfigReader(json, checkpoint.GenerationConfigPath);
-            ids.UnionWith(generation.TokenIds("eos_token_id", config.VocabSize));
+            ids.UnionWith(generation.TokenIds("eos_token_id", facts.VocabSize));
             // Not used for generation, but checked like the same field of config.json.
-            generation.TokenIds("bos_token_id", config.VocabSize);
+            generation.TokenIds("bos_token_id", facts.VocabSize);
         }
         return ids;
     }

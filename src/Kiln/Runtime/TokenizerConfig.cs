@@ -31,8 +31,8 @@ internal sealed record TokenizerConfig(bool? AddBosToken, bool? AddEosToken, str
         _ => throw KilnException.InFile(path, field, "expected true, false or null"),
     };
 
-    // transformers writes a token either as a string or as an AddedToken object with "content".
-    private static string? ReadToken(string path, JsonObject root, string field) => root[field] switch
+    /// <summary>A special token of the file: transformers writes it as a string or as an AddedToken object with "content".</summary>
+    internal static string? ReadToken(string path, JsonObject root, string field) => root[field] switch
     {
         null => null,
         JsonValue v when v.GetValueKind() == JsonValueKind.String => v.GetValue<string>(),

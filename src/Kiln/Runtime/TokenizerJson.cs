@@ -55,11 +55,11 @@ internal sealed record TokenizerJson(
         return new TokenizerJson(ids, special, vocabSize, template, root.ToJsonString());
     }
 
-    /// <summary>A token id: an integer in [0, <see cref="LlamaConfig.MaxVocab"/>).</summary>
+    /// <summary>A token id: an integer in [0, <see cref="ConfigLimits.MaxVocab"/>).</summary>
     public static int Id(string path, string field, JsonNode? node) =>
-        node is JsonValue v && v.GetValueKind() == JsonValueKind.Number && v.TryGetValue<int>(out var id) && id >= 0 && id < LlamaConfig.MaxVocab
+        node is JsonValue v && v.GetValueKind() == JsonValueKind.Number && v.TryGetValue<int>(out var id) && id >= 0 && id < ConfigLimits.MaxVocab
             ? id
-            : throw KilnException.InFile(path, field, $"expected a token id (an integer from 0 to {LlamaConfig.MaxVocab - 1}), got {node?.ToJsonString() ?? "nothing"}");
+            : throw KilnException.InFile(path, field, $"expected a token id (an integer from 0 to {ConfigLimits.MaxVocab - 1}), got {node?.ToJsonString() ?? "nothing"}");
 
     public static string String(string path, string field, JsonNode? node) =>
         node is JsonValue v && v.GetValueKind() == JsonValueKind.String
@@ -105,7 +105,7 @@ internal sealed record TokenizerJson(
                 foreach (var (token, id) in map) ids[token] = Id(path, $"model.vocab.{token}", id);
                 break;
             case JsonArray list:
-                if (list.Count > LlamaConfig.MaxVocab) throw KilnException.InFile(path, "model.vocab", $"{list.Count} entries is above the supported maximum of {LlamaConfig.MaxVocab}");
+                if (list.Count > ConfigLimits.MaxVocab) throw KilnException.InFile(path, "model.vocab", $"{list.Count} entries is above the supported maximum of {ConfigLimits.MaxVocab}");
                 for (var i = 0; i < list.Count; i++)
                 {
                     var ok = list[i] is JsonArray { Count: 2 } entry && entry[1] is JsonValue score && score.GetValueKind() == JsonValueKind.Number;

@@ -7,24 +7,29 @@ namespace Kiln.Transforms;
 
 /// <summary>
 /// Turns the text settings of a pipeline file (snake_case keys, scalar values) into a transform's
-/// typed config record, and back into a canonical text form. Unknown keys and unparsable values are
-/// errors naming the transform and key.
+/// typed config record (a snapshot point's is the plain <see cref="TransformConfig"/>: enabled only), and
+/// back into a canonical text form. Unknown keys and unparsable values are errors naming the entry and key.
 /// </summary>
 public static class ConfigBinder
 {
-    public static TransformConfig Bind(ITransform transform, IReadOnlyDictionary<string, string> settings, string source)
+    public static TransformConfig Bind(ITransform transform, IReadOnlyDictionary<string, string> settings, string source) =>
+        Bind(transform.Name, transform.ConfigType, transform.DefaultConfig, settings, source);
+
+    /// <summary>Sets <paramref name="settings"/> of the entry <paramref name="name"/> on a copy of <paramref name="defaults"/>, a <paramref name="configType"/>.</summary>
+    public static TransformConfig Bind(string name, [DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicProperties)] Type configType,
+        TransformConfig defaults, IReadOnlyDictionary<string, string> settings, string source)
     {
-        var config = transform.DefaultConfig;
-        var properties = Properties(transform.ConfigType);
+        var config = defaults;
+        var properties = Properties(configType);
         foreach (var (key, text) in settings)
         {
             if (!properties.TryGetValue(key, out var property))
             {
-                throw new KilnException($"{source}: {transform.Name}.{key}: unknown setting " +
-                    $"(settings of {transform.Name}: {string.Join(", ", properties.Keys.Order(StringComparer.Ordinal))})");
+                throw new KilnException($"{source}: {name}.{key}: unknown setting " +
+                    $"(settings of {name}: {string.Join(", ", properties.Keys.Order(StringComparer.Ordinal))})");
             }
             var value = Parse(text, property.PropertyType) ??
-                throw new KilnException($"{source}: {transform.Name}.{key}: '{text}' is not a valid {TypeName(property.PropertyType)}");
+                throw new KilnException($"{source}: {name}.{key}: '{text}' is not a valid {TypeName(property.PropertyType)}");
             // Configs are records: set the init-only property on a fresh copy.
             config = config with { };
             property.SetValue(config, value);

@@ -1,25 +1,13 @@
 using System.Reflection;
-using Kiln.Transforms.Cache;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
 namespace Kiln.Transforms;
 
-/// <summary>One step of a pipeline: a transform, its bound config and the stage it runs in.</summary>
-public sealed record PipelineEntry(ITransform Transform, TransformConfig Config, Stage Stage)
-{
-    public string Name => Transform.Name;
-
-    /// <summary>A snapshot point of the pipeline cache (enabled or not).</summary>
-    public bool IsSnapshotPoint => Transform is PipelineCacheTransform;
-
-    /// <summary>The transform's name and every setting: what the snapshot cache hashes.</summary>
-    public string Identity => ConfigBinder.Describe(Transform, Config);
-}
-
 /// <summary>
-/// The ordered list of transforms to run: the embedded default pipeline, or a user's pipeline file in
-/// the same format, with <c>--set NAME.KEY=VALUE</c> overrides applied to every entry of that name.
+/// The ordered entries of a pipeline, transform steps and snapshot points: the embedded default pipeline,
+/// or a user's pipeline file in the same format, with <c>NAME.KEY=VALUE</c> overrides applied to every
+/// entry of that name.
 /// </summary>
 public sealed class PipelineConfig(IReadOnlyList<PipelineEntry> entries)
 {
@@ -37,13 +25,7 @@ public sealed class PipelineConfig(IReadOnlyList<PipelineEntry> entries)
         var entries = new List<PipelineEntry>();
         foreach (var (name, settings, where, declaredStage) in raw)
         {
-            if (!registry.TryGet(name, out var transform))
-                throw new KilnException($"{where}: unknown transform '{name}' (known: {string.Join(", ", registry.All.Select(t => t.Name).Order(StringComparer.Ordinal))})");
-            if (declaredStage is not null && transform is not PipelineCacheTransform && declaredStage != transform.Stage.Name())
-                throw new KilnException($"{where}: {name}.stage: '{declaredStage}', but {name} belongs to stage {transform.Stage.Name()}");
-            // A snapshot point belongs to the stage of its position.
-            var stage = transform is PipelineCacheTransform ? entries.Count > 0 ? entries[^1].Stage : Stage.Factory : transform.Stage;
-            var entry = new PipelineEntry(transform, ConfigBinder.Bind(transform, settings, where), stage);
+            PipelineEntry entry = name == SnapshotPoint.EntryName ? Point(entries, settings, where) : Step(name, settings, where, declaredStage, registry);
             if (entries.Count > 0 && entry.Stage < entries[^1].Stage)
             {
                 throw new KilnException($"{where}: {name} (stage {entry.Stage.Name()}) comes after {entries[^1].Name} " +
@@ -52,6 +34,27 @@ public sealed class PipelineConfig(IReadOnlyList<PipelineEntry> entries)
             entries.Add(entry);
         }
         return new PipelineConfig(entries);
+    }
+
+    private static TransformStep Step(string name, Dictionary<string, string> settings, string where, string? declaredStage, TransformRegistry registry)
+    {
+        if (!registry.TryGet(name, out var transform))
+        {
+            var known = registry.All.Select(t => t.Name).Append(SnapshotPoint.EntryName).Order(StringComparer.Ordinal);
+            throw new KilnException($"{where}: unknown transform '{name}' (known: {string.Join(", ", known)})");
+        }
+        if (declaredStage is not null && declaredStage != transform.Stage.Name())
+            throw new KilnException($"{where}: {name}.stage: '{declaredStage}', but {name} belongs to stage {transform.Stage.Name()}");
+        return new TransformStep(transform, ConfigBinder.Bind(transform, settings, where));
+    }
+
+    // A point belongs to the stage of its position and follows the last transform before it. Its one
+    // setting, enabled, is bound as a transform's is; a stage written beside it documents the position only.
+    private static SnapshotPoint Point(List<PipelineEntry> before, Dictionary<string, string> settings, string where)
+    {
+        var enabled = ConfigBinder.Bind(SnapshotPoint.EntryName, typeof(TransformConfig), new TransformConfig(), settings, where).Enabled;
+        var after = before.OfType<TransformStep>().LastOrDefault()?.Name ?? "export";
+        return new SnapshotPoint(before.Count > 0 ? before[^1].Stage : Stage.Factory, after, enabled);
     }
 
     private static string DefaultYaml()
@@ -82,7 +85,8 @@ public sealed class PipelineConfig(IReadOnlyList<PipelineEntry> entries)
 
     private sealed record RawEntry(string Name, Dictionary<string, string> Settings, string Where, string? DeclaredStage);
 
-    // The format: a mapping with one key, "transforms", holding a list of mappings with "name" and settings.
+    // The format: a mapping with one key, "transforms", holding a list of mappings with "name" and settings
+    // (the key keeps its name, though snapshot points are listed in it too).
     private static List<RawEntry> Parse(string yaml, string source)
     {
         var stream = new YamlStream();
@@ -112,7 +116,7 @@ public sealed class PipelineConfig(IReadOnlyList<PipelineEntry> entries)
                     settings[k.ToString()] = scalar.Value ?? "";
                 }
                 if (!settings.Remove("name", out var name)) throw new KilnException($"{where}: name: missing");
-                // An optional "stage" documents the entry; it must agree with the transform's own stage.
+                // An optional "stage" documents the entry; a transform's must agree with its own stage.
                 settings.Remove("stage", out var stage);
                 entries.Add(new RawEntry(name, settings, where, stage));
             }
@@ -127,14 +131,14 @@ public sealed class PipelineConfig(IReadOnlyList<PipelineEntry> entries)
             var equals = set.IndexOf('=');
             var dot = set.IndexOf('.');
             if (equals < 0 || dot < 0 || dot > equals)
-                throw new KilnException($"--set: '{set}' is not NAME.KEY=VALUE");
+                throw new KilnException($"override: '{set}' is not NAME.KEY=VALUE");
             var (name, key, value) = (set[..dot], set[(dot + 1)..equals], set[(equals + 1)..]);
             var targets = entries.Where(e => e.Name == name).ToList();
             if (targets.Count == 0)
             {
-                throw new KilnException(registry.TryGet(name, out _)
-                    ? $"--set: {name}: the transform is not in the pipeline"
-                    : $"--set: {name}: unknown transform");
+                var problem = name == SnapshotPoint.EntryName ? "the pipeline has no snapshot point"
+                    : registry.TryGet(name, out _) ? "the transform is not in the pipeline" : "unknown transform";
+                throw new KilnException($"override: {name}: {problem}");
             }
             foreach (var target in targets) target.Settings[key] = value;
         }

@@ -1,4 +1,3 @@
-using Kiln.Transforms.Cache;
 using Kiln.Transforms.Cleanups;
 using Kiln.Transforms.Fusions;
 using Kiln.Transforms.CacheInit;
@@ -41,7 +40,6 @@ public sealed class TransformRegistry
         new InsertKvCacheTransform(),
         new UseKilnLinearTransform(),
         new SelectSessionOptionsTransform(),
-        new PipelineCacheTransform(),
     ]);
 
     public bool TryGet(string name, out ITransform transform) => _transforms.TryGetValue(name, out transform!);

@@ -40,6 +40,10 @@ public static class RecipeShapes
         return (t.DType, shape);
     }
 
+    /// <summary>The shape the recipe makes from sources of these shapes (a model's declaration, before any checkpoint exists).</summary>
+    public static long[] Infer(IReadOnlyList<long[]> sourceShapes, LoadRecipe recipe) =>
+        Infer(sourceShapes.Select((shape, i) => new TensorInfo(recipe.Sources[i], DType.F32, shape, "", 0, 0)).ToList(), recipe).Shape;
+
     /// <summary>The working list after step <paramref name="index"/> of <paramref name="recipe"/>.</summary>
     internal static IReadOnlyList<(DType DType, long[] Shape)> Apply(IReadOnlyList<(DType DType, long[] Shape)> list, LoadRecipe recipe, int index)
     {

@@ -65,7 +65,7 @@ public sealed class BenchCommandTests
         var result = KilnCli.Run("bench", "--json", "--new-tokens", "2", "--prompt-tokens", "600", "--repeats", "1");
 
         Assert.True(result.ExitCode == 0, result.Stderr);
-        Assert.Contains("warning: --prompt-tokens 600", result.Stderr);
+        Assert.Contains("warning: prompt_tokens 600", result.Stderr);
         using var json = JsonDocument.Parse(result.Stdout);
         Assert.Equal(510, json.RootElement.GetProperty("prompt_tokens").GetInt32());
     }

@@ -32,8 +32,9 @@ public sealed class CacheCorruptionTests(UncachedLogits uncached) : IClassFixtur
         { "graph duplicated property", "malformed graph JSON" },
         { "graph invalid UTF-8", "graph JSON is not valid UTF-8" },
         { "graph too deep", "malformed graph JSON" },
-        { "vocab_size not a number", "metadata vocab_size is 'many', the model's is '512'" },
-        { "max positions changed", "metadata max_position_embeddings is '4096', the model's is '512'" },
+        { "vocab_size not a number", "malformed graph JSON" },
+        { "vocab_size changed", "model vocab_size is '1000', the model's is '512'" },
+        { "max positions changed", "model context_length is '4096', the model's is '512'" },
         { "kv heads differ", "key/value cache of 5 layers, 2 kv heads of dimension 8; config.json has 5, 4 and 8" },
         { "present output renamed", "output present_key.0 is missing" },
         { "extra graph input", "input 'evil' is not one the runtime feeds" },
@@ -213,10 +214,13 @@ public sealed class CacheCorruptionTests(UncachedLogits uncached) : IClassFixtur
                 HostileEntry.EditGraph(entry, g => g["metadata"] = Enumerable.Range(0, 200).Aggregate((JsonNode)new JsonArray(), (inner, _) => new JsonArray(inner)));
                 break;
             case "vocab_size not a number":
-                HostileEntry.EditGraph(entry, g => g["metadata"]!["vocab_size"] = "many");
+                HostileEntry.EditGraph(entry, g => g["model"]!["vocab_size"] = "many");
+                break;
+            case "vocab_size changed":
+                HostileEntry.EditGraph(entry, g => g["model"]!["vocab_size"] = 1000);
                 break;
             case "max positions changed":
-                HostileEntry.EditGraph(entry, g => g["metadata"]!["max_position_embeddings"] = "4096");
+                HostileEntry.EditGraph(entry, g => g["model"]!["context_length"] = 4096);
                 break;
             case "kv heads differ":
                 HostileEntry.EditGraph(entry, g => g["metadata"]!["kv_cache.kv_heads"] = "2");

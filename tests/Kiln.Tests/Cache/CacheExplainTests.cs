@@ -166,8 +166,9 @@ public sealed class CacheExplainTests : IDisposable
         }
     }
 
+    // A key component counts the transforms only, not the snapshot points between them.
     private static int IndexOf(string transform) =>
-        PipelineConfig.Load().Entries.Select((e, i) => (e, i)).First(x => x.e.Name == transform).i;
+        PipelineConfig.Load().Entries.OfType<TransformStep>().Select((e, i) => (e, i)).First(x => x.e.Name == transform).i;
 
     private void EditConfig(Action<JsonObject> edit)
     {

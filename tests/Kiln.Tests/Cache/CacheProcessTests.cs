@@ -14,25 +14,15 @@ public sealed class CacheProcessTests
         using var cache = new CacheDir();
         var expected = cache.Run([.. Logits, "--no-cache"]);
         Assert.True(expected.ExitCode == 0, expected.Stderr);
-        // 25 ms between save steps widens the save window (2 points x 5 steps) to about 250 ms of the run.
-        var environment = cache.Environment((SnapshotStore.SaveStepDelayVariable, "25"));
-        // Kill times are spread over the middle of a full run timed here, so they keep landing in the save
-        // window however loaded the machine is.
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        Assert.Equal(0, KilnCli.RunWith(Path.GetTempPath(), environment, Logits).ExitCode);
-        var runMs = (int)clock.ElapsedMilliseconds;
-        foreach (var entry in cache.Entries()) Directory.Delete(entry, recursive: true);
-        var random = new Random(4);
-        var (trials, killedMidSave, publishedBeforeKill) = (30, 0, 0);
+        // Each trial kills a run as one of its two snapshot saves reports a step before publishing, in turn.
+        var targets = SaveKiller.BeforePublishing("snapshot", saves: 2);
+        var (trials, killedMidSave) = (30, 0);
         for (var trial = 0; trial < trials; trial++)
         {
-            using var process = KilnCli.Start(Path.GetTempPath(), environment, Logits);
-            Thread.Sleep(random.Next(runMs / 4, runMs * 17 / 20));
-            process.Kill();
-            process.WaitForExit();
+            var target = targets[trial % targets.Count];
+            Assert.True(SaveKiller.Kill(Path.GetTempPath(), cache.Environment(), Logits, target), $"the run ended before {target}");
             // A staging folder is visible while a save is in progress (and left by a kill).
             if (cache.Leftovers().Count > 0) killedMidSave++;
-            publishedBeforeKill += cache.Entries().Count;
             cache.AssertEntriesValid();
             // Let the next trial save again: drop what was published (staging leftovers stay, for the next run to clean).
             foreach (var entry in cache.Entries()) Directory.Delete(entry, recursive: true);

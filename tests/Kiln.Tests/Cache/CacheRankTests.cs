@@ -64,11 +64,12 @@ public sealed class CacheRankTests
         Assert.NotEmpty(good.Buffers);
         // Rank 1's graph has a buffer whose bytes do not fill its shape: the safetensors writer throws.
         var bad = GraphSerializer.FromJson(GraphSerializer.ToJson(good), good.Registry);
-        bad.Buffers[0] = new BufferTensor(bad.Buffers[0].Value, bad.Buffers[0].Data[..^1]);
+        var buffer = bad.Buffers[0].Value;
+        buffer.Type = buffer.Type with { Shape = Shape.Of(buffer.Shape.ToSizes().Select((size, i) => i == 0 ? size + 1 : size)) };
 
         var world = new FakeWorld(2);
         var stores = new[] { new SnapshotStore(cache.Settings()), new SnapshotStore(cache.Settings()) };
-        var saved = world.Run(ranks => stores[ranks.Rank].Save(key, new SnapshotPoint(key.EntryIndex, "select_session_options", "compile"),
+        var saved = world.Run(ranks => stores[ranks.Rank].Save(key, new PointInfo(key.EntryIndex, "select_session_options", "compile"),
             ranks.Rank == 0 ? good : bad, 1, ranks));
         Assert.Equal([false, false], saved);
         Assert.Null(stores[0].SaveFailed);

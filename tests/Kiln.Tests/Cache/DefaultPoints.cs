@@ -6,21 +6,25 @@ namespace Kiln.Tests.Cache;
 public static class DefaultPoints
 {
     /// <summary>The pipeline entry index of the final point.</summary>
-    public static int FinalIndex { get; } = PipelineConfig.Load().Entries.Select((e, i) => (e, i)).Last(p => p.e.IsSnapshotPoint).i;
+    public static int FinalIndex { get; } = Indices(PipelineConfig.Load())[^1];
 
-    /// <summary>The final point, e.g. "point 16 (after select_session_options, stage compile)".</summary>
-    public static string Final { get; } = Describe(FinalIndex);
+    /// <summary>The final point, e.g. "point 17 (after select_session_options, stage compile)".</summary>
+    public static string Final { get; } = Describe(PipelineConfig.Load(), FinalIndex);
 
     /// <summary>"point N", the start of <see cref="Final"/>.</summary>
-    public static string FinalShort => Final[..Final.IndexOf(' ', "point ".Length)];
+    public static string FinalShort => $"point {FinalIndex}";
 
     /// <summary>"point N" of the first point (the pre-weight-load boundary).</summary>
-    public static string FirstShort { get; } = $"point {PipelineConfig.Load().Entries.Select((e, i) => (e, i)).First(p => p.e.IsSnapshotPoint).i}";
+    public static string FirstShort { get; } = $"point {Indices(PipelineConfig.Load())[0]}";
 
-    private static string Describe(int index)
+    /// <summary>The entry indices of <paramref name="pipeline"/>'s snapshot points, in order.</summary>
+    public static IReadOnlyList<int> Indices(PipelineConfig pipeline) =>
+        pipeline.Entries.Select((entry, index) => (entry, index)).Where(p => p.entry is SnapshotPoint).Select(p => p.index).ToList();
+
+    /// <summary>How a run names the point at entry <paramref name="index"/> of <paramref name="pipeline"/>: "point N (after T, stage S)".</summary>
+    public static string Describe(PipelineConfig pipeline, int index)
     {
-        var entries = PipelineConfig.Load().Entries;
-        var after = entries.Take(index).Last(e => !e.IsSnapshotPoint);
-        return $"point {index} (after {after.Name}, stage {entries[index].Stage.Name()})";
+        var after = pipeline.Entries.Take(index).OfType<TransformStep>().Last();
+        return $"point {index} (after {after.Name}, stage {pipeline.Entries[index].Stage.Name()})";
     }
 }

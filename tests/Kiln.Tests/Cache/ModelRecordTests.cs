@@ -26,12 +26,10 @@ public sealed class ModelRecordTests
         var record = ModelRecord.Of(checkpoint);
         var pipeline = PipelineConfig.Load();
         var points = 0;
-        var weightsBound = false;
-        ModelCompiler.Compile(checkpoint, pipeline, (entry, _, graph) =>
+        ModelCompiler.Resume(ModelCompiler.Export(checkpoint), checkpoint, pipeline, 0, atPoint: (index, graph) =>
         {
-            weightsBound |= entry.Transform is LoadWeightsTransform;
-            if (!entry.IsSnapshotPoint) return;
             points++;
+            var weightsBound = pipeline.Entries.Take(index).Any(e => e is TransformStep { Transform: LoadWeightsTransform });
             Assert.Null(record.Mismatch(graph, weightsBound));
         });
         Assert.Equal(2, points);
@@ -45,9 +43,24 @@ public sealed class ModelRecordTests
         using var checkpoint = Checkpoint.Open(FamilyModels.Directory(family, temp));
         var export = ModelCompiler.Export(checkpoint);
         var signature = ModelFactory.Signature(checkpoint.Config, Path.Combine(checkpoint.Directory, Checkpoint.ConfigFileName));
-        Assert.Equal(export.Metadata.OrderBy(p => p.Key), signature.Metadata.OrderBy(p => p.Key));
+        Assert.Equal(export.Model, signature.Facts);
         Assert.Equal(export.Inputs.Select(i => (i.Name, i.Type)), signature.Inputs);
         Assert.Equal(export.Outputs[0].Type, signature.Logits);
+    }
+
+    [Fact]
+    public void ARestoredSnapshotCarriesTheModelFactsOfTheExport()
+    {
+        using var cache = new CacheDir();
+        using var checkpoint = Checkpoint.Open(TestPaths.DefaultModel);
+        var facts = ModelFactory.Read(checkpoint.Config, checkpoint.ConfigPath).Facts;
+
+        var cold = CachedCompile.Run(TestPaths.DefaultModel, cache.Settings());
+        var warm = CachedCompile.Run(TestPaths.DefaultModel, cache.Settings());
+
+        Assert.Equal(("miss", "hit"), (cold.Cache!.Status, warm.Cache!.Status));
+        Assert.Equal(facts, cold.Graph.Model);
+        Assert.Equal(facts, warm.Graph.Model);
     }
 
     [Fact]

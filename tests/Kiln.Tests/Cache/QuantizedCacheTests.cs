@@ -24,7 +24,7 @@ public sealed class QuantizedCacheTests
             Assert.Equal(scheme == "none" ? "miss" : "hit", cold.Cache!.Status);
             var warm = CachedCompile.Run(TestPaths.DefaultModel, cache.Settings(), PipelineConfig.Load(null, [$"quantize_weights.scheme={scheme}"]));
             Assert.Equal("hit", warm.Cache!.Status);
-            Assert.StartsWith(DefaultPoints.FinalShort, warm.Cache.Point);
+            Assert.StartsWith(DefaultPoints.FinalShort + " ", warm.Cache.Point);
             Assert.Equal(scheme == "none" ? 0 : 21, warm.Graph.Nodes.Count(n => n.Op == "quantized_linear"));
             keys[scheme] = warm.Cache.Key!;
         }

@@ -84,7 +84,7 @@ public sealed class SnapshotDigestTests
         var key = SnapshotKeys.ForPoints(checkpoint, pipeline, FingerprintMode.Headers)[^1];
         var store = new SnapshotStore(new CacheSettings(dir.File("cache")));
         Directory.CreateDirectory(store.Settings.PipelineDirectory);
-        Assert.True(store.Save(key, new SnapshotPoint(key.EntryIndex, "select_session_options", "compile"), graph, 1, SingleProcess.Instance), store.SaveFailed);
+        Assert.True(store.Save(key, new PointInfo(key.EntryIndex, "select_session_options", "compile"), graph, 1, SingleProcess.Instance), store.SaveFailed);
         return (store, key, graph);
     }
 }

@@ -95,7 +95,7 @@ public sealed class WeightsTierTests : IDisposable
         var expected = Run().Stdout;
         Directory.Delete(FinalEntry, recursive: true);
         var earlier = Run();
-        Assert.Contains("kiln: cache hit at point 9", earlier.Stderr);
+        Assert.Contains($"kiln: cache hit at {DefaultPoints.FirstShort} ", earlier.Stderr);
         Assert.Contains("kiln: weights miss (no weights in the entry)", earlier.Stderr);
         Assert.Equal(expected, earlier.Stdout);
         Assert.Single(WeightsFolders(FinalEntry));
@@ -225,21 +225,14 @@ public sealed class WeightsTierTests : IDisposable
     public void KillingAProcessWhileItSavesWeightsNeverLeavesAVisiblePartialFolder()
     {
         var expected = Run().Stdout;
-        // Each step of a save pauses this long, and a kill lands at a random moment after the save began.
-        const int stepDelayMs = 40;
-        var environment = _cache.Environment((SnapshotStore.SaveStepDelayVariable, $"{stepDelayMs}"));
-        var random = new Random(9);
+        // Each trial kills a run as its weights save reports a step before publishing, in turn.
+        var targets = SaveKiller.BeforePublishing("weights", saves: 1);
         var (trials, killedMidSave) = (12, 0);
         for (var trial = 0; trial < trials; trial++)
         {
             foreach (var folder in WeightsFolders(FinalEntry)) Directory.Delete(folder, recursive: true);
-            using var process = KilnCli.Start(Path.GetTempPath(), environment, Logits);
-            // The save's own progress times the kill: its staging folder appearing, then up to four steps on.
-            var started = SpinWait.SpinUntil(() => _cache.Leftovers().Count > 0 || process.HasExited, TimeSpan.FromSeconds(60));
-            Assert.True(started && !process.HasExited, "the weights save never began");
-            Thread.Sleep(random.Next(0, 4 * stepDelayMs));
-            process.Kill();
-            process.WaitForExit();
+            var target = targets[trial % targets.Count];
+            Assert.True(SaveKiller.Kill(Path.GetTempPath(), _cache.Environment(), Logits, target), $"the run ended before {target}");
             if (_cache.Leftovers().Count > 0) killedMidSave++;
             // A weights folder is either absent or whole: its manifest and a file of exactly the recorded size and hash.
             foreach (var folder in WeightsFolders(FinalEntry))

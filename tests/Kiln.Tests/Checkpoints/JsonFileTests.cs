@@ -74,7 +74,7 @@ public sealed class JsonFileTests : IDisposable
         var path = dir.File("fifo.json");
         using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", [path])!) mkfifo.WaitForExit();
         // A blocked open would surface as a TimeoutException instead.
-        var e = await Assert.ThrowsAsync<KilnException>(() => Task.Run(() => JsonFile.ReadObject(path)).WaitAsync(TimeSpan.FromSeconds(10)));
+        var e = await Assert.ThrowsAsync<KilnException>(() => Task.Run(() => JsonFile.ReadObject(path)).WaitAsync(TimeSpan.FromMinutes(1)));
         Assert.Equal($"{path}: not a regular file (a FIFO)", e.Message);
     }
 

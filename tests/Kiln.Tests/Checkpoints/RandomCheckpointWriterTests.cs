@@ -159,25 +159,25 @@ public sealed class RandomCheckpointWriterTests
     }
 
     [Theory]
-    [InlineData("family", "--family")]
-    [InlineData("layers", "--layers")]
-    [InlineData("heads", "--heads")]
-    [InlineData("odd-head-dim", "--heads")]
-    [InlineData("kv-heads", "--kv-heads")]
-    [InlineData("vocab", "--vocab")]
-    [InlineData("dtype", "--dtype")]
-    [InlineData("model-type", "--model-type")]
-    [InlineData("head-dim", "--head-dim")]
-    [InlineData("odd-explicit-head-dim", "--head-dim")]
-    [InlineData("mistral-attention-bias", "--attention-bias")]
-    [InlineData("qwen2-attention-bias", "--attention-bias")]
-    [InlineData("qwen3-mlp-bias", "--mlp-bias")]
-    [InlineData("llama-sliding-window", "--sliding-window")]
-    [InlineData("zero-sliding-window", "--sliding-window")]
-    [InlineData("mistral-rope-scaling", "--rope-scaling")]
-    [InlineData("rope-factor", "--rope-scaling")]
-    [InlineData("llama3-bands", "--rope-scaling")]
-    [InlineData("weight-scale", "--weight-scale")]
+    [InlineData("family", "family")]
+    [InlineData("layers", "layers")]
+    [InlineData("heads", "heads")]
+    [InlineData("odd-head-dim", "heads")]
+    [InlineData("kv-heads", "kv_heads")]
+    [InlineData("vocab", "vocab")]
+    [InlineData("dtype", "dtype")]
+    [InlineData("model-type", "model_type")]
+    [InlineData("head-dim", "head_dim")]
+    [InlineData("odd-explicit-head-dim", "head_dim")]
+    [InlineData("mistral-attention-bias", "attention_bias")]
+    [InlineData("qwen2-attention-bias", "attention_bias")]
+    [InlineData("qwen3-mlp-bias", "mlp_bias")]
+    [InlineData("llama-sliding-window", "sliding_window")]
+    [InlineData("zero-sliding-window", "sliding_window")]
+    [InlineData("mistral-rope-scaling", "rope_scaling")]
+    [InlineData("rope-factor", "rope_scaling")]
+    [InlineData("llama3-bands", "rope_scaling")]
+    [InlineData("weight-scale", "weight_scale")]
     public void InvalidOptionsNameTheOption(string fault, string option)
     {
         var options = fault switch
@@ -325,7 +325,7 @@ public sealed class RandomCheckpointWriterTests
     public void RopeScalingRejectsOtherForms(string text)
     {
         var e = Assert.Throws<KilnException>(() => TestRopeScaling.Parse(text));
-        Assert.StartsWith("--rope-scaling:", e.Message);
+        Assert.StartsWith("rope_scaling:", e.Message);
     }
 
     public static TheoryData<string> LlamaPresets => ["8B", "70B"];
@@ -340,7 +340,7 @@ public sealed class RandomCheckpointWriterTests
         RandomCheckpointWriter.Write(options, outDir, sparse: true);
 
         using var checkpoint = Checkpoint.Open(outDir);
-        var expected = RandomCheckpointWriter.LlamaTensors(options);
+        var expected = RandomCheckpointWriter.Tensors(options);
         Assert.Equal(expected.Count, checkpoint.Tensors.Count);
         foreach (var tensor in expected)
         {

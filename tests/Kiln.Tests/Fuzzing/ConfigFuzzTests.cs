@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using CsCheck;
 using Kiln.Models;
+using Kiln.Models.Llama;
 
 namespace Kiln.Tests.Fuzzing;
 
@@ -123,14 +124,14 @@ public sealed partial class ConfigFuzzTests : IDisposable
     /// <summary>What the graph relies on, checked against the accepted config and the JSON it came from.</summary>
     private static void CheckInvariants(LlamaConfig c, byte[] bytes)
     {
-        Assert.InRange(c.VocabSize, 1, LlamaConfig.MaxVocab);
-        Assert.InRange(c.HiddenSize, 1, LlamaConfig.MaxWidth);
-        Assert.InRange(c.IntermediateSize, 1, LlamaConfig.MaxWidth);
-        Assert.InRange(c.Layers, 1, LlamaConfig.MaxLayers);
-        Assert.InRange(c.MaxPositions, 1, LlamaConfig.MaxPositionLimit);
+        Assert.InRange(c.VocabSize, 1, ConfigLimits.MaxVocab);
+        Assert.InRange(c.HiddenSize, 1, ConfigLimits.MaxWidth);
+        Assert.InRange(c.IntermediateSize, 1, ConfigLimits.MaxWidth);
+        Assert.InRange(c.Layers, 1, ConfigLimits.MaxLayers);
+        Assert.InRange(c.MaxPositions, 1, ConfigLimits.MaxPositions);
         Assert.True(c.KvHeads > 0 && c.Heads % c.KvHeads == 0);
         Assert.True(c.HeadDim > 0 && c.HeadDim % 2 == 0);
-        Assert.InRange((long)c.Heads * c.HeadDim, 1, LlamaConfig.MaxWidth);
+        Assert.InRange((long)c.Heads * c.HeadDim, 1, ConfigLimits.MaxWidth);
         Assert.True(float.IsFinite((float)c.RmsNormEps) && (float)c.RmsNormEps > 0);
         Assert.True(float.IsFinite((float)c.Rope.Theta) && (float)c.Rope.Theta > 0);
         Assert.True(c.Rope.Factor >= 1);

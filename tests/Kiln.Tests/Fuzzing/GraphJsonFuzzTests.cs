@@ -8,7 +8,7 @@ namespace Kiln.Tests.Fuzzing;
 /// <summary>
 /// Fuzzes rank 0's graph.json of a real final snapshot: byte flips, truncation, invalid UTF-8,
 /// duplicated properties, deep nesting, and JSON edits of op names, attributes, shapes, dtypes,
-/// metadata, parameters and recipes, inputs and outputs. The manifest is re-checksummed, so each
+/// the model's facts, metadata, parameters and recipes, inputs and outputs. The manifest is re-checksummed, so each
 /// mutation passes the integrity check and only the strict reader, the verifier and the model checks
 /// stand between it and a run. Contract: a miss with a reason, or a hit that verifies, fits the model
 /// and runs; never an exception.
@@ -28,15 +28,17 @@ public sealed class GraphJsonFuzzTests(PrimedEntry primed) : IClassFixture<Prime
 
     private static readonly string[] DTypes = ["f32", "f16", "bf16", "i64", "i32", "bool", "u8", "f64", "F32", ""];
 
-    private static readonly string[] MetadataKeys =
-        ["vocab_size", "max_position_embeddings", "architecture", "family", "kv_cache", "kv_cache.layers", "kv_cache.kv_heads", "kv_cache.head_dim", "session.prepacking"];
+    private static readonly string[] MetadataKeys = ["kv_cache", "kv_cache.layers", "kv_cache.kv_heads", "kv_cache.head_dim", "session.prepacking"];
+
+    private static readonly string[] ModelFields =
+        ["architecture", "family", "vocab_size", "context_length", "layers", "hidden", "heads", "kv_heads", "head_dim", "bos_token_id", "eos_token_ids"];
 
     private static readonly string[] MetadataValues = ["", "many", "0", "-1", "1", "2", "4", "5", "8", "511", "513", "4096", "2147483648", "true", "True", "1e3", " 512", "LlamaForCausalLM"];
 
     private static readonly string[] Kinds =
     [
         "byte flip", "truncation", "invalid UTF-8", "duplicated property", "deep nesting", "any value", "removal",
-        "op name", "attribute", "shape", "dtype", "metadata", "recipe", "parameter", "value name", "outputs",
+        "op name", "attribute", "shape", "dtype", "model", "metadata", "recipe", "parameter", "value name", "outputs",
     ];
 
     [Fact]
@@ -72,8 +74,8 @@ public sealed class GraphJsonFuzzTests(PrimedEntry primed) : IClassFixture<Prime
         // Every entry damaged alike: the run cannot resume anywhere, so it compiles, answers as uncached and says why.
         (string Name, Action<string> Damage)[] damages =
         [
-            ("vocab_size not a number", e => Tests.Cache.HostileEntry.EditGraph(e, g => g["metadata"]!["vocab_size"] = "many")),
-            ("max positions not a number", e => Tests.Cache.HostileEntry.EditGraph(e, g => g["metadata"]!["max_position_embeddings"] = "1e3")),
+            ("vocab_size not a number", e => Tests.Cache.HostileEntry.EditGraph(e, g => g["model"]!["vocab_size"] = "many")),
+            ("context length changed", e => Tests.Cache.HostileEntry.EditGraph(e, g => g["model"]!["context_length"] = 1000)),
             ("FIFO for a listed file", e => { File.Delete(Tests.Cache.HostileEntry.BuffersFile(e)); Tests.Cache.HostileEntry.MakeFifo(Tests.Cache.HostileEntry.BuffersFile(e)); }),
             ("manifest is a link", e => { File.Move(Path.Combine(e, "manifest.json"), e + ".manifest"); File.CreateSymbolicLink(Path.Combine(e, "manifest.json"), e + ".manifest"); }),
             ("invalid UTF-8", e => Tests.Cache.HostileEntry.Rewrite(e, Tests.Cache.HostileEntry.GraphFile(e), Mutate(File.ReadAllBytes(Tests.Cache.HostileEntry.GraphFile(e)), Array.IndexOf(Kinds, "invalid UTF-8"), 17, 3))),
@@ -179,6 +181,9 @@ public sealed class GraphJsonFuzzTests(PrimedEntry primed) : IClassFixture<Prime
             case "dtype":
                 var dtypes = all.Where(n => n.Parent is JsonObject && n.GetPropertyName() is "dtype" or "to").ToArray();
                 Replace(dtypes[a % dtypes.Length], JsonValue.Create(DTypes[b % DTypes.Length])!);
+                break;
+            case "model":
+                document["model"]![ModelFields[a % ModelFields.Length]] = Value();
                 break;
             case "metadata":
                 var metadata = document["metadata"]!.AsObject();

@@ -30,6 +30,21 @@ public sealed class GraphJsonTests
         Assert.Equal(json, GraphSerializer.ToJson(restored));
     }
 
+    [Theory]
+    [MemberData(nameof(Configs))]
+    public void The_model_facts_are_a_typed_record_that_round_trips(string configPath)
+    {
+        var config = JsonNode.Parse(File.ReadAllText(configPath))!.AsObject();
+        var graph = ModelFactory.Export(config, configPath, OpRegistry.Core);
+        var document = JsonNode.Parse(GraphSerializer.ToJson(graph))!;
+
+        Assert.Equal(ModelFactory.Read(config, configPath).Facts, graph.Model);
+        Assert.Equal((int)config["vocab_size"]!, (int)document["model"]!["vocab_size"]!);
+        Assert.Equal((int)config["max_position_embeddings"]!, (int)document["model"]!["context_length"]!);
+        Assert.Empty(document["metadata"]!.AsObject());
+        Assert.Equal(graph.Model, GraphSerializer.FromJson(document.ToJsonString(), OpRegistry.Core).Model);
+    }
+
     public static TheoryData<string, string> Hostile => new()
     {
         { "duplicated property", "Duplicate property 'schema_version'" },

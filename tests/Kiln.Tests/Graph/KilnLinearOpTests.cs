@@ -20,6 +20,17 @@ public sealed class KilnLinearOpTests
         Assert.Equal(new TensorType(DType.F32, new Shape([Dim.Of(2), Dim.Of(7)])), node.Output.Type);
     }
 
+    [Fact]
+    public void The_kernel_ops_are_registered_with_their_backend_not_among_the_core_ops()
+    {
+        foreach (var op in Kiln.Kernels.KernelOps.All().Select(o => o.Name))
+        {
+            Assert.False(OpRegistry.Core.Contains(op), op);
+            Assert.True(OpRegistry.Default.Contains(op), op);
+        }
+        Assert.Equal(["kiln_linear", "quantized_linear", "all_reduce"], Kiln.Kernels.KernelOps.All().Select(o => o.Name));
+    }
+
     [Theory]
     [InlineData(DType.F32, DType.F32, DType.BF16, "weights must all be f32, all f16 or all bf16")]
     [InlineData(DType.F32, DType.F64, DType.F64, "weights must all be f32, all f16 or all bf16")]

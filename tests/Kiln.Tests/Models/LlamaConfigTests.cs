@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Kiln.Models;
+using Kiln.Models.Llama;
 
 namespace Kiln.Tests.Models;
 

@@ -2,6 +2,7 @@ using Kiln.Checkpoints;
 using Kiln.Compile;
 using Kiln.Graph;
 using Kiln.Models;
+using Kiln.Models.Llama;
 using Kiln.Ops;
 using Kiln.Runtime;
 using Kiln.Transforms;

@@ -45,11 +45,11 @@ public sealed class SamplerTests
     }
 
     [Theory]
-    [InlineData(-0.1f, 0, 1f, "--temperature")]
-    [InlineData(float.NaN, 0, 1f, "--temperature")]
-    [InlineData(1f, -1, 1f, "--top-k")]
-    [InlineData(1f, 0, 0f, "--top-p")]
-    [InlineData(1f, 0, 1.5f, "--top-p")]
+    [InlineData(-0.1f, 0, 1f, "temperature")]
+    [InlineData(float.NaN, 0, 1f, "temperature")]
+    [InlineData(1f, -1, 1f, "top_k")]
+    [InlineData(1f, 0, 0f, "top_p")]
+    [InlineData(1f, 0, 1.5f, "top_p")]
     public void InvalidOptionsNameTheOption(float temperature, int topK, float topP, string option)
     {
         var e = Assert.Throws<KilnException>(() => new Sampler(new SamplingOptions(temperature, topK, topP)));

@@ -2,6 +2,7 @@ using Kiln.Checkpoints;
 using Kiln.Compile;
 using Kiln.Graph.Json;
 using Kiln.Ops;
+using Kiln.Runtime;
 using Kiln.Transforms;
 
 namespace Kiln.Tests.Transforms;

@@ -23,7 +23,7 @@ public sealed class SelectSessionOptionsTests
         Assert.Equal("true", small.Metadata[SessionSettings.PrepackingMetadataKey]);
         Assert.Equal("false", large.Metadata[SessionSettings.PrepackingMetadataKey]);
         Assert.Equal("true", limitMet.Metadata[SessionSettings.PrepackingMetadataKey]);
-        Assert.Equal("select_session_options", small.History.Last(h => h.Name != "pipeline_cache").Name);
+        Assert.Equal("select_session_options", small.History[^1].Name);
     }
 
     [Fact]

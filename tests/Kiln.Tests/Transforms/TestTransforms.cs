@@ -37,7 +37,7 @@ public sealed class BreakResidualTransform : Transform<TransformConfig>
         var sub = graph.CreateNode("sub", add.Inputs);
         graph.InsertBefore(add, sub);
         graph.ReplaceUses(add.Output, sub.Output);
-        graph.RemoveNodes([add]);
+        graph.EraseNode(add);
         return 1;
     }
 }

@@ -1,5 +1,4 @@
 using System.Text.Json.Serialization;
-using Kiln.Transforms;
 using Kiln.Weights;
 
 namespace Kiln.Graph.Json;
@@ -7,6 +6,7 @@ namespace Kiln.Graph.Json;
 /// <summary>The JSON form of a graph: plain data, versioned by <see cref="SchemaVersion"/>.</summary>
 public sealed record GraphDocument(
     int SchemaVersion,
+    ModelFacts? Model,
     SortedDictionary<string, string> Metadata,
     List<ValueDocument> Inputs,
     List<ParameterDocument> Parameters,

@@ -9,14 +9,15 @@ namespace Kiln.Graph.Json;
 /// </summary>
 public static class GraphSerializer
 {
-    /// <summary>Bumped whenever the JSON form changes meaning.</summary>
-    public const int SchemaVersion = 1;
+    /// <summary>Bumped whenever the JSON form changes meaning (2: the model's facts as a typed "model" record, no longer metadata strings).</summary>
+    public const int SchemaVersion = 2;
 
     public static string ToJson(ModelGraph graph) =>
         JsonSerializer.Serialize(ToDocument(graph), GraphJsonContext.Default.GraphDocument);
 
     public static GraphDocument ToDocument(ModelGraph graph) => new(
         SchemaVersion,
+        graph.Model,
         new SortedDictionary<string, string>(graph.Metadata, StringComparer.Ordinal),
         graph.Inputs.Select(Describe).ToList(),
         graph.Parameters.Select(p => new ParameterDocument(p.Name, p.Value.DType.Name(), p.Value.Shape.ToSizes(), p.Recipe)).ToList(),
@@ -98,7 +99,7 @@ public static class GraphSerializer
     {
         if (document.SchemaVersion != SchemaVersion)
             throw new GraphException($"graph schema version {document.SchemaVersion}, this Kiln reads {SchemaVersion}");
-        var graph = new ModelGraph(registry);
+        var graph = new ModelGraph(registry) { Model = document.Model };
         foreach (var (key, value) in document.Metadata) graph.Metadata[key] = value;
         foreach (var input in document.Inputs) graph.AddInput(input.Name, ParseDType(input.Dtype), CheckSize(input.Name, input.Shape));
         foreach (var p in document.Parameters) graph.AddParameter(p.Name, ParseDType(p.Dtype), CheckSize(p.Name, p.Shape), p.Recipe);
@@ -109,9 +110,9 @@ public static class GraphSerializer
         {
             if (!registry.Contains(n.Op)) throw new GraphException($"unknown op '{n.Op}'");
             var inputs = n.Inputs.Select(name => values.GetValueOrDefault(name) ?? throw new GraphException($"{n.Op}: input '{name}' is not defined before use")).ToArray();
-            var outputs = n.Outputs.Select(o => graph.Restore(o.Name, new TensorType(ParseDType(o.Dtype), CheckSize(o.Name, o.Shape)), ValueKind.NodeOutput)).ToArray();
-            foreach (var output in outputs) values[output.Name] = output;
-            graph.Nodes.Add(new Node(n.Op, inputs, outputs, WithDefaults(registry.Get(n.Op), n.Attributes)));
+            var outputs = n.Outputs.Select(o => (o.Name, new TensorType(ParseDType(o.Dtype), CheckSize(o.Name, o.Shape)))).ToArray();
+            var node = graph.AppendRestored(n.Op, inputs, outputs, WithDefaults(registry.Get(n.Op), n.Attributes));
+            foreach (var output in node.Outputs) values[output.Name] = output;
         }
         graph.History.AddRange(document.History);
         graph.NameCounter = document.NameCounter;

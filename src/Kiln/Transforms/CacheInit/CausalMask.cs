@@ -1,4 +1,6 @@
 using Kiln.Graph;
+using Kiln.Transforms.PatternMatching;
+using static Kiln.Transforms.PatternMatching.Pattern;
 
 namespace Kiln.Transforms.CacheInit;
 
@@ -12,52 +14,28 @@ public sealed record CausalMask(Value PositionIds, int? SlidingWindow)
     // Anything at least this negative drives its softmax weight to zero in fp32, like -inf.
     private const double BlockedAtMost = -1e30;
 
+    private static readonly Pattern MaskPattern = CausalMaskPattern();
+
     /// <summary>The mask <paramref name="mask"/> computes, or null if it is not a causal mask of this form.</summary>
-    public static CausalMask? Match(Value mask, IReadOnlyDictionary<Value, Node> producers)
+    public static CausalMask? Match(Value mask)
     {
-        Node? Producer(Value v, string op) => producers.TryGetValue(v, out var n) && n.Op == op ? n : null;
-        double? Constant(Value v) => Producer(v, "constant") is { } c ? c.Float("value") : null;
-        bool Axes(Node n, long axis) => n.Ints("axes") is [var a] && a == axis;
-
-        if (Producer(mask, "unsqueeze") is not { } outer || !Axes(outer, 1)) return null;
-        if (Producer(outer.Inputs[0], "where") is not { } select) return null;
-        if (Constant(select.Inputs[1]) != 0 || Constant(select.Inputs[2]) is not { } blocked || blocked > BlockedAtMost) return null;
-
-        var condition = select.Inputs[0];
-        Node causal;
-        int? window = null;
-        if (Producer(condition, "and") is { } both)
-        {
-            if (Producer(both.Inputs[0], "less_equal") is not { } lessEqual || Producer(both.Inputs[1], "greater") is not { } greater) return null;
-            causal = lessEqual;
-            if (Producer(greater.Inputs[1], "sub") is not { } shifted || Constant(shifted.Inputs[1]) is not { } w
-                || w != Math.Floor(w) || w < 1 || w > int.MaxValue) return null;
-            if (!SamePositions(greater.Inputs[0], causal.Inputs[0], producers, 1) || !SamePositions(shifted.Inputs[0], causal.Inputs[1], producers, -1)) return null;
-            window = (int)w;
-        }
-        else if (Producer(condition, "less_equal") is { } lessEqual)
-        {
-            causal = lessEqual;
-        }
-        else
-        {
-            return null;
-        }
-
-        // key positions = positions.unsqueeze(1), query positions = positions.unsqueeze(-1), of one graph input.
-        if (Producer(causal.Inputs[0], "unsqueeze") is not { } keys || !Axes(keys, 1)) return null;
-        if (Producer(causal.Inputs[1], "unsqueeze") is not { } queries || !Axes(queries, -1)) return null;
-        var positions = keys.Inputs[0];
-        if (!ReferenceEquals(positions, queries.Inputs[0]) || positions.Kind != ValueKind.Input) return null;
-        return new CausalMask(positions, window);
+        if (PatternMatcher.Match(MaskPattern, mask) is not { } captures) return null;
+        int? window = captures.TryGetValue("window", out var w) ? (int)w.Producer!.Float("value") : null;
+        return new CausalMask(captures["positions"], window);
     }
 
-    // a and b are the same value, or both unsqueeze(axis) of the same value.
-    private static bool SamePositions(Value a, Value b, IReadOnlyDictionary<Value, Node> producers, long axis)
+    // Key positions are positions.unsqueeze(1), query positions positions.unsqueeze(-1), of one graph input;
+    // the window's comparison may read its own unsqueezes of them.
+    private static Pattern CausalMaskPattern()
     {
-        if (ReferenceEquals(a, b)) return true;
-        return producers.TryGetValue(a, out var na) && producers.TryGetValue(b, out var nb)
-            && na.Op == "unsqueeze" && nb.Op == "unsqueeze" && na.Ints("axes") is [var x] && x == axis
-            && nb.Ints("axes") is [var y] && y == axis && ReferenceEquals(na.Inputs[0], nb.Inputs[0]);
+        var keys = Op("unsqueeze", Any("positions").Where(p => p.Kind == ValueKind.Input)).Attr("axes", new[] { 1L });
+        var queries = Op("unsqueeze", Any("positions")).Attr("axes", new[] { -1L });
+        var causal = Op("less_equal", keys, queries);
+        var inWindow = Op("greater", keys, Op("sub", queries, Constant("window", IsWindow)));
+        var allowed = OneOf(Op("and", causal, inWindow), causal);
+        return Op("unsqueeze", Op("where", allowed, Constant(0), Constant("blocked", v => v <= BlockedAtMost))).Attr("axes", new[] { 1L });
     }
+
+    // A window is a whole number of tokens, at least one.
+    private static bool IsWindow(double w) => w == Math.Floor(w) && w >= 1 && w <= int.MaxValue;
 }

@@ -39,9 +39,7 @@ public sealed class InsertKvCacheTransform : Transform<InsertKvCacheConfig>
         if (attentions.Count == 0) return 0;
         if (KvCacheSignature.ReadFrom(graph) != null) throw new GraphException("insert_kv_cache: the graph already has a key/value cache");
 
-        var readBefore = ReadValues(graph);
-        var producers = Producers(graph);
-        var consumers = GraphAnalysis.Consumers(graph);
+        var readBefore = graph.Inputs.Concat(graph.Buffers.Select(b => b.Value)).Where(v => v.IsUsed).ToList();
         var first = attentions[0].Inputs;
         var (kvHeads, headDim, batch) = (first[1].Shape[1], first[0].Shape[3], first[0].Shape[0]);
         var seqLens = graph.AddInput(KvCacheSignature.SeqLensInput, DType.I32, Shape.Of(batch));
@@ -53,15 +51,15 @@ public sealed class InsertKvCacheTransform : Transform<InsertKvCacheConfig>
             var (q, k, v, mask) = (node.Inputs[0], node.Inputs[1], node.Inputs[2], node.Inputs[3]);
             if (k.Shape[1] != kvHeads || q.Shape[3] != headDim || q.Shape[0] != batch)
                 throw new GraphException($"insert_kv_cache: attention {node.Output.Name} has another head layout than the first layer; one cache signature needs one");
-            var causal = CausalMask.Match(mask, producers)
+            var causal = CausalMask.Match(mask)
                 ?? throw new GraphException($"insert_kv_cache: the mask of attention {node.Output.Name} is not a causal mask built from the position ids");
             var heads = q.Shape[1].Size;
 
             var inputs = new List<Value>();
-            var rotary = config.FuseRotary ? FusableRotary(q, k, node, causal, producers, consumers) : null;
-            inputs.Add(ToBsd(graph, node, rotary?.Q.Inputs[0] ?? q, producers));
-            inputs.Add(ToBsd(graph, node, rotary?.K.Inputs[0] ?? k, producers));
-            inputs.Add(ToBsd(graph, node, v, producers));
+            var rotary = config.FuseRotary ? FusableRotary(q, k, node, causal) : null;
+            inputs.Add(ToBsd(graph, node, rotary?.Q.Inputs[0] ?? q));
+            inputs.Add(ToBsd(graph, node, rotary?.K.Inputs[0] ?? k));
+            inputs.Add(ToBsd(graph, node, v));
             var cacheShape = Shape.Of(batch, kvHeads, Dim.Sym(KvCacheSignature.MaxSeqSymbol), headDim);
             inputs.Add(graph.AddInput(KvCacheSignature.PastKey(layer), k.DType, cacheShape));
             inputs.Add(graph.AddInput(KvCacheSignature.PastValue(layer), v.DType, cacheShape));
@@ -82,12 +80,12 @@ public sealed class InsertKvCacheTransform : Transform<InsertKvCacheConfig>
             var cached = graph.CreateNode(CachedAttentionOp.Name, inputs, attributes, $"layers.{layer}.cached_attention",
                 [$"layers.{layer}.cached_attention", KvCacheSignature.PresentKey(layer), KvCacheSignature.PresentValue(layer)]);
             graph.InsertBefore(node, cached);
-            ReplaceOutput(graph, node, cached, consumers);
+            ReplaceOutput(graph, node, cached);
             graph.Outputs.Add(cached.Outputs[1]);
             graph.Outputs.Add(cached.Outputs[2]);
         }
 
-        graph.RemoveNodes(GraphAnalysis.DeadNodes(graph));
+        graph.EraseNodes(GraphAnalysis.DeadNodes(graph));
         RemoveUnread(graph, readBefore);
         new KvCacheSignature(attentions.Count, (int)kvHeads.Size, (int)headDim.Size).WriteTo(graph);
         return attentions.Count;
@@ -96,28 +94,27 @@ public sealed class InsertKvCacheTransform : Transform<InsertKvCacheConfig>
     private sealed record RotaryPair(Node Q, Node K);
 
     // q and k rotated by the same rotary_embedding inputs at the mask's positions, read only by this attention.
-    private static RotaryPair? FusableRotary(Value q, Value k, Node attention, CausalMask causal,
-        Dictionary<Value, Node> producers, Dictionary<Value, List<Node>> consumers)
+    private static RotaryPair? FusableRotary(Value q, Value k, Node attention, CausalMask causal)
     {
-        if (!producers.TryGetValue(q, out var rq) || !producers.TryGetValue(k, out var rk)) return null;
+        if (q.Producer is not { } rq || k.Producer is not { } rk) return null;
         if (rq.Op != "rotary_embedding" || rk.Op != "rotary_embedding") return null;
         if (!ReferenceEquals(rq.Inputs[1], causal.PositionIds) || !ReferenceEquals(rk.Inputs[1], causal.PositionIds)) return null;
         if (!ReferenceEquals(rq.Inputs[2], rk.Inputs[2]) || !ReferenceEquals(rq.Inputs[3], rk.Inputs[3])) return null;
         if (rq.Inputs[2].DType != q.DType || q.Shape[3].Size % RotaryHeadDimMultiple != 0) return null;
-        bool OnlyAttention(Value v) => consumers[v] is [var only] && ReferenceEquals(only, attention);
+        bool OnlyAttention(Value v) => v.Users is [var only] && ReferenceEquals(only, attention);
         return OnlyAttention(q) && OnlyAttention(k) ? new RotaryPair(rq, rk) : null;
     }
 
     // [b, N, s, d] -> [b, s, N*d], reusing the traced transpose/reshape that made x when there is one.
-    private static Value ToBsd(ModelGraph graph, Node anchor, Value x, Dictionary<Value, Node> producers)
+    private static Value ToBsd(ModelGraph graph, Node anchor, Value x)
     {
         var (heads, headDim) = (x.Shape[1].Size, x.Shape[3].Size);
         var target = Shape.Of(x.Shape[0], x.Shape[2], heads * headDim);
         Value bsnd;
-        if (producers.TryGetValue(x, out var transpose) && transpose.Op == "transpose" && transpose.Ints("perm").SequenceEqual(SwapHeadsAndSeq))
+        if (x.Producer is { Op: "transpose" } transpose && transpose.Ints("perm").SequenceEqual(SwapHeadsAndSeq))
         {
             bsnd = transpose.Inputs[0];
-            if (producers.TryGetValue(bsnd, out var reshape) && reshape.Op == "reshape" && reshape.Inputs[0].Shape == target)
+            if (bsnd.Producer is { Op: "reshape" } reshape && reshape.Inputs[0].Shape == target)
                 return reshape.Inputs[0];
         }
         else
@@ -128,12 +125,12 @@ public sealed class InsertKvCacheTransform : Transform<InsertKvCacheConfig>
     }
 
     // The attention output [b, H, s, d] becomes [b, s, H*d]: the traced transpose + reshape that follow it are folded.
-    private static void ReplaceOutput(ModelGraph graph, Node attention, Node cached, Dictionary<Value, List<Node>> consumers)
+    private static void ReplaceOutput(ModelGraph graph, Node attention, Node cached)
     {
         var output = cached.Outputs[0];
-        if (consumers.GetValueOrDefault(attention.Output) is [{ Op: "transpose" } transpose] && transpose.Ints("perm").SequenceEqual(SwapHeadsAndSeq)
-            && consumers.GetValueOrDefault(transpose.Output) is [{ Op: "reshape" } reshape] && reshape.Output.Type == output.Type
-            && !graph.Outputs.Contains(attention.Output) && !graph.Outputs.Contains(transpose.Output))
+        if (attention.Output.Users is [{ Op: "transpose" } transpose] && transpose.Ints("perm").SequenceEqual(SwapHeadsAndSeq)
+            && transpose.Output.Users is [{ Op: "reshape" } reshape] && reshape.Output.Type == output.Type
+            && !attention.Output.IsGraphOutput && !transpose.Output.IsGraphOutput)
         {
             graph.ReplaceUses(reshape.Output, output);
             return;
@@ -144,34 +141,17 @@ public sealed class InsertKvCacheTransform : Transform<InsertKvCacheConfig>
         graph.ReplaceUses(attention.Output, Insert(graph, attention, "transpose", split, new() { ["perm"] = new IntsAttribute(SwapHeadsAndSeq) }));
     }
 
+    // Inputs and buffers that the rewrite left unread (the mask's position ids once rotary is fused).
+    private static void RemoveUnread(ModelGraph graph, List<Value> readBefore)
+    {
+        foreach (var input in readBefore.Where(v => v.Kind == ValueKind.Input && !v.IsUsed)) graph.RemoveInput(input);
+        foreach (var buffer in graph.Buffers.Where(b => !b.Value.IsUsed && readBefore.Contains(b.Value)).ToList()) graph.RemoveBuffer(buffer);
+    }
+
     private static Value Insert(ModelGraph graph, Node anchor, string op, Value input, Dictionary<string, AttributeValue> attributes)
     {
         var node = graph.CreateNode(op, [input], attributes);
         graph.InsertBefore(anchor, node);
         return node.Output;
-    }
-
-    private static Dictionary<Value, Node> Producers(ModelGraph graph)
-    {
-        var producers = new Dictionary<Value, Node>(ReferenceEqualityComparer.Instance);
-        foreach (var node in graph.Nodes)
-            foreach (var output in node.Outputs) producers[output] = node;
-        return producers;
-    }
-
-    private static HashSet<Value> ReadValues(ModelGraph graph)
-    {
-        var read = new HashSet<Value>(graph.Outputs, ReferenceEqualityComparer.Instance);
-        foreach (var node in graph.Nodes) read.UnionWith(node.Inputs);
-        return read;
-    }
-
-    // Inputs and buffers that the rewrite left unread (the mask's position ids once rotary is fused).
-    private static void RemoveUnread(ModelGraph graph, HashSet<Value> readBefore)
-    {
-        var read = ReadValues(graph);
-        bool Orphaned(Value v) => readBefore.Contains(v) && !read.Contains(v);
-        graph.Inputs.RemoveAll(Orphaned);
-        graph.Buffers.RemoveAll(b => Orphaned(b.Value));
     }
 }

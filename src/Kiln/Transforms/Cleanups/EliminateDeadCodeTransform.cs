@@ -15,12 +15,12 @@ public sealed class EliminateDeadCodeTransform : Transform<TransformConfig>
     protected override int Rewrite(ModelGraph graph, TransformConfig config, TransformContext context)
     {
         var dead = GraphAnalysis.DeadNodes(graph);
-        graph.RemoveNodes(dead);
+        graph.EraseNodes(dead);
 
-        var read = new HashSet<Value>(graph.Outputs, ReferenceEqualityComparer.Instance);
-        foreach (var node in graph.Nodes) read.UnionWith(node.Inputs);
-        var parameters = graph.Parameters.RemoveAll(p => !read.Contains(p.Value));
-        var buffers = graph.Buffers.RemoveAll(b => !read.Contains(b.Value));
-        return dead.Count + parameters + buffers;
+        var parameters = graph.Parameters.Where(p => !p.Value.IsUsed).ToList();
+        foreach (var parameter in parameters) graph.RemoveParameter(parameter);
+        var buffers = graph.Buffers.Where(b => !b.Value.IsUsed).ToList();
+        foreach (var buffer in buffers) graph.RemoveBuffer(buffer);
+        return dead.Count + parameters.Count + buffers.Count;
     }
 }

@@ -27,12 +27,12 @@ public sealed class FoldConstantsTransform : Transform<TransformConfig>
                 if (ScalarArithmetic.Represent(node.Float("value"), node.Output.DType) is { } v) constants[node.Output] = v;
                 continue;
             }
-            if (node.Outputs.Count != 1 || node.Inputs.Count == 0 || !node.Inputs.TrueForAll(constants.ContainsKey)) continue;
+            if (node.Outputs.Count != 1 || node.Inputs.Count == 0 || !node.Inputs.All(constants.ContainsKey)) continue;
             if (ScalarArithmetic.Evaluate(node.Op, node.Inputs.Select(x => constants[x]).ToArray(), node.Output.DType) is not { } value) continue;
 
             // The constant takes over the node's output value, so its readers need no rewiring.
             var attributes = new Dictionary<string, AttributeValue> { ["value"] = value, ["dtype"] = node.Output.DType.Name() };
-            graph.Nodes[i] = new Node("constant", [], [node.Output], attributes);
+            graph.ReplaceNode(node, "constant", [], attributes);
             constants[node.Output] = value;
             operands.UnionWith(node.Inputs);
             folds++;

@@ -1,4 +1,6 @@
 using Kiln.Graph;
+using Kiln.Transforms.PatternMatching;
+using static Kiln.Transforms.PatternMatching.Pattern;
 
 namespace Kiln.Transforms.Cleanups;
 
@@ -6,7 +8,8 @@ namespace Kiln.Transforms.Cleanups;
 /// post_export: removes nodes that hand an input through unchanged, so its readers read that input:
 /// reshape, slice and expand whose output type equals the input's, cast to the same dtype, transpose
 /// by the identity permutation, add of constant 0 (either side), mul by constant 1 (either side) and
-/// div by constant 1, the arithmetic ones only where no broadcasting enlarges the result.
+/// div by constant 1, the arithmetic ones only where no broadcasting enlarges the result. A constant
+/// operand left unread goes too.
 /// </summary>
 public sealed class RemoveNoOpsTransform : Transform<TransformConfig>
 {
@@ -14,30 +17,24 @@ public sealed class RemoveNoOpsTransform : Transform<TransformConfig>
 
     public override Stage Stage => Stage.PostExport;
 
-    protected override int Rewrite(ModelGraph graph, TransformConfig config, TransformContext context)
-    {
-        var constants = new Dictionary<Value, double>(ReferenceEqualityComparer.Instance);
-        return ValueForwarding.Forward(graph, node =>
-        {
-            if (node.Op == "constant") constants[node.Output] = node.Float("value");
-            return PassedThrough(node, constants) is { } source ? [source] : null;
-        });
-    }
+    public static IReadOnlyList<RewriteRule> Rules { get; } =
+    [
+        PassThrough("reshape", Op("reshape", Any("x"))),
+        PassThrough("slice", Op("slice", Any("x"))),
+        PassThrough("expand", Op("expand", Any("x"))),
+        PassThrough("cast", Op("cast", Any("x"))),
+        PassThrough("transpose", Op("transpose", Any("x")).When(IsIdentityPermutation)),
+        PassThrough("add_zero", Op("add", Any("x"), Constant(0))),
+        PassThrough("mul_one", Op("mul", Any("x"), Constant(1))),
+        PassThrough("div_one", Op("div", Any("x"), Constant(1))),
+    ];
 
-    /// <summary>The input <paramref name="node"/> hands through unchanged, or null.</summary>
-    private static Value? PassedThrough(Node node, Dictionary<Value, double> constants)
-    {
-        bool Is(int input, double value) => constants.TryGetValue(node.Inputs[input], out var v) && v == value;
-        Value? IfSameType(int input) => node.Inputs[input].Type == node.Output.Type ? node.Inputs[input] : null;
+    protected override int Rewrite(ModelGraph graph, TransformConfig config, TransformContext context) =>
+        PatternRewriter.Rewrite(graph, Rules);
 
-        return node.Op switch
-        {
-            "reshape" or "slice" or "expand" or "cast" => IfSameType(0),
-            "transpose" => node.Ints("perm").Select((p, i) => p == i).All(b => b) ? node.Inputs[0] : null,
-            "add" => (Is(1, 0) ? IfSameType(0) : null) ?? (Is(0, 0) ? IfSameType(1) : null),
-            "mul" => (Is(1, 1) ? IfSameType(0) : null) ?? (Is(0, 1) ? IfSameType(1) : null),
-            "div" => Is(1, 1) ? IfSameType(0) : null,
-            _ => null,
-        };
-    }
+    // The root becomes x where that changes nothing: x already has the root's dtype and shape.
+    private static RewriteRule PassThrough(string name, OpPattern pattern) =>
+        new(name, pattern, m => m["x"].Type == m.Root.Output.Type ? [m["x"]] : null);
+
+    private static bool IsIdentityPermutation(Node transpose) => transpose.Ints("perm").Select((p, i) => p == i).All(same => same);
 }

@@ -30,9 +30,7 @@ public sealed class SelectSessionOptionsTransform : Transform<SelectSessionOptio
 
     protected override int Rewrite(ModelGraph graph, SelectSessionOptionsConfig config, TransformContext context)
     {
-        var packable = graph.Nodes.Where(n => n.Op is "linear" or "matmul").SelectMany(n => n.Inputs)
-            .ToHashSet(ReferenceEqualityComparer.Instance);
-        var weightBytes = graph.Parameters.Where(p => packable.Contains(p.Value))
+        var weightBytes = graph.Parameters.Where(p => p.Value.Users.Any(n => n.Op is "linear" or "matmul"))
             .Sum(p => p.Value.Shape.ToSizes().Aggregate(1L, (a, b) => a * b) * p.Value.DType.ByteSize());
         var prepacking = weightBytes > 0 && weightBytes <= config.PrepackingMaxWeightBytes;
         graph.Metadata[SessionSettings.PrepackingMetadataKey] = prepacking ? "true" : "false";

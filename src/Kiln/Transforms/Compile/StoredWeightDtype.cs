@@ -18,21 +18,20 @@ public static class StoredWeightDtype
     public static int Apply(ModelGraph graph, IReadOnlyCollection<Node> linears, Checkpoint checkpoint)
     {
         var kernelReads = new HashSet<Node>(linears, ReferenceEqualityComparer.Instance);
-        var consumers = GraphAnalysis.Consumers(graph);
-        var outputs = new HashSet<Value>(graph.Outputs, ReferenceEqualityComparer.Instance);
         var count = 0;
         foreach (var parameter in graph.Parameters)
         {
             var value = parameter.Value;
-            var readers = consumers.GetValueOrDefault(value) ?? [];
-            if (readers.Count == 0 || outputs.Contains(value)) continue;
-            if (!readers.All(n => IsWeightOf(n, value, kernelReads) || IsLookupIn(n, value))) continue;
+            if (value.Users.Count == 0 || value.IsGraphOutput) continue;
+            if (!value.Users.All(n => IsWeightOf(n, value, kernelReads) || IsLookupIn(n, value))) continue;
             if (Uncast(parameter.Recipe, checkpoint) is not var (recipe, stored)) continue;
             parameter.Recipe = recipe;
+            // In graph order (users are not), so that the casts' names do not depend on the graph's edit history.
+            var lookups = value.Users.Where(n => n.Op == "gather").OrderBy(graph.Nodes.IndexOf).ToList();
             // Lookups are cast while the value still has its f32 type, so that their readers keep theirs.
-            foreach (var lookup in readers.Where(n => n.Op == "gather")) CastRows(graph, lookup);
+            foreach (var lookup in lookups) CastRows(graph, lookup);
             value.Type = value.Type with { DType = stored };
-            foreach (var lookup in readers.Where(n => n.Op == "gather")) lookup.Output.Type = lookup.Output.Type with { DType = stored };
+            foreach (var lookup in lookups) lookup.Output.Type = lookup.Output.Type with { DType = stored };
             count++;
         }
         return count;
@@ -65,7 +64,7 @@ public static class StoredWeightDtype
     private static void CastRows(ModelGraph graph, Node lookup)
     {
         var cast = graph.CreateNode("cast", [lookup.Output], new Dictionary<string, AttributeValue> { ["to"] = DType.F32.Name() }, nameHint: lookup.Output.Name);
+        graph.InsertAfter(lookup, cast);
         graph.ReplaceUses(lookup.Output, cast.Output);
-        graph.Nodes.Insert(graph.Nodes.IndexOf(lookup) + 1, cast);
     }
 }

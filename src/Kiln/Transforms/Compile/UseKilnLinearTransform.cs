@@ -69,8 +69,11 @@ public sealed class UseKilnLinearTransform : Transform<UseKilnLinearConfig>
             var product = graph.CreateNode("kiln_linear", [linear.Inputs[0], .. pieces ?? [weight.Value]], nameHint: linear.Output.Name);
             LinearReplacement.Replace(graph, linear, product);
         }
-        graph.RemoveNodes(linears);
-        graph.RemoveParameters(piecesOf.Where(p => p.Value != null).Select(p => p.Key));
+        graph.EraseNodes(linears);
+        foreach (var (weight, pieces) in piecesOf)
+        {
+            if (pieces != null) graph.RemoveParameter(parameters[weight]);
+        }
         return linears.Count;
     }
 
@@ -94,13 +97,7 @@ public sealed class UseKilnLinearTransform : Transform<UseKilnLinearConfig>
         if (tensors.Any(t => taken.ContainsKey(t.Name))) return null;
         var at = graph.Parameters.IndexOf(weight);
         var pieces = new List<Value>();
-        foreach (var tensor in tensors)
-        {
-            var piece = graph.AddParameter(tensor.Name, tensor.DType, tensor.Shape, LoadRecipe.FromSource(tensor.Name));
-            graph.Parameters.Remove(piece);
-            graph.Parameters.Insert(at++, piece);
-            pieces.Add(piece.Value);
-        }
+        foreach (var tensor in tensors) pieces.Add(graph.InsertParameter(at++, tensor.Name, tensor.DType, tensor.Shape, LoadRecipe.FromSource(tensor.Name)).Value);
         return pieces;
     }
 }

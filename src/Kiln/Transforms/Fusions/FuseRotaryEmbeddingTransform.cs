@@ -1,4 +1,3 @@
-using System.Globalization;
 using Kiln.Graph;
 using Kiln.Transforms.PatternMatching;
 using static Kiln.Transforms.PatternMatching.Pattern;
@@ -53,24 +52,18 @@ public sealed class FuseRotaryEmbeddingTransform : Transform<TransformConfig>
     {
         var (x, invFreq) = (m["x"], m["inv_freq"]);
         if (x.DType != DType.F32 || x.Type != m.Root.Output.Type || invFreq.Shape[0] != Dim.Of(x.Shape[3].Size / 2)) return null;
-        if (!caches.TryGetValue(invFreq, out var cache)) caches[invFreq] = cache = AddCaches(m.Graph, invFreq);
+        if (!caches.TryGetValue(invFreq, out var cache)) caches[invFreq] = cache = AddCaches(m, invFreq);
         return [m.Emit("rotary_embedding", [x, m["position_ids"], cache.Cos, cache.Sin])];
     }
 
     // The caches are rotary_table nodes over inv_freq, placed first so every layer can read them.
-    private static (Value Cos, Value Sin) AddCaches(ModelGraph graph, Value invFreq)
+    private static (Value Cos, Value Sin) AddCaches(Match m, Value invFreq)
     {
-        if (!graph.Metadata.TryGetValue("max_position_embeddings", out var text))
-            throw new KilnException("fuse_rotary_embedding: the graph has no max_position_embeddings metadata to size the cos/sin caches");
-        var positions = long.Parse(text, CultureInfo.InvariantCulture);
+        long positions = m.Graph.Model?.ContextLength
+            ?? throw new KilnException("fuse_rotary_embedding: the graph has no model facts whose context length would size the cos/sin caches");
         var stem = invFreq.Name.EndsWith(".inv_freq", StringComparison.Ordinal) ? invFreq.Name[..^".inv_freq".Length] : invFreq.Name;
-        Value Table(string function)
-        {
-            var node = graph.CreateNode("rotary_table", [invFreq], new Dictionary<string, AttributeValue> { ["positions"] = positions, ["function"] = function },
-                $"{stem}.{function}_cache");
-            graph.Nodes.Insert(0, node);
-            return node.Output;
-        }
+        Value Table(string function) =>
+            m.EmitAtStart("rotary_table", [invFreq], new() { ["positions"] = positions, ["function"] = function }, $"{stem}.{function}_cache");
         var sin = Table("sin");
         return (Table("cos"), sin);
     }

@@ -5,9 +5,10 @@ namespace Kiln.Transforms.PatternMatching;
 
 /// <summary>
 /// A pattern over the values of a graph, declared as data (after tinygrad's UPat): an op with input
-/// patterns, a wildcard, a scalar constant, or alternatives. Any pattern may capture the value it
-/// matches by name; a name used twice must bind the same value. <see cref="Shared"/> marks a subtree
-/// that may also be read outside the match (it is checked, kept, and removed later only if dead).
+/// patterns, a wildcard, a scalar constant (of one value, or of the values a predicate accepts), or
+/// alternatives. Any pattern may capture the value it matches by name; a name used twice must bind the
+/// same value. <see cref="Shared"/> marks a subtree that may also be read outside the match (it is
+/// checked, kept, and removed later only if dead).
 /// </summary>
 public abstract record Pattern
 {
@@ -33,10 +34,13 @@ public abstract record Pattern
     public static OpPattern Op(string op, params Pattern[] inputs) => new(op, [.. inputs]);
 
     /// <summary>A <c>constant</c> node with exactly this value.</summary>
-    public static Pattern Constant(double value) => new ConstantPattern(value);
+    public static Pattern Constant(double value) => new ConstantPattern(v => v == value);
 
     /// <summary>Any <c>constant</c> node, captured by name (read it with <see cref="Match.Constant"/>).</summary>
     public static Pattern Constant(string name) => new ConstantPattern(null).Named(name);
+
+    /// <summary>A <c>constant</c> node whose value <paramref name="accepts"/> takes, captured by name (a mask's "very negative" fill).</summary>
+    public static Pattern Constant(string name, Func<double, bool> accepts) => new ConstantPattern(accepts).Named(name);
 
     /// <summary>The first alternative that leads to a whole match.</summary>
     public static Pattern OneOf(params Pattern[] alternatives) => new AlternativesPattern([.. alternatives]);
@@ -47,8 +51,8 @@ public abstract record Pattern
 
 public sealed record AnyPattern : Pattern;
 
-/// <summary>A scalar <c>constant</c> node; <see cref="Value"/> null accepts any value. Constants are always shared.</summary>
-public sealed record ConstantPattern(double? Value) : Pattern;
+/// <summary>A scalar <c>constant</c> node whose value <see cref="Accepts"/> takes (null: any value). Constants are always shared.</summary>
+public sealed record ConstantPattern(Func<double, bool>? Accepts) : Pattern;
 
 public sealed record AlternativesPattern(ImmutableArray<Pattern> Alternatives) : Pattern;
 
@@ -61,6 +65,9 @@ public sealed record OpPattern(string OpName, ImmutableArray<Pattern> Inputs) : 
     public bool IsCommutative => Inputs.Length == 2 && OpName is "add" or "mul";
 
     public OpPattern When(Func<Node, bool> check) => this with { NodeChecks = NodeChecks.Add(check) };
+
+    /// <summary>Like <see cref="Pattern.Where"/>, typed so that the pattern can still be a rule's root.</summary>
+    public new OpPattern Where(Func<Value, bool> check) => (OpPattern)base.Where(check);
 
     /// <summary>The attribute must equal <paramref name="expected"/>.</summary>
     public OpPattern Attr(string name, AttributeValue expected) =>

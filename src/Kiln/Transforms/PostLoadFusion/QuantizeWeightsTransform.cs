@@ -49,29 +49,18 @@ public sealed class QuantizeWeightsTransform : Transform<QuantizeWeightsConfig>
         }
 
         var parameters = graph.Parameters.ToDictionary(p => p.Value, p => p, (IEqualityComparer<Value>)ReferenceEqualityComparer.Instance);
-        var outputs = new HashSet<Value>(graph.Outputs, ReferenceEqualityComparer.Instance);
         // Each float linear over a weight parameter, with the blocks its weight will be: the stored ones, else the configured scheme's.
         var linears = new List<(Node Linear, QuantScheme Scheme, LoadRecipe Recipe)>();
         foreach (var node in graph.Nodes)
         {
             if (node.Op != "linear" || !parameters.TryGetValue(node.Inputs[1], out var weight)
                 || node.Inputs[0].DType != DType.F32 || node.Inputs[1].DType != DType.F32 || node.Inputs[1].Shape is not { Rank: 2, IsFullyKnown: true }
-                || (!config.OutputLayer && outputs.Contains(node.Output)))
+                || (!config.OutputLayer && node.Output.IsGraphOutput))
                 continue;
             if (StoredBlocks.Packed(weight.Recipe) is var (stored, storedScheme)) linears.Add((node, storedScheme, stored));
             else if (configured is { } scheme) linears.Add((node, scheme, Quantized(weight.Recipe, scheme)));
         }
         var chosen = new HashSet<Node>(linears.Select(l => l.Linear), ReferenceEqualityComparer.Instance);
-        var readers = new Dictionary<Value, List<Node>>(ReferenceEqualityComparer.Instance);
-        foreach (var node in graph.Nodes)
-        {
-            foreach (var input in node.Inputs.Distinct(ReferenceEqualityComparer.Instance).Cast<Value>())
-            {
-                if (!parameters.ContainsKey(input)) continue;
-                if (!readers.TryGetValue(input, out var list)) readers[input] = list = [];
-                list.Add(node);
-            }
-        }
 
         var packedOf = new Dictionary<Value, Value>(ReferenceEqualityComparer.Instance);
         foreach (var (linear, scheme, recipe) in linears)
@@ -79,14 +68,14 @@ public sealed class QuantizeWeightsTransform : Transform<QuantizeWeightsConfig>
             var weight = linear.Inputs[1];
             if (!packedOf.TryGetValue(weight, out var packed))
             {
-                packed = Pack(graph, parameters[weight], scheme, recipe, shared: readers[weight].Any(r => !chosen.Contains(r)));
+                packed = Pack(graph, parameters[weight], scheme, recipe, shared: weight.IsGraphOutput || weight.Users.Any(r => !chosen.Contains(r)));
                 packedOf[weight] = packed;
             }
             var product = graph.CreateNode("quantized_linear", [linear.Inputs[0], packed],
                 new Dictionary<string, AttributeValue> { ["scheme"] = new StringAttribute(scheme.Name()) }, nameHint: linear.Output.Name);
             LinearReplacement.Replace(graph, linear, product);
         }
-        graph.RemoveNodes(chosen);
+        graph.EraseNodes(chosen);
         return linears.Count;
     }
 
@@ -94,17 +83,17 @@ public sealed class QuantizeWeightsTransform : Transform<QuantizeWeightsConfig>
     private static LoadRecipe Quantized(LoadRecipe recipe, QuantScheme scheme) =>
         new(recipe.Sources, [.. recipe.Steps.Where(s => s is not CastStep { To: DType.F32 }), new QuantizeStep(scheme)]);
 
-    // The packed parameter of a weight: in its place under its name, or beside it as NAME.SCHEME when
-    // other nodes still read the float one.
+    // The packed parameter of a weight, made by <paramref name="recipe"/>: beside it as NAME.SCHEME when other nodes
+    // still read the float one, else the weight itself, in its place under its name.
     private static Value Pack(ModelGraph graph, ParameterSpec weight, QuantScheme scheme, LoadRecipe recipe, bool shared)
     {
         var (n, k) = (weight.Value.Shape[0].Size, weight.Value.Shape[1].Size);
-        var at = graph.Parameters.IndexOf(weight);
-        if (!shared) graph.RemoveParameters([weight.Value]);
-        var name = shared ? $"{weight.Name}.{scheme.Name()}" : weight.Name;
-        var packed = graph.AddParameter(name, DType.U8, [n, scheme.RowBytes(k)], recipe);
-        graph.Parameters.Remove(packed);
-        graph.Parameters.Insert(shared ? at + 1 : at, packed);
-        return packed.Value;
+        long[] shape = [n, scheme.RowBytes(k)];
+        if (shared) return graph.InsertParameter(graph.Parameters.IndexOf(weight) + 1, $"{weight.Name}.{scheme.Name()}", DType.U8, shape, recipe).Value;
+        // Only the linears replaced here read it, and they are erased at the end: until then their recorded
+        // input type is stale, which nothing looks at. (Removing the float parameter first is refused: it is still read.)
+        weight.Recipe = recipe;
+        weight.Value.Type = new TensorType(DType.U8, Shape.Of(shape));
+        return weight.Value;
     }
 }

@@ -1,5 +1,7 @@
 using Kiln.Graph;
+using Kiln.Transforms.PatternMatching;
 using Kiln.Weights;
+using static Kiln.Transforms.PatternMatching.Pattern;
 
 namespace Kiln.Transforms.PostLoadFusion;
 
@@ -7,7 +9,10 @@ namespace Kiln.Transforms.PostLoadFusion;
 /// Fuses sibling projections: <c>linear</c> nodes over the same input whose weights are the checkpoint's
 /// <c>PREFIX.MEMBER.weight</c> (e.g. q_proj, k_proj, v_proj) become one <c>linear</c> over a new parameter
 /// <c>PREFIX.FUSED.weight</c> whose recipe concatenates the members' sources along the output dimension,
-/// followed by one <c>split</c> of the last axis into the members' outputs. Only specs and recipes change, never weight data.
+/// followed by one <c>split</c> of the last axis into the members' outputs. Only specs and recipes change,
+/// never weight data. The match is a rewrite rule: the first member's linear is the root and the others
+/// are its siblings (other readers of its input). Members are told apart by their weights' names, not by
+/// what reads them: projections are fused whether or not an attention or swiglu reads them.
 /// </summary>
 public static class SiblingLinears
 {
@@ -15,83 +20,58 @@ public static class SiblingLinears
     public static int Fuse(ModelGraph graph, IReadOnlyList<string> members, string fused)
     {
         var parameters = graph.Parameters.ToDictionary(p => p.Value, p => p, (IEqualityComparer<Value>)ReferenceEqualityComparer.Instance);
-        var byWeightName = graph.Nodes
-            .Where(n => n.Op == "linear" && n.Outputs.Count == 1 && parameters.ContainsKey(n.Inputs[1]))
-            .GroupBy(n => n.Inputs[1].Name, StringComparer.Ordinal)
-            .ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
-        var suffix = $".{members[0]}.weight";
-        var groups = byWeightName.Keys
-            .Where(name => name.EndsWith(suffix, StringComparison.Ordinal))
-            .SelectMany(name => Groups(name[..^suffix.Length], members, byWeightName))
-            .ToList();
-
-        var fusedCount = 0;
-        foreach (var (prefix, linears) in groups)
-        {
-            if (TryFuse(graph, parameters, prefix, linears, fused)) fusedCount++;
-        }
-        if (fusedCount > 0) RemoveUnreadParameters(graph, groups.SelectMany(g => g.Linears).SelectMany(n => n.Inputs.Skip(1)));
-        return fusedCount;
-    }
-
-    private sealed record Group(string Prefix, IReadOnlyList<Node> Linears);
-
-    // One group per linear of the first member that has a sibling of every other member over the same input.
-    private static IEnumerable<Group> Groups(string prefix, IReadOnlyList<string> members, Dictionary<string, List<Node>> byWeightName)
-    {
-        foreach (var first in byWeightName[$"{prefix}.{members[0]}.weight"])
-        {
-            var linears = new List<Node> { first };
-            foreach (var member in members.Skip(1))
+        var replaced = new List<Value>();
+        // Every member has a bias or none has: one rule for each case.
+        RewriteRule Rule(bool hasBias) =>
+            new(hasBias ? $"{fused} with bias" : fused, Linear(members[0], hasBias), m => Build(m, members, fused, hasBias, parameters, replaced))
             {
-                var sibling = byWeightName.GetValueOrDefault($"{prefix}.{member}.weight")?.FirstOrDefault(n => ReferenceEquals(n.Inputs[0], first.Inputs[0]));
-                if (sibling is null) break;
-                linears.Add(sibling);
-            }
-            if (linears.Count == members.Count) yield return new Group(prefix, linears);
-        }
+                Siblings = [.. members.Skip(1).Select(member => Linear(member, hasBias))],
+            };
+        var count = PatternRewriter.Rewrite(graph, Rule(hasBias: false), Rule(hasBias: true));
+        RemoveUnreadParameters(graph, parameters, replaced);
+        return count;
     }
 
-    private static bool TryFuse(ModelGraph graph, Dictionary<Value, ParameterSpec> parameters, string prefix, IReadOnlyList<Node> linears, string fused)
+    // linear(x, PREFIX.MEMBER.weight[, bias]), the weight captured as "MEMBER.weight" and the bias, a vector, as "MEMBER.bias".
+    private static OpPattern Linear(string member, bool hasBias)
     {
-        var hasBias = linears[0].Inputs.Count == 3;
-        if (linears.Any(n => n.Inputs.Count != linears[0].Inputs.Count)) return false;
-        var weights = linears.Select(n => parameters[n.Inputs[1]]).ToList();
+        var weight = Any($"{member}.weight").Where(w => IsParameter(w) && w.Name.EndsWith($".{member}.weight", StringComparison.Ordinal));
+        return hasBias
+            ? Op("linear", Any("x"), weight, Any($"{member}.bias").Where(b => IsParameter(b) && b.Shape.Rank == 1))
+            : Op("linear", Any("x"), weight);
+    }
+
+    private static bool IsParameter(Value value) => value.Kind == ValueKind.Parameter;
+
+    // The fused linear and its split, or null when the members are of different layers, the fused names are
+    // taken, or the recipes cannot be concatenated. Decides before emitting anything, so a refusal costs no names.
+    private static IReadOnlyList<Value>? Build(Match m, IReadOnlyList<string> members, string fused, bool hasBias,
+        Dictionary<Value, ParameterSpec> parameters, List<Value> replaced)
+    {
+        var firstWeight = m[$"{members[0]}.weight"].Name;
+        var prefix = firstWeight[..^$".{members[0]}.weight".Length];
+        if (members.Any(member => m[$"{member}.weight"].Name != $"{prefix}.{member}.weight")) return null;
+        var weights = members.Select(member => parameters[m[$"{member}.weight"]]).ToList();
+        var biases = hasBias ? members.Select(member => parameters[m[$"{member}.bias"]]).ToList() : null;
         var weightName = $"{prefix}.{fused}.weight";
         var biasName = $"{prefix}.{fused}.bias";
-        var taken = graph.ValuesByName();
-        if (taken.ContainsKey(weightName) || (hasBias && taken.ContainsKey(biasName))) return false;
+        var taken = m.Graph.ValuesByName();
+        if (taken.ContainsKey(weightName) || (hasBias && taken.ContainsKey(biasName))) return null;
         var weightRecipe = ConcatRecipe(weights);
-        if (weightRecipe is null) return false;
-        List<ParameterSpec>? biases = null;
-        LoadRecipe? biasRecipe = null;
-        if (hasBias)
-        {
-            if (!linears.All(n => n.Inputs[2] is var b && parameters.ContainsKey(b) && b.Shape.Rank == 1)) return false;
-            biases = linears.Select(n => parameters[n.Inputs[2]]).ToList();
-            biasRecipe = ConcatRecipe(biases);
-            if (biasRecipe is null) return false;
-        }
+        var biasRecipe = biases is null ? null : ConcatRecipe(biases);
+        if (weightRecipe is null || (biases is not null && biasRecipe is null)) return null;
 
-        var x = linears[0].Inputs[0];
-        List<Value> inputs = [x, AddParameterAt(graph, weights[0], weightName, Sizes(weights), weightRecipe)];
-        if (biases != null) inputs.Add(AddParameterAt(graph, biases[0], biasName, Sizes(biases), biasRecipe!));
-
-        // Before the earliest member, where x is available and every member's reader still follows.
-        var anchor = linears.MinBy(graph.Nodes.IndexOf)!;
-        var scope = Scope(anchor.Output.Name);
-        var linear = graph.CreateNode("linear", inputs, nameHint: scope + fused);
-        graph.InsertBefore(anchor, linear);
+        List<Value> inputs = [m["x"], AddParameterAt(m.Graph, weights[0], weightName, Sizes(weights), weightRecipe)];
+        if (biases is not null) inputs.Add(AddParameterAt(m.Graph, biases[0], biasName, Sizes(biases), biasRecipe!));
+        var linear = m.EmitNode("linear", inputs, name: fused);
         // One split, not a slice per member: measured faster on the small default model (per-op overhead).
-        var split = graph.CreateNode("split", [linear.Output], new Dictionary<string, AttributeValue>
+        var split = m.EmitNode("split", [linear.Output], new()
         {
             ["axis"] = new IntAttribute(-1),
-            ["sizes"] = new IntsAttribute([.. linears.Select(n => n.Inputs[1].Shape[0].Size)]),
-        }, scope + "split", null);
-        graph.InsertBefore(anchor, split);
-        for (var i = 0; i < linears.Count; i++) graph.ReplaceUses(linears[i].Output, split.Outputs[i]);
-        graph.RemoveNodes(linears);
-        return true;
+            ["sizes"] = new IntsAttribute([.. weights.Select(w => w.Value.Shape[0].Size)]),
+        });
+        replaced.AddRange(weights.Concat(biases ?? []).Select(p => p.Value));
+        return split.Outputs;
     }
 
     // Sources of every member in order, the steps they share, then the concat along the output dimension.
@@ -136,25 +116,15 @@ public static class SiblingLinears
     }
 
     // Listed where the first member was, so the parameters keep the checkpoint's layer order.
-    private static Value AddParameterAt(ModelGraph graph, ParameterSpec first, string name, long[] shape, LoadRecipe recipe)
-    {
-        var spec = graph.AddParameter(name, first.Value.DType, shape, recipe);
-        graph.Parameters.Remove(spec);
-        graph.Parameters.Insert(graph.Parameters.IndexOf(first), spec);
-        return spec.Value;
-    }
+    private static Value AddParameterAt(ModelGraph graph, ParameterSpec first, string name, long[] shape, LoadRecipe recipe) =>
+        graph.InsertParameter(graph.Parameters.IndexOf(first), name, first.Value.DType, shape, recipe).Value;
 
-    // "layers.0.linear_24" -> "layers.0.", so the new values are named in the layer's scope.
-    private static string Scope(string name)
+    // The members' weights and biases that no node reads once their linears are fused.
+    private static void RemoveUnreadParameters(ModelGraph graph, Dictionary<Value, ParameterSpec> parameters, IEnumerable<Value> candidates)
     {
-        var dot = name.LastIndexOf('.');
-        return dot < 0 ? "" : name[..(dot + 1)];
-    }
-
-    private static void RemoveUnreadParameters(ModelGraph graph, IEnumerable<Value> candidates)
-    {
-        var read = new HashSet<Value>(graph.Outputs, ReferenceEqualityComparer.Instance);
-        foreach (var node in graph.Nodes) read.UnionWith(node.Inputs);
-        graph.RemoveParameters(candidates.Where(v => !read.Contains(v)));
+        foreach (var value in candidates.ToHashSet<Value>(ReferenceEqualityComparer.Instance))
+        {
+            if (!value.IsUsed) graph.RemoveParameter(parameters[value]);
+        }
     }
 }

@@ -22,9 +22,7 @@ public sealed class ShardTensorParallelTransform : Transform<TransformConfig>
     {
         if (context.WorldSize == 1) return 0;
         var share = new TensorParallelShare(context.WorldSize, context.Rank);
-        var producers = graph.Nodes.SelectMany(n => n.Outputs.Select(o => (o, n))).ToDictionary(p => p.o, p => p.n, (IEqualityComparer<Value>)ReferenceEqualityComparer.Instance);
         var parameters = graph.Parameters.ToDictionary(p => p.Value, p => p, (IEqualityComparer<Value>)ReferenceEqualityComparer.Instance);
-        var consumers = GraphAnalysis.Consumers(graph);
         var rowParallel = new List<Node>();
         var blocks = 0;
 
@@ -34,10 +32,10 @@ public sealed class ShardTensorParallelTransform : Transform<TransformConfig>
             var headDim = q.Shape[3].Size;
             var (qStart, qCount) = share.QueryHeads(q.Shape[1].Size);
             var (kvStart, kvCount) = share.KeyValueHeads(k.Shape[1].Size);
-            ShardOutputs(Projection(q, producers, parameters), qStart * headDim, qCount * headDim, parameters);
-            ShardOutputs(Projection(k, producers, parameters), kvStart * headDim, kvCount * headDim, parameters);
-            ShardOutputs(Projection(v, producers, parameters), kvStart * headDim, kvCount * headDim, parameters);
-            var output = OutputProjection(attention, consumers, parameters);
+            ShardOutputs(Projection(q, parameters), qStart * headDim, qCount * headDim, parameters);
+            ShardOutputs(Projection(k, parameters), kvStart * headDim, kvCount * headDim, parameters);
+            ShardOutputs(Projection(v, parameters), kvStart * headDim, kvCount * headDim, parameters);
+            var output = OutputProjection(attention, parameters);
             ShardInputs(output, qStart * headDim, qCount * headDim, parameters);
             rowParallel.Add(output);
             blocks++;
@@ -45,12 +43,12 @@ public sealed class ShardTensorParallelTransform : Transform<TransformConfig>
 
         foreach (var swiglu in graph.Nodes.Where(n => n.Op == "swiglu").ToList())
         {
-            var gate = Linear(producers.GetValueOrDefault(swiglu.Inputs[0]), parameters, "swiglu's gate");
-            var up = Linear(producers.GetValueOrDefault(swiglu.Inputs[1]), parameters, "swiglu's up");
+            var gate = Linear(swiglu.Inputs[0].Producer, parameters, "swiglu's gate");
+            var up = Linear(swiglu.Inputs[1].Producer, parameters, "swiglu's up");
             var (start, count) = share.Features(gate.Inputs[1].Shape[0].Size, $"intermediate size {gate.Inputs[1].Shape[0].Size} (config.json intermediate_size)");
             ShardOutputs(gate, start, count, parameters);
             ShardOutputs(up, start, count, parameters);
-            var down = Linear(SoleConsumer(swiglu.Output, consumers), parameters, "the projection after swiglu");
+            var down = Linear(SoleReader(swiglu.Output), parameters, "the projection after swiglu");
             ShardInputs(down, start, count, parameters);
             rowParallel.Add(down);
             blocks++;
@@ -63,9 +61,9 @@ public sealed class ShardTensorParallelTransform : Transform<TransformConfig>
 
     // The projection whose output reaches attention input `value` through per-head reshapes, transposes,
     // rotary embedding, a per-head norm or a bias add (whose bias is sharded with the projection).
-    private static Node Projection(Value value, Dictionary<Value, Node> producers, Dictionary<Value, ParameterSpec> parameters)
+    private static Node Projection(Value value, Dictionary<Value, ParameterSpec> parameters)
     {
-        for (var node = producers.GetValueOrDefault(value); node != null; node = producers.GetValueOrDefault(node.Inputs[0]))
+        for (var node = value.Producer; node != null; node = node.Inputs[0].Producer)
         {
             switch (node.Op)
             {
@@ -83,15 +81,14 @@ public sealed class ShardTensorParallelTransform : Transform<TransformConfig>
     }
 
     // attention -> transpose -> reshape -> the output projection.
-    private static Node OutputProjection(Node attention, Dictionary<Value, List<Node>> consumers, Dictionary<Value, ParameterSpec> parameters)
+    private static Node OutputProjection(Node attention, Dictionary<Value, ParameterSpec> parameters)
     {
-        var node = SoleConsumer(attention.Output, consumers);
-        while (node is { Op: "transpose" or "reshape" }) node = SoleConsumer(node.Output, consumers);
+        var node = SoleReader(attention.Output);
+        while (node is { Op: "transpose" or "reshape" }) node = SoleReader(node.Output);
         return Linear(node, parameters, "the projection after attention");
     }
 
-    private static Node? SoleConsumer(Value value, Dictionary<Value, List<Node>> consumers) =>
-        consumers.GetValueOrDefault(value) is [var only] ? only : null;
+    private static Node? SoleReader(Value value) => value is { Users: [var only], IsGraphOutput: false } ? only : null;
 
     private static Node Linear(Node? node, Dictionary<Value, ParameterSpec> parameters, string what) =>
         node is { Op: "linear" } && parameters.ContainsKey(node.Inputs[1]) ? node : throw Unsupported($"{what} is not a linear over a weight");
@@ -119,20 +116,24 @@ public sealed class ShardTensorParallelTransform : Transform<TransformConfig>
     private static void AllReduceAfter(ModelGraph graph, Node linear)
     {
         var bias = linear.Inputs.Count == 3 ? linear.Inputs[2] : null;
-        var partial = bias is null ? linear : graph.CreateNode("linear", [linear.Inputs[0], linear.Inputs[1]], nameHint: linear.Output.Name);
+        var partial = linear;
+        if (bias is not null)
+        {
+            partial = graph.CreateNode("linear", [linear.Inputs[0], linear.Inputs[1]], nameHint: linear.Output.Name);
+            graph.InsertAfter(linear, partial);
+        }
         var sum = graph.CreateNode("all_reduce", [partial.Output], nameHint: linear.Output.Name);
-        var result = bias is null ? sum : graph.CreateNode("add", [sum.Output, bias], nameHint: linear.Output.Name);
-        // Readers move to the result while the new nodes are not placed yet, so the all-reduce keeps reading the product.
+        graph.InsertAfter(partial, sum);
+        var result = sum;
+        if (bias is not null)
+        {
+            result = graph.CreateNode("add", [sum.Output, bias], nameHint: linear.Output.Name);
+            graph.InsertAfter(sum, result);
+        }
+        // Every reader of y reads the result instead (the node computing it keeps its own input).
         graph.ReplaceUses(linear.Output, result.Output);
-        var next = NextNode(graph, linear);
-        if (bias is not null) graph.InsertBefore(next, partial);
-        graph.InsertBefore(next, sum);
-        if (bias is null) return;
-        graph.InsertBefore(next, result);
-        graph.RemoveNodes([linear]);
+        if (bias is not null) graph.EraseNode(linear);
     }
-
-    private static Node NextNode(ModelGraph graph, Node node) => graph.Nodes[graph.Nodes.IndexOf(node) + 1];
 
     private static KilnException Unsupported(string what) =>
         new($"tensor parallel: the graph has {what}; shard_tensor_parallel splits attention and swiglu blocks of the fused graph (keep fuse_attention and fuse_swiglu enabled)");

@@ -1,5 +1,6 @@
 using Kiln.Graph;
 using Kiln.Models;
+using Kiln.Models.Llama;
 using Kiln.Ops;
 using Kiln.Tests.Runtime;
 using Kiln.Transforms;
@@ -87,7 +88,9 @@ public sealed class InsertKvCacheTests
         var graph = FusedLlama.Trace(Config);
         // Swap the mask's where branches: the mask now blocks the past, which no cached kernel computes.
         var select = graph.Nodes.Single(n => n.Op == "where");
-        (select.Inputs[1], select.Inputs[2]) = (select.Inputs[2], select.Inputs[1]);
+        var (whenTrue, whenFalse) = (select.Inputs[1], select.Inputs[2]);
+        select.ReplaceInput(1, whenFalse);
+        select.ReplaceInput(2, whenTrue);
         var error = Assert.Throws<GraphException>(() => Apply(graph, new InsertKvCacheConfig()));
         Assert.Contains("not a causal mask", error.Message);
     }

@@ -93,7 +93,7 @@ public sealed class FamilyFusionTests(ITestOutputHelper output)
     {
         var casts = graph.Nodes.Where(n => n.Op == "cast" && n.Inputs[0].DType.Name() == n.String("to")).ToList();
         foreach (var cast in casts) graph.ReplaceUses(cast.Output, cast.Inputs[0]);
-        graph.RemoveNodes(casts);
+        graph.EraseNodes(casts);
     }
 
     // ... and merge nodes computing the same thing (the shared RoPE unsqueezes, equal constants).
@@ -111,7 +111,7 @@ public sealed class FamilyFusionTests(ITestOutputHelper output)
             }
             else seen[key] = node;
         }
-        graph.RemoveNodes(duplicates);
+        graph.EraseNodes(duplicates);
     }
 
     private static string ModelDirectory(string family, TempDir temp) => family switch

@@ -16,6 +16,10 @@ public sealed class FusionTests
 
     private static string[] Ops(ModelGraph graph) => graph.Nodes.Select(n => n.Op).ToArray();
 
+    // The rotary fusion sizes its cos/sin tables by the model's context length.
+    private static ModelFacts ModelOfContext(int positions) => new("LlamaForCausalLM", "llama", VocabSize: 16, ContextLength: positions,
+        Layers: 1, Hidden: 32, Heads: 4, KvHeads: 2, HeadDim: 8, BosTokenId: null, EosTokenIds: []);
+
     // LlamaRMSNorm as traced, with or without the fp32 casts.
     private static Tensor RmsNorm(Tracer t, Tensor x, Tensor weight, bool casts)
     {
@@ -138,7 +142,7 @@ public sealed class FusionTests
         var k = t.Input("k", DType.F32, Batch, 2, Seq, 8);
         t.Output(Rotate(q));
         t.Output(Rotate(k));
-        t.Graph.Metadata["max_position_embeddings"] = positions.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        t.Graph.Model = ModelOfContext(positions);
 
         Assert.Equal(2, Apply(new FuseRotaryEmbeddingTransform(), t.Graph));
 
@@ -187,7 +191,7 @@ public sealed class FusionTests
         var emb = Tensor.Cat(-1, freqs, freqs);
         var q = t.Input("q", DType.F32, Batch, 4, Seq, 8);
         t.Output(q * emb.Cos().Unsqueeze(1) + Tensor.Cat(-1, -q.Slice(-1, 3, long.MaxValue), q.Slice(-1, 0, 3)) * emb.Sin().Unsqueeze(1));
-        t.Graph.Metadata["max_position_embeddings"] = "32";
+        t.Graph.Model = ModelOfContext(32);
 
         Assert.Equal(0, Apply(new FuseRotaryEmbeddingTransform(), t.Graph));
     }

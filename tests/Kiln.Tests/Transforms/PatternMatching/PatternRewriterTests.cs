@@ -180,10 +180,11 @@ public sealed class PatternRewriterTests
         var early = sum.Sin(); // reads the sum before the root
         t.Output(early);
         t.Output(sum.Cos());
+        // cos(a + b) -> exp(b + a): into another op, since a rule that rebuilds its own pattern never reaches a fixed point.
         var rule = new RewriteRule("cos_of_sum", Op("cos", Op("add", Any("a"), Any("b")).Named("sum")), m =>
         {
             var s = m.Emit("add", [m["b"], m["a"]]);
-            return [m.Emit("cos", [s]), s];
+            return [m.Emit("exp", [s]), s];
         }) { AlsoReplaces = ["sum"] };
 
         Assert.Equal(1, PatternRewriter.Rewrite(t.Graph, rule));
@@ -207,6 +208,89 @@ public sealed class PatternRewriterTests
         }
 
         Assert.Equal(Run(), Run());
+    }
+
+    [Fact]
+    public void A_rule_is_tried_only_at_nodes_of_its_root_op()
+    {
+        var (t, x) = NewGraph();
+        t.Output((-(x.Sin().Cos())).Cos());
+        var tried = new List<string>();
+        // The value check on the root runs before anything else: it sees every node the rule is tried at.
+        RewriteRule Counting(string op) => new($"counting_{op}", Op(op, Any("x")).Where(v => { tried.Add(v.Producer!.Op); return true; }), _ => null);
+
+        Assert.Equal(0, PatternRewriter.Rewrite(t.Graph, Counting("cos"), Counting("neg")));
+
+        Assert.Equal(["cos", "neg", "cos"], tried);
+    }
+
+    [Fact]
+    public void Rules_whose_rewrites_enable_each_other_reach_the_fixed_point_in_one_call()
+    {
+        var (t, x) = NewGraph();
+        var y = t.Input("y", DType.F32, Dim.Sym("batch"), 8);
+        t.Output(x - (-y));
+        // a - b -> a + neg(b) emits neg(neg(y)), which only a later pass sees; listed after the rule that removes it.
+        var subtraction = new RewriteRule("subtraction", Op("sub", Any("a"), Any("b")), m => [m.Emit("add", [m["a"], m.Emit("neg", [m["b"]])])]);
+
+        Assert.Equal(2, PatternRewriter.Rewrite(t.Graph, DoubleNegation, subtraction));
+
+        GraphVerifier.Verify(t.Graph);
+        var add = Assert.Single(t.Graph.Nodes);
+        Assert.Equal([x.Value, y.Value], add.Inputs);
+    }
+
+    [Fact]
+    public void Rules_that_never_reach_a_fixed_point_fail_after_the_bound()
+    {
+        var (t, x) = NewGraph();
+        t.Output(x.Sin());
+        var sinToCos = new RewriteRule("sin_to_cos", Op("sin", Any("x")), m => [m.Emit("cos", [m["x"]])]);
+        var cosToSin = new RewriteRule("cos_to_sin", Op("cos", Any("x")), m => [m.Emit("sin", [m["x"]])]);
+
+        var error = Assert.Throws<InvalidOperationException>(() => PatternRewriter.Rewrite(t.Graph, sinToCos, cosToSin));
+
+        Assert.Contains("sin_to_cos, cos_to_sin", error.Message);
+        Assert.Contains($"{PatternRewriter.MaxPasses} passes", error.Message);
+    }
+
+    [Fact]
+    public void Siblings_are_other_readers_of_the_roots_inputs_and_are_replaced_with_it()
+    {
+        var (t, x) = NewGraph();
+        var y = t.Input("y", DType.F32, Dim.Sym("batch"), 8);
+        t.Output(x.Sin());
+        t.Output(y.Cos());
+        t.Output(x.Cos());
+        var rule = new RewriteRule("sin_and_cos", Op("sin", Any("x")), m => [m.Emit("neg", [m["x"]]), m.Emit("exp", [m["x"]])])
+        {
+            Siblings = [Op("cos", Any("x"))],
+        };
+
+        Assert.Equal(1, PatternRewriter.Rewrite(t.Graph, rule));
+
+        GraphVerifier.Verify(t.Graph);
+        Assert.Equal(["neg", "exp", "cos"], t.Graph.Nodes.Select(n => n.Op));
+        Assert.Equal(["neg", "cos", "exp"], t.Graph.Outputs.Select(o => o.Producer!.Op));
+        Assert.Same(y.Value, t.Graph.Outputs[1].Producer!.Inputs[0]);
+    }
+
+    [Fact]
+    public void A_pattern_recognizes_a_value_without_rewriting_and_constants_take_predicates()
+    {
+        var (t, x) = NewGraph();
+        var shifted = x - t.Scalar(-3, DType.F32);
+        t.Output(shifted);
+        var before = GraphPrinter.Print(t.Graph);
+        var negativeShift = Op("sub", Any("x"), Constant("shift", v => v < 0));
+
+        var captures = PatternMatcher.Match(negativeShift, shifted.Value);
+
+        Assert.NotNull(captures);
+        Assert.Same(x.Value, captures["x"]);
+        Assert.Equal(-3, captures["shift"].Producer!.Float("value"));
+        Assert.Null(PatternMatcher.Match(Op("sub", Any("x"), Constant("shift", v => v > 0)), shifted.Value));
+        Assert.Equal(before, GraphPrinter.Print(t.Graph));
     }
 
     private static double ConstantValue(ModelGraph graph, Value value) =>

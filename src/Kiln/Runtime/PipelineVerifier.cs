@@ -1,10 +1,10 @@
 using Kiln.Checkpoints;
 using Kiln.Graph;
 using Kiln.Graph.Json;
-using Kiln.Runtime;
+using Kiln.Transforms;
 using Kiln.Weights;
 
-namespace Kiln.Transforms;
+namespace Kiln.Runtime;
 
 /// <summary>How far one transform's graph is from the exported graph on the verifier's random input.</summary>
 public sealed record VerificationStep(string Transform, double MaxAbsDifference, bool Passed);
@@ -12,7 +12,8 @@ public sealed record VerificationStep(string Transform, double MaxAbsDifference,
 /// <summary>
 /// Runs the graph after each transform on one random input (real weights, real ONNX Runtime) and
 /// compares its logits with the exported reference graph's, so a transform that changes the model's
-/// output is named. Creates a session per transform: meant for small models and tests.
+/// output is named. Creates a session per transform: meant for small models and tests. It lives with the
+/// runtime it runs on; the pipeline only calls it back (an observer of <c>ModelCompiler.Compile</c>).
 /// </summary>
 public sealed class PipelineVerifier
 {
@@ -64,7 +65,7 @@ public sealed class PipelineVerifier
         {
             // A graph from before weight_load has unbound recipes: bind the copy (once: binding starts a GGUF
             // tensor's recipe with its storage steps).
-            if (!graph.History.Any(h => h.Stage == Stage.WeightLoad && !h.Skipped)) WeightBinder.Bind(copy, checkpoint);
+            if (!graph.History.Any(h => h.Stage == Stage.WeightLoad.Name() && !h.Skipped)) WeightBinder.Bind(copy, checkpoint);
             return LoadedModel.Create(checkpoint, copy);
         }
         catch
