@@ -22,6 +22,17 @@ switch (args.FirstOrDefault())
             Console.Error.WriteLine(e.Message);
             return 2;
         }
+    // Kiln reading a GGUF that llama.cpp quantized, against llama.cpp on the same file: see GgufLogitsCheck.
+    case "gguf-logits":
+        try
+        {
+            return GgufLogitsCheck.Run(args[1..]);
+        }
+        catch (ArgumentException e)
+        {
+            Console.Error.WriteLine(e.Message);
+            return 2;
+        }
     // The llama.cpp children of same-weights (one process per engine run, for its own peak RSS).
     case "llama-run": return LlamaCppChild.Run(args[1..]);
     case "llama-logits": return LlamaCppChild.Logits(args[1..]);

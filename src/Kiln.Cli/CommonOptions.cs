@@ -17,8 +17,8 @@ public static class CommonOptions
     public static Option<string> Model(bool required) => new("--model", "-m")
     {
         Description = required
-            ? "Hugging Face checkpoint folder (config.json, *.safetensors, tokenizer.json)."
-            : "Hugging Face checkpoint folder (config.json, *.safetensors, tokenizer.json); default: the embedded stories260K.",
+            ? "Hugging Face checkpoint folder (config.json, *.safetensors, tokenizer.json), or a GGUF file (or a folder holding one)."
+            : "Hugging Face checkpoint folder (config.json, *.safetensors, tokenizer.json), or a GGUF file (or a folder holding one); default: the embedded stories260K.",
         Required = required,
         DefaultValueFactory = required ? null! : _ => DefaultModelPath,
     };

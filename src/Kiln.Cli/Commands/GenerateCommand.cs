@@ -12,7 +12,7 @@ public static class GenerateCommand
     public static Command Create()
     {
         var model = CommonOptions.Model(required: false);
-        var prompt = new Option<string?>("--prompt", "-p") { Description = "Text to continue (encoded with the model's tokenizer.json)." };
+        var prompt = new Option<string?>("--prompt", "-p") { Description = "Text to continue (encoded with the model's tokenizer.json, or a GGUF file's tokenizer)." };
         var promptIds = new Option<string?>("--prompt-ids") { Description = "Token ids to continue, e.g. \"1 403 407\" (no tokenizer needed)." };
         var maxNewTokens = new Option<int>("--max-new-tokens", "-n") { Description = "Most tokens to generate.", DefaultValueFactory = _ => 256 };
         var temperature = new Option<float>("--temperature", "-t") { Description = "0 picks the most likely token (greedy); higher is more random.", DefaultValueFactory = _ => 0f };
@@ -84,7 +84,7 @@ public static class GenerateCommand
     }
 
     private static Tokenizer? TryLoadTokenizer(string modelPath, bool required) =>
-        required || File.Exists(Path.Combine(modelPath, "tokenizer.json")) ? Tokenizer.Load(modelPath) : null;
+        required ? Tokenizer.Load(modelPath) : Tokenizer.TryLoad(modelPath);
 }
 
 /// <summary>`generate --json`; <paramref name="PeakRssBytes"/> is the process's peak resident memory so far.</summary>

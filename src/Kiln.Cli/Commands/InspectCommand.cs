@@ -56,9 +56,9 @@ public static class InspectCommand
     /// <param name="compiled">The same graph after the pipeline: what the session reads.</param>
     public static InspectOutput Summarize(Checkpoint checkpoint, ModelGraph graph, ModelGraph compiled) => new(
         graph.Model?.Architecture ?? "?",
-        checkpoint.Tensors.Values.Sum(t => t.ElementCount),
+        checkpoint.Tensors.Values.Sum(t => t.WeightCount),
         checkpoint.Tensors.Count,
-        checkpoint.Tensors.Values.GroupBy(t => t.DType.Name()).OrderBy(g => g.Key, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Count()),
+        checkpoint.Tensors.Values.GroupBy(t => t.StoredFormat).OrderBy(g => g.Key, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Count()),
         checkpoint.WeightFiles.Select(f => new InspectFile(f.RelativeName, f.Size)).ToArray(),
         graph.Nodes.Count,
         graph.Parameters.Count,

@@ -36,8 +36,7 @@ public sealed class ModelRecord
     /// </summary>
     public static ModelRecord Of(Checkpoint checkpoint, Transforms.Sharding.TensorParallelShare? share = null)
     {
-        var configFile = Path.Combine(checkpoint.Directory, Checkpoint.ConfigFileName);
-        var signature = ModelFactory.Signature(checkpoint.Config, configFile);
+        var signature = ModelFactory.Signature(checkpoint.Config, checkpoint.ConfigPath);
         var kvHeads = share is { Ranks: > 1 } s ? s.KeyValueHeads(signature.Facts.KvHeads).Count : signature.Facts.KvHeads;
         return new ModelRecord(checkpoint, signature, kvHeads);
     }
@@ -126,7 +125,8 @@ public sealed class ModelRecord
             (DType DType, long[] Shape) made;
             try
             {
-                made = RecipeShapes.Infer(sources, parameter.Recipe);
+                // Before load_weights, the recipe reads the tensors as binding will: with the checkpoint's storage steps.
+                made = RecipeShapes.Infer(sources, weightsBound ? parameter.Recipe : WeightBinder.ReadAsStored(parameter.Recipe, sources, _checkpoint));
             }
             catch (Exception e) when (e is KilnException or ArgumentException)
             {

@@ -76,12 +76,19 @@ public static class SnapshotKeys
         ];
     }
 
-    /// <summary>Tensor names, dtypes, shapes and file sizes from the headers; in content mode, the files' bytes too.</summary>
+    /// <summary>
+    /// Tensor names, dtypes (or block formats), shapes, the steps their storage needs (a GGUF file's) and file sizes
+    /// from the headers; in content mode, the files' bytes too.
+    /// </summary>
     private static string Fingerprint(Checkpoint checkpoint, FingerprintMode mode)
     {
         var text = new StringBuilder();
         foreach (var tensor in checkpoint.Tensors.Values.OrderBy(t => t.Name, StringComparer.Ordinal))
-            text.Append(CultureInfo.InvariantCulture, $"{tensor.Name} {tensor.DType.Name()} [{string.Join(",", tensor.Shape)}]\n");
+        {
+            text.Append(CultureInfo.InvariantCulture, $"{tensor.Name} {tensor.StoredFormat} [{string.Join(",", tensor.Shape)}]");
+            foreach (var step in checkpoint.StorageSteps(tensor.Name)) text.Append(" |> ").Append(step);
+            text.Append('\n');
+        }
         foreach (var (name, size) in checkpoint.WeightFiles.OrderBy(f => f.RelativeName, StringComparer.Ordinal))
         {
             text.Append(CultureInfo.InvariantCulture, $"file {name} {size}");

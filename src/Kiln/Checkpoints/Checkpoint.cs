@@ -1,10 +1,14 @@
 using System.Text.Json.Nodes;
+using Kiln.Checkpoints.Gguf;
+using Kiln.Weights;
 
 namespace Kiln.Checkpoints;
 
 /// <summary>
 /// A Hugging Face checkpoint folder: config.json, optional generation and tokenizer files, and the
 /// weights in <c>model.safetensors</c> or in shards listed by <c>model.safetensors.index.json</c>.
+/// Or a GGUF file (<see cref="GgufCheckpoint"/>), read as the Hugging Face checkpoint it stands for: a
+/// config from its metadata, its tensors under their Hugging Face names.
 /// Opening reads headers only; the weight files stay memory-mapped until <see cref="Dispose"/>.
 /// </summary>
 public sealed class Checkpoint : IDisposable
@@ -14,28 +18,42 @@ public sealed class Checkpoint : IDisposable
     public const string SingleWeightsFileName = "model.safetensors";
     public const string IndexFileName = "model.safetensors.index.json";
 
-    private readonly IReadOnlyList<SafetensorsFile> _files;
-    private readonly Dictionary<string, SafetensorsFile> _fileByPath;
+    private readonly IReadOnlyList<MappedFile> _files;
+    private readonly Dictionary<string, MappedFile> _fileByPath;
+    private readonly IReadOnlyDictionary<string, IReadOnlyList<RecipeStep>> _storageSteps;
 
-    private Checkpoint(string directory, JsonObject config, JsonObject? generationConfig, IReadOnlyList<SafetensorsFile> files,
+    private Checkpoint(string directory, JsonObject config, JsonObject? generationConfig, IReadOnlyList<MappedFile> files,
         IReadOnlyDictionary<string, TensorInfo> tensors)
+        : this(directory, System.IO.Path.Combine(directory, ConfigFileName), config, generationConfig, files, tensors, new Dictionary<string, IReadOnlyList<RecipeStep>>(), null)
+    {
+        TokenizerPath = ExistingFile("tokenizer.json");
+        TokenizerConfigPath = ExistingFile("tokenizer_config.json");
+    }
+
+    /// <summary>A checkpoint of already opened files (<see cref="GgufCheckpoint"/>); it takes them over.</summary>
+    internal Checkpoint(string directory, string configPath, JsonObject config, JsonObject? generationConfig, IReadOnlyList<MappedFile> files,
+        IReadOnlyDictionary<string, TensorInfo> tensors, IReadOnlyDictionary<string, IReadOnlyList<RecipeStep>> storageSteps, GgufFile? gguf)
     {
         Directory = directory;
+        ConfigPath = configPath;
         Config = config;
         GenerationConfig = generationConfig;
         _files = files;
         _fileByPath = files.ToDictionary(f => f.Path, StringComparer.Ordinal);
         Tensors = tensors;
-        TokenizerPath = ExistingFile("tokenizer.json");
-        TokenizerConfigPath = ExistingFile("tokenizer_config.json");
+        _storageSteps = storageSteps;
+        Gguf = gguf;
         WeightFiles = files.Select(f => (System.IO.Path.GetFileName(f.Path), f.Length)).ToList();
     }
 
-    /// <summary>The folder, as given to <see cref="Open"/>.</summary>
+    /// <summary>The folder, as given to <see cref="Open"/> (for a GGUF file, the folder that holds it).</summary>
     public string Directory { get; }
 
-    /// <summary>Path of config.json, the name errors about its fields start with.</summary>
-    public string ConfigPath => System.IO.Path.Combine(Directory, ConfigFileName);
+    /// <summary>Path of config.json (for a GGUF file, the file), the name errors about its fields start with.</summary>
+    public string ConfigPath { get; }
+
+    /// <summary>The GGUF file the checkpoint was read from, or null for a Hugging Face folder.</summary>
+    public GgufFile? Gguf { get; }
 
     /// <summary>Path of generation_config.json (which may not exist).</summary>
     public string GenerationConfigPath => System.IO.Path.Combine(Directory, GenerationConfigFileName);
@@ -55,11 +73,17 @@ public sealed class Checkpoint : IDisposable
     /// <summary>Every tensor of every weight file, by name.</summary>
     public IReadOnlyDictionary<string, TensorInfo> Tensors { get; }
 
-    /// <summary>The safetensors files (name relative to <see cref="Directory"/>, size in bytes), in the order opened.</summary>
+    /// <summary>The weight files (name relative to <see cref="Directory"/>, size in bytes), in the order opened.</summary>
     public IReadOnlyList<(string RelativeName, long Size)> WeightFiles { get; }
 
-    /// <summary>Opens <paramref name="directory"/>; throws <see cref="KilnException"/> naming the file and field at fault.</summary>
-    public static Checkpoint Open(string directory)
+    /// <summary>
+    /// Opens <paramref name="path"/>: a Hugging Face folder, a GGUF file, or a folder that holds one GGUF file and no
+    /// config.json (<see cref="GgufCheckpoint.Find"/>); throws <see cref="KilnException"/> naming the file and field at fault.
+    /// </summary>
+    public static Checkpoint Open(string path) =>
+        GgufCheckpoint.Find(path) is { } gguf ? GgufCheckpoint.Open(gguf) : OpenFolder(path);
+
+    private static Checkpoint OpenFolder(string directory)
     {
         if (!System.IO.Directory.Exists(directory))
         {
@@ -74,7 +98,7 @@ public sealed class Checkpoint : IDisposable
         try
         {
             var tensors = OpenWeights(directory, files);
-            return new Checkpoint(directory, config, generationConfig, files, tensors);
+            return new Checkpoint(directory, config, generationConfig, [.. files.Select(f => f.Mapping)], tensors);
         }
         catch
         {
@@ -89,8 +113,15 @@ public sealed class Checkpoint : IDisposable
             ? tensor
             : throw KilnException.InFile(Directory, name, "tensor not found in the checkpoint");
 
+    /// <summary>
+    /// The steps that turn the named tensor as stored into the Hugging Face tensor of that name, which a
+    /// parameter's recipe starts with: llama.cpp's row order of a GGUF file's q and k projections undone
+    /// (<see cref="DeinterleaveRowsStep"/>); none for a Hugging Face folder.
+    /// </summary>
+    public IReadOnlyList<RecipeStep> StorageSteps(string name) => _storageSteps.GetValueOrDefault(name) ?? [];
+
     /// <summary>The open file that holds <paramref name="tensor"/>.</summary>
-    public SafetensorsFile FileOf(TensorInfo tensor) =>
+    public MappedFile FileOf(TensorInfo tensor) =>
         _fileByPath.TryGetValue(tensor.File, out var file)
             ? file
             : throw new ArgumentException($"{tensor.Name} ({tensor.File}) is not a tensor of {Directory}", nameof(tensor));

@@ -50,5 +50,5 @@ public static class ModelCompiler
 
     /// <summary>The reference-form graph of the checkpoint's model, before any transform.</summary>
     public static ModelGraph Export(Checkpoint checkpoint) =>
-        ModelFactory.Export(checkpoint.Config, Path.Combine(checkpoint.Directory, Checkpoint.ConfigFileName), OpRegistry.Default);
+        ModelFactory.Export(checkpoint.Config, checkpoint.ConfigPath, OpRegistry.Default);
 }

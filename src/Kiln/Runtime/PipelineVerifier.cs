@@ -1,6 +1,7 @@
 using Kiln.Checkpoints;
 using Kiln.Graph;
 using Kiln.Graph.Json;
+using Kiln.Transforms;
 using Kiln.Weights;
 
 namespace Kiln.Runtime;
@@ -62,8 +63,9 @@ public sealed class PipelineVerifier
         var checkpoint = Checkpoint.Open(_modelDirectory);
         try
         {
-            // A graph from before weight_load has unbound recipes: bind the copy (idempotent after it).
-            WeightBinder.Bind(copy, checkpoint);
+            // A graph from before weight_load has unbound recipes: bind the copy (once: binding starts a GGUF
+            // tensor's recipe with its storage steps).
+            if (!graph.History.Any(h => h.Stage == Stage.WeightLoad.Name() && !h.Skipped)) WeightBinder.Bind(copy, checkpoint);
             return LoadedModel.Create(checkpoint, copy);
         }
         catch

@@ -1,10 +1,12 @@
+using Kiln.Checkpoints.Gguf;
 using Tokenizers.DotNet;
 using NativeTokenizer = Tokenizers.DotNet.Tokenizer;
 
 namespace Kiln.Runtime;
 
 /// <summary>
-/// Text to token ids and back, as transformers' fast tokenizer does it for a model folder.
+/// Text to token ids and back, as transformers' fast tokenizer does it for a model folder, or for a GGUF
+/// file from its tokenizer metadata (<see cref="GgufTokenizerJson"/>).
 /// </summary>
 /// <remarks>
 /// Normalization, pre-tokenization, the BPE model (merges, byte fallback, byte-level) and the decoder run in
@@ -44,13 +46,21 @@ public sealed class Tokenizer : IDisposable
     /// <summary>Added tokens marked special; <see cref="Decode"/> leaves them out by default.</summary>
     public IReadOnlySet<int> SpecialIds { get; }
 
-    /// <summary>Reads tokenizer.json (required) and tokenizer_config.json (optional) from a model folder.</summary>
-    public static Tokenizer Load(string modelDirectory)
+    /// <summary>
+    /// The tokenizer of the model at <paramref name="model"/> (a folder or a GGUF file, as <c>--model</c> takes them):
+    /// tokenizer.json (required) and tokenizer_config.json (optional) from a Hugging Face folder, or the GGUF file's
+    /// tokenizer metadata.
+    /// </summary>
+    public static Tokenizer Load(string model)
     {
-        var jsonPath = Path.Combine(modelDirectory, TokenizerJson.FileName);
+        if (GgufCheckpoint.Find(model) is { } gguf)
+        {
+            return FromGguf(gguf) ?? throw KilnException.InFile(gguf, $"metadata '{GgufTokenizerJson.ModelKey}'", "absent; text prompts need the model's tokenizer");
+        }
+        var jsonPath = Path.Combine(model, TokenizerJson.FileName);
         if (!File.Exists(jsonPath)) throw new KilnException($"{jsonPath}: not found; text prompts need the model's tokenizer");
         var json = TokenizerJson.Read(jsonPath);
-        var configPath = Path.Combine(modelDirectory, TokenizerConfig.FileName);
+        var configPath = Path.Combine(model, TokenizerConfig.FileName);
         var config = TokenizerConfig.Read(configPath);
 
         var bosId = TokenId(configPath, "bos_token", config.BosToken, json) ?? SingleOrNull(json.Template.Prefix);
@@ -59,6 +69,20 @@ public sealed class Tokenizer : IDisposable
         var suffix = Override(configPath, "add_eos_token", json.Template.Suffix, config.AddEosToken, eosId, atStart: false);
         return new Tokenizer(LoadCore(jsonPath, json.CoreJson), jsonPath, prefix, suffix,
             json.VocabSize, bosId, eosId, json.SpecialIds);
+    }
+
+    /// <summary>The model's tokenizer (<see cref="Load"/>), or null when it has none: no tokenizer.json, or no tokenizer metadata.</summary>
+    public static Tokenizer? TryLoad(string model) =>
+        GgufCheckpoint.Find(model) is { } gguf ? FromGguf(gguf)
+        : File.Exists(Path.Combine(model, TokenizerJson.FileName)) ? Load(model)
+        : null;
+
+    // Null when the file has no tokenizer metadata.
+    private static Tokenizer? FromGguf(string path)
+    {
+        using var file = GgufFile.Open(path);
+        if (GgufTokenizerJson.Read(file.Metadata) is not { } json) return null;
+        return new Tokenizer(LoadCore(path, json.CoreJson), path, json.Prefix, json.Suffix, json.VocabSize, json.BosId, json.EosId, json.SpecialIds);
     }
 
     /// <summary>
@@ -114,7 +138,7 @@ public sealed class Tokenizer : IDisposable
     }
 
     // The native library only loads from a path, so the edited JSON goes through a temporary file.
-    private static NativeTokenizer LoadCore(string jsonPath, string coreJson)
+    private static NativeTokenizer LoadCore(string source, string coreJson)
     {
         var dir = Directory.CreateTempSubdirectory("kiln-tokenizer-");
         try
@@ -125,7 +149,7 @@ public sealed class Tokenizer : IDisposable
         }
         catch (TokenizerException e)
         {
-            throw new KilnException($"{jsonPath}: Hugging Face tokenizers cannot load it: {e.Message.ReplaceLineEndings(" ")}", e);
+            throw new KilnException($"{source}: Hugging Face tokenizers cannot load it: {e.Message.ReplaceLineEndings(" ")}", e);
         }
         finally
         {

@@ -92,23 +92,46 @@ public static unsafe class BlockQuantizer
         }
     }
 
+    /// <summary>
+    /// The weights of <paramref name="rows"/> packed rows at <paramref name="packed"/>, each of <paramref name="k"/>
+    /// (a multiple of 32) weights, into <paramref name="target"/> (rows · k floats), row by row on all threads.
+    /// </summary>
+    public static void Dequantize(byte* packed, long rows, long k, QuantScheme scheme, float* target)
+    {
+        if (k % QuantSchemes.BlockSize != 0 || k > int.MaxValue) throw new ArgumentException($"rows of {k} are not whole blocks", nameof(k));
+        var rowBytes = scheme.RowBytes(k);
+        var (from, to) = ((nint)packed, (nint)target);
+        Parallel.For(0L, (rows + RowsPerChunk - 1) / RowsPerChunk, chunk =>
+        {
+            for (var r = chunk * RowsPerChunk; r < Math.Min(rows, (chunk + 1) * RowsPerChunk); r++)
+            {
+                DequantizeRow(new ReadOnlySpan<byte>((byte*)from + r * rowBytes, (int)rowBytes), scheme, new Span<float>((float*)to + r * k, (int)k));
+            }
+        });
+    }
+
     /// <summary>The weights a packed row stands for (k = <paramref name="row"/>.Length; the padding is dropped).</summary>
     public static void DequantizeRow(ReadOnlySpan<byte> packed, QuantScheme scheme, Span<float> row)
     {
         var blockBytes = scheme.BlockBytes();
-        for (var i = 0; i < row.Length; i++)
+        // int4 (Q4_1) stores a minimum after the scale, so its nibbles start two bytes later.
+        var values = scheme == QuantScheme.Int4 ? 4 : 2;
+        for (var start = 0; start < row.Length; start += QuantSchemes.BlockSize)
         {
-            var block = packed.Slice(i / QuantSchemes.BlockSize * blockBytes, blockBytes);
+            var block = packed.Slice(start / QuantSchemes.BlockSize * blockBytes, blockBytes);
             var d = (float)BitConverter.UInt16BitsToHalf((ushort)(block[0] | block[1] << 8));
-            var j = i % QuantSchemes.BlockSize;
-            var values = scheme == QuantScheme.Int4 ? 4 : 2;
-            var nibble = j < 16 ? block[values + j] & 0xF : block[values + j - 16] >> 4;
-            row[i] = scheme switch
+            var m = scheme == QuantScheme.Int4 ? (float)BitConverter.UInt16BitsToHalf((ushort)(block[2] | block[3] << 8)) : 0f;
+            var count = Math.Min(QuantSchemes.BlockSize, row.Length - start);
+            for (var j = 0; j < count; j++)
             {
-                QuantScheme.Int8 => d * (sbyte)block[2 + j],
-                QuantScheme.Int4Sym => d * (nibble - 8),
-                _ => d * nibble + (float)BitConverter.UInt16BitsToHalf((ushort)(block[2] | block[3] << 8)),
-            };
+                var nibble = j < 16 ? block[values + j] & 0xF : block[values + j - 16] >> 4;
+                row[start + j] = scheme switch
+                {
+                    QuantScheme.Int8 => d * (sbyte)block[2 + j],
+                    QuantScheme.Int4Sym => d * (nibble - 8),
+                    _ => d * nibble + m,
+                };
+            }
         }
     }
 

@@ -54,6 +54,15 @@ public static class QuantSchemes
         return false;
     }
 
+    /// <summary>The name of the same block format in llama.cpp and GGUF files ("q8_0", "q4_1", "q4_0").</summary>
+    public static string LlamaCppName(this QuantScheme scheme) => scheme switch
+    {
+        QuantScheme.Int8 => "q8_0",
+        QuantScheme.Int4 => "q4_1",
+        QuantScheme.Int4Sym => "q4_0",
+        _ => throw new ArgumentOutOfRangeException(nameof(scheme), scheme, null),
+    };
+
     /// <summary>"int8, int4, int4_sym", for error messages.</summary>
     public static string All => string.Join(", ", Enum.GetValues<QuantScheme>().Select(s => s.Name()));
 }

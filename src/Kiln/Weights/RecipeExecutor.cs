@@ -115,6 +115,8 @@ public static unsafe class RecipeExecutor
         ConcatStep concat => [Concat(list, concat.Dim, shapes[0].Shape, allocator)],
         CastStep cast => list.Select(w => Cast(w, cast.To, allocator)).ToList(),
         QuantizeStep quantize => list.Select((w, i) => Quantize(w, quantize.Scheme, shapes[i].Shape, allocator, weightsQuantized)).ToList(),
+        DeinterleaveRowsStep deinterleave => list.Select((w, i) => deinterleave.AppliesTo(i) ? Deinterleave(w, deinterleave.Group, allocator) : w).ToList(),
+        DequantizeStep dequantize => list.Select((w, i) => Dequantize(w, dequantize.Scheme, shapes[i].Shape, allocator)).ToList(),
         _ => throw new ArgumentException($"unknown step {step}", nameof(step)),
     };
 
@@ -213,6 +215,29 @@ public static unsafe class RecipeExecutor
     {
         var target = allocator.Allocate(DType.U8, shape);
         BlockQuantizer.Quantize(source.DType, (void*)source.Pointer, source.Shape[0], source.Shape[1], scheme, (byte*)target.Pointer, weightsQuantized);
+        return target;
+    }
+
+    // Within each group of rows, the even rows, then the odd ones.
+    private static Work Deinterleave(Work source, long group, Allocator allocator)
+    {
+        var target = allocator.Allocate(source.DType, source.Shape);
+        var rowBytes = source.Shape.Skip(1).Aggregate(1L, (a, b) => a * b) * source.DType.ByteSize();
+        var half = group / 2;
+        for (long row = 0; row < source.Shape[0]; row++)
+        {
+            var (start, within) = (row / group * group, row % group);
+            var to = start + (within % 2 == 0 ? within / 2 : half + within / 2);
+            Buffer.MemoryCopy((byte*)source.Pointer + row * rowBytes, (byte*)target.Pointer + to * rowBytes, rowBytes, rowBytes);
+        }
+        return target;
+    }
+
+    private static Work Dequantize(Work source, QuantScheme scheme, long[] shape, Allocator allocator)
+    {
+        var target = allocator.Allocate(DType.F32, shape);
+        var rows = source.Shape[..^1].Aggregate(1L, (a, b) => a * b);
+        BlockQuantizer.Dequantize((byte*)source.Pointer, rows, shape[^1], scheme, (float*)target.Pointer);
         return target;
     }
 

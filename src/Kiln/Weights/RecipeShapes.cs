@@ -93,6 +93,21 @@ public static class RecipeShapes
                     ? (DType.U8, new[] { t.Shape[0], quantize.Scheme.RowBytes(t.Shape[1]) })
                     : throw Fail($"needs a 2-D f32, f16 or bf16 tensor, found {t.DType.Name()} {Format(t.Shape)}")).ToList();
 
+            case DeinterleaveRowsStep deinterleave:
+                if (deinterleave.Group < 2 || deinterleave.Group % 2 != 0)
+                    throw Fail($"group {deinterleave.Group} is not an even number of rows");
+                if (deinterleave.Only is { } only && (only.Length == 0 || only.Distinct().Count() != only.Length || only.Any(i => i < 0 || i >= list.Count)))
+                    throw Fail($"only [{string.Join(", ", only)}] does not name distinct tensors of the {list.Count}");
+                return list.Select((t, i) => !deinterleave.AppliesTo(i) || t.Shape.Length >= 1 && t.Shape[0] % deinterleave.Group == 0
+                    ? (t.DType, t.Shape)
+                    : throw Fail($"needs rows in whole groups of {deinterleave.Group}, found shape {Format(t.Shape)}")).ToList();
+
+            case DequantizeStep dequantize:
+                var blockBytes = dequantize.Scheme.BlockBytes();
+                return list.Select(t => t.DType == DType.U8 && t.Shape.Length >= 1 && t.Shape[^1] % blockBytes == 0
+                    ? (DType.F32, (long[])[.. t.Shape[..^1], t.Shape[^1] / blockBytes * QuantSchemes.BlockSize])
+                    : throw Fail($"needs u8 rows of whole {blockBytes}-byte blocks, found {t.DType.Name()} {Format(t.Shape)}")).ToList();
+
             default:
                 throw Fail("unknown step");
         }

@@ -3,7 +3,10 @@ using Kiln.Graph;
 
 namespace Kiln.Weights;
 
-/// <summary>One checkpoint tensor: its dtype in the file and the dtype the compiled graph reads it as.</summary>
+/// <summary>
+/// One checkpoint tensor: its shape (of the weights, for a tensor stored in blocks), its dtype or block format
+/// in the file, and the dtype the compiled graph reads it as.
+/// </summary>
 /// <param name="Read">The dtype of the parameters made from it ("bf16"; "bf16, f32" when several differ), or "unused".</param>
 public sealed record TensorReadFormat(string Name, long[] Shape, string Stored, string Read);
 
@@ -24,6 +27,6 @@ public static class TensorReadFormats
             }
         }
         return [.. checkpoint.Tensors.Values.OrderBy(t => t.Name, StringComparer.Ordinal).Select(t => new TensorReadFormat(
-            t.Name, t.Shape, t.DType.Name(), readAs.TryGetValue(t.Name, out var set) ? string.Join(", ", set) : Unused))];
+            t.Name, t.WeightShape, t.StoredFormat, readAs.TryGetValue(t.Name, out var set) ? string.Join(", ", set) : Unused))];
     }
 }

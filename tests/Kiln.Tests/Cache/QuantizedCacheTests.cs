@@ -59,21 +59,23 @@ public sealed class QuantizedCacheTests
     }
 
     [Fact]
-    public void Entries_written_with_recipe_schema_1_are_a_clean_miss()
+    public void Entries_written_with_an_older_recipe_schema_are_a_clean_miss()
     {
         using var cache = new CacheDir();
         CachedCompile.Run(TestPaths.DefaultModel, cache.Settings());
-        // What a Kiln before the quantize step left: recipe schema 1 in the manifest and in the key's schema component.
+        // What an older Kiln left (before the deinterleave_rows and dequantize steps): the previous recipe schema in the
+        // manifest and in the key's schema component.
+        var (current, older) = (Kiln.Weights.LoadRecipe.SchemaVersion, Kiln.Weights.LoadRecipe.SchemaVersion - 1);
         var store = new SnapshotStore(cache.Settings());
         foreach (var entry in store.List())
         {
             var manifest = entry.Manifest!;
-            Assert.Contains(manifest.Components, c => c.Name == "schema" && c.Value.Contains("recipe=2", StringComparison.Ordinal));
-            var components = manifest.Components.Select(c => c.Name == "schema" ? c with { Value = c.Value.Replace("recipe=2", "recipe=1", StringComparison.Ordinal) } : c).ToList();
-            var oldKey = SnapshotKeys.Digest("recipe schema 1 " + entry.Key);
+            Assert.Contains(manifest.Components, c => c.Name == "schema" && c.Value.Contains($"recipe={current}", StringComparison.Ordinal));
+            var components = manifest.Components.Select(c => c.Name == "schema" ? c with { Value = c.Value.Replace($"recipe={current}", $"recipe={older}", StringComparison.Ordinal) } : c).ToList();
+            var oldKey = SnapshotKeys.Digest($"recipe schema {older} " + entry.Key);
             Directory.Move(store.EntryDirectory(entry.Key), store.EntryDirectory(oldKey));
             File.WriteAllText(Path.Combine(store.EntryDirectory(oldKey), SnapshotStore.ManifestFile), JsonSerializer.Serialize(
-                manifest with { RecipeSchemaVersion = 1, Key = oldKey, Components = components }, CacheJsonContext.Default.SnapshotManifest));
+                manifest with { RecipeSchemaVersion = older, Key = oldKey, Components = components }, CacheJsonContext.Default.SnapshotManifest));
         }
 
         var again = CachedCompile.Run(TestPaths.DefaultModel, cache.Settings());

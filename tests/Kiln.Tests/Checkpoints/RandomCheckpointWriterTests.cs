@@ -33,7 +33,7 @@ public sealed class RandomCheckpointWriterTests
         Assert.Equal([32L, 48], checkpoint.Tensors["model.layers.0.mlp.down_proj.weight"].Shape);
         Assert.Equal([32L], checkpoint.Tensors["model.layers.0.post_attention_layernorm.weight"].Shape);
         Assert.All(checkpoint.Tensors.Values, t => Assert.Equal(DType.F32, t.DType));
-        Assert.Equal("pt", checkpoint.FileOf(checkpoint.Tensors["lm_head.weight"]).Metadata["format"]);
+        using (var weights = SafetensorsFile.Open(checkpoint.FileOf(checkpoint.Tensors["lm_head.weight"]).Path)) Assert.Equal("pt", weights.Metadata["format"]);
         Assert.Equal(2, (int)checkpoint.GenerationConfig!["eos_token_id"]!);
         Assert.Single(Directory.GetFileSystemEntries(dir.Path)); // no staging folder left behind
     }

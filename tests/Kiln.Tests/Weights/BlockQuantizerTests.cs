@@ -238,7 +238,7 @@ public sealed class BlockQuantizerTests
         var json = System.Text.Json.JsonSerializer.Serialize(recipe, Kiln.Graph.Json.GraphJsonContext.Default.LoadRecipe);
         Assert.Contains("{\"op\":\"quantize\",\"scheme\":\"int4_sym\"}", string.Concat(json.Where(c => !char.IsWhiteSpace(c))));
         Assert.Equal(recipe.ToString(), System.Text.Json.JsonSerializer.Deserialize(json, Kiln.Graph.Json.GraphJsonContext.Default.LoadRecipe)!.ToString());
-        Assert.Equal(2, LoadRecipe.SchemaVersion);
+        Assert.True(LoadRecipe.SchemaVersion >= 2, "the quantize step came with recipe schema 2");
     }
 
     [Fact]

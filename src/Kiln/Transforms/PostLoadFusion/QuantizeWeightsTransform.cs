@@ -26,7 +26,9 @@ public sealed record QuantizeWeightsConfig : TransformConfig
 /// weight's recipe gets a final <c>quantize(scheme)</c>, and loses its casts to f32: widening is exact,
 /// so quantizing the bf16/f16 source directly gives the same blocks without a float copy. A weight that
 /// other nodes also read (a tied embedding) keeps its float parameter, and the products read a new one,
-/// NAME.SCHEME.
+/// NAME.SCHEME. A weight the checkpoint stores in blocks (a GGUF Q8_0 or Q4_0 tensor, read through a
+/// <c>dequantize</c> step) keeps them whatever the scheme, "none" included: its recipe loses the dequantize
+/// and the product reads the stored blocks, never a float copy.
 /// </summary>
 public sealed class QuantizeWeightsTransform : Transform<QuantizeWeightsConfig>
 {
@@ -38,41 +40,54 @@ public sealed class QuantizeWeightsTransform : Transform<QuantizeWeightsConfig>
     {
         if (config.Embedding)
             throw new KilnException($"{Name}.embedding: quantizing the embedding table is not supported (its gather reads float rows); leave it false");
-        if (config.Scheme == "none") return 0;
-        if (!QuantSchemes.TryParse(config.Scheme, out var scheme))
-            throw new KilnException($"{Name}.scheme: '{config.Scheme}' is not one of none, {QuantSchemes.All}");
+        QuantScheme? configured = null;
+        if (config.Scheme != "none")
+        {
+            configured = QuantSchemes.TryParse(config.Scheme, out var parsed)
+                ? parsed
+                : throw new KilnException($"{Name}.scheme: '{config.Scheme}' is not one of none, {QuantSchemes.All}");
+        }
 
         var parameters = graph.Parameters.ToDictionary(p => p.Value, p => p, (IEqualityComparer<Value>)ReferenceEqualityComparer.Instance);
-        var linears = graph.Nodes
-            .Where(n => n.Op == "linear" && parameters.ContainsKey(n.Inputs[1])
-                && n.Inputs[0].DType == DType.F32 && n.Inputs[1].DType == DType.F32 && n.Inputs[1].Shape is { Rank: 2, IsFullyKnown: true }
-                && (config.OutputLayer || !n.Output.IsGraphOutput))
-            .ToList();
-        var chosen = new HashSet<Node>(linears, ReferenceEqualityComparer.Instance);
+        // Each float linear over a weight parameter, with the blocks its weight will be: the stored ones, else the configured scheme's.
+        var linears = new List<(Node Linear, QuantScheme Scheme, LoadRecipe Recipe)>();
+        foreach (var node in graph.Nodes)
+        {
+            if (node.Op != "linear" || !parameters.TryGetValue(node.Inputs[1], out var weight)
+                || node.Inputs[0].DType != DType.F32 || node.Inputs[1].DType != DType.F32 || node.Inputs[1].Shape is not { Rank: 2, IsFullyKnown: true }
+                || (!config.OutputLayer && node.Output.IsGraphOutput))
+                continue;
+            if (StoredBlocks.Packed(weight.Recipe) is var (stored, storedScheme)) linears.Add((node, storedScheme, stored));
+            else if (configured is { } scheme) linears.Add((node, scheme, Quantized(weight.Recipe, scheme)));
+        }
+        var chosen = new HashSet<Node>(linears.Select(l => l.Linear), ReferenceEqualityComparer.Instance);
 
         var packedOf = new Dictionary<Value, Value>(ReferenceEqualityComparer.Instance);
-        foreach (var linear in linears)
+        foreach (var (linear, scheme, recipe) in linears)
         {
             var weight = linear.Inputs[1];
             if (!packedOf.TryGetValue(weight, out var packed))
             {
-                packed = Pack(graph, parameters[weight], scheme, shared: weight.IsGraphOutput || weight.Users.Any(r => !chosen.Contains(r)));
+                packed = Pack(graph, parameters[weight], scheme, recipe, shared: weight.IsGraphOutput || weight.Users.Any(r => !chosen.Contains(r)));
                 packedOf[weight] = packed;
             }
             var product = graph.CreateNode("quantized_linear", [linear.Inputs[0], packed],
                 new Dictionary<string, AttributeValue> { ["scheme"] = new StringAttribute(scheme.Name()) }, nameHint: linear.Output.Name);
             LinearReplacement.Replace(graph, linear, product);
         }
-        graph.EraseNodes(linears);
+        graph.EraseNodes(chosen);
         return linears.Count;
     }
 
-    // The packed parameter of a weight: beside it as NAME.SCHEME when other nodes still read the float
-    // one, else the weight itself, in its place under its name.
-    private static Value Pack(ModelGraph graph, ParameterSpec weight, QuantScheme scheme, bool shared)
+    // The recipe quantizing a float weight: its casts to f32 dropped (widening is exact, so the blocks are the same), then quantize.
+    private static LoadRecipe Quantized(LoadRecipe recipe, QuantScheme scheme) =>
+        new(recipe.Sources, [.. recipe.Steps.Where(s => s is not CastStep { To: DType.F32 }), new QuantizeStep(scheme)]);
+
+    // The packed parameter of a weight, made by <paramref name="recipe"/>: beside it as NAME.SCHEME when other nodes
+    // still read the float one, else the weight itself, in its place under its name.
+    private static Value Pack(ModelGraph graph, ParameterSpec weight, QuantScheme scheme, LoadRecipe recipe, bool shared)
     {
         var (n, k) = (weight.Value.Shape[0].Size, weight.Value.Shape[1].Size);
-        var recipe = new LoadRecipe(weight.Recipe.Sources, [.. weight.Recipe.Steps.Where(s => s is not CastStep { To: DType.F32 }), new QuantizeStep(scheme)]);
         long[] shape = [n, scheme.RowBytes(k)];
         if (shared) return graph.InsertParameter(graph.Parameters.IndexOf(weight) + 1, $"{weight.Name}.{scheme.Name()}", DType.U8, shape, recipe).Value;
         // Only the linears replaced here read it, and they are erased at the end: until then their recorded

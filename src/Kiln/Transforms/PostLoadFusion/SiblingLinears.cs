@@ -76,7 +76,9 @@ public static class SiblingLinears
 
     // Sources of every member in order, the steps they share, then the concat along the output dimension.
     // Members that differ only in a first slice (each rank's share, from sharding) get one slice_each step.
-    // Null when the members differ in other steps, dtype or input width, or a recipe has its own concat.
+    // Members that start with llama.cpp's row order undone (q and k of a GGUF file, not v) keep it as one
+    // deinterleave_rows step for those members, first. Null when the members differ in other steps, dtype
+    // or input width, or a recipe already joins tensors.
     private static LoadRecipe? ConcatRecipe(IReadOnlyList<ParameterSpec> members)
     {
         var first = members[0];
@@ -84,19 +86,25 @@ public static class SiblingLinears
         foreach (var member in members)
         {
             var recipe = member.Recipe;
-            if (recipe.Sources.Count != 1 || recipe.Steps.Any(s => s is ConcatStep or SliceEachStep) || member.Value.DType != first.Value.DType) return null;
+            if (recipe.Sources.Count != 1 || recipe.Steps.Any(s => s is ConcatStep or SliceEachStep or DeinterleaveRowsStep { Only: not null })
+                || member.Value.DType != first.Value.DType) return null;
             var memberShape = member.Value.Shape;
             if (memberShape.Rank != shape.Rank || !memberShape.IsFullyKnown || Enumerable.Range(1, shape.Rank - 1).Any(d => memberShape[d] != shape[d])) return null;
         }
         var sources = members.Select(m => m.Recipe.Sources[0]).ToList();
-        if (members.All(m => m.Recipe.Steps.SequenceEqual(first.Recipe.Steps)))
-            return new LoadRecipe(sources, [.. first.Recipe.Steps, new ConcatStep(0)]);
+        var deinterleaved = members.Select((m, i) => (Step: m.Recipe.Steps.FirstOrDefault() as DeinterleaveRowsStep, Index: i)).Where(d => d.Step is not null).ToList();
+        if (deinterleaved.Select(d => d.Step!.Group).Distinct().Count() > 1) return null;
+        List<RecipeStep> leading = deinterleaved.Count == 0 ? [] : [new DeinterleaveRowsStep(deinterleaved[0].Step!.Group, [.. deinterleaved.Select(d => d.Index)])];
+        var steps = members.Select(m => m.Recipe.Steps.Skip(m.Recipe.Steps.FirstOrDefault() is DeinterleaveRowsStep ? 1 : 0).ToList()).ToList();
 
-        if (first.Recipe.Steps is not [SliceStep { Dim: var dim }, ..]) return null;
-        var rest = first.Recipe.Steps.Skip(1).ToList();
-        if (!members.All(m => m.Recipe.Steps is [SliceStep s, ..] && s.Dim == dim && m.Recipe.Steps.Skip(1).SequenceEqual(rest))) return null;
-        var slices = members.Select(m => (SliceStep)m.Recipe.Steps[0]).ToList();
-        return new LoadRecipe(sources, [new SliceEachStep(dim, [.. slices.Select(s => s.Start)], [.. slices.Select(s => s.Length)]), .. rest, new ConcatStep(0)]);
+        if (steps.All(s => s.SequenceEqual(steps[0])))
+            return new LoadRecipe(sources, [.. leading, .. steps[0], new ConcatStep(0)]);
+
+        if (steps[0] is not [SliceStep { Dim: var dim }, ..]) return null;
+        var rest = steps[0].Skip(1).ToList();
+        if (!steps.All(s => s is [SliceStep slice, ..] && slice.Dim == dim && s.Skip(1).SequenceEqual(rest))) return null;
+        var slices = steps.Select(s => (SliceStep)s[0]).ToList();
+        return new LoadRecipe(sources, [.. leading, new SliceEachStep(dim, [.. slices.Select(s => s.Start)], [.. slices.Select(s => s.Length)]), .. rest, new ConcatStep(0)]);
     }
 
     // The members' shape with their output dimensions (dim 0) added up.
