@@ -48,7 +48,6 @@ try
         Progress($"reference {prompts.Count}/{wanted}: {reference.CompletionTokens} tokens, {Rate(reference):F1} tokens/s alone");
     }
     if (prompts.Count < wanted) throw new InvalidOperationException($"only {prompts.Count} of {3 * wanted} prompts ran to --max-tokens without an EOS");
-    var single = Stats.Median(references.Select(Rate));
 
     // 2. The load: every client sends its requests one after another, all clients at once.
     Progress($"{a.Clients} clients x {a.Requests} requests");
@@ -69,10 +68,12 @@ try
     if (mismatches > 0) failures.Add($"{mismatches} of {results.Count} outputs differ from their single-stream output");
     var ttft = results.Select(r => r.Result.TimeToFirstTokenMs).ToList();
 
-    // 3. Aggregate decode throughput with K streams started together (first K prompts), against one stream.
-    Progress($"{a.Streams} streams at once");
-    var together = await Task.WhenAll(prompts.Take(a.Streams).Select(p => StreamRequest.RunAsync(server.Http, modelId, p, a.MaxTokens, clock, timeout.Token)));
-    var aggregate = together.Sum(r => r.CompletionTokens - 1) / ((together.Max(r => r.LastMs) - together.Min(r => r.FirstMs)) / 1000);
+    // 3. Aggregate decode throughput: K streams started together (the first K prompts), against one stream
+    //    alone; tokens counted by the server, over the time when every stream was decoding (their prompts
+    //    all prefilled, none finished).
+    Progress($"1 stream, then {a.Streams} streams at once");
+    var single = await DecodeThroughput.MeasureAsync(server, modelId, prompts.Take(1).ToList(), a.MaxTokens, clock, timeout.Token);
+    var aggregate = await DecodeThroughput.MeasureAsync(server, modelId, prompts.Take(a.Streams).ToList(), a.MaxTokens, clock, timeout.Token);
 
     // 4. Disconnects: each stream is dropped after its first event; slots must all be free and RSS flat.
     CancelResult? cancels = null;
