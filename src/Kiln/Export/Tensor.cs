@@ -27,6 +27,7 @@ public readonly record struct Tensor(Tracer Tracer, Value Value)
     public Tensor Cos() => Tracer.Op("cos", [this]);
     public Tensor Sin() => Tracer.Op("sin", [this]);
     public Tensor Silu() => Tracer.Op("silu", [this]);
+    public Tensor Tanh() => Tracer.Op("tanh", [this]);
     public Tensor Cast(DType to) => Tracer.Op("cast", [this], new() { ["to"] = to.Name() });
 
     public Tensor Mean(long axis, bool keepdim) =>
