@@ -34,21 +34,22 @@ public static class GraphSerializer
     /// <summary>Reads a graph; any problem (bad JSON, other schema version, unknown op, failed verification) is a <see cref="GraphException"/>.</summary>
     public static ModelGraph FromJson(string json, OpRegistry registry) => FromDocument(ReadDocument(json), registry);
 
-    private static readonly System.Text.UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
-
-    /// <summary>Parses a graph file's bytes: strict UTF-8 (invalid bytes are refused, not replaced), then <see cref="ReadDocument(string)"/>.</summary>
+    /// <summary>
+    /// Parses a graph file's bytes: strict UTF-8 (invalid bytes are refused, not replaced), then the JSON
+    /// straight from the bytes. No string of the whole file is made: at a large model's size it would be
+    /// a large-object allocation that starts a full garbage collection in a fresh process.
+    /// </summary>
     public static GraphDocument ReadDocument(ReadOnlySpan<byte> utf8)
     {
-        string json;
+        if (!System.Text.Unicode.Utf8.IsValid(utf8)) throw new GraphException("graph JSON is not valid UTF-8");
         try
         {
-            json = StrictUtf8.GetString(utf8);
+            return Checked(JsonSerializer.Deserialize(utf8, GraphJsonContext.Default.GraphDocument));
         }
-        catch (System.Text.DecoderFallbackException)
+        catch (Exception e) when (IsMalformed(e))
         {
-            throw new GraphException("graph JSON is not valid UTF-8");
+            throw Malformed(e);
         }
-        return ReadDocument(json);
     }
 
     /// <summary>Parses the JSON form without building the graph; malformed JSON (duplicated properties, too deep, unknown members) is a <see cref="GraphException"/>.</summary>
@@ -56,14 +57,20 @@ public static class GraphSerializer
     {
         try
         {
-            return RefuseNulls(JsonSerializer.Deserialize(json, GraphJsonContext.Default.GraphDocument) ?? throw new GraphException("graph JSON is null"));
+            return Checked(JsonSerializer.Deserialize(json, GraphJsonContext.Default.GraphDocument));
         }
-        // System.Text.Json reports a recipe step or attribute without its "op"/"kind" discriminator as NotSupportedException.
-        catch (Exception e) when (e is JsonException or NotSupportedException)
+        catch (Exception e) when (IsMalformed(e))
         {
-            throw new GraphException($"malformed graph JSON: {e.Message}");
+            throw Malformed(e);
         }
     }
+
+    // System.Text.Json reports a recipe step or attribute without its "op"/"kind" discriminator as NotSupportedException.
+    private static bool IsMalformed(Exception e) => e is JsonException or NotSupportedException;
+
+    private static GraphException Malformed(Exception e) => new($"malformed graph JSON: {e.Message}");
+
+    private static GraphDocument Checked(GraphDocument? document) => RefuseNulls(document ?? throw new GraphException("graph JSON is null"));
 
     // System.Text.Json refuses a null for a non-nullable property, but not inside a list or as a
     // dictionary's value: those are refused here, so nothing that reads the document meets a null.
