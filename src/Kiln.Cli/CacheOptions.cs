@@ -105,6 +105,13 @@ public static class CacheOptions
         Console.Error.WriteLine($"kiln: {report.Summary}");
     }
 
+    /// <summary>Says why a saved tokenizer could not be used (a hit, a first save and a GGUF model's tokenizer go unsaid).</summary>
+    public static void Report(TokenizerReport? report)
+    {
+        if (report is { Status: "miss", Reason: { } reason } && reason.StartsWith(TokenizerReport.UnusablePrefix, StringComparison.Ordinal))
+            Console.Error.WriteLine($"kiln: tokenizer miss ({reason}); prepared it from the model's files");
+    }
+
     /// <summary>"10G", "500M", "64K" or a byte count.</summary>
     public static long ParseSize(string text)
     {

@@ -35,14 +35,19 @@ public static class GenerateCommand
             sampling.Validate();
 
             var modelPath = p.GetValue(model)!;
-            using var tokenizer = text is not null || !p.GetValue(json) ? TryLoadTokenizer(modelPath, required: text is not null) : null;
+            if (text is not null) Tokenizer.EnsurePresent(modelPath);
             var context = p.GetValue(CommonOptions.Context);
             var pipeline = PipelineConfig.Load(p.GetValue(CommonOptions.Pipeline), CommonOptions.Sets(p));
+            var cache = CacheOptions.Cache(p);
             using var loaded = QuantizeProgressBar.Around(progress => LoadedModel.Load(modelPath,
                 new SessionSettings(IntraOpThreads: TensorParallel.Threads(p.GetValue(CommonOptions.Threads)), Context: context, ContextSource: "--context"), pipeline,
-                CacheOptions.Cache(p), progress, TensorParallel.World));
+                cache, progress, TensorParallel.World));
             CacheOptions.Report(loaded.Cache);
             CacheOptions.Report(loaded.WeightsCache);
+            // After the model: the tokenizer tier lives in the compile's final cache entry.
+            var tokenizerClock = System.Diagnostics.Stopwatch.StartNew();
+            using var tokenizer = text is not null || !p.GetValue(json) ? LoadTokenizer(modelPath, cache.TokenizerTierFor(loaded.Cache)) : null;
+            var tokenizerMs = tokenizerClock.Elapsed.TotalMilliseconds;
             CommonOptions.NoteContext(context, loaded.Context, loaded.MaxPositions);
             var promptTokens = text is not null ? tokenizer!.Encode(text) : CommonOptions.ParseIds(ids!, "--prompt-ids");
 
@@ -53,7 +58,7 @@ public static class GenerateCommand
                 var result = generator.Generate(promptTokens, options);
                 var output = new GenerateOutput(result.PromptIds, result.NewIds, tokenizer?.Decode(result.NewIds), result.StopReason,
                     new GenerateTimings(loaded.Timings.TotalMs, loaded.Timings.PipelineMs, loaded.Timings.WeightsMs, loaded.Timings.SessionMs,
-                        result.FirstTokenMs, result.TotalMs, result.DecodeTokensPerSecond),
+                        tokenizerMs, result.FirstTokenMs, result.TotalMs, result.DecodeTokensPerSecond),
                     System.Diagnostics.Process.GetCurrentProcess().PeakWorkingSet64);
                 Console.WriteLine(JsonSerializer.Serialize(output, CliJsonContext.Default.GenerateOutput));
                 return 0;
@@ -83,13 +88,23 @@ public static class GenerateCommand
         return result;
     }
 
-    private static Tokenizer? TryLoadTokenizer(string modelPath, bool required) =>
-        required ? Tokenizer.Load(modelPath) : Tokenizer.TryLoad(modelPath);
+    // Through the cache's tokenizer tier when there is one; null for a model without a tokenizer.
+    private static Tokenizer? LoadTokenizer(string modelPath, Kiln.Cache.TokenizerTier? tier)
+    {
+        if (!Tokenizer.IsPresent(modelPath)) return null;
+        if (tier is null) return Tokenizer.Load(modelPath);
+        var tokenizer = tier.Load(modelPath);
+        CacheOptions.Report(tier.Report);
+        return tokenizer;
+    }
 }
 
 /// <summary>`generate --json`; <paramref name="PeakRssBytes"/> is the process's peak resident memory so far.</summary>
 public sealed record GenerateOutput(int[] PromptIds, int[] NewIds, string? Text, string StopReason, GenerateTimings Timings, long PeakRssBytes);
 
-/// <summary>Load (= pipeline + weights + session: the start before the first token) and generation, in milliseconds.</summary>
-public sealed record GenerateTimings(double LoadMs, double PipelineMs, double WeightsMs, double SessionMs,
+/// <summary>
+/// Load (= pipeline + weights + session: the model's start before the first token), the tokenizer's load
+/// (through the cache's tokenizer tier) and generation, in milliseconds.
+/// </summary>
+public sealed record GenerateTimings(double LoadMs, double PipelineMs, double WeightsMs, double SessionMs, double TokenizerMs,
     double FirstTokenMs, double GenerateMs, double DecodeTokensPerSecond);

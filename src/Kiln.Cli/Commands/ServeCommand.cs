@@ -49,21 +49,26 @@ public static class ServeCommand
 
             ServedModel Load()
             {
-                var tokenizer = Tokenizer.Load(modelPath);
+                Tokenizer.EnsurePresent(modelPath);
+                var loaded = LoadedModel.Load(modelPath, new SessionSettings(IntraOpThreads: p.GetValue(CommonOptions.Threads), Context: context, ContextSource: "--context"),
+                    pipeline, cache);
+                Tokenizer? tokenizer = null;
                 try
                 {
-                    var loaded = LoadedModel.Load(modelPath, new SessionSettings(IntraOpThreads: p.GetValue(CommonOptions.Threads), Context: context, ContextSource: "--context"),
-                        pipeline, cache);
                     CacheOptions.Report(loaded.Cache);
                     CacheOptions.Report(loaded.WeightsCache);
                     CommonOptions.NoteContext(context, loaded.Context, loaded.MaxPositions);
+                    var tokenizerTier = cache.TokenizerTierFor(loaded.Cache);
+                    tokenizer = tokenizerTier?.Load(modelPath) ?? Tokenizer.Load(modelPath);
+                    CacheOptions.Report(tokenizerTier?.Report);
                     var id = p.GetValue(name) ?? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(modelPath)));
                     var (template, problem) = ChatTemplateOf(modelPath);
                     return new ServedModel(id, loaded, tokenizer, StopTokens.Of(loaded.Checkpoint), loaded.Cache, template, problem);
                 }
                 catch
                 {
-                    tokenizer.Dispose();
+                    tokenizer?.Dispose();
+                    loaded.Dispose();
                     throw;
                 }
             }

@@ -113,6 +113,10 @@ public sealed class PipelineCache(CacheSettings settings, ICommunicator? ranks =
     public WeightsTier? WeightsTierFor(CacheReport? report) =>
         report is { Status: "hit" or "miss", FinalKey: { } key } && Settings.Mode != CacheMode.Off ? new WeightsTier(Settings, key, _ranks, saveProgress) : null;
 
+    /// <summary>The tokenizer tier of the compile that <paramref name="report"/> describes: kept in its final entry; null when the cache is off.</summary>
+    public TokenizerTier? TokenizerTierFor(CacheReport? report) =>
+        report is { Status: "hit" or "miss", FinalKey: { } key } && Settings.Mode != CacheMode.Off ? new TokenizerTier(Settings, key) : null;
+
     // Tries the points from the last to the first; every rank must restore the same point.
     private CachedCompile.Start RestoreLatest(SnapshotStore store, IReadOnlyList<SnapshotKey> keys, ModelRecord model, PipelineConfig pipeline)
     {

@@ -37,4 +37,5 @@ public sealed record CacheStatistics(long Hits, SortedDictionary<string, long> M
 [JsonSerializable(typeof(CacheStatistics))]
 [JsonSerializable(typeof(WeightsManifest))]
 [JsonSerializable(typeof(ContentHashMemo))]
+[JsonSerializable(typeof(TokenizerFolderFacts))]
 public sealed partial class CacheJsonContext : JsonSerializerContext;

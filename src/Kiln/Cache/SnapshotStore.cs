@@ -380,7 +380,7 @@ public sealed class SnapshotStore(CacheSettings settings, IProgress<SaveProgress
     }
 
     // A directory with what it holds; anything else (a link, a file where an entry should be) by itself.
-    private static void DeleteQuietly(string directory)
+    internal static void DeleteQuietly(string directory)
     {
         try
         {

@@ -87,7 +87,7 @@ public sealed class WeightsTier(CacheSettings settings, string graphKey, ICommun
         catch
         {
             // The checkpoint's own error is the run's; the half-made file goes with its staging folder.
-            if (staging is not null && ranks.Rank == 0) DeleteQuietly(staging);
+            if (staging is not null && ranks.Rank == 0) SnapshotStore.DeleteQuietly(staging);
             throw;
         }
         var saved = false;
@@ -96,7 +96,7 @@ public sealed class WeightsTier(CacheSettings settings, string graphKey, ICommun
             identity ??= AgreedIdentity(hashing, warnings);
             saved = identity is { } id && Save(staging, file, FolderOf(id.Key), id.Key, id.Content, clock.Elapsed.TotalMilliseconds, warnings);
         }
-        if (!saved && staging is not null && ranks.Rank == 0) DeleteQuietly(staging);
+        if (!saved && staging is not null && ranks.Rank == 0) SnapshotStore.DeleteQuietly(staging);
         var made = weights.Parameters.Where(p => products.Any(s => s.Name == p.Name) && (p.IsCopy || file is not null)).ToList();
         Report = new WeightsReport("miss", reason, identity?.Key, clock.Elapsed.TotalMilliseconds, made.Count, made.Sum(p => p.ByteLength), saved, warnings);
         RecordStats(hit: false, reason, quarantined, warnings);
@@ -452,16 +452,6 @@ public sealed class WeightsTier(CacheSettings settings, string graphKey, ICommun
         var trash = Path.Combine(settings.PipelineDirectory, $".trash-weights-{Guid.NewGuid():N}");
         try { DurableFiles.Rename(folder, trash); }
         catch (IOException) { return; }
-        DeleteQuietly(trash);
-    }
-
-    private static void DeleteQuietly(string directory)
-    {
-        try
-        {
-            if (FileStatus.OfPath(directory) is { IsDirectory: true }) Directory.Delete(directory, recursive: true);
-            else File.Delete(directory);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+        SnapshotStore.DeleteQuietly(trash);
     }
 }

@@ -23,17 +23,16 @@ public sealed class Tokenizer : IDisposable
     private readonly int[] suffix;
     private bool disposed;
 
-    private Tokenizer(NativeTokenizer core, string file, int[] prefix, int[] suffix,
-        int vocabSize, int? bosId, int? eosId, IReadOnlySet<int> specialIds)
+    private Tokenizer(NativeTokenizer core, string file, TokenizerFacts facts)
     {
         this.core = core;
         this.file = file;
-        this.prefix = prefix;
-        this.suffix = suffix;
-        VocabSize = vocabSize;
-        BosId = bosId;
-        EosId = eosId;
-        SpecialIds = specialIds;
+        prefix = facts.Prefix;
+        suffix = facts.Suffix;
+        VocabSize = facts.VocabSize;
+        BosId = facts.BosId;
+        EosId = facts.EosId;
+        SpecialIds = facts.SpecialIds.ToHashSet();
     }
 
     /// <summary>One more than the largest id of the vocabulary and the added tokens.</summary>
@@ -53,12 +52,46 @@ public sealed class Tokenizer : IDisposable
     /// </summary>
     public static Tokenizer Load(string model)
     {
+        var (source, facts, coreJson) = Prepare(model);
+        return FromPrepared(source, facts, coreJson);
+    }
+
+    /// <summary>The model's tokenizer (<see cref="Load"/>), or null when it has none: no tokenizer.json, or no tokenizer metadata.</summary>
+    public static Tokenizer? TryLoad(string model) => IsPresent(model) ? Load(model) : null;
+
+    /// <summary>Refuses, with <see cref="Load"/>'s error, a model without a tokenizer: before a long load rather than after it.</summary>
+    public static void EnsurePresent(string model)
+    {
+        if (!IsPresent(model)) throw Absent(model);
+    }
+
+    private static KilnException Absent(string model) => GgufCheckpoint.Find(model) is { } gguf
+        ? KilnException.InFile(gguf, $"metadata '{GgufTokenizerJson.ModelKey}'", "absent; text prompts need the model's tokenizer")
+        : new KilnException($"{Path.Combine(model, TokenizerJson.FileName)}: not found; text prompts need the model's tokenizer");
+
+    /// <summary>Whether <see cref="Load"/> finds a tokenizer for <paramref name="model"/>: a tokenizer.json, or a GGUF file's tokenizer metadata.</summary>
+    public static bool IsPresent(string model)
+    {
+        if (GgufCheckpoint.Find(model) is not { } gguf) return File.Exists(Path.Combine(model, TokenizerJson.FileName));
+        using var file = GgufFile.Open(gguf);
+        return file.Metadata.Has(GgufTokenizerJson.ModelKey);
+    }
+
+    /// <summary>
+    /// What loading the tokenizer of <paramref name="model"/> reads and checks: the file it comes from, the
+    /// facts Kiln applies itself, and the JSON handed to Hugging Face's library (<see cref="FromPrepared"/>).
+    /// </summary>
+    public static (string Source, TokenizerFacts Facts, string CoreJson) Prepare(string model)
+    {
         if (GgufCheckpoint.Find(model) is { } gguf)
         {
-            return FromGguf(gguf) ?? throw KilnException.InFile(gguf, $"metadata '{GgufTokenizerJson.ModelKey}'", "absent; text prompts need the model's tokenizer");
+            using var file = GgufFile.Open(gguf);
+            var fromGguf = GgufTokenizerJson.Read(file.Metadata) ?? throw Absent(model);
+            return (gguf, new TokenizerFacts(fromGguf.Prefix, fromGguf.Suffix, fromGguf.VocabSize, fromGguf.BosId, fromGguf.EosId, [.. fromGguf.SpecialIds.Order()]),
+                fromGguf.CoreJson);
         }
         var jsonPath = Path.Combine(model, TokenizerJson.FileName);
-        if (!File.Exists(jsonPath)) throw new KilnException($"{jsonPath}: not found; text prompts need the model's tokenizer");
+        if (!File.Exists(jsonPath)) throw Absent(model);
         var json = TokenizerJson.Read(jsonPath);
         var configPath = Path.Combine(model, TokenizerConfig.FileName);
         var config = TokenizerConfig.Read(configPath);
@@ -67,23 +100,19 @@ public sealed class Tokenizer : IDisposable
         var eosId = TokenId(configPath, "eos_token", config.EosToken, json) ?? SingleOrNull(json.Template.Suffix);
         var prefix = Override(configPath, "add_bos_token", json.Template.Prefix, config.AddBosToken, bosId, atStart: true);
         var suffix = Override(configPath, "add_eos_token", json.Template.Suffix, config.AddEosToken, eosId, atStart: false);
-        return new Tokenizer(LoadCore(jsonPath, json.CoreJson), jsonPath, prefix, suffix,
-            json.VocabSize, bosId, eosId, json.SpecialIds);
+        return (jsonPath, new TokenizerFacts(prefix, suffix, json.VocabSize, bosId, eosId, [.. json.SpecialIds.Order()]), json.CoreJson);
     }
 
-    /// <summary>The model's tokenizer (<see cref="Load"/>), or null when it has none: no tokenizer.json, or no tokenizer metadata.</summary>
-    public static Tokenizer? TryLoad(string model) =>
-        GgufCheckpoint.Find(model) is { } gguf ? FromGguf(gguf)
-        : File.Exists(Path.Combine(model, TokenizerJson.FileName)) ? Load(model)
-        : null;
+    /// <summary>A tokenizer from what <see cref="Prepare"/> made; errors name <paramref name="source"/>.</summary>
+    public static Tokenizer FromPrepared(string source, TokenizerFacts facts, string coreJson) =>
+        new(LoadCore(source, coreJson), source, facts);
 
-    // Null when the file has no tokenizer metadata.
-    private static Tokenizer? FromGguf(string path)
-    {
-        using var file = GgufFile.Open(path);
-        if (GgufTokenizerJson.Read(file.Metadata) is not { } json) return null;
-        return new Tokenizer(LoadCore(path, json.CoreJson), path, json.Prefix, json.Suffix, json.VocabSize, json.BosId, json.EosId, json.SpecialIds);
-    }
+    /// <summary>
+    /// A tokenizer from what <see cref="Prepare"/> made, its core JSON already in the file <paramref name="coreJsonPath"/>
+    /// (where a cache keeps it): Hugging Face's library loads it in place. Errors name <paramref name="source"/>.
+    /// </summary>
+    public static Tokenizer FromPreparedFile(string source, TokenizerFacts facts, string coreJsonPath) =>
+        new(LoadNative(source, coreJsonPath), source, facts);
 
     /// <summary>
     /// Token ids of <paramref name="text"/>, with BOS/EOS as the model's tokenizer adds them, or without
@@ -145,15 +174,23 @@ public sealed class Tokenizer : IDisposable
         {
             var path = Path.Combine(dir.FullName, TokenizerJson.FileName);
             File.WriteAllText(path, coreJson);
-            return new NativeTokenizer(path);
-        }
-        catch (TokenizerException e)
-        {
-            throw new KilnException($"{source}: Hugging Face tokenizers cannot load it: {e.Message.ReplaceLineEndings(" ")}", e);
+            return LoadNative(source, path);
         }
         finally
         {
             dir.Delete(recursive: true);
+        }
+    }
+
+    private static NativeTokenizer LoadNative(string source, string coreJsonPath)
+    {
+        try
+        {
+            return new NativeTokenizer(coreJsonPath);
+        }
+        catch (TokenizerException e)
+        {
+            throw new KilnException($"{source}: Hugging Face tokenizers cannot load it: {e.Message.ReplaceLineEndings(" ")}", e);
         }
     }
 

@@ -55,8 +55,10 @@ public sealed class KilnChatClient : IChatClient
         try
         {
             var chatTemplate = ChatTemplate.Load(modelDirectory);
-            var tokenizer = Push(disposables, Tokenizer.Load(modelDirectory));
+            Tokenizer.EnsurePresent(modelDirectory);
             var model = Push(disposables, LoadedModel.Load(modelDirectory, settings, cache: cache));
+            // After the model: the tokenizer tier lives in the compile's final cache entry.
+            var tokenizer = Push(disposables, cache?.TokenizerTierFor(model.Cache)?.Load(modelDirectory) ?? Tokenizer.Load(modelDirectory));
             var engine = Push(disposables, new ServingEngine(model, options ?? new EngineOptions()));
             var name = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(modelDirectory)));
             return new KilnChatClient(engine, tokenizer, chatTemplate, StopTokens.Of(model.Checkpoint), name, [.. disposables]);
