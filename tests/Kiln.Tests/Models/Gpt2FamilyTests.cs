@@ -83,6 +83,39 @@ public sealed class Gpt2FamilyTests(ITestOutputHelper output)
         Assert.True(largest <= 1e-4f, $"logits differ by {largest}");
     }
 
+    [Fact]
+    public void A_checkpoint_saved_from_the_base_model_without_the_transformer_prefix_gives_the_oracle_logits()
+    {
+        // As the original gpt2 files: tensor names without "transformer.", and the attention's causal-mask buffers beside them.
+        using var dir = new TempDir();
+        File.Copy(Path.Combine(Oracle, "config.json"), dir.File("config.json"));
+        using (var weights = SafetensorsFile.Open(Path.Combine(Oracle, "model.safetensors")))
+        {
+            var layers = weights.Tensors.Keys.Count(n => n.EndsWith(".attn.c_attn.weight", StringComparison.Ordinal));
+            var masks = Enumerable.Range(0, layers).Select(layer => new SafetensorsEntry($"h.{layer}.attn.bias", DType.F32, [1, 1, 4, 4]));
+            var entries = weights.Tensors.Values.Select(t => new SafetensorsEntry(t.Name["transformer.".Length..], t.DType, t.Shape)).Concat(masks);
+            using var writer = SafetensorsWriter.Create(dir.File("model.safetensors"), entries);
+            foreach (var entry in writer.Order)
+            {
+                writer.WriteTensor(entry.Name, weights.Tensors.TryGetValue("transformer." + entry.Name, out var tensor)
+                    ? weights.GetBytes(tensor)
+                    : new byte[entry.ByteLength]);
+            }
+            writer.Complete();
+        }
+
+        using var model = LoadedModel.Load(dir.Path);
+        Assert.Contains(model.Graph.Parameters, p => p.Recipe.Sources.Contains("wte.weight"));
+        using var reference = SafetensorsFile.Open(Path.Combine(Oracle, "expected_logits.safetensors"));
+        var sequence = OracleCase.Load("gpt2")[2];
+        var logits = model.Forward(sequence.InputIds.Select(i => (long)i).ToArray(), Enumerable.Range(0, sequence.InputIds.Length).Select(i => (long)i).ToArray());
+        var expected = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(reference.GetBytes(reference.Tensors["seq2.logits"]));
+        Assert.Equal(expected.Length, logits.Length);
+        var largest = 0f;
+        for (var i = 0; i < logits.Length; i++) largest = Math.Max(largest, Math.Abs(logits[i] - expected[i]));
+        Assert.True(largest <= 1e-4f, $"logits differ by {largest}");
+    }
+
     [Theory]
     [InlineData("n_head", "3", "config.json: n_head: 3 does not divide n_embd 64")]
     [InlineData("activation_function", "\"relu\"", "config.json: activation_function: unsupported activation 'relu' (supported: gelu_new, gelu_pytorch_tanh)")]
