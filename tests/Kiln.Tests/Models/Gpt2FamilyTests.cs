@@ -4,6 +4,7 @@ using Kiln.Graph;
 using Kiln.Models;
 using Kiln.Ops;
 using Kiln.Runtime;
+using Kiln.Tests.Cache;
 using Kiln.Transforms;
 using Xunit.Abstractions;
 
@@ -175,6 +176,43 @@ public sealed class Gpt2FamilyTests(ITestOutputHelper output)
         Assert.Equal(100, expected.Length);
         Assert.True(expected.Max() - expected.Min() > 0.1f, "the logits are nearly constant: the test would not see a wrong shard");
         Assert.True(expected.Zip(actual).Max(p => Math.Abs(p.First - p.Second)) <= 1e-4f);
+    }
+
+    [Fact]
+    public void A_rank_holds_its_share_of_every_projection_and_sums_after_attention_and_the_mlp()
+    {
+        var graphs = new FakeWorld(2).Run(world =>
+        {
+            using var checkpoint = Checkpoint.Open(Oracle);
+            return Kiln.Compile.ModelCompiler.Compile(checkpoint, PipelineConfig.Load(), world: world).Graph;
+        });
+        foreach (var graph in graphs)
+        {
+            Assert.Equal(2 * 2, graph.Nodes.Count(n => n.Op == "all_reduce"));
+            var shapes = graph.Parameters.ToDictionary(p => p.Name, p => p.Value.Shape.ToSizes());
+            // Two of four heads (q, k, v: 32 rows each) and half of the 128 MLP features; c_proj's read their input columns.
+            Assert.Equal([96L, 64], shapes["transformer.h.0.attn.qkv_proj.weight"]);
+            Assert.Equal([64L, 32], shapes["transformer.h.0.attn.c_proj.weight"]);
+            Assert.Equal([64L, 64], shapes["transformer.h.1.mlp.c_fc.weight"]);
+            Assert.Equal([64L], shapes["transformer.h.1.mlp.c_fc.bias"]);
+            Assert.Equal([64L, 64], shapes["transformer.h.1.mlp.c_proj.weight"]);
+            Assert.Equal([256L, 64], shapes["transformer.wte.weight"]);
+        }
+    }
+
+    [Fact]
+    public void A_gelu_that_is_not_between_two_projections_stays_whole_on_every_rank()
+    {
+        // GeGLU's form, gelu(gate) * up: not a linear-gelu-linear block, so sharding leaves it (every rank computes it all).
+        var t = new Kiln.Export.Tracer(OpRegistry.Default);
+        var x = t.Input("x", DType.F32, Dim.Sym("batch"), Dim.Sym("seq"), 64);
+        var gate = t.Op("linear", [x, t.Parameter("gate.weight", 128, 64)]);
+        var up = t.Op("linear", [x, t.Parameter("up.weight", 128, 64)]);
+        t.Output(t.Op("linear", [t.Op("gelu", [gate], new() { ["approximate"] = "tanh" }) * up, t.Parameter("down.weight", 64, 128)]));
+
+        Assert.Equal(0, new Kiln.Transforms.Sharding.ShardTensorParallelTransform().Apply(t.Graph, new TransformConfig(), new TransformContext(null, worldSize: 2)));
+        Assert.All(t.Graph.Parameters, p => Assert.Empty(p.Recipe.Steps));
+        Assert.DoesNotContain(t.Graph.Nodes, n => n.Op == "all_reduce");
     }
 
     [Fact]
