@@ -62,9 +62,10 @@ public static class TestModelCommand
             if (!DTypeExtensions.TryParse(dtypeName, out var weightType))
                 throw new KilnException($"--dtype: '{dtypeName}' is not a dtype (f32, f16 or bf16)");
             var familyName = p.GetValue(family)!;
+            var modelTypeName = p.GetValue(modelType) ?? FamilyRegistry.Named(familyName)?.ModelTypes[0] ?? familyName;
             var options = new TestModelOptions(familyName, p.GetValue(layers), p.GetValue(hidden), p.GetValue(heads),
                 p.GetValue(kvHeads) ?? p.GetValue(heads), p.GetValue(intermediate), p.GetValue(vocab), weightType, p.GetValue(seed),
-                p.GetValue(tie), p.GetValue(maxPositions), p.GetValue(ropeTheta), p.GetValue(modelType) ?? FamilyRegistry.Named(familyName)?.ModelTypes[0] ?? familyName, p.GetValue(headDim),
+                p.GetValue(tie), p.GetValue(maxPositions), p.GetValue(ropeTheta), modelTypeName, p.GetValue(headDim),
                 p.GetValue(attentionBias), p.GetValue(mlpBias), p.GetValue(ropeScaling) is { } scaling ? TestRopeScaling.Parse(scaling) : null,
                 p.GetValue(slidingWindow), p.GetValue(weightScale));
             var directory = p.GetValue(output)!;
