@@ -52,6 +52,11 @@ public sealed class OpsetTests
         ["Equal int64"] = new("Equal", [L([2], 1, 2), L([2], 1, 3)], [2], [1, 0]),
         ["Range int64"] = new("Range", [L([], 1), L([], 7), L([], 2)], [3], [1, 3, 5]),
         ["Shape"] = new("Shape", [F([2, 3], 0, 0, 0, 0, 0, 0)], [2], [2, 3]),
+        // (x - 2.5) / sqrt(1.25 + 1e-5) * scale + bias.
+        ["LayerNormalization"] = new("LayerNormalization", [F([1, 4], 1, 2, 3, 4), F([4], 2, 1, 1, 1), F([4], 0, 0, 0, 1)], [1, 4],
+            [-2.6832708f, -0.4472118f, 0.4472118f, 2.3416354f], new() { ["axis"] = -1L, ["epsilon"] = 1e-5f, ["stash_type"] = 1L }),
+        // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+        ["Gelu tanh"] = new("Gelu", [F([3], 0, 1, -2)], [3], [0, 0.8411920f, -0.0454023f], A("approximate", "tanh")),
     };
 
     public static TheoryData<string> CaseNames => [.. Cases.Keys];
@@ -85,7 +90,7 @@ public sealed class OpsetTests
         [
             "Gather", "MatMul", "Gemm", "Add", "Mul", "Sub", "Div", "Neg", "Pow", "ReduceMean", "Sqrt", "Reciprocal",
             "Softmax", "Reshape", "Transpose", "Unsqueeze", "Concat", "Slice", "Cos", "Sin", "Cast", "Where",
-            "LessOrEqual", "Greater", "Expand", "Sigmoid", "Tanh", "Erf", "Equal", "Range", "Shape",
+            "LessOrEqual", "Greater", "Expand", "Sigmoid", "Tanh", "Erf", "Equal", "Range", "Shape", "LayerNormalization", "Gelu",
         ];
         Assert.Empty(required.Except(Cases.Values.Select(c => c.Op)));
     }

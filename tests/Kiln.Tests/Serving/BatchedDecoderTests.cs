@@ -14,7 +14,7 @@ public sealed class BatchedDecoderTests
 {
     private static readonly int[][] Prompts = [[1, 203, 207, 61, 178, 143, 67], [1, 43], [1, 9, 88, 17, 230, 31, 5, 77, 12, 40, 101]];
 
-    public static TheoryData<string> Models => [TestPaths.DefaultModel, TestPaths.Oracle("llama_gqa")];
+    public static TheoryData<string> Models => [TestPaths.DefaultModel, TestPaths.Oracle("llama_gqa"), TestPaths.Oracle("gpt2")];
 
     [Theory]
     [MemberData(nameof(Models))]
