@@ -34,7 +34,7 @@ public static class CompileCommand
             var dump = p.GetValue(dumpDir) is { } dir ? new GraphDumper(dir) : null;
             // The export before any transform, for the dump and the verifier: one more than the compile's own.
             var export = dump is not null || p.GetValue(verify) ? ModelCompiler.Export(checkpoint) : null;
-            var verifier = p.GetValue(verify) ? new PipelineVerifier(modelPath, export!, p.GetValue(tolerance)) : null;
+            var verifier = p.GetValue(verify) ? new PipelineVerifier(modelPath, export!, p.GetValue(tolerance), world: TensorParallel.World) : null;
             dump?.Write("export", export!);
 
             CompileResult result;

@@ -14,6 +14,8 @@ public sealed record VerificationStep(string Transform, double MaxAbsDifference,
 /// compares its logits with the exported reference graph's, so a transform that changes the model's
 /// output is named. Creates a session per transform: meant for small models and tests. It lives with the
 /// runtime it runs on; the pipeline only calls it back (an observer of <c>ModelCompiler.Compile</c>).
+/// Under tensor parallelism every rank checks its own graph: a sharded graph's all-reduces sum over
+/// <c>world</c>, so all ranks must check the same steps in the same order, as the compile calls them.
 /// </summary>
 public sealed class PipelineVerifier
 {
@@ -21,10 +23,12 @@ public sealed class PipelineVerifier
     private readonly long[] _ids;
     private readonly long[] _positions;
     private readonly float[] _reference;
+    private readonly Distributed.ICommunicator? _world;
 
-    public PipelineVerifier(string modelDirectory, ModelGraph exported, double tolerance = 1e-3, int seed = 1234)
+    public PipelineVerifier(string modelDirectory, ModelGraph exported, double tolerance = 1e-3, int seed = 1234, Distributed.ICommunicator? world = null)
     {
         _modelDirectory = modelDirectory;
+        _world = world;
         Tolerance = tolerance;
         using var model = Run(exported);
         var random = new Random(seed);
@@ -66,7 +70,7 @@ public sealed class PipelineVerifier
             // A graph from before weight_load has unbound recipes: bind the copy (once: binding starts a GGUF
             // tensor's recipe with its storage steps).
             if (!graph.History.Any(h => h.Stage == Stage.WeightLoad.Name() && !h.Skipped)) WeightBinder.Bind(copy, checkpoint);
-            return LoadedModel.Create(checkpoint, copy);
+            return LoadedModel.Create(checkpoint, copy, world: _world);
         }
         catch
         {

@@ -37,6 +37,20 @@ public sealed class TensorParallelCliTests
     }
 
     [Fact]
+    public void Compile_verify_checks_every_rank_after_sharding()
+    {
+        var result = KilnCli.Run("compile", "--model", TestPaths.Oracle("llama_gqa"), "--verify", "--json", "--no-cache", "--tp", "2");
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        var transforms = JsonNode.Parse(result.Stdout)!["transforms"]!.AsArray();
+        var differences = transforms.Select(t => t!["verify_max_abs_difference"]?.GetValue<double>()).ToList();
+        // Every transform was run on the ranks' graphs, those after shard_tensor_parallel summing over both ranks.
+        Assert.All(differences, d => Assert.True(d is <= 1e-3, $"difference {d}"));
+        var sharding = transforms.Select((t, i) => (Name: t!["name"]!.GetValue<string>(), Index: i)).Single(t => t.Name == "shard_tensor_parallel").Index;
+        Assert.True(sharding < transforms.Count - 1);
+        Assert.Contains("\"all_reduce\"", result.Stdout);
+    }
+
+    [Fact]
     public void Both_ranks_hit_the_cache_and_a_corrupt_rank_file_makes_both_rebuild()
     {
         using var cache = new TempDir();
