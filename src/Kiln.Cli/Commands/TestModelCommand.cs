@@ -25,10 +25,10 @@ public static class TestModelCommand
         var dtype = new Option<string>("--dtype") { Description = "Weight dtype: f32, f16 or bf16.", DefaultValueFactory = _ => "f32" };
         var seed = new Option<int>("--seed") { Description = "Seed of the random weights.", DefaultValueFactory = _ => 0 };
         var tie = new Option<bool>("--tie-embeddings") { Description = "Share the embedding with the output layer (no lm_head.weight)." };
-        var modelType = new Option<string>("--model-type")
+        var modelType = new Option<string?>("--model-type")
         {
-            Description = $"config.json model_type, one of the family's: {string.Join(", ", FamilyRegistry.ModelTypes)} (docs/models.md says how they differ).",
-            DefaultValueFactory = _ => "llama",
+            Description = $"config.json model_type, one of the family's: {string.Join(", ", FamilyRegistry.ModelTypes)} " +
+                "(default: the family's first; docs/models.md says how they differ).",
         };
         var headDim = new Option<int?>("--head-dim") { Description = "Head dimension, written as head_dim (default: --hidden / --heads)." };
         var attentionBias = new Option<bool>("--attention-bias") { Description = "Biases on the q, k, v and o projections (llama, qwen3)." };
@@ -62,9 +62,10 @@ public static class TestModelCommand
             var dtypeName = p.GetValue(dtype)!;
             if (!DTypeExtensions.TryParse(dtypeName, out var weightType))
                 throw new KilnException($"--dtype: '{dtypeName}' is not a dtype (f32, f16 or bf16)");
-            var options = new TestModelOptions(p.GetValue(family)!, p.GetValue(layers), p.GetValue(hidden), p.GetValue(heads),
+            var familyName = p.GetValue(family)!;
+            var options = new TestModelOptions(familyName, p.GetValue(layers), p.GetValue(hidden), p.GetValue(heads),
                 p.GetValue(kvHeads) ?? p.GetValue(heads), p.GetValue(intermediate), p.GetValue(vocab), weightType, p.GetValue(seed),
-                p.GetValue(tie), p.GetValue(maxPositions), p.GetValue(ropeTheta), p.GetValue(modelType)!, p.GetValue(headDim),
+                p.GetValue(tie), p.GetValue(maxPositions), p.GetValue(ropeTheta), p.GetValue(modelType) ?? FamilyRegistry.Named(familyName)?.ModelTypes[0] ?? familyName, p.GetValue(headDim),
                 p.GetValue(attentionBias), p.GetValue(mlpBias), p.GetValue(ropeScaling) is { } scaling ? TestRopeScaling.Parse(scaling) : null,
                 p.GetValue(slidingWindow), p.GetValue(weightScale));
             var directory = p.GetValue(output)!;
