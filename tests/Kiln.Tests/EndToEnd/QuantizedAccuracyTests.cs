@@ -37,6 +37,8 @@ public sealed class QuantizedAccuracyTests(ITestOutputHelper output)
         { "mistral", "scheme=int8", 0.09, 0.96 },
         { "mistral", "scheme=int4", 0.9, 0.71 },
         { "mistral", "scheme=int4_sym", 1.05, 0.62 },
+        { "phi3", "scheme=int8", 0.085, 0.94 },
+        { "phi3", "scheme=int4", 0.85, 0.74 },
     };
 
     [Theory]
