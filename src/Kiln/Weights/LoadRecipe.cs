@@ -33,6 +33,7 @@ public sealed record LoadRecipe(IReadOnlyList<string> Sources, IReadOnlyList<Rec
 [JsonDerivedType(typeof(QuantizeStep), "quantize")]
 [JsonDerivedType(typeof(DeinterleaveRowsStep), "deinterleave_rows")]
 [JsonDerivedType(typeof(DequantizeStep), "dequantize")]
+[JsonDerivedType(typeof(OffsetStep), "offset")]
 public abstract record RecipeStep;
 
 /// <summary>Swaps the two dimensions of a 2-D tensor.</summary>
