@@ -27,8 +27,7 @@ public static class TestModelCommand
         var tie = new Option<bool>("--tie-embeddings") { Description = "Share the embedding with the output layer (no lm_head.weight)." };
         var modelType = new Option<string?>("--model-type")
         {
-            Description = $"config.json model_type, one of the family's: {string.Join(", ", FamilyRegistry.ModelTypes)} " +
-                "(default: the family's first; docs/models.md says how they differ).",
+            Description = $"config.json model_type, one of the family's: {string.Join(", ", FamilyRegistry.ModelTypes)} (default: the family's first; docs/models.md says how they differ).",
         };
         var headDim = new Option<int?>("--head-dim") { Description = "Head dimension, written as head_dim (default: --hidden / --heads)." };
         var attentionBias = new Option<bool>("--attention-bias") { Description = "Biases on the q, k, v and o projections (llama, qwen3)." };

@@ -30,6 +30,27 @@ public static class FusedOps
         }, l => l.EmitOutputs("SkipSimplifiedLayerNormalization", l.Inputs, [0, null, null, 1],
             new Dictionary<string, object> { ["epsilon"] = l.Node.Float("epsilon") }, OnnxGraphBuilder.MicrosoftDomain));
 
+        // layer_norm(x, weight, bias) = (x - mean(x)) / sqrt(var(x) + epsilon) * weight + bias over the last axis (biased variance).
+        yield return new("layer_norm", 3, 3, [AttributeSpec.Float("epsilon")], c =>
+        {
+            RequirePositiveEpsilon(c);
+            RequireLastDim(c, 1);
+            RequireLastDim(c, 2);
+            return [c[0]];
+        }, l => l.Emit("LayerNormalization", l.Inputs,
+            new Dictionary<string, object> { ["axis"] = -1L, ["epsilon"] = l.Node.Float("epsilon"), ["stash_type"] = 1L }));
+
+        // skip_layer_norm(x, skip, weight, bias) -> (layer_norm(x + skip), x + skip): a residual add and the next LayerNorm.
+        yield return new("skip_layer_norm", 4, 4, [AttributeSpec.Float("epsilon")], c =>
+        {
+            if (c[0] != c[1]) throw c.Error("x and skip must have the same type");
+            RequirePositiveEpsilon(c);
+            RequireLastDim(c, 2);
+            RequireLastDim(c, 3);
+            return [c[0], c[0]];
+        }, l => l.EmitOutputs("SkipLayerNormalization", l.Inputs, [0, null, null, 1],
+            new Dictionary<string, object> { ["epsilon"] = l.Node.Float("epsilon") }, OnnxGraphBuilder.MicrosoftDomain));
+
         // rotary_embedding(x[b, heads, s, d], position_ids[b, s], cos_cache[P, d/2], sin_cache[P, d/2]),
         // rotate_half layout: x * cos + rotate_half(x) * sin with cos/sin gathered at each position.
         yield return new("rotary_embedding", 4, 4, [], c =>

@@ -182,7 +182,7 @@ public sealed class RandomCheckpointWriterTests
     {
         var options = fault switch
         {
-            "family" => Small() with { Family = "gpt2" },
+            "family" => Small() with { Family = "bloom" },
             "layers" => Small() with { Layers = 0 },
             "heads" => Small() with { Heads = 5 },
             "odd-head-dim" => Small() with { Hidden = 36, Heads = 12, KvHeads = 4 },

@@ -39,6 +39,10 @@ public sealed class QuantizedAccuracyTests(ITestOutputHelper output)
         { "mistral", "scheme=int4_sym", 1.05, 0.62 },
         { "phi3", "scheme=int8", 0.085, 0.94 },
         { "phi3", "scheme=int4", 0.85, 0.74 },
+        // GPT-2's oracle logits span about 50 (its weights are of order 1), hence the larger errors; its top-2 margins are wide.
+        { "gpt2", "scheme=int8", 0.6, 0.97 },
+        { "gpt2", "scheme=int4", 6.0, 0.95 },
+        { "gpt2", "scheme=int4_sym", 6.5, 0.95 },
     };
 
     [Theory]

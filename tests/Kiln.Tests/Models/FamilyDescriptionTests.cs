@@ -29,6 +29,7 @@ public sealed class FamilyDescriptionTests
         ["qwen2_biases"] = Small with { ModelType = "qwen2", TieEmbeddings = true },
         ["qwen3_norms"] = Small with { ModelType = "qwen3", ExplicitHeadDim = 16, AttentionBias = true },
         ["llama3_8b"] = TestModelOptions.Llama3_8B,
+        ["gpt2"] = Small with { Family = "gpt2", ModelType = "gpt2", KvHeads = 4 },
     };
 
     [Theory]
@@ -86,10 +87,11 @@ public sealed class FamilyDescriptionTests
     [Fact]
     public void The_registry_finds_families_by_model_type_and_names_config_json_for_an_unknown_one()
     {
-        Assert.Equal(["llama"], FamilyRegistry.Families.Select(f => f.Name));
-        Assert.Equal(["llama", "mistral", "qwen2", "qwen3"], FamilyRegistry.ModelTypes);
-        var e = Assert.Throws<KilnException>(() => ModelFactory.Read(new() { ["model_type"] = "gpt2" }, "m/config.json"));
-        Assert.Equal("m/config.json: model_type: unsupported model type 'gpt2' (supported: llama, mistral, qwen2, qwen3)", e.Message);
+        Assert.Equal(["llama", "gpt2"], FamilyRegistry.Families.Select(f => f.Name));
+        Assert.Equal(["llama", "mistral", "qwen2", "qwen3", "gpt2"], FamilyRegistry.ModelTypes);
+        Assert.IsType<Kiln.Models.Gpt2.Gpt2Model>(ModelFactory.Read(new() { ["model_type"] = "gpt2" }, "m/config.json"));
+        var e = Assert.Throws<KilnException>(() => ModelFactory.Read(new() { ["model_type"] = "bloom" }, "m/config.json"));
+        Assert.Equal("m/config.json: model_type: unsupported model type 'bloom' (supported: llama, mistral, qwen2, qwen3, gpt2)", e.Message);
     }
 
     [Fact]

@@ -6,7 +6,8 @@ namespace Kiln.Transforms.Fusions;
 
 /// <summary>
 /// fuse_attention: softmax(q @ transpose(repeat_kv(k)) / c + mask) @ repeat_kv(v) -> attention(q, k,
-/// v, mask; scale = 1/c) (multiplication by c gives scale c). repeat_kv (unsqueeze(2) -> expand
+/// v, mask; scale = 1/c) (multiplication by c gives scale c; scores neither divided nor multiplied,
+/// as GPT-2 computes them with scale_attn_weights false, scale 1). repeat_kv (unsqueeze(2) -> expand
 /// [1, 1, g, 1, 1] -> reshape [0, H, -1, d]) is removed: the fused op reads the un-repeated k/v and
 /// maps query head h to key/value head h / g (grouped-query attention). Without repeat_kv, g = 1.
 /// </summary>
@@ -24,7 +25,7 @@ public sealed class FuseAttentionTransform : Transform<TransformConfig>
     private static OpPattern AttentionPattern()
     {
         var scores = Op("matmul", Any("q"), Op("transpose", KeysOrValues("k")).When(Axes.SwapsLastTwo));
-        var scaled = OneOf(Op("div", scores, Constant("c")), Op("mul", scores, Constant("c"))).Named("scaled");
+        var scaled = OneOf(Op("div", scores, Constant("c")), Op("mul", scores, Constant("c")), scores).Named("scaled");
         var probabilities = Op("softmax", Op("add", scaled, Any("mask"))).When(Axes.IsLast("axis"));
         return Op("matmul", probabilities, KeysOrValues("v"));
     }
@@ -51,8 +52,12 @@ public sealed class FuseAttentionTransform : Transform<TransformConfig>
         if (q.Shape.Rank != 4 || k.Shape.Rank != 4 || k.Type != v.Type || q.DType != k.DType || q.Shape[3] != k.Shape[3]) return null;
         if (!q.Shape[1].IsKnown || !k.Shape[1].IsKnown || q.Shape[1].Size % k.Shape[1].Size != 0) return null;
         if (mask.DType != q.DType || mask.Shape.Rank != 4 || q.Type != m.Root.Output.Type) return null;
-        var c = m.Constant("c");
-        var scale = m.Producer("scaled").Op == "div" ? 1 / c : c;
+        var scale = m.Producer("scaled").Op switch
+        {
+            "div" => 1 / m.Constant("c"),
+            "mul" => m.Constant("c"),
+            _ => 1.0,
+        };
         return [m.Emit("attention", [q, k, v, mask], new() { ["scale"] = scale })];
     }
 }

@@ -9,8 +9,9 @@ namespace Kiln.Transforms.Sharding;
 /// the weight's rows and bias) and the output projection the matching input features (row-parallel: a
 /// slice of the weight's columns), followed by an <c>all_reduce</c> that sums the ranks' partial
 /// products; the MLP's gate and up projections and its down projection split the same way around
-/// <c>swiglu</c>. Embedding, norms and output layer stay whole on every rank. Only shapes, load-recipe
-/// slices and the all-reduce nodes change; no weight is read. A world of one rank is left as it is.
+/// <c>swiglu</c> (or GPT-2's up projection and down projection around <c>gelu</c>). Embedding, norms
+/// and output layer stay whole on every rank. Only shapes, load-recipe slices and the all-reduce nodes
+/// change; no weight is read. A world of one rank is left as it is.
 /// </summary>
 public sealed class ShardTensorParallelTransform : Transform<TransformConfig>
 {
@@ -49,6 +50,18 @@ public sealed class ShardTensorParallelTransform : Transform<TransformConfig>
             ShardOutputs(gate, start, count, parameters);
             ShardOutputs(up, start, count, parameters);
             var down = Linear(SoleReader(swiglu.Output), parameters, "the projection after swiglu");
+            ShardInputs(down, start, count, parameters);
+            rowParallel.Add(down);
+            blocks++;
+        }
+
+        // GPT-2's MLP: linear -> gelu -> linear, split like swiglu's. A gelu elsewhere (inside a GeGLU) is not such a block and stays whole.
+        foreach (var gelu in graph.Nodes.Where(n => n.Op == "gelu").ToList())
+        {
+            if (gelu.Inputs[0].Producer is not { Op: "linear" } up || !parameters.ContainsKey(up.Inputs[1]) || SoleReader(up.Output) != gelu) continue;
+            if (SoleReader(gelu.Output) is not { Op: "linear" } down || !parameters.ContainsKey(down.Inputs[1])) continue;
+            var (start, count) = share.Features(up.Inputs[1].Shape[0].Size, $"MLP width {up.Inputs[1].Shape[0].Size}");
+            ShardOutputs(up, start, count, parameters);
             ShardInputs(down, start, count, parameters);
             rowParallel.Add(down);
             blocks++;

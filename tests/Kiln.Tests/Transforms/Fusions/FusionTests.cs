@@ -195,4 +195,87 @@ public sealed class FusionTests
 
         Assert.Equal(0, Apply(new FuseRotaryEmbeddingTransform(), t.Graph));
     }
+
+    // nn.LayerNorm as Gpt2Model traces it.
+    private static Tensor LayerNorm(Tensor x, Tensor weight, Tensor bias)
+    {
+        var centered = x - x.Mean(-1, keepdim: true);
+        return centered * (centered.Pow(2).Mean(-1, keepdim: true) + 1e-5).Rsqrt() * weight + bias;
+    }
+
+    [Fact]
+    public void Layer_norm_fuses_before_the_rms_norm_pattern_can_take_its_inner_part()
+    {
+        (Tracer, Tensor) Trace()
+        {
+            var t = new Tracer(OpRegistry.Default);
+            var x = t.Input("x", DType.F32, Batch, Seq, 64);
+            t.Output(LayerNorm(x, t.Parameter("w", 64), t.Parameter("b", 64)));
+            return (t, x);
+        }
+        var (t, x) = Trace();
+        Assert.Equal(1, Apply(new FuseLayerNormTransform(), t.Graph));
+        var norm = Assert.Single(t.Graph.Nodes);
+        Assert.Equal("layer_norm", norm.Op);
+        Assert.Equal(1e-5, norm.Float("epsilon"));
+        Assert.Same(x.Value, norm.Inputs[0]);
+
+        // The order of the default pipeline matters: RMSNorm's pattern matches the centered x.
+        var (rmsFirst, _) = Trace();
+        Assert.Equal(1, Apply(new FuseRmsNormTransform(), rmsFirst.Graph));
+        Assert.Equal(0, Apply(new FuseLayerNormTransform(), rmsFirst.Graph));
+    }
+
+    [Fact]
+    public void Layer_norm_of_another_value_than_the_one_centered_does_not_fuse()
+    {
+        var t = new Tracer(OpRegistry.Default);
+        var x = t.Input("x", DType.F32, Batch, Seq, 64);
+        var y = t.Input("y", DType.F32, Batch, Seq, 64);
+        var centered = x - y.Mean(-1, keepdim: true);
+        t.Output(centered * (centered.Pow(2).Mean(-1, keepdim: true) + 1e-5).Rsqrt() * t.Parameter("w", 64) + t.Parameter("b", 64));
+
+        Assert.Equal(0, Apply(new FuseLayerNormTransform(), t.Graph));
+    }
+
+    [Fact]
+    public void Skip_layer_norm_takes_the_residual_add_and_gives_the_sum_to_its_other_readers()
+    {
+        var t = new Tracer(OpRegistry.Default);
+        var (a, b) = (t.Input("a", DType.F32, Batch, Seq, 64), t.Input("b", DType.F32, Batch, Seq, 64));
+        var sum = a + b;
+        t.Output(LayerNorm(sum, t.Parameter("w", 64), t.Parameter("b.bias", 64)));
+        t.Output(sum * 2.0);
+
+        Assert.Equal(1, Apply(new FuseLayerNormTransform(), t.Graph));
+        Assert.Equal(1, Apply(new FuseSkipLayerNormTransform(), t.Graph));
+        var fused = Assert.Single(t.Graph.Nodes, n => n.Op == "skip_layer_norm");
+        Assert.Equal([a.Value, b.Value], fused.Inputs.Take(2));
+        Assert.DoesNotContain(t.Graph.Nodes, n => n.Op is "add" or "layer_norm");
+        Assert.Same(fused.Outputs[1], t.Graph.Nodes.Single(n => n.Op == "mul").Inputs[0]);
+    }
+
+    [Fact]
+    public void Gelu_fuses_the_primitive_form_of_the_shared_tanh_gelu()
+    {
+        var t = new Tracer(OpRegistry.Default);
+        var x = t.Input("x", DType.F32, Batch, 128);
+        t.Output(Kiln.Models.Activations.GeluTanh(x));
+        Assert.Contains(t.Graph.Nodes, n => n.Op == "tanh");
+
+        Assert.Equal(1, Apply(new FuseGeluTransform(), t.Graph));
+        var gelu = Assert.Single(t.Graph.Nodes);
+        Assert.Equal(("gelu", "tanh"), (gelu.Op, gelu.String("approximate")));
+        Assert.Same(x.Value, gelu.Inputs[0]);
+    }
+
+    [Fact]
+    public void A_tanh_gelu_with_another_constant_does_not_fuse()
+    {
+        var t = new Tracer(OpRegistry.Default);
+        var x = t.Input("x", DType.F32, Batch, 128);
+        t.Output(x * 0.5 * (((x + x.Pow(3) * 0.045) * Math.Sqrt(2 / Math.PI)).Tanh() + 1.0));
+
+        Assert.Equal(0, Apply(new FuseGeluTransform(), t.Graph));
+    }
 }
