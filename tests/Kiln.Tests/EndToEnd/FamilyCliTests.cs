@@ -15,6 +15,7 @@ public sealed class FamilyCliTests
     {
         // family, a tensor only that family's checkpoint holds
         { "phi3", "model.layers.0.self_attn.qkv_proj.weight" },
+        { "gemma", "model.layers.0.mlp.gate_proj.weight" },
     };
 
     [Theory]
@@ -53,7 +54,7 @@ public sealed class FamilyCliTests
         Assert.True(difference > 0 && difference <= 0.1f * expected.Max(Math.Abs), $"int8 logits differ by {difference}");
     }
 
-    public static TheoryData<string> Names => ["phi3"];
+    public static TheoryData<string> Names => ["phi3", "gemma"];
 
     [Theory]
     [MemberData(nameof(Names))]
