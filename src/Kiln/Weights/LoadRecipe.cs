@@ -12,8 +12,8 @@ namespace Kiln.Weights;
 /// </summary>
 public sealed record LoadRecipe(IReadOnlyList<string> Sources, IReadOnlyList<RecipeStep> Steps)
 {
-    /// <summary>Bumped whenever a step's meaning or JSON form changes (3: deinterleave_rows and dequantize).</summary>
-    public const int SchemaVersion = 3;
+    /// <summary>Bumped whenever a step's meaning or JSON form changes (3: deinterleave_rows and dequantize; 4: offset).</summary>
+    public const int SchemaVersion = 4;
 
     public static LoadRecipe FromSource(string name) => new([name], []);
 
