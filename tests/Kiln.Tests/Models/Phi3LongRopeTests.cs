@@ -48,6 +48,27 @@ public sealed class Phi3LongRopeTests
         Assert.True(MaxDifference(expected, Logits(scaled, Original + 4)) > 1e-3f);
     }
 
+    [Fact]
+    public void Rotary_fuses_when_the_context_never_passes_the_original_one_and_stays_primitive_when_it_does()
+    {
+        using var temp = new TempDir();
+        int RotaryOps(string directory, int context)
+        {
+            var path = Path.Combine(directory, "config.json");
+            var config = JsonNode.Parse(File.ReadAllText(path))!.AsObject();
+            config["max_position_embeddings"] = context;
+            File.WriteAllText(path, config.ToJsonString());
+            using var checkpoint = Checkpoint.Open(directory);
+            var graph = Kiln.Models.ModelFactory.Export(checkpoint.Config, "config.json", Kiln.Ops.OpRegistry.Default);
+            Kiln.Transforms.Pipeline.Run(graph, Kiln.Transforms.PipelineConfig.Load(sets: ["insert_kv_cache.enabled=false"]).Entries,
+                new Kiln.Transforms.TransformContext(checkpoint));
+            return graph.Nodes.Count(n => n.Op == "rotary_embedding");
+        }
+        // Short factors only (context 8 = original 8): one frequency table, fused for q and k.
+        Assert.Equal(2, RotaryOps(Write(temp.File("short"), LongRope(shortFactor: 2, longFactor: 1)), Original));
+        Assert.Equal(0, RotaryOps(Write(temp.File("switching"), LongRope(shortFactor: 2, longFactor: 1)), 64));
+    }
+
     private static JsonObject LongRope(double shortFactor, double longFactor, double attentionFactor = 1) => new()
     {
         ["type"] = "longrope",
