@@ -12,6 +12,7 @@ namespace Kiln.Tests.Runtime;
 /// <summary>
 /// The Llama family in fused form, as the default pipeline's cleanups and fusions leave it (rms_norm,
 /// rotary_embedding, attention, swiglu), for tests of what comes after: weight loading and the cache.
+/// <see cref="Load"/> takes a checkpoint of any family (Phi-3's oracle too).
 /// </summary>
 public static class FusedLlama
 {
