@@ -5,4 +5,11 @@ namespace Kiln.Models;
 /// its description: <see cref="Read"/> reads and checks config.json into the family's model. The same
 /// reads write the config of a test checkpoint (<see cref="ConfigReader.ForTestModel"/>).
 /// </summary>
-public sealed record ModelFamily(string Name, IReadOnlyList<string> ModelTypes, Func<ConfigReader, ModelDefinition> Read);
+public sealed record ModelFamily(string Name, IReadOnlyList<string> ModelTypes, Func<ConfigReader, ModelDefinition> Read)
+{
+    /// <summary>
+    /// transformers' base_model_prefix ("transformer." for GPT-2): the part of the layout's tensor names that a
+    /// checkpoint saved from the base model (GPT2Model, as the original gpt2 files are) leaves out. Null: none.
+    /// </summary>
+    public string? BaseModelPrefix { get; init; }
+}

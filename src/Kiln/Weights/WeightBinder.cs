@@ -1,26 +1,29 @@
 using Kiln.Checkpoints;
 using Kiln.Checkpoints.Gguf;
 using Kiln.Graph;
+using Kiln.Models;
 
 namespace Kiln.Weights;
 
 /// <summary>
 /// The weight_load step: checks every parameter's recipe against the checkpoint's headers (tensor
-/// present, shape as config.json implies), starts it with the steps the checkpoint's storage needs
-/// (<see cref="Checkpoint.StorageSteps"/>, and a dequantize for tensors stored in blocks:
-/// <see cref="StoredBlocks"/>), and appends a cast where the stored dtype differs from the graph's.
-/// Reads headers only, never tensor data.
+/// present, under the layout's name or, in a checkpoint saved from the base model, without the
+/// family's <see cref="ModelFamily.BaseModelPrefix"/>; shape as config.json implies), starts it with
+/// the steps the checkpoint's storage needs (<see cref="Checkpoint.StorageSteps"/>, and a dequantize
+/// for tensors stored in blocks: <see cref="StoredBlocks"/>), and appends a cast where the stored
+/// dtype differs from the graph's. Reads headers only, never tensor data.
 /// </summary>
 public static class WeightBinder
 {
     public static void Bind(ModelGraph graph, Checkpoint checkpoint)
     {
+        var basePrefix = graph.Model is { } model ? FamilyRegistry.Named(model.Family)?.BaseModelPrefix : null;
         foreach (var parameter in graph.Parameters)
         {
-            var sources = parameter.Recipe.Sources.Select(name => checkpoint.Tensors.TryGetValue(name, out var tensor)
-                ? tensor
-                : throw KilnException.InFile(WeightsFileName(checkpoint), Named(checkpoint, name), $"tensor is missing ({ConfigName(checkpoint)} implies it)")).ToList();
-            var recipe = ReadAsStored(parameter.Recipe, sources, checkpoint);
+            var names = parameter.Recipe.Sources.Select(name => StoredName(checkpoint, name, basePrefix)
+                ?? throw KilnException.InFile(WeightsFileName(checkpoint), Named(checkpoint, name), $"tensor is missing ({ConfigName(checkpoint)} implies it)")).ToList();
+            var sources = names.Select(name => checkpoint.Tensors[name]).ToList();
+            var recipe = ReadAsStored(parameter.Recipe with { Sources = names }, sources, checkpoint);
             var (dtype, shape) = RecipeShapes.Infer(sources, recipe);
             var expected = parameter.Value.Shape.ToSizes();
             if (!shape.SequenceEqual(expected))
@@ -56,6 +59,14 @@ public static class WeightBinder
         if (blocks.Count > 1)
             throw KilnException.InFile(checkpoint.Directory, recipe.Sources[0], $"recipe {recipe} mixes tensors stored as {string.Join(" and ", sources.Select(s => s.StoredFormat).Distinct())}");
         return blocks[0] is { } scheme ? StoredBlocks.Dequantized(recipe, scheme) : recipe;
+    }
+
+    // The layout's name, or, in a checkpoint saved from the base model, that name without the family's prefix; null when neither is stored.
+    private static string? StoredName(Checkpoint checkpoint, string name, string? basePrefix)
+    {
+        if (checkpoint.Tensors.ContainsKey(name)) return name;
+        return basePrefix is not null && name.StartsWith(basePrefix, StringComparison.Ordinal)
+            && checkpoint.Tensors.ContainsKey(name[basePrefix.Length..]) ? name[basePrefix.Length..] : null;
     }
 
     // A GGUF file's tensors are named as the file names them too.

@@ -83,6 +83,39 @@ public sealed class Gpt2FamilyTests(ITestOutputHelper output)
         Assert.True(largest <= 1e-4f, $"logits differ by {largest}");
     }
 
+    [Fact]
+    public void A_checkpoint_saved_from_the_base_model_without_the_transformer_prefix_gives_the_oracle_logits()
+    {
+        // As the original gpt2 files: tensor names without "transformer.", and the attention's causal-mask buffers beside them.
+        using var dir = new TempDir();
+        File.Copy(Path.Combine(Oracle, "config.json"), dir.File("config.json"));
+        using (var weights = SafetensorsFile.Open(Path.Combine(Oracle, "model.safetensors")))
+        {
+            var layers = weights.Tensors.Keys.Count(n => n.EndsWith(".attn.c_attn.weight", StringComparison.Ordinal));
+            var masks = Enumerable.Range(0, layers).Select(layer => new SafetensorsEntry($"h.{layer}.attn.bias", DType.F32, [1, 1, 4, 4]));
+            var entries = weights.Tensors.Values.Select(t => new SafetensorsEntry(t.Name["transformer.".Length..], t.DType, t.Shape)).Concat(masks);
+            using var writer = SafetensorsWriter.Create(dir.File("model.safetensors"), entries);
+            foreach (var entry in writer.Order)
+            {
+                writer.WriteTensor(entry.Name, weights.Tensors.TryGetValue("transformer." + entry.Name, out var tensor)
+                    ? weights.GetBytes(tensor)
+                    : new byte[entry.ByteLength]);
+            }
+            writer.Complete();
+        }
+
+        using var model = LoadedModel.Load(dir.Path);
+        Assert.Contains(model.Graph.Parameters, p => p.Recipe.Sources.Contains("wte.weight"));
+        using var reference = SafetensorsFile.Open(Path.Combine(Oracle, "expected_logits.safetensors"));
+        var sequence = OracleCase.Load("gpt2")[2];
+        var logits = model.Forward(sequence.InputIds.Select(i => (long)i).ToArray(), Enumerable.Range(0, sequence.InputIds.Length).Select(i => (long)i).ToArray());
+        var expected = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(reference.GetBytes(reference.Tensors["seq2.logits"]));
+        Assert.Equal(expected.Length, logits.Length);
+        var largest = 0f;
+        for (var i = 0; i < logits.Length; i++) largest = Math.Max(largest, Math.Abs(logits[i] - expected[i]));
+        Assert.True(largest <= 1e-4f, $"logits differ by {largest}");
+    }
+
     [Theory]
     [InlineData("n_head", "3", "config.json: n_head: 3 does not divide n_embd 64")]
     [InlineData("activation_function", "\"relu\"", "config.json: activation_function: unsupported activation 'relu' (supported: gelu_new, gelu_pytorch_tanh)")]
@@ -178,6 +211,47 @@ public sealed class Gpt2FamilyTests(ITestOutputHelper output)
         Assert.True(error > 0, "quantizing changed nothing");
         Assert.True(error < share * spread, $"largest logit error {error} against a spread of {spread}");
     }
+
+    [Fact]
+    public void A_warm_start_restores_the_snapshot_and_generates_the_oracle_tokens()
+    {
+        using var cache = new TempDir();
+        var environment = new Dictionary<string, string> { ["KILN_CACHE_DIR"] = cache.Path };
+        var sequence = OracleCase.Load("gpt2")[1];
+        string[] args = ["generate", "--model", Oracle, "--prompt-ids", string.Join(' ', sequence.InputIds), "--max-new-tokens", "16", "--json"];
+        var cold = KilnCli.RunWith(cache.Path, environment, args);
+        var warm = KilnCli.RunWith(cache.Path, environment, args);
+        Assert.True(cold.ExitCode == 0, cold.Stderr);
+        Assert.DoesNotContain("cache hit", cold.Stderr);
+        Assert.Contains("cache hit at point", warm.Stderr);
+        Assert.Equal(sequence.GreedyNewTokens, NewIds(cold.Stdout));
+        Assert.Equal(sequence.GreedyNewTokens, NewIds(warm.Stdout));
+    }
+
+    [Fact]
+    public void A_bf16_checkpoint_keeps_its_transposed_weights_bf16_and_matches_its_reference_form()
+    {
+        using var dir = new TempDir();
+        RandomCheckpointWriter.Write(new TestModelOptions("gpt2", Layers: 2, Hidden: 64, Heads: 4, KvHeads: 4, Intermediate: 128, Vocab: 100,
+            DType: DType.BF16, Seed: 9, MaxPositions: 64, ModelType: "gpt2", WeightScale: 8), dir.Path);
+        var unfused = PipelineConfig.Load().Entries.OfType<TransformStep>().Where(e => e.Name != "load_weights").Select(e => $"{e.Name}.enabled=false").Distinct().ToArray();
+        using var reference = LoadedModel.Load(dir.Path, pipeline: PipelineConfig.Load(sets: unfused));
+        using var model = LoadedModel.Load(dir.Path);
+        // Every projection's weight (fused q/k/v, c_proj, c_fc, mlp.c_proj) is read by the kernel as bf16, transposed from the file.
+        var kernelWeights = model.Graph.Nodes.Where(n => n.Op == "kiln_linear").Select(n => n.Inputs[1]).ToList();
+        Assert.Equal(2 * 4 + 1, kernelWeights.Count);
+        Assert.All(kernelWeights, w => Assert.Equal(DType.BF16, w.DType));
+        Assert.Contains(model.Graph.Parameters, p => p.Value.DType == DType.BF16 && p.Recipe.Steps.Any(s => s is Kiln.Weights.TransposeStep));
+
+        long[] ids = [3, 14, 15, 92, 65, 35, 89, 79];
+        var positions = Enumerable.Range(0, ids.Length).Select(i => (long)i).ToArray();
+        var (expected, actual) = (reference.Forward(ids, positions), model.Forward(ids, positions));
+        var error = expected.Zip(actual).Max(p => Math.Abs(p.First - p.Second));
+        output.WriteLine($"bf16: largest |fused - reference| logit {error}, spread {expected.Max() - expected.Min()}");
+        Assert.True(error <= 1e-3f, $"logits differ by {error}");
+    }
+
+    private static int[] NewIds(string json) => JsonNode.Parse(json)!["new_ids"]!.AsArray().Select(n => n!.GetValue<int>()).ToArray();
 
     private static float[] LastLogits(string json) => JsonNode.Parse(json)!["last_logits"]!.AsArray().Select(n => (float)n!.GetValue<double>()).ToArray();
 }

@@ -15,7 +15,10 @@ public sealed class Gpt2Model : ModelDefinition
     private const double MaskedScore = -3.4028234663852886e38;
 
     /// <summary>The family's entry in the registry: its config.json model type and its description.</summary>
-    public static ModelFamily Family { get; } = new("gpt2", [Gpt2Config.ModelType], config => new Gpt2Model(Gpt2Config.Read(config)));
+    public static ModelFamily Family { get; } = new("gpt2", [Gpt2Config.ModelType], config => new Gpt2Model(Gpt2Config.Read(config)))
+    {
+        BaseModelPrefix = "transformer.",
+    };
 
     private readonly Gpt2Weights _weights;
 
