@@ -88,7 +88,7 @@ public sealed class ShardTensorParallelTransform : Transform<TransformConfig>
     }
 
     // The projection whose output reaches attention input `value` through per-head reshapes, transposes,
-    // rotary embedding, a per-head norm or a bias add (whose bias is sharded with the projection).
+    // rotary embedding (fused or primitive), a per-head norm or a bias add (whose bias is sharded with the projection).
     private static Node Projection(Value value, Dictionary<Value, ParameterSpec> parameters)
     {
         for (var node = value.Producer; node != null; node = node.Inputs[0].Producer)
@@ -100,6 +100,9 @@ public sealed class ShardTensorParallelTransform : Transform<TransformConfig>
                 case "add" when parameters.ContainsKey(node.Inputs[1]):
                     continue;
                 case "transpose" or "reshape" or "rotary_embedding" or "rms_norm":
+                    continue;
+                // The rotary embedding in primitive form (Phi-3's LongRoPE switching tables): x * cos + rotate_half(x) * sin works within each head.
+                case "add" or "mul" when node.Inputs[0].Type == node.Output.Type:
                     continue;
                 default:
                     throw Unsupported($"{node.Op} between an attention input and its projection");
