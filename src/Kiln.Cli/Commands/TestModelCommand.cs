@@ -30,7 +30,7 @@ public static class TestModelCommand
             Description = $"config.json model_type, one of the family's: {string.Join(", ", FamilyRegistry.ModelTypes)} (default: the family's first; docs/models.md says how they differ).",
         };
         var headDim = new Option<int?>("--head-dim") { Description = "Head dimension, written as head_dim (default: --hidden / --heads)." };
-        var attentionBias = new Option<bool>("--attention-bias") { Description = "Biases on the q, k, v and o projections (llama, qwen3)." };
+        var attentionBias = new Option<bool>("--attention-bias") { Description = "Biases on the q, k, v and o projections (llama, qwen3, gemma)." };
         var mlpBias = new Option<bool>("--mlp-bias") { Description = "Biases on the gate, up and down projections (llama)." };
         var ropeTheta = new Option<double>("--rope-theta") { Description = "Rotary base (rope_theta).", DefaultValueFactory = _ => 10000 };
         var ropeScaling = new Option<string?>("--rope-scaling")
@@ -38,7 +38,7 @@ public static class TestModelCommand
             Description = "rope_scaling: linear:FACTOR or llama3:FACTOR,LOW,HIGH,ORIGINAL (e.g. llama3:8,1,4,8192 for " +
                 "factor, low_freq_factor, high_freq_factor, original_max_position_embeddings). Not for mistral.",
         };
-        var slidingWindow = new Option<int?>("--sliding-window") { Description = "Attention window in tokens (mistral's sliding_window; default: none)." };
+        var slidingWindow = new Option<int?>("--sliding-window") { Description = "Attention window in tokens (sliding_window of mistral and phi3; default: none)." };
         var weightScale = new Option<double>("--weight-scale")
         {
             Description = "Widens the random values: weights and biases get standard deviation 0.02 x SCALE, norm gains 1 +/- 0.1 x SCALE.",

@@ -33,6 +33,10 @@ public readonly record struct Tensor(Tracer Tracer, Value Value)
     public Tensor Mean(long axis, bool keepdim) =>
         Tracer.Op("mean", [this], new() { ["axes"] = new[] { axis }, ["keepdim"] = keepdim ? 1L : 0L });
 
+    /// <summary>torch.amax over <paramref name="axes"/>.</summary>
+    public Tensor Max(long[] axes, bool keepdim) =>
+        Tracer.Op("max", [this], new() { ["axes"] = axes, ["keepdim"] = keepdim ? 1L : 0L });
+
     public Tensor Softmax(long axis) => Tracer.Op("softmax", [this], new() { ["axis"] = axis });
 
     public Tensor MatMul(Tensor other) => Tracer.Op("matmul", [this, other]);

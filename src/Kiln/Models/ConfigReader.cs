@@ -86,6 +86,20 @@ public sealed class ConfigReader(JsonObject config, string file)
         var other => throw Error(field, $"expected a list of strings, got {other.ToJsonString()}"),
     };
 
+    /// <summary>A list of numbers that float32 holds as finite positive values (LongRoPE's per-frequency factors); empty when absent or null.</summary>
+    public double[] PositiveFloat32s(string field, TestValue? test = null) => Node(field, test) switch
+    {
+        null => [],
+        JsonArray array => array.Select((n, i) =>
+        {
+            if (n is null || !IsKind(n, JsonValueKind.Number) || !Element(n).TryGetDouble(out var d))
+                throw Error($"{field}[{i}]", $"expected a number, got {n?.ToJsonString() ?? "null"}");
+            var single = (float)d;
+            return single > 0 && float.IsFinite(single) ? d : throw Error($"{field}[{i}]", $"must be a positive float32, got {d}");
+        }).ToArray(),
+        var other => throw Error(field, $"expected a list of numbers, got {other.ToJsonString()}"),
+    };
+
     /// <summary>Token ids (an id or a list of ids, as eos_token_id may be), each in [0, <paramref name="vocabSize"/>); empty when absent or null.</summary>
     public int[] TokenIds(string field, int vocabSize, TestValue? test = null)
     {

@@ -1,12 +1,14 @@
+using Kiln.Models.Gemma;
 using Kiln.Models.Gpt2;
 using Kiln.Models.Llama;
+using Kiln.Models.Phi3;
 
 namespace Kiln.Models;
 
 /// <summary>Every model family Kiln knows, found by name or by config.json's model_type.</summary>
 public static class FamilyRegistry
 {
-    public static IReadOnlyList<ModelFamily> Families { get; } = [LlamaModel.Family, Gpt2Model.Family];
+    public static IReadOnlyList<ModelFamily> Families { get; } = [LlamaModel.Family, Gpt2Model.Family, Phi3Model.Family, GemmaModel.Family];
 
     public static IReadOnlyList<string> ModelTypes { get; } = [.. Families.SelectMany(f => f.ModelTypes)];
 

@@ -16,9 +16,7 @@ public sealed record RopeScaling(double Theta, int HeadDim, string Type, double 
     /// </summary>
     public static RopeScaling Read(ConfigReader config, int headDim, TestValue? scalingTest)
     {
-        var theta = config.PositiveFloat32("rope_theta", 10000, test: TestOption.RopeTheta);
-        if (config.Has("partial_rotary_factor") && config.Double("partial_rotary_factor") != 1.0)
-            throw config.Error("partial_rotary_factor", "partial rotary embeddings are not supported");
+        var theta = ReadTheta(config);
         var scaling = config.Object("rope_scaling", scalingTest);
         if (scaling is null) return new RopeScaling(theta, headDim, "default", 1, 0, 0, 0);
 
@@ -41,6 +39,15 @@ public sealed record RopeScaling(double Theta, int HeadDim, string Type, double 
                 throw scaling.Error(scaling.Has("rope_type") ? "rope_type" : "type",
                     $"unsupported rope scaling '{type}' (supported: default, linear, llama3)");
         }
+    }
+
+    /// <summary>rope_theta, with rotary embeddings over the whole head (a partial_rotary_factor other than 1 is an error).</summary>
+    public static double ReadTheta(ConfigReader config)
+    {
+        var theta = config.PositiveFloat32("rope_theta", 10000, test: TestOption.RopeTheta);
+        if (config.Has("partial_rotary_factor") && config.Double("partial_rotary_factor") != 1.0)
+            throw config.Error("partial_rotary_factor", "partial rotary embeddings are not supported");
+        return theta;
     }
 
     /// <summary>The inverse frequencies, one per pair of rotated channels (head_dim / 2 values).</summary>

@@ -27,15 +27,10 @@ public static class LinearAlgebraOps
             return [new TensorType(c.SameDType(), x.With(x.Rank - 1, w[0]))];
         }, LowerLinear);
 
-        yield return new("mean", 1, 1, [AttributeSpec.Ints("axes"), AttributeSpec.Int("keepdim", 1)], c =>
-        {
-            var shape = c[0].Shape;
-            var axes = c.Ints("axes").Select(a => shape.NormalizeAxis(a)).ToHashSet();
-            var keep = c.Int("keepdim") != 0;
-            var dims = shape.Dims.Select((d, i) => (d, i)).Where(p => keep || !axes.Contains(p.i))
-                .Select(p => axes.Contains(p.i) ? Dim.Of(1) : p.d);
-            return [c[0] with { Shape = new Shape(dims) }];
-        }, l => l.Emit("ReduceMean", [l.Input(0), l.Int64s("axes", l.Node.Ints("axes"))], new Dictionary<string, object> { ["keepdims"] = l.Node.Int("keepdim") }));
+        yield return Reduction("mean", "ReduceMean");
+
+        // The largest element over the axes (Phi-3's LongRoPE switches on the largest position of a call).
+        yield return Reduction("max", "ReduceMax");
 
         yield return new("softmax", 1, 1, [AttributeSpec.Int("axis", -1)], c =>
         {
@@ -43,6 +38,18 @@ public static class LinearAlgebraOps
             return [c[0]];
         }, l => l.Emit("Softmax", l.Inputs, new Dictionary<string, object> { ["axis"] = l.Node.Int("axis") }));
     }
+
+    // op(x, axes, keepdim): a reduction over the axes, which keepdim keeps as dimensions of 1.
+    private static OpDefinition Reduction(string name, string onnxOp) =>
+        new(name, 1, 1, [AttributeSpec.Ints("axes"), AttributeSpec.Int("keepdim", 1)], c =>
+        {
+            var shape = c[0].Shape;
+            var axes = c.Ints("axes").Select(a => shape.NormalizeAxis(a)).ToHashSet();
+            var keep = c.Int("keepdim") != 0;
+            var dims = shape.Dims.Select((d, i) => (d, i)).Where(p => keep || !axes.Contains(p.i))
+                .Select(p => axes.Contains(p.i) ? Dim.Of(1) : p.d);
+            return [c[0] with { Shape = new Shape(dims) }];
+        }, l => l.Emit(onnxOp, [l.Input(0), l.Int64s("axes", l.Node.Ints("axes"))], new Dictionary<string, object> { ["keepdims"] = l.Node.Int("keepdim") }));
 
     // com.microsoft FusedMatMul multiplies by the weight's transpose in the kernel (any batch rank), so the
     // [out, in] weight is used as stored: no transposed copy, and nothing for ORT to constant-fold.

@@ -116,6 +116,7 @@ public static unsafe class RecipeExecutor
         CastStep cast => list.Select(w => Cast(w, cast.To, allocator)).ToList(),
         QuantizeStep quantize => list.Select((w, i) => Quantize(w, quantize.Scheme, shapes[i].Shape, allocator, weightsQuantized)).ToList(),
         DeinterleaveRowsStep deinterleave => list.Select((w, i) => deinterleave.AppliesTo(i) ? Deinterleave(w, deinterleave.Group, allocator) : w).ToList(),
+        OffsetStep offset => list.Select(w => Offset(w, (float)offset.Value, allocator)).ToList(),
         DequantizeStep dequantize => list.Select((w, i) => Dequantize(w, dequantize.Scheme, shapes[i].Shape, allocator)).ToList(),
         _ => throw new ArgumentException($"unknown step {step}", nameof(step)),
     };
@@ -252,6 +253,22 @@ public static unsafe class RecipeExecutor
             var from = (byte*)source.Pointer + start * source.DType.ByteSize();
             var into = (byte*)target.Pointer + start * to.ByteSize();
             Convert(source.DType, from, to, into, n);
+        }
+        return target;
+    }
+
+    // value + each element, in float32: a new f32 tensor (the elements upcast first when 16-bit).
+    private static Work Offset(Work source, float value, Allocator allocator)
+    {
+        var target = allocator.Allocate(DType.F32, source.Shape);
+        var count = source.ElementCount;
+        for (long start = 0; start < count; start += CastChunk)
+        {
+            var n = (int)Math.Min(CastChunk, count - start);
+            var into = (float*)target.Pointer + start;
+            if (source.DType == DType.F32) new ReadOnlySpan<float>((float*)source.Pointer + start, n).CopyTo(new Span<float>(into, n));
+            else Convert(source.DType, (byte*)source.Pointer + start * source.DType.ByteSize(), DType.F32, (byte*)into, n);
+            for (var i = 0; i < n; i++) into[i] += value;
         }
         return target;
     }

@@ -102,6 +102,11 @@ public static class RecipeShapes
                     ? (t.DType, t.Shape)
                     : throw Fail($"needs rows in whole groups of {deinterleave.Group}, found shape {Format(t.Shape)}")).ToList();
 
+            case OffsetStep:
+                return list.Select(t => t.DType is DType.F32 or DType.F16 or DType.BF16
+                    ? (DType.F32, t.Shape)
+                    : throw Fail($"needs an f32, f16 or bf16 tensor, found {t.DType.Name()}")).ToList();
+
             case DequantizeStep dequantize:
                 var blockBytes = dequantize.Scheme.BlockBytes();
                 return list.Select(t => t.DType == DType.U8 && t.Shape.Length >= 1 && t.Shape[^1] % blockBytes == 0

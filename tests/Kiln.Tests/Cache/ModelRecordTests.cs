@@ -15,7 +15,7 @@ namespace Kiln.Tests.Cache;
 /// </summary>
 public sealed class ModelRecordTests
 {
-    public static TheoryData<string> Families => ["default", "bf16", "llama_gqa", "mistral", "qwen2"];
+    public static TheoryData<string> Families => ["default", "bf16", "llama_gqa", "mistral", "qwen2", "phi3"];
 
     [Theory]
     [MemberData(nameof(Families))]

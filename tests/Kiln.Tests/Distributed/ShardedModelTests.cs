@@ -16,7 +16,7 @@ public sealed class ShardedModelTests
     // Every oracle case has 4 attention heads and 2 key/value heads (GPT-2: 4): 4 ranks replicate each kv head on two.
     public static TheoryData<string, int> Cases => new()
     {
-        { "llama_gqa", 2 }, { "llama_gqa", 4 }, { "qwen2", 2 }, { "qwen2", 4 }, { "mistral", 2 }, { "llama_gqa_sharded", 2 },
+        { "llama_gqa", 2 }, { "llama_gqa", 4 }, { "qwen2", 2 }, { "qwen2", 4 }, { "mistral", 2 }, { "phi3", 2 }, { "phi3", 4 }, { "llama_gqa_sharded", 2 },
         { "gpt2", 2 }, { "gpt2", 4 },
     };
 

@@ -8,7 +8,7 @@ public sealed class OracleTests
 {
     private const float Tolerance = 1e-4f;
 
-    public static TheoryData<string> Cases => ["llama_gqa", "llama_gqa_sharded", "qwen2", "mistral", "gpt2"];
+    public static TheoryData<string> Cases => ["llama_gqa", "llama_gqa_sharded", "qwen2", "mistral", "gpt2", "phi3"];
 
     [Theory]
     [MemberData(nameof(Cases))]

@@ -37,6 +37,8 @@ public sealed class QuantizedAccuracyTests(ITestOutputHelper output)
         { "mistral", "scheme=int8", 0.09, 0.96 },
         { "mistral", "scheme=int4", 0.9, 0.71 },
         { "mistral", "scheme=int4_sym", 1.05, 0.62 },
+        { "phi3", "scheme=int8", 0.085, 0.94 },
+        { "phi3", "scheme=int4", 0.85, 0.74 },
         // GPT-2's oracle logits span about 50 (its weights are of order 1), hence the larger errors; its top-2 margins are wide.
         { "gpt2", "scheme=int8", 0.6, 0.97 },
         { "gpt2", "scheme=int4", 6.0, 0.95 },

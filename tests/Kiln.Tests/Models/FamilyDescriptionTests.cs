@@ -30,6 +30,8 @@ public sealed class FamilyDescriptionTests
         ["qwen3_norms"] = Small with { ModelType = "qwen3", ExplicitHeadDim = 16, AttentionBias = true },
         ["llama3_8b"] = TestModelOptions.Llama3_8B,
         ["gpt2"] = Small with { Family = "gpt2", ModelType = "gpt2", KvHeads = 4 },
+        ["phi3"] = Small with { Family = "phi3", ModelType = "phi3" },
+        ["gemma_mqa"] = Small with { Family = "gemma", ModelType = "gemma", KvHeads = 1, ExplicitHeadDim = 16, AttentionBias = true },
     };
 
     [Theory]
@@ -87,11 +89,14 @@ public sealed class FamilyDescriptionTests
     [Fact]
     public void The_registry_finds_families_by_model_type_and_names_config_json_for_an_unknown_one()
     {
-        Assert.Equal(["llama", "gpt2"], FamilyRegistry.Families.Select(f => f.Name));
-        Assert.Equal(["llama", "mistral", "qwen2", "qwen3", "gpt2"], FamilyRegistry.ModelTypes);
+        Assert.Equal(["llama", "gpt2", "phi3", "gemma"], FamilyRegistry.Families.Select(f => f.Name));
+        Assert.Equal(["llama", "mistral", "qwen2", "qwen3", "gpt2", "phi3", "gemma"], FamilyRegistry.ModelTypes);
         Assert.IsType<Kiln.Models.Gpt2.Gpt2Model>(ModelFactory.Read(new() { ["model_type"] = "gpt2" }, "m/config.json"));
+        // A Phi-3 or Gemma config without sizes fails on its first required size, read by its own family.
+        Assert.Contains("vocab_size: is required", Assert.Throws<KilnException>(() => ModelFactory.Read(new() { ["model_type"] = "phi3" }, "m/config.json")).Message);
+        Assert.Contains("vocab_size: is required", Assert.Throws<KilnException>(() => ModelFactory.Read(new() { ["model_type"] = "gemma" }, "m/config.json")).Message);
         var e = Assert.Throws<KilnException>(() => ModelFactory.Read(new() { ["model_type"] = "bloom" }, "m/config.json"));
-        Assert.Equal("m/config.json: model_type: unsupported model type 'bloom' (supported: llama, mistral, qwen2, qwen3, gpt2)", e.Message);
+        Assert.Equal("m/config.json: model_type: unsupported model type 'bloom' (supported: llama, mistral, qwen2, qwen3, gpt2, phi3, gemma)", e.Message);
     }
 
     [Fact]

@@ -12,6 +12,7 @@ namespace Kiln.Tests.Runtime;
 /// <summary>
 /// The Llama family in fused form, as the default pipeline's cleanups and fusions leave it (rms_norm,
 /// rotary_embedding, attention, swiglu), for tests of what comes after: weight loading and the cache.
+/// <see cref="Load"/> takes a checkpoint of any family (Phi-3's oracle too).
 /// </summary>
 public static class FusedLlama
 {
@@ -24,7 +25,7 @@ public static class FusedLlama
         var checkpoint = Checkpoint.Open(directory);
         try
         {
-            var graph = Trace(LlamaConfig.Read(new ConfigReader(checkpoint.Config, Checkpoint.ConfigFileName)));
+            var graph = Fused(ModelFactory.Export(checkpoint.Config, Checkpoint.ConfigFileName, OpRegistry.Default));
             Pipeline.Run(graph, pipeline.Entries, new TransformContext(checkpoint));
             return LoadedModel.Create(checkpoint, graph, settings);
         }
@@ -40,9 +41,11 @@ public static class FusedLlama
     public const string CachedSeparateRotary = Cached + "    fuse_rotary: false\n";
 
     /// <summary>The reference graph after the default pipeline's post_export and pattern_matcher transforms.</summary>
-    public static ModelGraph Trace(LlamaConfig config)
+    public static ModelGraph Trace(LlamaConfig config) => Fused(new LlamaModel(config).Trace(OpRegistry.Default));
+
+    // Any family's reference graph (checkpoints of the oracle families load through here too) after those transforms.
+    private static ModelGraph Fused(ModelGraph graph)
     {
-        var graph = new LlamaModel(config).Trace(OpRegistry.Default);
         var fusing = PipelineConfig.Load().Entries.Where(e => e.Stage is Stage.PostExport or Stage.PatternMatcher).ToList();
         Pipeline.Run(graph, fusing, new TransformContext(null));
         return graph;

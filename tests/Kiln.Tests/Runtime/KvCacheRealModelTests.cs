@@ -19,7 +19,7 @@ public sealed class KvCacheRealModelTests
         get
         {
             var cases = new TheoryData<string, string>();
-            foreach (var directory in new[] { TestPaths.DefaultModel, TestPaths.Oracle("llama_gqa"), TestPaths.Oracle("qwen2"), TestPaths.Oracle("mistral") })
+            foreach (var directory in new[] { TestPaths.DefaultModel, TestPaths.Oracle("llama_gqa"), TestPaths.Oracle("qwen2"), TestPaths.Oracle("mistral"), TestPaths.Oracle("phi3") })
             {
                 cases.Add(directory, FusedLlama.Cached);
                 cases.Add(directory, FusedLlama.CachedSeparateRotary);

@@ -131,7 +131,7 @@ public sealed class GgufRecipeStepsTests : IDisposable
         var back = Kiln.Graph.Json.GraphSerializer.FromJson(json, Kiln.Ops.OpRegistry.Default);
         Assert.Equal(recipe.ToString(), back.Parameters.Single().Recipe.ToString());
         // The new steps changed the recipe schema, so snapshots of an older Kiln are a plain miss.
-        Assert.Equal(3, LoadRecipe.SchemaVersion);
+        Assert.True(LoadRecipe.SchemaVersion >= 3, "deinterleave_rows and dequantize came with recipe schema 3");
     }
 
     private ParameterData Run(LoadRecipe recipe, DType dtype, long[] shape) => RecipeExecutor.Execute(_checkpoint, "p", recipe, dtype, shape);

@@ -76,6 +76,7 @@ public static class SiblingLinears
 
     // Sources of every member in order, the steps they share, then the concat along the output dimension.
     // Members that differ only in a first slice (each rank's share, from sharding) get one slice_each step.
+    // Members that are consecutive rows of one tensor become one slice of it (ConsecutiveRows).
     // Members that start with llama.cpp's row order undone (q and k of a GGUF file, not v) keep it as one
     // deinterleave_rows step for those members, first. Null when the members differ in other steps, dtype
     // or input width, or a recipe already joins tensors.
@@ -95,16 +96,41 @@ public static class SiblingLinears
         var deinterleaved = members.Select((m, i) => (Step: m.Recipe.Steps.FirstOrDefault() as DeinterleaveRowsStep, Index: i)).Where(d => d.Step is not null).ToList();
         if (deinterleaved.Select(d => d.Step!.Group).Distinct().Count() > 1) return null;
         List<RecipeStep> leading = deinterleaved.Count == 0 ? [] : [new DeinterleaveRowsStep(deinterleaved[0].Step!.Group, [.. deinterleaved.Select(d => d.Index)])];
-        var steps = members.Select(m => m.Recipe.Steps.Skip(m.Recipe.Steps.FirstOrDefault() is DeinterleaveRowsStep ? 1 : 0).ToList()).ToList();
+        var steps = members.Select(m => ComposeLeadingSlices(m.Recipe.Steps.Skip(m.Recipe.Steps.FirstOrDefault() is DeinterleaveRowsStep ? 1 : 0))).ToList();
 
         if (steps.All(s => s.SequenceEqual(steps[0])))
             return new LoadRecipe(sources, [.. leading, .. steps[0], new ConcatStep(0)]);
+
+        if (ConsecutiveRows(sources, leading, steps) is { } rows) return rows;
 
         if (steps[0] is not [SliceStep { Dim: var dim }, ..]) return null;
         var rest = steps[0].Skip(1).ToList();
         if (!steps.All(s => s is [SliceStep slice, ..] && slice.Dim == dim && s.Skip(1).SequenceEqual(rest))) return null;
         var slices = steps.Select(s => (SliceStep)s[0]).ToList();
         return new LoadRecipe(sources, [.. leading, new SliceEachStep(dim, [.. slices.Select(s => s.Start)], [.. slices.Select(s => s.Length)]), .. rest, new ConcatStep(0)]);
+    }
+
+    // Members that are consecutive row ranges of one stored tensor (Phi-3's q, k and v of qkv_proj), with
+    // only casts after: one slice of its rows, which loads as a view of the file, not a concatenated copy.
+    private static LoadRecipe? ConsecutiveRows(List<string> sources, List<RecipeStep> leading, List<List<RecipeStep>> steps)
+    {
+        if (leading.Count != 0 || sources.Distinct().Count() != 1) return null;
+        if (!steps.All(s => s is [SliceStep { Dim: 0 }, .. var rest] && rest.All(r => r is CastStep) && rest.SequenceEqual(steps[0].Skip(1)))) return null;
+        var slices = steps.Select(s => (SliceStep)s[0]).ToList();
+        for (var i = 1; i < slices.Count; i++)
+        {
+            if (slices[i].Start != slices[i - 1].Start + slices[i - 1].Length) return null;
+        }
+        return new LoadRecipe([sources[0]], [new SliceStep(0, slices[0].Start, slices.Sum(s => s.Length)), .. steps[0].Skip(1)]);
+    }
+
+    // A slice of a slice of the same dimension is one slice (a Phi-3 projection's rows of qkv_proj, then a rank's share of them).
+    private static List<RecipeStep> ComposeLeadingSlices(IEnumerable<RecipeStep> steps)
+    {
+        var list = steps.ToList();
+        while (list is [SliceStep outer, SliceStep inner, ..] && outer.Dim == inner.Dim)
+            list = [new SliceStep(outer.Dim, outer.Start + inner.Start, inner.Length), .. list.Skip(2)];
+        return list;
     }
 
     // The members' shape with their output dimensions (dim 0) added up.

@@ -9,7 +9,7 @@ namespace Kiln.Transforms.Sharding;
 /// the weight's rows and bias) and the output projection the matching input features (row-parallel: a
 /// slice of the weight's columns), followed by an <c>all_reduce</c> that sums the ranks' partial
 /// products; the MLP's gate and up projections and its down projection split the same way around
-/// <c>swiglu</c> (or GPT-2's up projection and down projection around <c>gelu</c>). Embedding, norms
+/// <c>swiglu</c> or Gemma's <c>gelu</c>(gate) * up (or GPT-2's up projection and down projection around <c>gelu</c>). Embedding, norms
 /// and output layer stay whole on every rank. Only shapes, load-recipe slices and the all-reduce nodes
 /// change; no weight is read. A world of one rank is left as it is.
 /// </summary>
@@ -55,7 +55,22 @@ public sealed class ShardTensorParallelTransform : Transform<TransformConfig>
             blocks++;
         }
 
-        // GPT-2's MLP: linear -> gelu -> linear, split like swiglu's. A gelu elsewhere (inside a GeGLU) is not such a block and stays whole.
+        // Gemma's GeGLU: gelu(gate) * up -> down, split like swiglu's (no fused op: ONNX Runtime's CPU has no kernel for it).
+        foreach (var gelu in graph.Nodes.Where(n => n.Op == "gelu").ToList())
+        {
+            if (SoleReader(gelu.Output) is not { Op: "mul" } product) continue;
+            var gate = Linear(gelu.Inputs[0].Producer, parameters, "the GeGLU's gate");
+            var up = Linear(product.Inputs[ReferenceEquals(product.Inputs[0], gelu.Output) ? 1 : 0].Producer, parameters, "the GeGLU's up");
+            var (start, count) = share.Features(gate.Inputs[1].Shape[0].Size, $"intermediate size {gate.Inputs[1].Shape[0].Size} (config.json intermediate_size)");
+            ShardOutputs(gate, start, count, parameters);
+            ShardOutputs(up, start, count, parameters);
+            var down = Linear(SoleReader(product.Output), parameters, "the projection after the GeGLU");
+            ShardInputs(down, start, count, parameters);
+            rowParallel.Add(down);
+            blocks++;
+        }
+
+        // GPT-2's MLP: linear -> gelu -> linear, split like swiglu's. A gelu elsewhere (inside a GeGLU, above) is not such a block.
         foreach (var gelu in graph.Nodes.Where(n => n.Op == "gelu").ToList())
         {
             if (gelu.Inputs[0].Producer is not { Op: "linear" } up || !parameters.ContainsKey(up.Inputs[1]) || SoleReader(up.Output) != gelu) continue;
@@ -73,7 +88,7 @@ public sealed class ShardTensorParallelTransform : Transform<TransformConfig>
     }
 
     // The projection whose output reaches attention input `value` through per-head reshapes, transposes,
-    // rotary embedding, a per-head norm or a bias add (whose bias is sharded with the projection).
+    // rotary embedding (fused or primitive), a per-head norm or a bias add (whose bias is sharded with the projection).
     private static Node Projection(Value value, Dictionary<Value, ParameterSpec> parameters)
     {
         for (var node = value.Producer; node != null; node = node.Inputs[0].Producer)
@@ -85,6 +100,9 @@ public sealed class ShardTensorParallelTransform : Transform<TransformConfig>
                 case "add" when parameters.ContainsKey(node.Inputs[1]):
                     continue;
                 case "transpose" or "reshape" or "rotary_embedding" or "rms_norm":
+                    continue;
+                // The rotary embedding in primitive form (Phi-3's LongRoPE switching tables): x * cos + rotate_half(x) * sin works within each head.
+                case "add" or "mul" when node.Inputs[0].Type == node.Output.Type:
                     continue;
                 default:
                     throw Unsupported($"{node.Op} between an attention input and its projection");

@@ -14,7 +14,7 @@ namespace Kiln.Tests.Transforms.Fusions;
 public sealed class FamilyFusionTests(ITestOutputHelper output)
 {
     // "deep": 40 layers, so a rewrite sees many matches of each rule in one graph (the rewriter's index is updated per match).
-    public static TheoryData<string> Families => ["llama_gqa", "qwen2", "mistral", "qwen3", "default", "deep"];
+    public static TheoryData<string> Families => ["llama_gqa", "qwen2", "mistral", "qwen3", "phi3", "default", "deep"];
 
     [Theory]
     [MemberData(nameof(Families))]

@@ -17,7 +17,7 @@ public sealed class FamilyPostLoadFusionTests(ITestOutputHelper output)
 
     private static readonly string[] Unfused = ["fuse_qkv_projections.enabled=false", "fuse_gate_up_projections.enabled=false"];
 
-    public static TheoryData<string> Families => ["llama_gqa", "llama_gqa_sharded", "qwen2", "mistral", "default", "bf16"];
+    public static TheoryData<string> Families => ["llama_gqa", "llama_gqa_sharded", "qwen2", "mistral", "phi3", "default", "bf16"];
 
     [Theory]
     [MemberData(nameof(Families))]
@@ -36,6 +36,18 @@ public sealed class FamilyPostLoadFusionTests(ITestOutputHelper output)
         Assert.DoesNotContain(graph.Parameters, p => new[] { "q_proj", "k_proj", "v_proj", "gate_proj", "up_proj" }.Any(m => p.Name.Contains($".{m}.", StringComparison.Ordinal)));
 
         var qkv = graph.Parameters.Single(p => p.Name == "model.layers.0.self_attn.qkv_proj.weight");
+        var gateUp = graph.Parameters.Single(p => p.Name == "model.layers.0.mlp.gate_up_proj.weight");
+        if (family == "phi3")
+        {
+            // Phi-3 stores qkv_proj and gate_up_proj fused: the fused weights are their whole rows, views of the file.
+            Assert.Equal([qkv.Name], qkv.Recipe.Sources);
+            Assert.Equal([new SliceStep(0, 0, 128)], qkv.Recipe.Steps);
+            Assert.Equal([gateUp.Name], gateUp.Recipe.Sources);
+            Assert.Equal([new SliceStep(0, 0, 256)], gateUp.Recipe.Steps);
+            Assert.False(model.Weights.Single(w => w.Name == qkv.Name).IsCopy);
+            Assert.False(model.Weights.Single(w => w.Name == gateUp.Name).IsCopy);
+            return;
+        }
         Assert.Equal(["q_proj", "k_proj", "v_proj"], qkv.Recipe.Sources.Select(s => s.Split('.')[^2]));
         Assert.Equal(family == "bf16" ? [new CastStep(DType.F32), new ConcatStep(0)] : new RecipeStep[] { new ConcatStep(0) }, qkv.Recipe.Steps);
         Assert.Equal(family == "qwen2", graph.Parameters.Any(p => p.Name == "model.layers.0.self_attn.qkv_proj.bias"));
