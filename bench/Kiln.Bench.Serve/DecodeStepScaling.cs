@@ -26,8 +26,8 @@ public static class DecodeStepScaling
     {
         using var loaded = LoadedModel.Load(model, new SessionSettings(IntraOpThreads: threads));
         var slots = BatchSizes.Max();
-        var capacity = promptTokens + 2 * repeats * BatchSizes.Length + 2;
-        using var decoder = new BatchedDecoder(loaded, slots, capacity, maxChunk: promptTokens);
+        // Slots of the model's whole context, as the server makes them (attention may cost by capacity, not only by length).
+        using var decoder = new BatchedDecoder(loaded, slots, loaded.Context, maxChunk: promptTokens);
         var random = new Random(2);
         for (var slot = 0; slot < slots; slot++)
         {

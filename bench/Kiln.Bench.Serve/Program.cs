@@ -122,7 +122,8 @@ try
     if (cancels is not null)
     {
         Console.WriteLine($"{cancels.Rounds} disconnects in {cancels.Seconds:F0} s: slots in use after {cancels.SlotsInUseAfter} (all free {cancels.FreedMs:F0} ms after the last)");
-        Console.WriteLine($"  RSS by quarter {string.Join(" -> ", cancels.RssBytes.Select(b => $"{b / 1e6:F0}"))} MB; managed heap {string.Join(" -> ", cancels.ManagedBytes.Select(b => $"{b / 1e6:F1}"))} MB");
+        Console.WriteLine($"  RSS by quarter {string.Join(" -> ", cancels.RssBytes.Select(b => $"{b / 1e6:F0}"))} MB; managed heap {string.Join(" -> ", cancels.ManagedBytes.Select(b => $"{b / 1e6:F1}"))} MB; " +
+            $"gen-0 collections {string.Join(" -> ", cancels.Gen0Collections)}");
     }
     if (starts.Count > 0)
         Console.WriteLine($"ready (/health 200): cold median {Stats.Median(report.ColdStartsMs):F0} ms, warm {Stats.Median(report.WarmStartsMs):F0} ms");
