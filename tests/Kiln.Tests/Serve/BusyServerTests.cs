@@ -14,7 +14,8 @@ namespace Kiln.Tests.Serve;
 /// </summary>
 public sealed class BusyServer : IAsyncLifetime
 {
-    private static readonly TimeSpan StepPause = TimeSpan.FromMilliseconds(25);
+    // Long beside the time a disconnect takes to reach the server, even on a busy machine.
+    private static readonly TimeSpan StepPause = TimeSpan.FromMilliseconds(100);
     private long steps;
 
     public BusyServer() => Server = new InProcessServer(new EngineOptions(Slots: 1, MaxWaiting: 1, AfterStep: Step));
