@@ -4,10 +4,11 @@ using System.Text.Json;
 using Kiln.Bench;
 using Kiln.Bench.Serve;
 
-// Load test of `kiln serve` on loopback (bench/README.md): single-stream references, then N concurrent
-// streaming clients checked against them, aggregate decode tokens/s at 1 vs K streams, time to first
-// token under load, optional disconnect rounds (slots and RSS) and cold vs warm starts. Every loop is
-// bounded in count, the whole run by --timeout-s. Writes bench/results/serve-<UTC time>.json.
+// Load test of `kiln serve` on loopback (bench/README.md): an in-process measurement of one batched decode
+// step at batch 1, 2, 4, 8; then, on the server, single-stream references, N concurrent streaming clients
+// checked against them, aggregate decode tokens/s at 1 vs K streams, time to first token under load,
+// optional disconnect rounds (slots and RSS) and cold vs warm starts. Every loop is bounded in count, the
+// whole run by --timeout-s. Writes bench/results/serve-<UTC time>.json.
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 var a = ServeArguments.Parse(args);
 var repo = BenchEnvironment.RepoRoot();
@@ -24,6 +25,9 @@ var model = a.Model ?? LoadModel.Create(kiln, work, Progress);
 var cache = Path.Combine(work, "cache");
 string[] ServeArgs(string cacheDir) => ["--model", model, "--slots", $"{a.Slots}", "--cache-dir", cacheDir, .. a.Threads is { } t ? ["--threads", $"{t}"] : Array.Empty<string>()];
 var loadBefore = File.ReadAllText("/proc/loadavg").Split(' ')[0];
+
+// 0. In this process, before the server starts (not to share the cores with it): the cost of a decode step by batch size.
+var steps = a.StepRepeats > 0 ? DecodeStepScaling.Measure(model, a.Threads, a.PromptTokens, a.StepRepeats, Progress) : [];
 
 Progress($"starting kiln serve ({kiln}) on {model}");
 var server = new ServerProcess(kiln, ServeArgs(cache));
@@ -45,7 +49,7 @@ try
         if (reference.FinishReason != "length") continue;
         prompts.Add(prompt);
         references.Add(reference);
-        Progress($"reference {prompts.Count}/{wanted}: {reference.CompletionTokens} tokens, {Rate(reference):F1} tokens/s alone");
+        Progress($"reference {prompts.Count}/{wanted}: {reference.CompletionTokens} tokens in {reference.LastMs - reference.SentMs:F0} ms");
     }
     if (prompts.Count < wanted) throw new InvalidOperationException($"only {prompts.Count} of {3 * wanted} prompts ran to --max-tokens without an EOS");
 
@@ -68,24 +72,19 @@ try
     if (mismatches > 0) failures.Add($"{mismatches} of {results.Count} outputs differ from their single-stream output");
     var ttft = results.Select(r => r.Result.TimeToFirstTokenMs).ToList();
 
-    // 3. Aggregate decode throughput: K streams started together (the first K prompts), against one stream
-    //    alone; tokens counted by the server, over the time when every stream was decoding (their prompts
-    //    all prefilled, none finished).
-    Progress($"1 stream, then {a.Streams} streams at once");
-    var single = await DecodeThroughput.MeasureAsync(server, modelId, prompts.Take(1).ToList(), a.MaxTokens, clock, timeout.Token);
-    var aggregate = await DecodeThroughput.MeasureAsync(server, modelId, prompts.Take(a.Streams).ToList(), a.MaxTokens, clock, timeout.Token);
+    // 3. Aggregate decode throughput: K streams started together (the first K prompts, --stream-tokens each),
+    //    against one stream alone; tokens counted by the server, over the time when every stream was decoding
+    //    (their prompts all prefilled, none finished), or, labelled, the whole phase when that window is empty.
+    Progress($"1 stream, then {a.Streams} streams at once, {a.StreamTokens} tokens each");
+    var single = await DecodeThroughput.MeasureAsync(server, modelId, prompts.Take(1).ToList(), a.StreamTokens, clock, timeout.Token);
+    var aggregate = await DecodeThroughput.MeasureAsync(server, modelId, prompts.Take(a.Streams).ToList(), a.StreamTokens, clock, timeout.Token);
 
     // 4. Disconnects: each stream is dropped after its first event; slots must all be free and RSS flat.
     CancelResult? cancels = null;
     if (a.CancelRounds > 0)
     {
-        Progress($"{a.CancelRounds} disconnects");
-        var rssBefore = server.Metric("process_working_set_bytes");
-        for (var i = 0; i < a.CancelRounds; i++) await StreamRequest.AbandonAsync(server.Http, modelId, prompts[i % prompts.Count], a.MaxTokens, timeout.Token);
-        var freed = Stopwatch.StartNew();
-        while (server.Metric("kiln_kv_slots_in_use") > 0 && freed.Elapsed < TimeSpan.FromSeconds(30)) await Task.Delay(10);
-        cancels = new CancelResult(a.CancelRounds, server.Metric("kiln_kv_slots_in_use"), freed.Elapsed.TotalMilliseconds, rssBefore, server.Metric("process_working_set_bytes"),
-            server.Metric("kiln_requests_finished_total{finish_reason=\"cancelled\"}"));
+        Progress($"{a.CancelRounds} disconnects, {DisconnectRounds.Concurrency} at a time");
+        cancels = await DisconnectRounds.RunAsync(server, modelId, a.CancelRounds, a.MaxTokens, timeout.Token);
         if (cancels.SlotsInUseAfter != 0) failures.Add($"{cancels.SlotsInUseAfter} slots still in use after the disconnects");
     }
     var coldMs = server.ReadyMs;
@@ -108,7 +107,7 @@ try
     var report = new ServeReport(DateTime.UtcNow.ToString("O"), BenchEnvironment.GitCommit(repo), Environment.ProcessorCount, BenchEnvironment.CpuModel(),
         loadBefore, File.ReadAllText("/proc/loadavg").Split(' ')[0], kiln, model, a, coldMs,
         results.Count, mismatches, loadSeconds, results.Sum(r => r.Result.CompletionTokens) / loadSeconds,
-        Stats.Median(ttft), Stats.Percentile(ttft, 99), single, aggregate, aggregate / single, cancels,
+        Stats.Median(ttft), Stats.Percentile(ttft, 99), steps, single, aggregate, aggregate.TokensPerSecond / single.TokensPerSecond, cancels,
         starts.Where(s => s.Kind == "cold").Select(s => s.Ms).ToArray(), starts.Where(s => s.Kind == "warm").Select(s => s.Ms).ToArray(), failures);
     var file = Path.Combine(repo, "bench", "results", $"serve-{DateTime.UtcNow:yyyyMMdd-HHmmss}.json");
     Directory.CreateDirectory(Path.GetDirectoryName(file)!);
@@ -116,9 +115,16 @@ try
     Console.WriteLine($"{report.Date}, commit {report.Commit}, {report.Processors} logical processors ({report.Cpu}), load average {loadBefore} -> {report.LoadAfter}");
     Console.WriteLine($"{results.Count} requests from {a.Clients} clients: {mismatches} differ from their single-stream output; {report.TokensPerSecond:F1} tokens/s overall");
     Console.WriteLine($"time to first token under load: median {report.TtftMedianMs:F0} ms, p99 {report.TtftP99Ms:F0} ms");
-    Console.WriteLine($"decode: 1 stream {single:F1} tokens/s, {a.Streams} streams {aggregate:F1} tokens/s together: {report.Ratio:F2}x");
+    foreach (var step in steps)
+        Console.WriteLine($"in-process decode step, batch {step.Rows}: {step.MedianMs:F1} ms, {step.RelativeToOneRow:F2}x batch 1 ({step.TokensPerSecond / steps[0].TokensPerSecond:F2}x its tokens/s)");
+    Console.WriteLine($"server decode: 1 stream {single.TokensPerSecond:F1} tokens/s ({single.Window}), {a.Streams} streams {aggregate.TokensPerSecond:F1} tokens/s together " +
+        $"({aggregate.Window}, {aggregate.WindowMs / 1000:F1} s): {report.Ratio:F2}x");
     if (cancels is not null)
-        Console.WriteLine($"{cancels.Rounds} disconnects: slots in use after {cancels.SlotsInUseAfter} (freed {cancels.FreedMs:F0} ms after the last), RSS {cancels.RssBefore / 1e6:F0} -> {cancels.RssAfter / 1e6:F0} MB");
+    {
+        Console.WriteLine($"{cancels.Rounds} disconnects in {cancels.Seconds:F0} s: slots in use after {cancels.SlotsInUseAfter} (all free {cancels.FreedMs:F0} ms after the last)");
+        Console.WriteLine($"  RSS by quarter {string.Join(" -> ", cancels.RssBytes.Select(b => $"{b / 1e6:F0}"))} MB; managed heap {string.Join(" -> ", cancels.ManagedBytes.Select(b => $"{b / 1e6:F1}"))} MB; " +
+            $"gen-0 collections {string.Join(" -> ", cancels.Gen0Collections)}");
+    }
     if (starts.Count > 0)
         Console.WriteLine($"ready (/health 200): cold median {Stats.Median(report.ColdStartsMs):F0} ms, warm {Stats.Median(report.WarmStartsMs):F0} ms");
     foreach (var failure in failures) Console.WriteLine($"FAILED: {failure}");
@@ -130,6 +136,3 @@ finally
     server.Dispose();
     if (a.Work is null) Directory.Delete(work, recursive: true);
 }
-
-// A stream's decode rate: tokens after the first over the time they took.
-static double Rate(StreamResult r) => (r.CompletionTokens - 1) / ((r.LastMs - r.FirstMs) / 1000);

@@ -28,7 +28,8 @@ public sealed class ServerProcess : IDisposable
         }
         _ = Task.Run(() => { while (process.StandardError.ReadLine() is { } line) lock (errors) errors.Add(line); });
         Url = new Uri(url ?? throw new InvalidOperationException($"kiln serve did not start: {Errors}"));
-        Http = new HttpClient { BaseAddress = Url, Timeout = TimeSpan.FromMinutes(10) };
+        // No draining of an unread response on dispose (by default up to 2 s): a dropped stream closes its connection at once.
+        Http = new HttpClient(new SocketsHttpHandler { MaxResponseDrainSize = 0 }) { BaseAddress = Url, Timeout = TimeSpan.FromMinutes(10) };
         while (true)
         {
             if (process.HasExited) throw new InvalidOperationException($"kiln serve exited ({process.ExitCode}): {Errors}");
@@ -56,10 +57,20 @@ public sealed class ServerProcess : IDisposable
     }
 
     /// <summary>One metric's value from /metrics (a line "NAME VALUE").</summary>
-    public double Metric(string name)
+    public double Metric(string name) => MetricAsync(name, CancellationToken.None).GetAwaiter().GetResult();
+
+    public async Task<double> MetricAsync(string name, CancellationToken cancel) => Value(await Http.GetStringAsync("/metrics", cancel), name);
+
+    /// <summary>Several metrics read from one scrape, so that they describe the same moment.</summary>
+    public async Task<double[]> MetricsAsync(string[] names, CancellationToken cancel)
     {
-        var text = Http.GetStringAsync("/metrics").GetAwaiter().GetResult();
-        var line = text.Split('\n').FirstOrDefault(l => l.StartsWith(name + " ", StringComparison.Ordinal));
+        var text = await Http.GetStringAsync("/metrics", cancel);
+        return [.. names.Select(name => Value(text, name))];
+    }
+
+    private static double Value(string metrics, string name)
+    {
+        var line = metrics.Split('\n').FirstOrDefault(l => l.StartsWith(name + " ", StringComparison.Ordinal));
         return line is null ? double.NaN : double.Parse(line[(name.Length + 1)..], CultureInfo.InvariantCulture);
     }
 

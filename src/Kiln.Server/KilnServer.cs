@@ -20,10 +20,12 @@ namespace Kiln.Server;
 public static class KilnServer
 {
     /// <summary>
-    /// Runs until shut down. <paramref name="load"/> loads the model (after the server listens);
+    /// Runs until shut down: by SIGTERM or Ctrl+C, or by <paramref name="stop"/> (for an application that
+    /// hosts the server in its own process). <paramref name="load"/> loads the model (after the server listens);
     /// <paramref name="log"/> hears one line when listening (the address, port 0 resolved) and one when ready.
     /// </summary>
-    public static async Task RunAsync(ServerOptions options, EngineOptions engineOptions, Func<ServedModel> load, TextWriter log)
+    public static async Task RunAsync(ServerOptions options, EngineOptions engineOptions, Func<ServedModel> load, TextWriter log,
+        CancellationToken stop = default)
     {
         engineOptions.Validate();
         var state = new ServerState(options);
@@ -70,7 +72,7 @@ public static class KilnServer
             state.Ready(served, engine, clock.Elapsed.TotalMilliseconds);
             log.WriteLine($"kiln: serving {served.Id} on {address}: {engine.Slots} slots of {engine.Context} tokens " +
                 $"(KV cache {engine.CacheBytes / (1024.0 * 1024):F1} MiB at most), ready in {clock.Elapsed.TotalMilliseconds:F0} ms");
-            await app.WaitForShutdownAsync();
+            await app.WaitForShutdownAsync(stop);
         }
         finally
         {

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Globalization;
 using Kiln.Cache;
 using Kiln.Chat;
 using Kiln.Compile;
@@ -13,9 +12,6 @@ namespace Kiln.Cli.Commands;
 /// <summary>`kiln serve`: an OpenAI-compatible HTTP server over one model, with continuous batching (docs/serve.md).</summary>
 public static class ServeCommand
 {
-    /// <summary>Test hook: milliseconds the engine sleeps after each step, so that tests can watch queues and cancellation.</summary>
-    public const string StepDelayVariable = "KILN_TEST_STEP_DELAY_MS";
-
     public static Command Create()
     {
         var model = CommonOptions.Model(required: false);
@@ -40,7 +36,7 @@ public static class ServeCommand
             if (p.GetValue(port) is < 0 or > 65535) throw new KilnException($"--port: must be between 0 and 65535, got {p.GetValue(port)}");
             var key = p.GetValue(apiKey) ?? Environment.GetEnvironmentVariable("KILN_API_KEY");
             if (key is { Length: 0 }) throw new KilnException("--api-key: the key is empty");
-            var engineOptions = new EngineOptions(p.GetValue(slots), p.GetValue(maxWaiting), p.GetValue(prefillChunk), StepDelay());
+            var engineOptions = new EngineOptions(p.GetValue(slots), p.GetValue(maxWaiting), p.GetValue(prefillChunk));
             engineOptions.Validate();
             var modelPath = p.GetValue(model)!;
             var context = p.GetValue(CommonOptions.Context);
@@ -92,8 +88,4 @@ public static class ServeCommand
             return (null, e.Message);
         }
     }
-
-    private static TimeSpan StepDelay() =>
-        int.TryParse(Environment.GetEnvironmentVariable(StepDelayVariable), NumberStyles.Integer, CultureInfo.InvariantCulture, out var ms) && ms > 0
-            ? TimeSpan.FromMilliseconds(ms) : TimeSpan.Zero;
 }

@@ -9,7 +9,9 @@ namespace Kiln.Kernels;
 /// (rows yStride apart, so that y can be a block of columns of a wider output), computed for one range
 /// of output columns so that threads can split W between them.
 /// One-row products read four weight rows per pass (four streams, each with its own accumulator);
-/// products of several rows keep four weight rows in cache while the input rows pass by, three at a time.
+/// products of several rows keep four weight rows in cache while the input rows pass by, three at a time
+/// (two or one for the last), and the first pass over a group of four fetches the next group into L2, so
+/// that memory keeps streaming weights while the cores compute (a batched decode step's several rows).
 /// </summary>
 /// <remarks>
 /// Every path computes each output the same way: one 8-wide accumulator over k (fused multiply-adds in
@@ -36,14 +38,18 @@ public static unsafe class LinearMath
             for (; j < end; j++) y[j] = Dot(w + (long)j * k, x, k);
             return;
         }
-        // Weight rows outermost: four of them stay in L1 while every input row (from L2) passes by,
-        // so W is read from memory once whatever the number of rows.
+        // Weight rows outermost: four of them stay in cache while every input row passes by, so W is read
+        // from memory once whatever the number of rows.
         var j0 = first;
         for (; j0 + 4 <= end; j0 += 4)
         {
+            var group = w + (long)j0 * k;
+            // The next group of this column range, fetched during the first pass (none after the last group).
+            var next = j0 + 8 <= end ? group + 4L * k : null;
             var row = 0;
-            for (; row + 3 <= rows; row += 3) FourByThree(x + (long)row * k, w + (long)j0 * k, y + (long)row * yStride + j0, yStride, k);
-            for (; row < rows; row++) FourDots(w + (long)j0 * k, x + (long)row * k, k, y + (long)row * yStride + j0);
+            for (; row + 3 <= rows; row += 3, next = null) FourByThree(x + (long)row * k, group, y + (long)row * yStride + j0, yStride, k, next);
+            if (rows - row == 2) FourByTwo(x + (long)row * k, group, y + (long)row * yStride + j0, yStride, k, next);
+            else if (rows - row == 1) FourDots(group, x + (long)row * k, k, y + (long)row * yStride + j0);
         }
         for (; j0 < end; j0++)
         {
@@ -106,10 +112,21 @@ public static unsafe class LinearMath
         y[3] = s3;
     }
 
+    // Into L2, one cache line of each of the next group's four weight rows (every other step of 8 floats).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchGroup(float* next, int k, int i)
+    {
+        if (next == null || (i & 15) != 0) return;
+        Sse.Prefetch1(next + i);
+        Sse.Prefetch1(next + k + i);
+        Sse.Prefetch1(next + 2L * k + i);
+        Sse.Prefetch1(next + 3L * k + i);
+    }
+
     // Four weight rows against three input rows: twelve products share seven loads per step (measured
     // 70 GFLOP/s on one core here, against 51 for two by four).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void FourByThree(float* x, float* w, float* y, int yStride, int k)
+    private static void FourByThree(float* x, float* w, float* y, int yStride, int k, float* next)
     {
         float* x0 = x, x1 = x + k, x2 = x + 2L * k;
         float* w0 = w, w1 = w + k, w2 = w + 2L * k, w3 = w + 3L * k;
@@ -118,6 +135,7 @@ public static unsafe class LinearMath
         var i = 0;
         for (; i + 8 <= k; i += 8)
         {
+            PrefetchGroup(next, k, i);
             var v0 = Vector256.Load(w0 + i);
             var v1 = Vector256.Load(w1 + i);
             var v2 = Vector256.Load(w2 + i);
@@ -151,6 +169,49 @@ public static unsafe class LinearMath
             }
         }
         for (var r = 0; r < 3; r++)
+        {
+            for (var c = 0; c < 4; c++) y[r * (long)yStride + c] = s[r * 4 + c];
+        }
+    }
+
+    // Four weight rows against the last two input rows: one pass where two FourDots would take two.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void FourByTwo(float* x, float* w, float* y, int yStride, int k, float* next)
+    {
+        float* x0 = x, x1 = x + k;
+        float* w0 = w, w1 = w + k, w2 = w + 2L * k, w3 = w + 3L * k;
+        Vector256<float> a00 = default, a01 = default, a10 = default, a11 = default, a20 = default, a21 = default, a30 = default, a31 = default;
+        var i = 0;
+        for (; i + 8 <= k; i += 8)
+        {
+            PrefetchGroup(next, k, i);
+            var v0 = Vector256.Load(w0 + i);
+            var v1 = Vector256.Load(w1 + i);
+            var v2 = Vector256.Load(w2 + i);
+            var v3 = Vector256.Load(w3 + i);
+            var u = Vector256.Load(x0 + i);
+            a00 = Fma.MultiplyAdd(v0, u, a00);
+            a10 = Fma.MultiplyAdd(v1, u, a10);
+            a20 = Fma.MultiplyAdd(v2, u, a20);
+            a30 = Fma.MultiplyAdd(v3, u, a30);
+            u = Vector256.Load(x1 + i);
+            a01 = Fma.MultiplyAdd(v0, u, a01);
+            a11 = Fma.MultiplyAdd(v1, u, a11);
+            a21 = Fma.MultiplyAdd(v2, u, a21);
+            a31 = Fma.MultiplyAdd(v3, u, a31);
+        }
+        Span<float> s = stackalloc float[8];
+        s[0] = Vector256.Sum(a00); s[1] = Vector256.Sum(a10); s[2] = Vector256.Sum(a20); s[3] = Vector256.Sum(a30);
+        s[4] = Vector256.Sum(a01); s[5] = Vector256.Sum(a11); s[6] = Vector256.Sum(a21); s[7] = Vector256.Sum(a31);
+        for (; i < k; i++)
+        {
+            for (var r = 0; r < 2; r++)
+            {
+                var xi = x[r * (long)k + i];
+                for (var c = 0; c < 4; c++) s[r * 4 + c] += w[c * (long)k + i] * xi;
+            }
+        }
+        for (var r = 0; r < 2; r++)
         {
             for (var c = 0; c < 4; c++) y[r * (long)yStride + c] = s[r * 4 + c];
         }

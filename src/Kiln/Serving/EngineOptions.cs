@@ -5,10 +5,11 @@ namespace Kiln.Serving;
 /// (each holds a key/value cache of the model's context); at most <paramref name="MaxWaiting"/> more wait
 /// for a slot; a prompt goes in by chunks of at most <paramref name="PrefillChunk"/> tokens, one chunk
 /// between two decode steps, so that a long prompt does not stall the running streams.
-/// <paramref name="StepDelay"/> slows every step down (a test hook: it keeps sequences running long
-/// enough to observe queues and cancellation).
+/// <paramref name="AfterStep"/>, when set, is called on the engine's thread after every step that ran the
+/// model (for an application that embeds the engine: to count, trace or pace steps); the next step starts
+/// when it returns.
 /// </summary>
-public sealed record EngineOptions(int Slots = 8, int MaxWaiting = 64, int PrefillChunk = 256, TimeSpan StepDelay = default)
+public sealed record EngineOptions(int Slots = 8, int MaxWaiting = 64, int PrefillChunk = 256, Action? AfterStep = null)
 {
     public const int MaxSlots = 256;
 

@@ -74,17 +74,26 @@ public sealed class ServingEngine : IDisposable
             throw new KilnException($"prompt: {request.PromptIds.Count} tokens leave no room for a new token in the context of {Context}");
         if (request.MaxNewTokens < 1) throw new KilnException($"max new tokens: must be at least 1, got {request.MaxNewTokens}");
         var sequence = new EngineSequence(request) { CancelRequested = _wake.Set };
+        // Registered before the engine can see the sequence, so that Finish always disposes the registration
+        // (one made after a quick finish would keep the sequence reachable from the caller's token).
+        sequence.Registration = cancel.Register(sequence.Cancel);
         lock (_gate)
         {
-            if (!_accepting) throw new EngineBusyException("the server is shutting down", stopping: true);
+            if (!_accepting) throw Refused(sequence, new EngineBusyException("the server is shutting down", stopping: true));
             // At most Slots sequences run and MaxWaiting wait (a sequence passes through the queue even to a free slot).
             if (BusySlots + _waiting.Count >= Slots + _options.MaxWaiting)
-                throw new EngineBusyException($"all {Slots} slots are busy and {_waiting.Count} requests are waiting", stopping: false);
+                throw Refused(sequence, new EngineBusyException($"all {Slots} slots are busy and {_waiting.Count} requests are waiting", stopping: false));
             _waiting.Enqueue(sequence);
         }
-        sequence.Registration = cancel.Register(sequence.Cancel);
         _wake.Set();
         return sequence;
+    }
+
+    // A refused sequence never reaches the engine: its registration goes with it.
+    private static EngineBusyException Refused(EngineSequence sequence, EngineBusyException reason)
+    {
+        sequence.Registration.Dispose();
+        return reason;
     }
 
     /// <summary>Refuses new sequences from now on; those already submitted run to their end.</summary>
@@ -112,7 +121,7 @@ public sealed class ServingEngine : IDisposable
             try
             {
                 if (!Step()) _wake.Wait();
-                else if (_options.StepDelay > TimeSpan.Zero) Thread.Sleep(_options.StepDelay);
+                else _options.AfterStep?.Invoke();
             }
             catch (Exception e)
             {

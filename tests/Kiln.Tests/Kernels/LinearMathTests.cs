@@ -4,7 +4,8 @@ using Xunit;
 namespace Kiln.Tests.Kernels;
 
 /// <summary>LinearMath against a double-precision product, on every path: one row (four weight rows per
-/// pass and the leftover columns), the four-by-three tile and its leftovers, vector tails and column ranges;
+/// pass and the leftover columns), the four-by-three and four-by-two tiles and the last row, the next weight
+/// group fetched while a group computes, vector tails and column ranges;
 /// and each row's result bit for bit independent of the other rows and of the column split.</summary>
 public sealed unsafe class LinearMathTests
 {
@@ -15,7 +16,8 @@ public sealed unsafe class LinearMathTests
         { 1, 5, 515 },     // k tail after 32-wide and 8-wide steps
         { 1, 13, 4096 },   // longest single-stream row
         { 1, 9, 4103 },    // four rows per pass, one leftover row, k tail
-        { 2, 6, 33 },      // several rows, fewer than a tile
+        { 2, 6, 33 },      // two rows: the four-by-two tile
+        { 8, 16, 75 },     // a decode batch of 8: two four-by-three tiles, one four-by-two, four weight groups
         { 6, 8, 64 },      // whole tiles only
         { 3, 4, 13 },      // one tile with a k tail
         { 5, 7, 100 },     // tiles plus leftover rows and columns
@@ -73,6 +75,7 @@ public sealed unsafe class LinearMathTests
 
     [Theory]
     [InlineData(7, 13, 515)]
+    [InlineData(8, 21, 515)]
     [InlineData(16, 9, 4103)]
     [InlineData(5, 6, 7)]
     public void Each_row_is_bit_for_bit_its_one_row_product_whatever_the_rows_and_column_split(int rows, int n, int k)

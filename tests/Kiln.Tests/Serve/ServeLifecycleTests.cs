@@ -7,10 +7,19 @@ namespace Kiln.Tests.Serve;
 /// <summary>A `kiln serve` of its own: /health while the model loads, and a graceful SIGTERM.</summary>
 public sealed class ServeLifecycleTests
 {
+    // A stream on this model runs for seconds (about 46 MB of fp32 weights read per token, 600 tokens),
+    // so SIGTERM reaches the server while it is running; its greedy text has no end-of-sequence token.
+    private const int LongStreamTokens = 600;
+
     [Fact]
     public async Task Sigterm_lets_running_streams_finish_takes_no_new_request_and_exits_0()
     {
-        using var server = new ServeProcess(["--slots", "2", "--threads", "1"], stepDelayMs: 15);
+        using var folder = new TempDir();
+        var written = KilnCli.Run("testmodel", "--layers", "4", "--hidden", "512", "--heads", "8", "--kv-heads", "2", "--intermediate", "1408",
+            "--vocab", "512", "--out", folder.Path);
+        Assert.True(written.ExitCode == 0, written.Stderr);
+        foreach (var file in new[] { "tokenizer.json", "tokenizer_config.json" }) File.Copy(Path.Combine(TestPaths.DefaultModel, file), folder.File(file));
+        using var server = new ServeProcess(["--model", folder.Path, "--served-model-name", "long", "--slots", "2", "--threads", "1"]);
         // Before the "serving" line the model is still loading: /health says so with a 503.
         using (var early = await server.Http.GetAsync("/health"))
         {
@@ -18,24 +27,31 @@ public sealed class ServeLifecycleTests
         }
         await server.WaitUntilHealthyAsync();
 
-        var body = new JsonObject { ["model"] = "stories260K", ["prompt"] = "Once upon a time", ["max_tokens"] = 80, ["temperature"] = 0, ["stream"] = true, ["stop"] = "zzz" };
+        var body = new JsonObject
+        {
+            ["model"] = "long", ["prompt"] = "Once upon a time", ["max_tokens"] = LongStreamTokens, ["temperature"] = 0, ["stream"] = true,
+            ["stream_options"] = new JsonObject { ["include_usage"] = true },
+        };
         using var response = await server.Http.SendAsync(CompletionsTests.Request(body), HttpCompletionOption.ResponseHeadersRead);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         var events = SseParser.Create(await response.Content.ReadAsStreamAsync()).EnumerateAsync().GetAsyncEnumerator();
         Assert.True(await events.MoveNextAsync());
+        // The stream is running when the signal comes.
+        Assert.Contains("kiln_requests_running 1\n", await server.Http.GetStringAsync("/metrics"));
 
         server.Terminate();
         var data = new List<string> { events.Current.Data };
         while (await events.MoveNextAsync()) data.Add(events.Current.Data);
         await events.DisposeAsync();
         Assert.Equal("[DONE]", data[^1]);
-        var last = JsonNode.Parse(data[^2])!["choices"]![0]!;
+        Assert.Equal(LongStreamTokens, JsonNode.Parse(data[^2])!["usage"]!["completion_tokens"]!.GetValue<int>());
+        var last = JsonNode.Parse(data[^3])!["choices"]![0]!;
         Assert.Equal("length", last["finish_reason"]!.GetValue<string>());
 
         // No new request once shutdown began: refused (503) or, once the listener is closed, not connected.
         try
         {
-            using var late = await server.Http.SendAsync(CompletionsTests.Request(new JsonObject { ["model"] = "stories260K", ["prompt"] = "Hi" }));
+            using var late = await server.Http.SendAsync(CompletionsTests.Request(new JsonObject { ["model"] = "long", ["prompt"] = "Hi" }));
             Assert.Equal(HttpStatusCode.ServiceUnavailable, late.StatusCode);
         }
         catch (HttpRequestException)

@@ -18,12 +18,9 @@ public sealed partial class ServeProcess : IDisposable
     private readonly TaskCompletionSource<string> listening = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    /// <param name="stepDelayMs">The engine's test hook: a pause after each step, so that requests stay running a while.</param>
-    public ServeProcess(string[] arguments, int stepDelayMs = 0)
+    public ServeProcess(string[] arguments)
     {
-        var environment = new Dictionary<string, string>();
-        if (stepDelayMs > 0) environment["KILN_TEST_STEP_DELAY_MS"] = $"{stepDelayMs}";
-        process = KilnCli.Start(Path.GetTempPath(), environment, ["serve", "--port", "0", .. arguments]);
+        process = KilnCli.Start(Path.GetTempPath(), new Dictionary<string, string>(), ["serve", "--port", "0", .. arguments]);
         _ = Task.Run(ReadErrors);
         _ = process.StandardOutput.ReadToEndAsync();
         if (!listening.Task.Wait(TimeSpan.FromMinutes(2))) throw new TimeoutException($"kiln serve did not start listening: {Errors}");

@@ -80,7 +80,7 @@ public sealed class ServingEngineTests
     {
         using var model = LoadedModel.Load(TestPaths.Oracle("llama_gqa"));
         var none = new HashSet<int>();
-        using var engine = new ServingEngine(model, new EngineOptions(Slots: 1, MaxWaiting: 1, StepDelay: TimeSpan.FromMilliseconds(20)));
+        using var engine = new ServingEngine(model, new EngineOptions(Slots: 1, MaxWaiting: 1, AfterStep: () => Thread.Sleep(20)));
         using var cancel = new CancellationTokenSource();
         var running = engine.Submit(new SequenceRequest([1, 2], 200, new SamplingOptions(), none), cancel.Token);
         await running.Tokens.ReadAsync();
