@@ -10,9 +10,9 @@ namespace Kiln.Kernels;
 /// <typeparamref name="TWeights"/>): x and y stay float32 and so does every sum; only the weight is read
 /// as stored, half the bytes of float32. One-row products convert each weight vector in registers as
 /// the row streams by (the same single stream, four rows per pass for long rows); products of several
-/// rows convert a block of four weight rows once into float32 and run LinearMath's tile over it, so the
-/// conversion is paid once per weight row whatever the number of input rows. The caller names the
-/// <see cref="KernelPath"/>: one-row products have 256-bit and 512-bit forms, the rest 256-bit only.
+/// rows convert a panel of four weight rows once into float32 and run <see cref="FloatPanelTile"/> over
+/// it, so the conversion is paid once per weight row whatever the number of input rows. The caller names
+/// the <see cref="KernelPath"/>: both kinds of product have 256-bit and 512-bit forms.
 /// </summary>
 public static unsafe class HalfLinearMath<TWeights> where TWeights : IHalfWeights
 {
@@ -51,25 +51,30 @@ public static unsafe class HalfLinearMath<TWeights> where TWeights : IHalfWeight
             for (; j < end; j++) y[j] = Dot(w + (long)j * k, x, k);
             return;
         }
-        var block = (float*)NativeMemory.AlignedAlloc((nuint)(4L * k * sizeof(float)), 64);
+        // Four weight rows widened once, then every input row through the float tile (FloatPanelTile).
+        var stride = FloatPanelTile.Stride(k);
+        var panelFloats = FloatPanelTile.Columns * stride;
+        var panel = (float*)NativeMemory.AlignedAlloc((nuint)((panelFloats + FloatPanelTile.ScratchFloats(rows)) * sizeof(float)), 64);
         try
         {
-            for (var j0 = first; j0 < end; j0 += 4)
+            // Rows past a last short panel are multiplied but not stored: zeros, not whatever the allocation held.
+            new Span<float>(panel, (int)panelFloats).Clear();
+            for (var j0 = first; j0 < end; j0 += FloatPanelTile.Columns)
             {
-                var columns = Math.Min(4, end - j0);
-                Widen(w + (long)j0 * k, block, (long)columns * k);
-                LinearMath.Multiply(x, block, y + j0, rows, k, yStride, 0, columns);
+                var columns = Math.Min(FloatPanelTile.Columns, end - j0);
+                for (var c = 0; c < columns; c++) Widen(w + (long)(j0 + c) * k, panel + c * stride, k, path);
+                FloatPanelTile.Multiply(x, panel, stride, y + j0, rows, k, yStride, columns, panel + panelFloats, path);
             }
         }
         finally
         {
-            NativeMemory.AlignedFree(block);
+            NativeMemory.AlignedFree(panel);
         }
     }
 
-    // Weights a single-stream loop asks the cache for ahead of its reads (2 KB; the next row's start near
+    // Weights a one-row loop asks the cache for ahead of its reads (2 KB; the next row's start near
     // a row's end, since rows are contiguous; a prefetch past the weight's end is harmless). One line per
-    // 32-weight step. Measured (docs/performance.md, loaded machine): one-row products over a weight far
+    // 32 weights of each row read. Measured (docs/performance.md, loaded machine): one-row products over a weight far
     // larger than the cache ran 15-30% faster for bf16 with it, and more for f16, whose conversion
     // presumably leaves the core fewer loads in flight for the hardware prefetcher alone.
     private const int PrefetchAhead = 1024;
@@ -94,6 +99,16 @@ public static unsafe class HalfLinearMath<TWeights> where TWeights : IHalfWeight
         return sum;
     }
 
+    // Each of four rows' cache line PrefetchAhead weights past i, once per line (32 weights).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchFour(ushort* w0, ushort* w1, ushort* w2, ushort* w3, int i)
+    {
+        Sse.Prefetch0(w0 + i + PrefetchAhead);
+        Sse.Prefetch0(w1 + i + PrefetchAhead);
+        Sse.Prefetch0(w2 + i + PrefetchAhead);
+        Sse.Prefetch0(w3 + i + PrefetchAhead);
+    }
+
     // Four weight rows against one input row (as LinearMath.FourDots): x is loaded a quarter as often.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void FourDots(ushort* w, float* x, int k, float* y)
@@ -103,6 +118,7 @@ public static unsafe class HalfLinearMath<TWeights> where TWeights : IHalfWeight
         var i = 0;
         for (; i + 8 <= k; i += 8)
         {
+            if ((i & 31) == 0) PrefetchFour(w, w1, w2, w3, i);
             var u = Vector256.Load(x + i);
             a0 = Fma.MultiplyAdd(TWeights.Load8(w + i), u, a0);
             a1 = Fma.MultiplyAdd(TWeights.Load8(w1 + i), u, a1);
@@ -149,6 +165,7 @@ public static unsafe class HalfLinearMath<TWeights> where TWeights : IHalfWeight
         var i = 0;
         for (; i + 16 <= k; i += 16)
         {
+            if ((i & 31) == 0) PrefetchFour(w, w1, w2, w3, i);
             var u = Vector512.Load(x + i);
             a0 = Avx512F.FusedMultiplyAdd(TWeights.Load16(w + i), u, a0);
             a1 = Avx512F.FusedMultiplyAdd(TWeights.Load16(w1 + i), u, a1);
@@ -169,9 +186,14 @@ public static unsafe class HalfLinearMath<TWeights> where TWeights : IHalfWeight
         y[3] = s3;
     }
 
-    private static void Widen(ushort* w, float* target, long count)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Widen(ushort* w, float* target, int count, KernelPath path)
     {
-        long i = 0;
+        var i = 0;
+        if (path == KernelPath.Avx512)
+        {
+            for (; i + 16 <= count; i += 16) TWeights.Load16(w + i).Store(target + i);
+        }
         for (; i + 8 <= count; i += 8) TWeights.Load8(w + i).Store(target + i);
         for (; i < count; i++) target[i] = TWeights.ToSingle(w[i]);
     }

@@ -14,7 +14,7 @@ public enum KernelPath
     /// <summary>256-bit vectors with AVX2 and FMA.</summary>
     Avx2,
 
-    /// <summary>512-bit vectors with AVX-512F (one-row products of 16-bit weights; the rest as <see cref="Avx2"/>).</summary>
+    /// <summary>512-bit vectors with AVX-512F (16-bit weights and the float panel tile; the rest as <see cref="Avx2"/>).</summary>
     Avx512,
 }
 

@@ -8,7 +8,8 @@ namespace Kiln.Kernels;
 /// (one instance per scheme): Y = X·Wᵀ for float32 X [..., k] and W u8 [n, RowBytes(k)], a weight packed by the quantize
 /// recipe step (<see cref="BlockQuantizer"/>); Y [..., n]. X is quantized once per product, then output
 /// columns are split over the session's intra-op threads as <see cref="LinearKernel"/> splits them
-/// (<see cref="QuantizedMath"/> on the best instruction set the machine has).
+/// (<see cref="QuantizedMath"/> on the best instruction set the machine has); int8 products of many rows
+/// instead keep X float and dequantize weight panels (<see cref="QuantizedMath.UsesPanels"/>).
 /// </summary>
 public sealed unsafe class QuantizedLinearKernel : CustomOpKernel
 {
@@ -60,39 +61,57 @@ public sealed unsafe class QuantizedLinearKernel : CustomOpKernel
         var y = OrtNative.KernelOutput(context, 0, yShape);
         if (rows == 0 || n == 0) return 0;
 
+        var product = new Product
+        {
+            Scheme = _scheme, X = (float*)OrtNative.TensorData(x), W = (byte*)OrtNative.TensorData(w), Y = (float*)OrtNative.TensorData(y),
+            Rows = (int)rows, N = (int)n, K = (int)k,
+            Parts = rows * n * k < LinearKernel.ParallelMinimumWork ? 1 : _parts,
+            Panels = QuantizedMath.UsesPanels(QuantizedMath.Best, _scheme, (int)rows),
+        };
+        if (product.Panels)
+        {
+            Run(context, &product);
+            return 0;
+        }
         var blocks = QuantSchemes.Blocks(k);
-        var qx = (sbyte*)NativeMemory.AlignedAlloc((nuint)(rows * blocks * QuantSchemes.BlockSize), 64);
-        var dx = (float*)NativeMemory.AlignedAlloc((nuint)(2 * rows * blocks * sizeof(float)), 64);
-        var sx = dx + rows * blocks;
+        product.Qx = (sbyte*)NativeMemory.AlignedAlloc((nuint)(rows * blocks * QuantSchemes.BlockSize), 64);
+        product.Dx = (float*)NativeMemory.AlignedAlloc((nuint)(2 * rows * blocks * sizeof(float)), 64);
+        product.Sx = product.Dx + rows * blocks;
         try
         {
-            QuantizedMath.QuantizeActivations((float*)OrtNative.TensorData(x), (int)rows, (int)k, qx, dx, sx);
-            var product = new Product
-            {
-                Scheme = _scheme, Qx = qx, Dx = dx, Sx = sx, W = (byte*)OrtNative.TensorData(w), Y = (float*)OrtNative.TensorData(y),
-                Rows = (int)rows, N = (int)n, K = (int)k,
-                Parts = rows * n * k < LinearKernel.ParallelMinimumWork ? 1 : _parts,
-            };
-            if (product.Parts == 1) product.Compute(0, product.N);
-            else OrtNative.ParallelFor(context, &RunPart, product.Parts, &product);
+            QuantizedMath.QuantizeActivations(product.X, (int)rows, (int)k, product.Qx, product.Dx, product.Sx);
+            Run(context, &product);
         }
         finally
         {
-            NativeMemory.AlignedFree(qx);
-            NativeMemory.AlignedFree(dx);
+            NativeMemory.AlignedFree(product.Qx);
+            NativeMemory.AlignedFree(product.Dx);
         }
         return 0;
     }
 
+    private static void Run(nint context, Product* product)
+    {
+        if (product->Parts == 1) product->Compute(0, product->N);
+        else OrtNative.ParallelFor(context, &RunPart, product->Parts, product);
+    }
+
+    // Panels: float X through dequantized weight panels; else X quantized to Qx, Dx, Sx.
     private struct Product
     {
         public QuantScheme Scheme;
+        public bool Panels;
+        public float* X;
         public sbyte* Qx;
         public float* Dx, Sx, Y;
         public byte* W;
         public int Rows, N, K, Parts;
 
-        public readonly void Compute(int first, int end) => QuantizedMath.Multiply(QuantizedMath.Best, Scheme, Qx, Dx, Sx, W, Y, Rows, K, N, first, end);
+        public readonly void Compute(int first, int end)
+        {
+            if (Panels) QuantizedMath.MultiplyPanels(QuantizedMath.PanelTile, Scheme, X, W, Y, Rows, K, N, first, end);
+            else QuantizedMath.Multiply(QuantizedMath.Best, Scheme, Qx, Dx, Sx, W, Y, Rows, K, N, first, end);
+        }
     }
 
     // Part i computes an even share of the output columns, rounded to the tile height.

@@ -7,8 +7,9 @@ namespace Kiln.Tests.Kernels;
 /// <summary>
 /// HalfLinearMath over bf16 and f16 weights on every kernel path this machine supports (the portable
 /// one always), against a double-precision product over the exact 16-bit values: one row (single stream
-/// and four weight rows per pass), several rows (converted blocks through the four-by-three tile and its
-/// leftovers), vector tails, column ranges and outputs that are blocks of a wider matrix.
+/// and four weight rows per pass), several rows (converted panels through FloatPanelTile's six-by-four or
+/// three-by-four tile, its leftovers and its slices over k), vector tails, column ranges and outputs that are
+/// blocks of a wider matrix.
 /// </summary>
 public sealed unsafe class HalfLinearMathTests
 {
@@ -29,6 +30,9 @@ public sealed unsafe class HalfLinearMathTests
             (5, 7, 100),     // tiles plus leftover rows and columns
             (9, 3, 17),      // fewer columns than a tile
             (13, 11, 4103),  // many rows over long rows: blocks of 4 · 4103 converted values
+            (7, 5, 2063),    // panel tile: six rows (AVX-512) or two threes (AVX2) and one left, slices of 1024 and a 15-wide tail
+            (12, 4, 1024),   // whole tiles, one slice exactly
+            (6, 9, 16),      // one 16-wide step, a short last panel
         ];
         var data = new TheoryData<Format, KernelPath, int, int, int>();
         foreach (var format in Enum.GetValues<Format>())
@@ -87,11 +91,41 @@ public sealed unsafe class HalfLinearMathTests
 
     [Theory]
     [MemberData(nameof(Paths))]
+    public void A_rows_result_is_bit_for_bit_the_same_however_the_rows_are_split_between_several_row_calls(KernelPath path)
+    {
+        // As a prompt prefilled in chunks (Serving/BatchedDecoder): rows 0..13 in one call, then in calls of
+        // 2, 3, 7 and 2 rows, which put each row at another place in the tiles.
+        const int rows = 14, n = 10, k = 2071;
+        foreach (var format in Enum.GetValues<Format>())
+        {
+            var x = LinearMathTests.Random(rows * k, 7);
+            var w = Narrow(format, LinearMathTests.Random(n * k, 8));
+            var whole = new float[rows * n];
+            var split = new float[rows * n];
+            fixed (float* px = x, pwhole = whole, psplit = split)
+            fixed (ushort* pw = w)
+            {
+                Multiply(format, px, pw, pwhole, rows, k, n, 0, n, path);
+                var start = 0;
+                foreach (var count in new[] { 2, 3, 7, 2 })
+                {
+                    Multiply(format, px + start * k, pw, psplit + start * n, count, k, n, 0, n, path);
+                    start += count;
+                }
+            }
+            for (var i = 0; i < whole.Length; i++)
+                Assert.True(BitConverter.SingleToInt32Bits(whole[i]) == BitConverter.SingleToInt32Bits(split[i]), $"{format}, element {i}: {split[i]} split, {whole[i]} whole");
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Paths))]
     public void Every_16_bit_pattern_is_read_as_its_exact_value(KernelPath path)
     {
         // One weight row holding all 65,536 patterns (subnormals, infinities and NaNs included), each
-        // picked out by a one-hot x: y[j] is weight j times 1, so the read value itself.
-        foreach (var format in Enum.GetValues<Format>())
+        // picked out by a one-hot x: y[j] is weight j times 1, so the read value itself. One input row
+        // (converted in registers) and two (widened into a panel).
+        foreach (var (format, rows) in Enum.GetValues<Format>().SelectMany(f => new[] { (f, 1), (f, 2) }))
         {
             var w = Enumerable.Range(0, 1 << 16).Select(i => (ushort)i).ToArray();
             const int k = 40;
@@ -100,17 +134,17 @@ public sealed unsafe class HalfLinearMathTests
                 var count = Math.Min(k, w.Length - offset);
                 var row = new ushort[count * count];
                 for (var j = 0; j < count; j++) row[j * count + j] = w[offset + j];
-                var x = new float[count];
-                var y = new float[count];
+                var x = new float[rows * count];
+                var y = new float[rows * count];
                 Array.Fill(x, 1f);
                 fixed (float* px = x, py = y)
                 fixed (ushort* pw = row)
-                    Multiply(format, px, pw, py, 1, count, count, 0, count, path);
-                for (var j = 0; j < count; j++)
+                    Multiply(format, px, pw, py, rows, count, count, 0, count, path);
+                for (var j = 0; j < rows * count; j++)
                 {
-                    var expected = format == Format.BFloat16 ? FloatConversion.BFloat16ToSingle(w[offset + j]) : (float)BitConverter.UInt16BitsToHalf(w[offset + j]);
+                    var expected = format == Format.BFloat16 ? FloatConversion.BFloat16ToSingle(w[offset + j % count]) : (float)BitConverter.UInt16BitsToHalf(w[offset + j % count]);
                     Assert.True(expected.Equals(y[j]) || (float.IsNaN(expected) && float.IsNaN(y[j])),
-                        $"{format} pattern 0x{offset + j:X4}: read {y[j]}, exact {expected}");
+                        $"{format}, {rows} rows, pattern 0x{offset + j % count:X4}: read {y[j]}, exact {expected}");
                 }
             }
         }

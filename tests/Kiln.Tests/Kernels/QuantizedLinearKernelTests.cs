@@ -25,6 +25,7 @@ public sealed class QuantizedLinearKernelTests
             data.Add(scheme, 515, 301, 2, 5, 3);    // rank-3 input, several rows, parts cutting tiles
             data.Add(scheme, 172, 37, 1, 1, 1);     // k not a multiple of 32, calling thread
             data.Add(scheme, 4100, 67, 1, 3, 2);
+            data.Add(scheme, 300, 45, 2, 17, 2);    // 34 rows: int8 through float panels
         }
         return data;
     }

@@ -4,7 +4,7 @@ using Xunit;
 
 namespace Kiln.Tests.Kernels;
 
-/// <summary>Every instruction-set path of the quantized product, called directly, on awkward shapes.</summary>
+/// <summary>Every instruction-set path of the quantized product, and the float panels of several-row int8 products, called directly, on awkward shapes.</summary>
 public sealed unsafe class QuantizedMathTests
 {
     public static TheoryData<QuantizedPath, QuantScheme, int, int, int, int, int> Cases()
@@ -68,6 +68,108 @@ public sealed unsafe class QuantizedMathTests
         }
     }
 
+    public static TheoryData<KernelPath, QuantScheme, int, int, int, int, int> PanelCases()
+    {
+        var data = new TheoryData<KernelPath, QuantScheme, int, int, int, int, int>();
+        foreach (var tile in Enum.GetValues<KernelPath>().Where(p => p != KernelPath.Portable && KernelPaths.IsSupported(p)))
+        {
+            foreach (var scheme in Enum.GetValues<QuantScheme>())
+            {
+                // rows, n, k, first, end
+                data.Add(tile, scheme, 1, 5, 45, 0, 5);          // one row, a short last block
+                data.Add(tile, scheme, 7, 13, 515, 0, 13);       // six (or two threes) and one, a short last panel
+                data.Add(tile, scheme, 33, 10, 2080, 3, 9);      // slices of 1024 over k, a range cutting panels
+                data.Add(tile, scheme, 13, 9, 4113, 0, 9);       // long rows, a one-value last block
+            }
+        }
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(PanelCases))]
+    public void Float_panels_give_the_float_product_with_the_dequantized_weight(KernelPath tile, QuantScheme scheme, int rows, int n, int k, int first, int end)
+    {
+        var x = LinearMathTests.Random(rows * k, 1);
+        var (packed, dequantized) = QuantizedProduct.Pack(LinearMathTests.Random(n * k, 2), n, k, scheme);
+
+        var y = MultiplyPanels(tile, scheme, x, packed, rows, n, k, first, end);
+
+        // No activation quantization: the float tolerance of the float kernels, far inside the quantized bound.
+        var expected = LinearMathTests.Reference(x, dequantized, rows, n, k);
+        var tolerance = 1e-5f * Math.Max(k, 8) * dequantized.Max(Math.Abs);
+        for (var r = 0; r < rows; r++)
+            for (var j = 0; j < n; j++)
+            {
+                var actual = y[r * n + j];
+                if (j < first || j >= end) Assert.True(float.IsNaN(actual), $"row {r}, column {j} was written");
+                else Assert.True(Math.Abs(actual - expected[r * n + j]) <= tolerance, $"row {r}, column {j}: {actual}, expected {expected[r * n + j]}");
+            }
+    }
+
+    [Fact]
+    public void Panel_rows_are_bit_for_bit_the_same_however_the_rows_are_split_between_calls()
+    {
+        const int rows = 40, n = 9, k = 1100;
+        var x = LinearMathTests.Random(rows * k, 3);
+        var (packed, _) = QuantizedProduct.Pack(LinearMathTests.Random(n * k, 4), n, k, QuantScheme.Int8);
+        foreach (var tile in Enum.GetValues<KernelPath>().Where(p => p != KernelPath.Portable && KernelPaths.IsSupported(p)))
+        {
+            var whole = MultiplyPanels(tile, QuantScheme.Int8, x, packed, rows, n, k, 0, n);
+            var split = new List<float>();
+            for (var (start, count) = (0, 33); start < rows; (start, count) = (start + count, rows - start - count))
+                split.AddRange(MultiplyPanels(tile, QuantScheme.Int8, x[(start * k)..((start + count) * k)], packed, count, n, k, 0, n));
+            Assert.Equal(whole.Select(BitConverter.SingleToInt32Bits), split.Select(BitConverter.SingleToInt32Bits));
+        }
+    }
+
+    [Fact]
+    public void The_kernel_takes_float_panels_for_int8_from_32_rows_only()
+    {
+        var vector = QuantizedMath.Best != QuantizedPath.Portable;
+        Assert.Equal(vector, QuantizedMath.UsesPanels(QuantizedMath.Best, QuantScheme.Int8, QuantizedMath.Int8PanelMinRows));
+        Assert.False(QuantizedMath.UsesPanels(QuantizedMath.Best, QuantScheme.Int8, QuantizedMath.Int8PanelMinRows - 1));
+        Assert.False(QuantizedMath.UsesPanels(QuantizedMath.Best, QuantScheme.Int4, 64));
+        Assert.False(QuantizedMath.UsesPanels(QuantizedMath.Best, QuantScheme.Int4Sym, 64));
+        Assert.False(QuantizedMath.UsesPanels(QuantizedPath.Portable, QuantScheme.Int8, 64));
+    }
+
+    [Fact]
+    public void Whole_blocks_are_quantized_as_the_scalar_steps_quantize_them()
+    {
+        // Whole blocks take the vector steps where the machine has AVX2; a plain transcription of the rule
+        // (d = max|x| / 127, round x / d to nearest even, clamp to ±127) is the reference. The first block
+        // has d = 1 and every other value on a .5 step (ties: even), one block is all zeros, one has a
+        // single nonzero.
+        const int k = 160;
+        var x = LinearMathTests.Random(k * 3, 9);
+        x[0] = 127f;
+        for (var i = 1; i < 32; i++) x[i] = i - 16 + 0.5f;
+        Array.Clear(x, 32, 32);
+        Array.Clear(x, 64, 32);
+        x[70] = -3f;
+        var blocks = k / 32;
+        var q = new sbyte[3 * k];
+        var d = new float[3 * blocks];
+        var sums = new float[3 * blocks];
+        fixed (float* px = x, pd = d, ps = sums)
+        fixed (sbyte* pq = q)
+            QuantizedMath.QuantizeActivations(px, 3, k, pq, pd, ps);
+        for (var b = 0; b < 3 * blocks; b++)
+        {
+            var block = x.AsSpan(b * 32, 32);
+            float max = 0, sum = 0;
+            foreach (var v in block) (max, sum) = (Math.Max(max, Math.Abs(v)), sum + v);
+            var scale = max / 127f;
+            Assert.Equal(scale, d[b]);
+            Assert.Equal(sum, sums[b]);
+            for (var i = 0; i < 32; i++)
+            {
+                var expected = scale == 0 ? 0 : (sbyte)Math.Clamp(MathF.Round(block[i] * (1 / scale)), -127f, 127f);
+                Assert.True(expected == q[b * 32 + i], $"block {b}, value {i}: {q[b * 32 + i]}, expected {expected} (x = {block[i]})");
+            }
+        }
+    }
+
     [Fact]
     public void Activations_are_quantized_per_block_of_32_with_max_over_127_and_zero_padding()
     {
@@ -99,6 +201,15 @@ public sealed unsafe class QuantizedMathTests
         var expected = Enum.GetValues<QuantizedPath>().Where(QuantizedMath.IsSupported).Max();
         Assert.Equal(expected, QuantizedMath.Best);
         Assert.Equal(System.Runtime.Intrinsics.X86.Avx2.IsSupported && System.Runtime.Intrinsics.X86.Fma.IsSupported, QuantizedMath.IsSupported(QuantizedPath.Avx2));
+    }
+
+    private static float[] MultiplyPanels(KernelPath tile, QuantScheme scheme, float[] x, byte[] packed, int rows, int n, int k, int first, int end)
+    {
+        var y = Enumerable.Repeat(float.NaN, rows * n).ToArray();
+        fixed (float* px = x, py = y)
+        fixed (byte* pw = packed)
+            QuantizedMath.MultiplyPanels(tile, scheme, px, pw, py, rows, k, n, first, end);
+        return y;
     }
 
     internal static float[] Multiply(QuantizedPath path, QuantScheme scheme, float[] x, byte[] packed, int rows, int n, int k, int first, int end)
