@@ -39,15 +39,17 @@ public static class GenerateCommand
             var context = p.GetValue(CommonOptions.Context);
             var pipeline = PipelineConfig.Load(p.GetValue(CommonOptions.Pipeline), CommonOptions.Sets(p));
             var cache = CacheOptions.Cache(p);
+            // The tokenizer loads while the weights are bound and the session made (it starts once the graph is compiled).
+            using var tokenizerLoad = new TokenizerLoad(modelPath, cache);
+            var wantTokenizer = text is not null || !p.GetValue(json);
             using var loaded = QuantizeProgressBar.Around(progress => LoadedModel.Load(modelPath,
                 new SessionSettings(IntraOpThreads: TensorParallel.Threads(p.GetValue(CommonOptions.Threads)), Context: context, ContextSource: "--context"), pipeline,
-                cache, progress, TensorParallel.World));
+                cache, progress, TensorParallel.World, afterCompile: report => { if (wantTokenizer) tokenizerLoad.Start(report); }));
             CacheOptions.Report(loaded.Cache);
             CacheOptions.Report(loaded.WeightsCache);
-            // After the model: the tokenizer tier lives in the compile's final cache entry.
-            var tokenizerClock = System.Diagnostics.Stopwatch.StartNew();
-            using var tokenizer = text is not null || !p.GetValue(json) ? LoadTokenizer(modelPath, cache.TokenizerTierFor(loaded.Cache)) : null;
-            var tokenizerMs = tokenizerClock.Elapsed.TotalMilliseconds;
+            using var tokenizer = wantTokenizer ? tokenizerLoad.Finish() : null;
+            CacheOptions.Report(tokenizerLoad.Tier?.Report);
+            var tokenizerMs = tokenizerLoad.Milliseconds;
             CommonOptions.NoteContext(context, loaded.Context, loaded.MaxPositions);
             var promptTokens = text is not null ? tokenizer!.Encode(text) : CommonOptions.ParseIds(ids!, "--prompt-ids");
 
@@ -87,16 +89,6 @@ public static class GenerateCommand
         Console.WriteLine(decoder.Flush());
         return result;
     }
-
-    // Through the cache's tokenizer tier when there is one; null for a model without a tokenizer.
-    private static Tokenizer? LoadTokenizer(string modelPath, Kiln.Cache.TokenizerTier? tier)
-    {
-        if (!Tokenizer.IsPresent(modelPath)) return null;
-        if (tier is null) return Tokenizer.Load(modelPath);
-        var tokenizer = tier.Load(modelPath);
-        CacheOptions.Report(tier.Report);
-        return tokenizer;
-    }
 }
 
 /// <summary>`generate --json`; <paramref name="PeakRssBytes"/> is the process's peak resident memory so far.</summary>
@@ -104,7 +96,8 @@ public sealed record GenerateOutput(int[] PromptIds, int[] NewIds, string? Text,
 
 /// <summary>
 /// Load (= pipeline + weights + session: the model's start before the first token), the tokenizer's load
-/// (through the cache's tokenizer tier) and generation, in milliseconds.
+/// (through the cache's tokenizer tier, on its own thread while the weights and session are made) and
+/// generation, in milliseconds.
 /// </summary>
 public sealed record GenerateTimings(double LoadMs, double PipelineMs, double WeightsMs, double SessionMs, double TokenizerMs,
     double FirstTokenMs, double GenerateMs, double DecodeTokensPerSecond);

@@ -46,17 +46,18 @@ public static class ServeCommand
             ServedModel Load()
             {
                 Tokenizer.EnsurePresent(modelPath);
+                // The tokenizer loads while the weights are bound and the session made.
+                using var tokenizerLoad = new TokenizerLoad(modelPath, cache);
                 var loaded = LoadedModel.Load(modelPath, new SessionSettings(IntraOpThreads: p.GetValue(CommonOptions.Threads), Context: context, ContextSource: "--context"),
-                    pipeline, cache);
+                    pipeline, cache, afterCompile: tokenizerLoad.Start);
                 Tokenizer? tokenizer = null;
                 try
                 {
                     CacheOptions.Report(loaded.Cache);
                     CacheOptions.Report(loaded.WeightsCache);
                     CommonOptions.NoteContext(context, loaded.Context, loaded.MaxPositions);
-                    var tokenizerTier = cache.TokenizerTierFor(loaded.Cache);
-                    tokenizer = tokenizerTier?.Load(modelPath) ?? Tokenizer.Load(modelPath);
-                    CacheOptions.Report(tokenizerTier?.Report);
+                    tokenizer = tokenizerLoad.Finish()!;
+                    CacheOptions.Report(tokenizerLoad.Tier?.Report);
                     var id = p.GetValue(name) ?? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(modelPath)));
                     var (template, problem) = ChatTemplateOf(modelPath);
                     return new ServedModel(id, loaded, tokenizer, StopTokens.Of(loaded.Checkpoint), loaded.Cache, template, problem);

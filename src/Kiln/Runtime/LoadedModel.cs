@@ -97,10 +97,12 @@ public sealed class LoadedModel : IDisposable
     /// pipeline), maps and binds the weights, and creates the session. <paramref name="progress"/> hears how
     /// far quantizing the weights is, when the pipeline quantizes and the cache does not supply them.
     /// <paramref name="world"/> is the tensor-parallel world this process is one rank of (default: one
-    /// process); a cache must have been made for the same world.
+    /// process); a cache must have been made for the same world. <paramref name="afterCompile"/> hears the
+    /// compile's cache report (null without a cache) before the weights are bound: what else a start takes
+    /// from the final entry can load meanwhile (<see cref="TokenizerLoad"/>).
     /// </summary>
     public static LoadedModel Load(string directory, SessionSettings? settings = null, PipelineConfig? pipeline = null, PipelineCache? cache = null,
-        IProgress<QuantizeProgress>? progress = null, ICommunicator? world = null)
+        IProgress<QuantizeProgress>? progress = null, ICommunicator? world = null, Action<CacheReport?>? afterCompile = null)
     {
         world ??= SingleProcess.Instance;
         var clock = Stopwatch.StartNew();
@@ -109,6 +111,7 @@ public sealed class LoadedModel : IDisposable
         {
             pipeline ??= PipelineConfig.Load();
             var compiled = cache is null ? ModelCompiler.Compile(checkpoint, pipeline, world: world) : cache.Compile(checkpoint, pipeline);
+            afterCompile?.Invoke(compiled.Cache);
             var tier = cache?.WeightsTierFor(compiled.Cache);
             var model = Create(checkpoint, compiled.Graph, settings, clock.Elapsed.TotalMilliseconds, tier, progress, world);
             model.Cache = compiled.Cache;

@@ -56,9 +56,10 @@ public sealed class KilnChatClient : IChatClient
         {
             var chatTemplate = ChatTemplate.Load(modelDirectory);
             Tokenizer.EnsurePresent(modelDirectory);
-            var model = Push(disposables, LoadedModel.Load(modelDirectory, settings, cache: cache));
-            // After the model: the tokenizer tier lives in the compile's final cache entry.
-            var tokenizer = Push(disposables, cache?.TokenizerTierFor(model.Cache)?.Load(modelDirectory) ?? Tokenizer.Load(modelDirectory));
+            // The tokenizer loads while the weights are bound and the session made.
+            var tokenizerLoad = Push(disposables, new TokenizerLoad(modelDirectory, cache));
+            var model = Push(disposables, LoadedModel.Load(modelDirectory, settings, cache: cache, afterCompile: tokenizerLoad.Start));
+            var tokenizer = Push(disposables, tokenizerLoad.Finish()!);
             var engine = Push(disposables, new ServingEngine(model, options ?? new EngineOptions()));
             var name = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(modelDirectory)));
             return new KilnChatClient(engine, tokenizer, chatTemplate, StopTokens.Of(model.Checkpoint), name, [.. disposables]);
