@@ -1,5 +1,6 @@
 using Kiln.Export;
 using Kiln.Graph;
+using static Kiln.Models.AttentionMath;
 
 namespace Kiln.Models.Gemma;
 
@@ -11,9 +12,6 @@ namespace Kiln.Models.Gemma;
 /// </summary>
 public sealed class GemmaModel : ModelDefinition
 {
-    // The additive mask value for blocked positions: torch.finfo(float32).min, as transformers uses.
-    private const double MaskedScore = -3.4028234663852886e38;
-
     /// <summary>The family's entry in the registry: its config.json model type and its description.</summary>
     public static ModelFamily Family { get; } = new("gemma", [GemmaConfig.ModelType], config => new GemmaModel(GemmaConfig.Read(config)));
 
@@ -81,15 +79,6 @@ public sealed class GemmaModel : ModelDefinition
         return (emb.Cos(), emb.Sin());
     }
 
-    // Query i sees key j when j <= i; others get the minimum float.
-    private static Tensor CausalMask(Tracer t, Tensor positionIds)
-    {
-        using var scope = t.Scope("causal_mask");
-        var allowed = positionIds.Unsqueeze(1).LessOrEqual(positionIds.Unsqueeze(-1));
-        var mask = allowed.Where(t.Scalar(0, DType.F32), t.Scalar(MaskedScore, DType.F32));
-        return mask.Unsqueeze(1);
-    }
-
     private Tensor Attention(Tracer t, Tensor x, GemmaLayerWeights l, Tensor cos, Tensor sin, Tensor mask)
     {
         var c = Config;
@@ -98,35 +87,15 @@ public sealed class GemmaModel : ModelDefinition
         var k = Linear(t, x, l.K).View(0, 0, -1, c.HeadDim).Transpose(1, 2);
         var v = Linear(t, x, l.V).View(0, 0, -1, c.HeadDim).Transpose(1, 2);
 
-        (q, k) = (ApplyRotary(q, cos, sin), ApplyRotary(k, cos, sin));
-        k = RepeatKv(k);
-        v = RepeatKv(v);
+        (q, k) = (ApplyRotary(q, cos, sin, c.HeadDim), ApplyRotary(k, cos, sin, c.HeadDim));
+        k = RepeatKv(k, c.Heads, c.KvHeads, c.HeadDim);
+        v = RepeatKv(v, c.Heads, c.KvHeads, c.HeadDim);
 
         var scores = q.MatMul(k.Transpose(2, 3)) / Math.Sqrt(c.HeadDim);
         scores = scores + mask;
         var probabilities = scores.Softmax(-1);
         var output = probabilities.MatMul(v).Transpose(1, 2).View(0, 0, -1);
         return Linear(t, output, l.O);
-    }
-
-    // q * cos + rotate_half(q) * sin, with cos/sin broadcast over heads.
-    private Tensor ApplyRotary(Tensor x, Tensor cos, Tensor sin) =>
-        x * cos.Unsqueeze(1) + RotateHalf(x) * sin.Unsqueeze(1);
-
-    private Tensor RotateHalf(Tensor x)
-    {
-        var half = Config.HeadDim / 2;
-        var x1 = x.Slice(-1, 0, half);
-        var x2 = x.Slice(-1, half, long.MaxValue);
-        return Tensor.Cat(-1, -x2, x1);
-    }
-
-    // [batch, kv_heads, seq, d] -> [batch, heads, seq, d], each KV head repeated for its query group (MQA: one KV head).
-    private Tensor RepeatKv(Tensor x)
-    {
-        var groups = Config.Heads / Config.KvHeads;
-        if (groups == 1) return x;
-        return x.Unsqueeze(2).Expand(1, 1, groups, 1, 1).View(0, Config.Heads, -1, Config.HeadDim);
     }
 
     // GemmaMLP: down(gelu_tanh(gate(x)) * up(x)), GeGLU.

@@ -1,5 +1,6 @@
 using Kiln.Export;
 using Kiln.Graph;
+using static Kiln.Models.AttentionMath;
 
 namespace Kiln.Models.Gpt2;
 
@@ -11,9 +12,6 @@ namespace Kiln.Models.Gpt2;
 /// </summary>
 public sealed class Gpt2Model : ModelDefinition
 {
-    // The value for blocked positions: torch.finfo(float32).min, as transformers uses.
-    private const double MaskedScore = -3.4028234663852886e38;
-
     /// <summary>The family's entry in the registry: its config.json model type and its description.</summary>
     public static ModelFamily Family { get; } = new("gpt2", [Gpt2Config.ModelType], config => new Gpt2Model(Gpt2Config.Read(config)))
     {
@@ -70,14 +68,6 @@ public sealed class Gpt2Model : ModelDefinition
         var variance = centered.Pow(2).Mean(-1, keepdim: true);
         var normalized = centered * (variance + Config.LayerNormEps).Rsqrt();
         return normalized * t.Parameter(norm.Weight) + t.Parameter(norm.Bias);
-    }
-
-    // Query i sees key j when j <= i; the others get the minimum float, added to the scores.
-    private static Tensor CausalMask(Tracer t, Tensor positionIds)
-    {
-        using var scope = t.Scope("causal_mask");
-        var allowed = positionIds.Unsqueeze(1).LessOrEqual(positionIds.Unsqueeze(-1));
-        return allowed.Where(t.Scalar(0, DType.F32), t.Scalar(MaskedScore, DType.F32)).Unsqueeze(1);
     }
 
     private Tensor Attention(Tracer t, Tensor x, Gpt2LayerWeights l, int layer, Tensor mask)
