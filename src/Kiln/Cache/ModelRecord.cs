@@ -37,7 +37,9 @@ public sealed class ModelRecord
     public static ModelRecord Of(Checkpoint checkpoint, Transforms.Sharding.TensorParallelShare? share = null)
     {
         var signature = ModelFactory.Signature(checkpoint.Config, checkpoint.ConfigPath);
-        var kvHeads = share is { Ranks: > 1 } s ? s.KeyValueHeads(signature.Facts.KvHeads).Count : signature.Facts.KvHeads;
+        var kvHeads = share is { Ranks: > 1 } s
+            ? s.KeyValueHeads(signature.Facts.KvHeads, ModelFamily.HeadFieldsOf(signature.Facts.Family).KeyValueHeads).Count
+            : signature.Facts.KvHeads;
         return new ModelRecord(checkpoint, signature, kvHeads);
     }
 

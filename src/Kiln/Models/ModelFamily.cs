@@ -12,4 +12,11 @@ public sealed record ModelFamily(string Name, IReadOnlyList<string> ModelTypes, 
     /// checkpoint saved from the base model (GPT2Model, as the original gpt2 files are) leaves out. Null: none.
     /// </summary>
     public string? BaseModelPrefix { get; init; }
+
+    /// <summary>config.json's names for the attention and key/value head counts, for errors about them.</summary>
+    public (string Heads, string KeyValueHeads) HeadFields { get; init; } = ("num_attention_heads", "num_key_value_heads");
+
+    /// <summary>The head fields of <paramref name="family"/> (a graph's family name), or Llama's for a family not registered.</summary>
+    public static (string Heads, string KeyValueHeads) HeadFieldsOf(string? family) =>
+        (family is null ? null : FamilyRegistry.Named(family))?.HeadFields ?? ("num_attention_heads", "num_key_value_heads");
 }

@@ -201,6 +201,19 @@ public sealed class Gpt2FamilyTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void A_world_that_does_not_divide_the_heads_is_refused_naming_gpt2s_own_field()
+    {
+        // The oracle has 4 heads; three ranks cannot share them. GPT-2's config calls the count n_head.
+        var failure = Assert.Throws<AggregateException>(() => new FakeWorld(3).Run(world =>
+        {
+            using var checkpoint = Checkpoint.Open(Oracle);
+            return Kiln.Compile.ModelCompiler.Compile(checkpoint, PipelineConfig.Load(), world: world).Graph;
+        }));
+        var error = Assert.IsType<KilnException>(failure.InnerExceptions[0]);
+        Assert.Equal("tensor parallel degree 3 does not divide the model's 4 attention heads (config.json n_head)", error.Message);
+    }
+
+    [Fact]
     public void A_gelu_that_is_not_between_two_projections_stays_whole_on_every_rank()
     {
         // A projection then gelu as the graph's output: no second projection to sum the shares, so sharding leaves it.

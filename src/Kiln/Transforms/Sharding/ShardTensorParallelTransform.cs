@@ -1,4 +1,5 @@
 using Kiln.Graph;
+using Kiln.Models;
 using Kiln.Weights;
 
 namespace Kiln.Transforms.Sharding;
@@ -26,13 +27,14 @@ public sealed class ShardTensorParallelTransform : Transform<TransformConfig>
         var parameters = graph.Parameters.ToDictionary(p => p.Value, p => p, (IEqualityComparer<Value>)ReferenceEqualityComparer.Instance);
         var rowParallel = new List<Node>();
         var blocks = 0;
+        var fields = ModelFamily.HeadFieldsOf(graph.Model?.Family);
 
         foreach (var attention in graph.Nodes.Where(n => n.Op == "attention").ToList())
         {
             var (q, k, v) = (attention.Inputs[0], attention.Inputs[1], attention.Inputs[2]);
             var headDim = q.Shape[3].Size;
-            var (qStart, qCount) = share.QueryHeads(q.Shape[1].Size);
-            var (kvStart, kvCount) = share.KeyValueHeads(k.Shape[1].Size);
+            var (qStart, qCount) = share.QueryHeads(q.Shape[1].Size, fields.Heads);
+            var (kvStart, kvCount) = share.KeyValueHeads(k.Shape[1].Size, fields.KeyValueHeads);
             ShardOutputs(Projection(q, parameters), qStart * headDim, qCount * headDim, parameters);
             ShardOutputs(Projection(k, parameters), kvStart * headDim, kvCount * headDim, parameters);
             ShardOutputs(Projection(v, parameters), kvStart * headDim, kvCount * headDim, parameters);

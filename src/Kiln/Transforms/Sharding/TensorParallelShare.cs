@@ -7,10 +7,10 @@ namespace Kiln.Transforms.Sharding;
 /// </summary>
 public readonly record struct TensorParallelShare(int Ranks, int Rank)
 {
-    /// <summary>Rank r's first query head and head count.</summary>
-    public (long Start, long Count) QueryHeads(long heads)
+    /// <summary>Rank r's first query head and head count; <paramref name="field"/> is config.json's name for the count.</summary>
+    public (long Start, long Count) QueryHeads(long heads, string field = "num_attention_heads")
     {
-        Require(heads % Ranks == 0, $"{heads} attention heads (config.json num_attention_heads)");
+        Require(heads % Ranks == 0, $"{heads} attention heads (config.json {field})");
         var count = heads / Ranks;
         return (Rank * count, count);
     }
@@ -19,10 +19,10 @@ public readonly record struct TensorParallelShare(int Ranks, int Rank)
     /// Rank r's key/value heads: an even share when the ranks divide them; one head when there are
     /// fewer heads than ranks (rank r holds head r / (ranks / heads), the one its query heads read).
     /// </summary>
-    public (long Start, long Count) KeyValueHeads(long heads)
+    public (long Start, long Count) KeyValueHeads(long heads, string field = "num_key_value_heads")
     {
         if (heads % Ranks == 0) return (Rank * (heads / Ranks), heads / Ranks);
-        Require(Ranks % heads == 0, $"{heads} key/value heads (config.json num_key_value_heads), nor are they a divisor of it");
+        Require(Ranks % heads == 0, $"{heads} key/value heads (config.json {field}), nor are they a divisor of it");
         return (Rank / (Ranks / heads), 1);
     }
 
