@@ -64,8 +64,12 @@ public sealed class WeightsTier(CacheSettings settings, string graphKey, ICommun
                 Report = WeightsReport.Off("checkpoint not hashed, or the ranks disagree on its content", warnings);
                 return WeightSet.Compute(checkpoint, graph, progress: progress);
             }
-            (var restored, reason, quarantined) = TryRestore(checkpoint, graph, FolderOf(id.Key), id.Key, id.Content);
-            if (ranks.AllAgree(restored is not null))
+            (var restored, reason, var corrupt) = TryRestore(checkpoint, graph, FolderOf(id.Key), id.Key, id.Content);
+            var everyRankRestored = ranks.AllAgree(restored is not null);
+            // A corrupt folder is quarantined only once every rank has tried it: moved sooner, another rank would
+            // find it gone and take the miss for an absent entry.
+            if (corrupt) quarantined = Quarantine(FolderOf(id.Key));
+            if (everyRankRestored)
             {
                 var mapped = restored!.Parameters.Where(p => graph.Parameters.Any(s => s.Name == p.Name && WeightSet.MayBeProduct(s)) && !p.IsCopy).ToList();
                 Report = new WeightsReport("hit", null, id.Key, clock.Elapsed.TotalMilliseconds, mapped.Count, mapped.Sum(p => p.ByteLength), false, warnings);
@@ -186,7 +190,8 @@ public sealed class WeightsTier(CacheSettings settings, string graphKey, ICommun
 
     // Maps this rank's file, checked against the manifest (size, XXH3-128) and the graph (every tensor a
     // product of it, with its dtype and shape); the other parameters are computed (views of the checkpoint).
-    private (WeightSet? Weights, string? Reason, bool Quarantined) TryRestore(Checkpoint checkpoint, ModelGraph graph, string folder, string key,
+    // Corrupt: the folder failed a check and is to be quarantined.
+    private (WeightSet? Weights, string? Reason, bool Corrupt) TryRestore(Checkpoint checkpoint, ModelGraph graph, string folder, string key,
         List<ContentComponent> content)
     {
         SafetensorsFile? file = null;
@@ -246,7 +251,7 @@ public sealed class WeightsTier(CacheSettings settings, string graphKey, ICommun
         {
             // Anything else a weights folder holds (a bad header, a wrong checksum, a value out of range) is corruption.
             var reason = e is CorruptEntryException or KilnException or JsonException ? e.Message : $"{e.GetType().Name}: {e.Message}";
-            return (null, $"corrupt weights: {OneLine(reason)}", Quarantine(folder));
+            return (null, $"corrupt weights: {OneLine(reason)}", true);
         }
         finally
         {
