@@ -125,11 +125,13 @@ public sealed class PipelineCache(CacheSettings settings, ICommunicator? ranks =
         foreach (var key in keys.Reverse())
         {
             var weightsBound = pipeline.Entries.Take(key.EntryIndex).Any(e => e is TransformStep { Transform: LoadWeightsTransform, Enabled: true });
-            var outcome = store.TryRestore(key, _ranks.Rank, OpRegistry.Default, model, weightsBound);
-            quarantined |= outcome.Quarantined;
+            var outcome = store.TryRestore(key, _ranks.Rank, OpRegistry.Default, model, weightsBound, quarantine: false);
             latestReason ??= outcome.MissReason;
+            var everyRankRestored = _ranks.AllAgree(outcome.Hit);
+            // A corrupt entry is quarantined only once every rank has tried it: moved sooner, another rank would find it gone.
+            if (outcome.Corrupt) quarantined |= store.Quarantine(key.Key);
             // A hit at an earlier point keeps the reason the later points were not used.
-            if (_ranks.AllAgree(outcome.Hit)) return new CachedCompile.FromSnapshot(outcome, key, latestReason, quarantined);
+            if (everyRankRestored) return new CachedCompile.FromSnapshot(outcome, key, latestReason, quarantined);
             if (outcome.Hit) latestReason ??= "another rank could not restore";
         }
         return new CachedCompile.FromExport(latestReason ?? RestoreOutcome.NoEntry, quarantined);

@@ -10,6 +10,9 @@ public sealed record RestoreOutcome(ModelGraph? Graph, SnapshotManifest? Manifes
 
     public bool Hit => Graph is not null;
 
+    /// <summary>The entry failed a check: corrupt, whether or not it was quarantined yet.</summary>
+    public bool Corrupt { get; init; }
+
     public static RestoreOutcome Restored(ModelGraph graph, SnapshotManifest manifest) => new(graph, manifest, null, false);
 
     /// <summary>A miss; the reason is made one printable line (it may quote a hostile entry's strings).</summary>

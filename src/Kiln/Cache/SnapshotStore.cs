@@ -26,30 +26,34 @@ public sealed class SnapshotStore(CacheSettings settings, IProgress<SaveProgress
     public static string RankDirectory(int rank) => $"rank_{rank}";
 
     /// <summary>
-    /// Reads and validates the entry for <paramref name="key"/>; a corrupt entry is quarantined. With a
-    /// <paramref name="model"/>, the restored graph must also fit it (<see cref="ModelRecord"/>);
-    /// <paramref name="weightsBound"/> says the snapshot point comes after load_weights.
+    /// Reads and validates the entry for <paramref name="key"/>; a corrupt entry is a miss marked
+    /// <see cref="RestoreOutcome.Corrupt"/>, quarantined here unless <paramref name="quarantine"/> is false (ranks
+    /// quarantine only once all have tried it). With a <paramref name="model"/>, the restored graph must also fit
+    /// it (<see cref="ModelRecord"/>); <paramref name="weightsBound"/> says the snapshot point comes after load_weights.
     /// </summary>
-    public RestoreOutcome TryRestore(SnapshotKey key, int rank, OpRegistry registry, ModelRecord? model = null, bool weightsBound = false)
+    public RestoreOutcome TryRestore(SnapshotKey key, int rank, OpRegistry registry, ModelRecord? model = null, bool weightsBound = false,
+        bool quarantine = true)
     {
         var directory = EntryDirectory(key.Key);
+        RestoreOutcome Rejected(string reason) =>
+            quarantine ? Corrupt(key.Key, reason) : RestoreOutcome.Miss($"corrupt entry: {reason}") with { Corrupt = true };
         try
         {
             // Nothing below the root is followed if it is a link: pipeline/ and the entry are looked at, not through.
             if (FileStatus.OfPath(Settings.PipelineDirectory) is { IsDirectory: false } pipeline)
                 return RestoreOutcome.Miss($"untrusted cache: {Settings.PipelineDirectory} is {pipeline.Kind}, not a directory");
             if (FileStatus.OfPath(directory) is not { } entry) return RestoreOutcome.Miss(RestoreOutcome.NoEntry);
-            if (!entry.IsDirectory) return Corrupt(key.Key, $"the entry is {entry.Kind}, not a directory");
+            if (!entry.IsDirectory) return Rejected($"the entry is {entry.Kind}, not a directory");
             if (!Settings.TrustSharedRoot && RootTrust.CheckBelowRoot(directory) is { } distrust) return RestoreOutcome.Miss($"untrusted entry: {distrust}");
 
             var manifest = ReadManifest(directory);
             if (manifest.SchemaVersion != SnapshotKeys.SnapshotSchemaVersion || manifest.IrSchemaVersion != GraphSerializer.SchemaVersion
                 || manifest.RecipeSchemaVersion != LoadRecipe.SchemaVersion)
             {
-                return Corrupt(key.Key, $"schema version (entry snapshot={manifest.SchemaVersion} ir={manifest.IrSchemaVersion} " +
+                return Rejected($"schema version (entry snapshot={manifest.SchemaVersion} ir={manifest.IrSchemaVersion} " +
                     $"recipe={manifest.RecipeSchemaVersion}; this Kiln {SnapshotKeys.SnapshotSchemaVersion}/{GraphSerializer.SchemaVersion}/{LoadRecipe.SchemaVersion})");
             }
-            if (manifest.Key != key.Key) return Corrupt(key.Key, "manifest key differs from the entry's name");
+            if (manifest.Key != key.Key) return Rejected("manifest key differs from the entry's name");
             // Before sharding the graph is the same on every rank (the key has no layout): any world size
             // may restore rank 0's snapshot.
             var source = key.Components.Any(c => c.Name == SnapshotKeys.LayoutComponent) ? rank : 0;
@@ -61,7 +65,7 @@ public sealed class SnapshotStore(CacheSettings settings, IProgress<SaveProgress
             // This rank's files are read once: checked, then parsed from the same bytes.
             var contents = VerifyFiles(directory, manifest, keep: [graphFile, buffersFile], Settings.TrustSharedRoot);
             var graph = SnapshotFiles.Read(contents[graphFile], contents[buffersFile], registry);
-            if (model?.Mismatch(graph, weightsBound) is { } mismatch) return Corrupt(key.Key, $"the graph does not fit this model: {mismatch}");
+            if (model?.Mismatch(graph, weightsBound) is { } mismatch) return Rejected($"the graph does not fit this model: {mismatch}");
             if (Settings.Mode != CacheMode.ReadOnly) TouchLastUse(directory);
             return RestoreOutcome.Restored(graph, manifest);
         }
@@ -71,13 +75,13 @@ public sealed class SnapshotStore(CacheSettings settings, IProgress<SaveProgress
         }
         catch (Exception e) when (e is CorruptEntryException or GraphException or KilnException or JsonException)
         {
-            return Corrupt(key.Key, e.Message);
+            return Rejected(e.Message);
         }
         catch (Exception e)
         {
             // Any other failure to read the entry (a null where the format has none, a value out of range)
             // is also corruption: nothing a cache directory contains may fail the run.
-            return Corrupt(key.Key, $"{e.GetType().Name}: {e.Message}");
+            return Rejected($"{e.GetType().Name}: {e.Message}");
         }
     }
 
@@ -252,23 +256,26 @@ public sealed class SnapshotStore(CacheSettings settings, IProgress<SaveProgress
     }
 
     /// <summary>Moves a corrupt entry to &lt;root&gt;/quarantine for inspection; returns the miss.</summary>
-    public RestoreOutcome Corrupt(string key, string reason)
+    public RestoreOutcome Corrupt(string key, string reason) =>
+        RestoreOutcome.Miss($"corrupt entry: {reason}", Quarantine(key)) with { Corrupt = true };
+
+    /// <summary>Moves the entry <paramref name="key"/> to &lt;root&gt;/quarantine; false when it could not (read-only, gone).</summary>
+    public bool Quarantine(string key)
     {
-        var quarantined = false;
-        if (Settings.Mode == CacheMode.ReadOnly) return RestoreOutcome.Miss($"corrupt entry: {reason}");
+        if (Settings.Mode == CacheMode.ReadOnly) return false;
         try
         {
             var quarantine = Path.Combine(Settings.Root, "quarantine");
             PrivateFiles.CreateDirectory(quarantine);
             // rename(2) moves the entry whatever it is (a link is moved, not followed).
             DurableFiles.Rename(EntryDirectory(key), Path.Combine(quarantine, $"{key}-{DateTime.UtcNow:yyyyMMddTHHmmssfff}-{Guid.NewGuid():N}"[..Math.Min(120, key.Length + 48)]));
-            quarantined = true;
+            return true;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            // A read-only cache cannot quarantine; the entry stays a miss.
+            // An unwritable root cannot quarantine (or another rank moved it first); the entry stays a miss.
+            return false;
         }
-        return RestoreOutcome.Miss($"corrupt entry: {reason}", quarantined);
     }
 
     /// <summary>Deletes staging folders left by processes that no longer run.</summary>
