@@ -38,7 +38,7 @@ public sealed class ModelRecord
     {
         var signature = ModelFactory.Signature(checkpoint.Config, checkpoint.ConfigPath);
         var kvHeads = share is { Ranks: > 1 } s
-            ? s.KeyValueHeads(signature.Facts.KvHeads, ModelFamily.HeadFieldsOf(signature.Facts.Family).KeyValueHeads).Count
+            ? s.KeyValueHeads(signature.Facts.KvHeads, ModelFamily.ShardedFieldsOf(signature.Facts.Family).KeyValueHeads).Count
             : signature.Facts.KvHeads;
         return new ModelRecord(checkpoint, signature, kvHeads);
     }

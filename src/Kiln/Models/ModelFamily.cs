@@ -13,10 +13,10 @@ public sealed record ModelFamily(string Name, IReadOnlyList<string> ModelTypes, 
     /// </summary>
     public string? BaseModelPrefix { get; init; }
 
-    /// <summary>config.json's names for the attention and key/value head counts, for errors about them.</summary>
-    public (string Heads, string KeyValueHeads) HeadFields { get; init; } = ("num_attention_heads", "num_key_value_heads");
+    /// <summary>config.json's names for the sizes tensor parallelism splits, for errors about them.</summary>
+    public ShardedFields ShardedFields { get; init; } = ShardedFields.Llama;
 
-    /// <summary>The head fields of <paramref name="family"/> (a graph's family name), or Llama's for a family not registered.</summary>
-    public static (string Heads, string KeyValueHeads) HeadFieldsOf(string? family) =>
-        (family is null ? null : FamilyRegistry.Named(family))?.HeadFields ?? ("num_attention_heads", "num_key_value_heads");
+    /// <summary>The sharded fields of <paramref name="family"/> (a graph's family name), or Llama's for a family not registered.</summary>
+    public static ShardedFields ShardedFieldsOf(string? family) =>
+        (family is null ? null : FamilyRegistry.Named(family))?.ShardedFields ?? ShardedFields.Llama;
 }

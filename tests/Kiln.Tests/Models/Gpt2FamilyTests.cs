@@ -214,6 +214,22 @@ public sealed class Gpt2FamilyTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void A_world_that_does_not_divide_the_mlp_is_refused_naming_n_inner()
+    {
+        // Four heads share over four ranks; an MLP 130 wide does not.
+        using var dir = new TempDir();
+        RandomCheckpointWriter.Write(new TestModelOptions("gpt2", Layers: 1, Hidden: 32, Heads: 4, KvHeads: 4, Intermediate: 130, Vocab: 50,
+            DType: DType.F32, Seed: 5, MaxPositions: 16, ModelType: "gpt2"), dir.Path);
+        var failure = Assert.Throws<AggregateException>(() => new FakeWorld(4).Run(world =>
+        {
+            using var checkpoint = Checkpoint.Open(dir.Path);
+            return Kiln.Compile.ModelCompiler.Compile(checkpoint, PipelineConfig.Load(), world: world).Graph;
+        }));
+        var error = Assert.IsType<KilnException>(failure.InnerExceptions[0]);
+        Assert.Equal("tensor parallel degree 4 does not divide the model's MLP width 130 (config.json n_inner)", error.Message);
+    }
+
+    [Fact]
     public void A_gelu_that_is_not_between_two_projections_stays_whole_on_every_rank()
     {
         // A projection then gelu as the graph's output: no second projection to sum the shares, so sharding leaves it.

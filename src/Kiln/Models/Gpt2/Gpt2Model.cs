@@ -16,7 +16,7 @@ public sealed class Gpt2Model : ModelDefinition
     public static ModelFamily Family { get; } = new("gpt2", [Gpt2Config.ModelType], config => new Gpt2Model(Gpt2Config.Read(config)))
     {
         BaseModelPrefix = "transformer.",
-        HeadFields = ("n_head", "n_head"),
+        ShardedFields = new("n_head", "n_head", "n_inner"),
     };
 
     private readonly Gpt2Weights _weights;

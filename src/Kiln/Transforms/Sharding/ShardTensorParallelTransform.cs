@@ -27,7 +27,7 @@ public sealed class ShardTensorParallelTransform : Transform<TransformConfig>
         var parameters = graph.Parameters.ToDictionary(p => p.Value, p => p, (IEqualityComparer<Value>)ReferenceEqualityComparer.Instance);
         var rowParallel = new List<Node>();
         var blocks = 0;
-        var fields = ModelFamily.HeadFieldsOf(graph.Model?.Family);
+        var fields = ModelFamily.ShardedFieldsOf(graph.Model?.Family);
 
         foreach (var attention in graph.Nodes.Where(n => n.Op == "attention").ToList())
         {
@@ -48,7 +48,7 @@ public sealed class ShardTensorParallelTransform : Transform<TransformConfig>
         {
             var gate = Linear(swiglu.Inputs[0].Producer, parameters, "swiglu's gate");
             var up = Linear(swiglu.Inputs[1].Producer, parameters, "swiglu's up");
-            var (start, count) = share.Features(gate.Inputs[1].Shape[0].Size, $"intermediate size {gate.Inputs[1].Shape[0].Size} (config.json intermediate_size)");
+            var (start, count) = share.Features(gate.Inputs[1].Shape[0].Size, $"intermediate size {gate.Inputs[1].Shape[0].Size} (config.json {fields.Intermediate})");
             ShardOutputs(gate, start, count, parameters);
             ShardOutputs(up, start, count, parameters);
             var down = Linear(SoleReader(swiglu.Output), parameters, "the projection after swiglu");
@@ -63,7 +63,7 @@ public sealed class ShardTensorParallelTransform : Transform<TransformConfig>
             if (SoleReader(gelu.Output) is not { Op: "mul" } product) continue;
             var gate = Linear(gelu.Inputs[0].Producer, parameters, "the GeGLU's gate");
             var up = Linear(product.Inputs[ReferenceEquals(product.Inputs[0], gelu.Output) ? 1 : 0].Producer, parameters, "the GeGLU's up");
-            var (start, count) = share.Features(gate.Inputs[1].Shape[0].Size, $"intermediate size {gate.Inputs[1].Shape[0].Size} (config.json intermediate_size)");
+            var (start, count) = share.Features(gate.Inputs[1].Shape[0].Size, $"intermediate size {gate.Inputs[1].Shape[0].Size} (config.json {fields.Intermediate})");
             ShardOutputs(gate, start, count, parameters);
             ShardOutputs(up, start, count, parameters);
             var down = Linear(SoleReader(product.Output), parameters, "the projection after the GeGLU");
@@ -77,7 +77,7 @@ public sealed class ShardTensorParallelTransform : Transform<TransformConfig>
         {
             if (gelu.Inputs[0].Producer is not { Op: "linear" } up || !parameters.ContainsKey(up.Inputs[1]) || SoleReader(up.Output) != gelu) continue;
             if (SoleReader(gelu.Output) is not { Op: "linear" } down || !parameters.ContainsKey(down.Inputs[1])) continue;
-            var (start, count) = share.Features(up.Inputs[1].Shape[0].Size, $"MLP width {up.Inputs[1].Shape[0].Size}");
+            var (start, count) = share.Features(up.Inputs[1].Shape[0].Size, $"MLP width {up.Inputs[1].Shape[0].Size} (config.json {fields.Intermediate})");
             ShardOutputs(up, start, count, parameters);
             ShardInputs(down, start, count, parameters);
             rowParallel.Add(down);
