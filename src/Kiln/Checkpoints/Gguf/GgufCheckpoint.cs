@@ -5,8 +5,9 @@ namespace Kiln.Checkpoints.Gguf;
 /// <summary>
 /// A GGUF file read as the Hugging Face checkpoint it was converted from: the config from its metadata
 /// (<see cref="GgufConfig"/>), each tensor under its Hugging Face name (<see cref="GgufTensorNames"/>)
-/// with its shape in PyTorch order, and llama.cpp's row order of the q and k projections undone by a
-/// load-recipe step (<see cref="DeinterleaveRowsStep"/>). Q8_0 and Q4_0 tensors are u8 rows of Kiln's
+/// with its shape in PyTorch order, and what llama.cpp's converter changed undone by load-recipe steps:
+/// the row order of a llama model's q and k projections (<see cref="DeinterleaveRowsStep"/>), Gemma's
+/// norm gains stored as 1 + w (<see cref="OffsetStep"/>). Q8_0 and Q4_0 tensors are u8 rows of Kiln's
 /// int8 and int4_sym blocks (<see cref="TensorInfo.Blocks"/>).
 /// </summary>
 public static class GgufCheckpoint
@@ -36,18 +37,26 @@ public static class GgufCheckpoint
         var file = GgufFile.Open(path);
         try
         {
+            var architecture = GgufConfig.Architecture(file.Metadata);
             var tensors = new Dictionary<string, TensorInfo>(StringComparer.Ordinal);
             foreach (var tensor in file.Header.Tensors)
             {
-                var info = Rename(path, tensor);
+                var info = Rename(path, architecture, tensor);
                 tensors.Add(info.Name, info);
             }
             var config = GgufConfig.Read(file.Metadata, tensors.Keys.ToHashSet(StringComparer.Ordinal));
             var storage = new Dictionary<string, IReadOnlyList<RecipeStep>>(StringComparer.Ordinal);
             if (HeadSize(config) is { } head)
             {
-                foreach (var tensor in file.Header.Tensors.Where(t => GgufTensorNames.IsRotaryPermuted(t.Name)))
+                foreach (var tensor in file.Header.Tensors.Where(t => GgufTensorNames.IsRotaryPermuted(architecture, t.Name)))
                     storage[GgufTensorNames.ToHuggingFace(tensor.Name)!] = [new DeinterleaveRowsStep(head)];
+            }
+            // Gemma's converter stores each RMSNorm gain as 1 + w, and the family's recipe adds the 1 to Hugging Face's
+            // w: the file's gain gives it back first (1 + w - 1 + 1 is the file's 1 + w again, exactly for gains >= 0.5).
+            if (architecture == "gemma")
+            {
+                foreach (var tensor in file.Header.Tensors.Where(t => GgufTensorNames.IsNormGain(t.Name)))
+                    storage[GgufTensorNames.ToHuggingFace(tensor.Name)!] = [new OffsetStep(-1.0)];
             }
             var folder = Path.GetDirectoryName(Path.GetFullPath(path))!;
             return new Checkpoint(folder, path, config, null, [file.Mapping], tensors, storage, file);
@@ -60,12 +69,12 @@ public static class GgufCheckpoint
     }
 
     // The tensor under its Hugging Face name, shaped as PyTorch lists it (a block tensor's last dimension in bytes).
-    private static TensorInfo Rename(string path, GgufTensorInfo tensor)
+    private static TensorInfo Rename(string path, string architecture, GgufTensorInfo tensor)
     {
         if (tensor.Name == "rope_freqs.weight")
             throw KilnException.InFile(path, tensor.Name, "per-channel rotary frequency factors (Llama 3.1 rope scaling) are not supported");
         var name = GgufTensorNames.ToHuggingFace(tensor.Name)
-            ?? throw KilnException.InFile(path, GgufText.Show(tensor.Name), "not a tensor of a llama model (token_embd, output_norm, output, blk.N.attn_*/ffn_*)");
+            ?? throw KilnException.InFile(path, GgufText.Show(tensor.Name), $"not a tensor of a {architecture} model (token_embd, output_norm, output, blk.N.attn_*/ffn_*)");
         GgmlTypes.TryRead(tensor.Type, out var dtype, out var blocks);
         var shape = tensor.Shape;
         if (blocks is { } scheme && shape.Length > 0) shape[^1] = shape[^1] / QuantSchemes.BlockSize * scheme.BlockBytes();

@@ -4,7 +4,7 @@ namespace Kiln.Checkpoints.Gguf;
 
 /// <summary>
 /// The config.json a GGUF file's metadata stands for: the Hugging Face fields Kiln's model definitions
-/// read, from llama.cpp's keys (docs/gguf.md has the table). Only the llama architecture is read; the
+/// read, from llama.cpp's keys (docs/gguf.md has the table), for the <see cref="Architectures"/> read; the
 /// values are checked here for their GGUF type and by the model's config validation for their range, so
 /// every graph, the stop tokens and the snapshot cache see a GGUF model exactly as its Hugging Face twin.
 /// </summary>
@@ -12,12 +12,22 @@ public static class GgufConfig
 {
     public const string ArchitectureKey = "general.architecture";
 
+    /// <summary>The architectures read, as llama.cpp names them: Llama's family and Gemma.</summary>
+    public static IReadOnlyList<string> Architectures { get; } = ["llama", "gemma"];
+
+    /// <summary>general.architecture of <paramref name="metadata"/>, refused unless one of <see cref="Architectures"/>.</summary>
+    public static string Architecture(GgufMetadata metadata)
+    {
+        var architecture = metadata.String(ArchitectureKey) ?? throw metadata.Error(ArchitectureKey, "is required");
+        if (!Architectures.Contains(architecture))
+            throw metadata.Error(ArchitectureKey, $"architecture '{GgufText.Show(architecture)}' is not supported (supported: {string.Join(", ", Architectures)})");
+        return architecture;
+    }
+
     /// <summary>The config of <paramref name="metadata"/>'s model; <paramref name="tensors"/> are the file's, by Hugging Face name.</summary>
     public static JsonObject Read(GgufMetadata metadata, IReadOnlySet<string> tensors)
     {
-        var architecture = metadata.String(ArchitectureKey) ?? throw metadata.Error(ArchitectureKey, "is required");
-        if (architecture != "llama")
-            throw metadata.Error(ArchitectureKey, $"architecture '{GgufText.Show(architecture)}' is not supported (supported: llama)");
+        var architecture = Architecture(metadata);
         string Key(string name) => $"{architecture}.{name}";
 
         long Required(string name) => metadata.Integer(Key(name)) ?? throw metadata.Error(Key(name), "is required");
@@ -28,9 +38,6 @@ public static class GgufConfig
         var heads = Required("attention.head_count");
         var config = new JsonObject
         {
-            ["architectures"] = new JsonArray("LlamaForCausalLM"),
-            ["model_type"] = "llama",
-            ["hidden_act"] = "silu",
             ["vocab_size"] = VocabSize(metadata, Key("vocab_size")),
             ["hidden_size"] = hidden,
             ["intermediate_size"] = Required("feed_forward_length"),
@@ -43,9 +50,25 @@ public static class GgufConfig
             ["rope_scaling"] = RopeScaling(metadata, Key("rope.scaling.type"), Key("rope.scaling.factor")),
             ["tie_word_embeddings"] = !tensors.Contains("lm_head.weight"),
             ["attention_bias"] = tensors.Contains("model.layers.0.self_attn.q_proj.bias"),
-            ["mlp_bias"] = tensors.Contains("model.layers.0.mlp.gate_proj.bias"),
         };
-        if (HeadDim(metadata, Key("attention.key_length"), Key("attention.value_length")) is { } headDim) config["head_dim"] = headDim;
+        var headDim = HeadDim(metadata, Key("attention.key_length"), Key("attention.value_length"));
+        if (architecture == "gemma")
+        {
+            config["architectures"] = new JsonArray("GemmaForCausalLM");
+            config["model_type"] = "gemma";
+            // llama.cpp runs Gemma's MLP with the tanh GELU, as transformers' hidden_activation says.
+            config["hidden_activation"] = "gelu_pytorch_tanh";
+            // Gemma's config defaults head_dim to 256, llama.cpp's to hidden / heads: the config always says it.
+            config["head_dim"] = headDim ?? (heads > 0 ? hidden / heads : 0);
+        }
+        else
+        {
+            config["architectures"] = new JsonArray("LlamaForCausalLM");
+            config["model_type"] = "llama";
+            config["hidden_act"] = "silu";
+            config["mlp_bias"] = tensors.Contains("model.layers.0.mlp.gate_proj.bias");
+            if (headDim is not null) config["head_dim"] = headDim;
+        }
         if (TokenId(metadata, "tokenizer.ggml.bos_token_id") is { } bos) config["bos_token_id"] = bos;
         var eos = new[] { "tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id" }
             .Select(key => TokenId(metadata, key)).OfType<long>().Distinct().ToArray();

@@ -3,8 +3,9 @@ using System.Text.RegularExpressions;
 namespace Kiln.Checkpoints.Gguf;
 
 /// <summary>
-/// llama.cpp's tensor names of a llama model (token_embd, blk.N.attn_q, ...) and the Hugging Face names
-/// of the same tensors (model.embed_tokens, model.layers.N.self_attn.q_proj, ...), as llama.cpp's
+/// llama.cpp's tensor names of a llama or gemma model (token_embd, blk.N.attn_q, ...; the two name their
+/// modules alike) and the Hugging Face names of the same tensors (model.embed_tokens,
+/// model.layers.N.self_attn.q_proj, ...), as llama.cpp's
 /// convert_hf_to_gguf.py maps them the other way.
 /// </summary>
 public static partial class GgufTensorNames
@@ -54,8 +55,14 @@ public static partial class GgufTensorNames
         return part is null ? null : $"blk.{match.Groups["layer"].Value}.{part}.{suffix}";
     }
 
-    /// <summary>Whether llama.cpp stored the tensor's rows permuted for its rotary layout: the q and k projections.</summary>
-    public static bool IsRotaryPermuted(string name) => QueryOrKey().IsMatch(name);
+    /// <summary>
+    /// Whether llama.cpp stored the tensor's rows permuted for its rotary layout: the q and k projections of a
+    /// llama model (its converter leaves Gemma's as Hugging Face has them).
+    /// </summary>
+    public static bool IsRotaryPermuted(string architecture, string name) => architecture == "llama" && QueryOrKey().IsMatch(name);
+
+    /// <summary>Whether the tensor is an RMSNorm gain (attn_norm, ffn_norm, output_norm): Gemma's converter stores them as 1 + w.</summary>
+    public static bool IsNormGain(string name) => NormGain().IsMatch(name);
 
     [GeneratedRegex(@"^(?:blk\.(?<layer>[0-9]{1,4})\.)?(?<module>[a-z_]+)\.(?<suffix>weight|bias)$", RegexOptions.CultureInvariant)]
     private static partial Regex NamePattern();
@@ -65,4 +72,7 @@ public static partial class GgufTensorNames
 
     [GeneratedRegex(@"^blk\.[0-9]+\.attn_[qk]\.(weight|bias)$", RegexOptions.CultureInvariant)]
     private static partial Regex QueryOrKey();
+
+    [GeneratedRegex(@"^(?:blk\.[0-9]+\.(?:attn|ffn)_norm|output_norm)\.weight$", RegexOptions.CultureInvariant)]
+    private static partial Regex NormGain();
 }

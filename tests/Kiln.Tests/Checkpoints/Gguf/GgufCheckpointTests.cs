@@ -83,7 +83,7 @@ public sealed class GgufCheckpointTests : IDisposable
 
     public static TheoryData<string, string> Refusals => new()
     {
-        { "architecture", "metadata 'general.architecture': architecture 'gpt2' is not supported (supported: llama)" },
+        { "architecture", "metadata 'general.architecture': architecture 'gpt2' is not supported (supported: llama, gemma)" },
         { "no architecture", "metadata 'general.architecture': is required" },
         { "block count", "metadata 'llama.block_count': is required" },
         { "block count type", "metadata 'llama.block_count': expected an integer, found str" },
@@ -156,7 +156,7 @@ public sealed class GgufCheckpointTests : IDisposable
         {
             var result = KilnCli.Run(args);
             Assert.Equal(2, result.ExitCode);
-            Assert.Equal($"kiln: error: {path}: metadata 'general.architecture': architecture 'phi3' is not supported (supported: llama)\n", result.Stderr.Replace("kiln: cache off (disabled)\n", ""));
+            Assert.Equal($"kiln: error: {path}: metadata 'general.architecture': architecture 'phi3' is not supported (supported: llama, gemma)\n", result.Stderr.Replace("kiln: cache off (disabled)\n", ""));
         }
     }
 }
