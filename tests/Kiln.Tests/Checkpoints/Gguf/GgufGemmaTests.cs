@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using System.Text.Json.Nodes;
 using Kiln.Checkpoints;
 using Kiln.Checkpoints.Gguf;
 using Kiln.Compile;
@@ -46,6 +47,19 @@ public sealed class GgufGemmaTests : IDisposable
 
         // 1 + w - 1 + 1 is the file's 1 + w again, so the kernels see the same gains as from the folder.
         Assert.Equal(reference.Forward(ids, positions), model.Forward(ids, positions));
+    }
+
+    [Fact]
+    public void Kiln_logits_of_a_gemma_gguf_equal_those_of_its_folder()
+    {
+        var (folder, gguf) = WriteBoth();
+        string Logits(string model)
+        {
+            var result = KilnCli.Run("logits", "--model", model, "--ids", "2 40 300 7", "--no-cache", "--json");
+            Assert.True(result.ExitCode == 0, result.Stderr);
+            return JsonNode.Parse(result.Stdout)!["last_logits"]!.ToJsonString();
+        }
+        Assert.Equal(Logits(folder), Logits(gguf));
     }
 
     private (string Folder, string Gguf) WriteBoth()
