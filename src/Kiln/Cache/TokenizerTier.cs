@@ -33,16 +33,23 @@ public sealed class TokenizerTier(CacheSettings settings, string graphKey)
 
     private bool Writable => settings.Mode == CacheMode.ReadWrite;
 
-    /// <summary>The tokenizer of <paramref name="model"/>, as <see cref="Tokenizer.Load"/> gives it.</summary>
-    public Tokenizer Load(string model)
+    /// <summary>The tokenizer of <paramref name="model"/>, as <see cref="Tokenizer.Load"/> gives it (and with its error when there is none).</summary>
+    public Tokenizer Load(string model) => TryLoad(model) ?? Tokenizer.Load(model);
+
+    /// <summary>The tokenizer of <paramref name="model"/>, as <see cref="Tokenizer.TryLoad"/> gives it: null when it has none.</summary>
+    public Tokenizer? TryLoad(string model)
     {
         var clock = Stopwatch.StartNew();
         // A GGUF file's tokenizer comes from its own metadata, read with the header: nothing to save.
-        if (GgufCheckpoint.Find(model) is not null || FileStatus.OfPath(_store.EntryDirectory(graphKey)) is not { IsDirectory: true })
+        var offReason = GgufCheckpoint.Find(model) is not null ? "a GGUF file's tokenizer"
+            : FileStatus.OfPath(_store.EntryDirectory(graphKey)) is not { IsDirectory: true } ? "no graph entry to keep it in"
+            : null;
+        if (offReason is not null)
         {
-            Report = new TokenizerReport("off", GgufCheckpoint.Find(model) is not null ? "a GGUF file's tokenizer" : "no graph entry to keep it in", null, 0);
-            return Tokenizer.Load(model);
+            Report = new TokenizerReport("off", offReason, null, 0);
+            return Tokenizer.TryLoad(model);
         }
+        if (!File.Exists(TokenizerJsonPath(model))) return null;
         var sources = new[] { TokenizerJsonPath(model), Path.Combine(model, TokenizerConfig.FileName) }.Where(File.Exists).ToList();
         string key;
         try

@@ -160,18 +160,7 @@ public static unsafe class LinearMath
         s[0] = Vector256.Sum(a00); s[1] = Vector256.Sum(a10); s[2] = Vector256.Sum(a20); s[3] = Vector256.Sum(a30);
         s[4] = Vector256.Sum(a01); s[5] = Vector256.Sum(a11); s[6] = Vector256.Sum(a21); s[7] = Vector256.Sum(a31);
         s[8] = Vector256.Sum(a02); s[9] = Vector256.Sum(a12); s[10] = Vector256.Sum(a22); s[11] = Vector256.Sum(a32);
-        for (; i < k; i++)
-        {
-            for (var r = 0; r < 3; r++)
-            {
-                var xi = x[r * (long)k + i];
-                for (var c = 0; c < 4; c++) s[r * 4 + c] += w[c * (long)k + i] * xi;
-            }
-        }
-        for (var r = 0; r < 3; r++)
-        {
-            for (var c = 0; c < 4; c++) y[r * (long)yStride + c] = s[r * 4 + c];
-        }
+        FinishTile(x, w, y, yStride, k, i, s);
     }
 
     // Four weight rows against the last two input rows: one pass where two FourDots would take two.
@@ -203,17 +192,25 @@ public static unsafe class LinearMath
         Span<float> s = stackalloc float[8];
         s[0] = Vector256.Sum(a00); s[1] = Vector256.Sum(a10); s[2] = Vector256.Sum(a20); s[3] = Vector256.Sum(a30);
         s[4] = Vector256.Sum(a01); s[5] = Vector256.Sum(a11); s[6] = Vector256.Sum(a21); s[7] = Vector256.Sum(a31);
+        FinishTile(x, w, y, yStride, k, i, s);
+    }
+
+    // The end of a tile of input rows by four weight rows: `sums` holds each output's vector sum (four per input
+    // row, in order); the scalar tail from column `i` is added to it, in order, and the results are stored.
+    private static void FinishTile(float* x, float* w, float* y, int yStride, int k, int i, Span<float> sums)
+    {
+        var rows = sums.Length / 4;
         for (; i < k; i++)
         {
-            for (var r = 0; r < 2; r++)
+            for (var r = 0; r < rows; r++)
             {
                 var xi = x[r * (long)k + i];
-                for (var c = 0; c < 4; c++) s[r * 4 + c] += w[c * (long)k + i] * xi;
+                for (var c = 0; c < 4; c++) sums[r * 4 + c] += w[c * (long)k + i] * xi;
             }
         }
-        for (var r = 0; r < 2; r++)
+        for (var r = 0; r < rows; r++)
         {
-            for (var c = 0; c < 4; c++) y[r * (long)yStride + c] = s[r * 4 + c];
+            for (var c = 0; c < 4; c++) y[r * (long)yStride + c] = sums[r * 4 + c];
         }
     }
 

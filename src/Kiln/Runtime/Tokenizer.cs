@@ -57,7 +57,7 @@ public sealed class Tokenizer : IDisposable
     }
 
     /// <summary>The model's tokenizer (<see cref="Load"/>), or null when it has none: no tokenizer.json, or no tokenizer metadata.</summary>
-    public static Tokenizer? TryLoad(string model) => IsPresent(model) ? Load(model) : null;
+    public static Tokenizer? TryLoad(string model) => TryPrepare(model) is var (source, facts, coreJson) ? FromPrepared(source, facts, coreJson) : null;
 
     /// <summary>Refuses, with <see cref="Load"/>'s error, a model without a tokenizer: before a long load rather than after it.</summary>
     public static void EnsurePresent(string model)
@@ -81,17 +81,20 @@ public sealed class Tokenizer : IDisposable
     /// What loading the tokenizer of <paramref name="model"/> reads and checks: the file it comes from, the
     /// facts Kiln applies itself, and the JSON handed to Hugging Face's library (<see cref="FromPrepared"/>).
     /// </summary>
-    public static (string Source, TokenizerFacts Facts, string CoreJson) Prepare(string model)
+    public static (string Source, TokenizerFacts Facts, string CoreJson) Prepare(string model) => TryPrepare(model) ?? throw Absent(model);
+
+    // Prepare, or null for a model without a tokenizer (a GGUF file is opened once either way).
+    private static (string Source, TokenizerFacts Facts, string CoreJson)? TryPrepare(string model)
     {
         if (GgufCheckpoint.Find(model) is { } gguf)
         {
             using var file = GgufFile.Open(gguf);
-            var fromGguf = GgufTokenizerJson.Read(file.Metadata) ?? throw Absent(model);
+            if (GgufTokenizerJson.Read(file.Metadata) is not { } fromGguf) return null;
             return (gguf, new TokenizerFacts(fromGguf.Prefix, fromGguf.Suffix, fromGguf.VocabSize, fromGguf.BosId, fromGguf.EosId, [.. fromGguf.SpecialIds.Order()]),
                 fromGguf.CoreJson);
         }
         var jsonPath = Path.Combine(model, TokenizerJson.FileName);
-        if (!File.Exists(jsonPath)) throw Absent(model);
+        if (!File.Exists(jsonPath)) return null;
         var json = TokenizerJson.Read(jsonPath);
         var configPath = Path.Combine(model, TokenizerConfig.FileName);
         var config = TokenizerConfig.Read(configPath);

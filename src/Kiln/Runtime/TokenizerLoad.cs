@@ -30,8 +30,7 @@ public sealed class TokenizerLoad(string model, PipelineCache? cache) : IDisposa
             var clock = Stopwatch.StartNew();
             try
             {
-                if (!Tokenizer.IsPresent(model)) return null;
-                return tier?.Load(model) ?? Tokenizer.Load(model);
+                return tier is null ? Tokenizer.TryLoad(model) : tier.TryLoad(model);
             }
             finally
             {

@@ -48,13 +48,7 @@ public sealed class ShardTensorParallelTransform : Transform<TransformConfig>
         {
             var gate = Linear(swiglu.Inputs[0].Producer, parameters, "swiglu's gate");
             var up = Linear(swiglu.Inputs[1].Producer, parameters, "swiglu's up");
-            var (start, count) = share.Features(gate.Inputs[1].Shape[0].Size, $"intermediate size {gate.Inputs[1].Shape[0].Size} (config.json {fields.Intermediate})");
-            ShardOutputs(gate, start, count, parameters);
-            ShardOutputs(up, start, count, parameters);
-            var down = Linear(SoleReader(swiglu.Output), parameters, "the projection after swiglu");
-            ShardInputs(down, start, count, parameters);
-            rowParallel.Add(down);
-            blocks++;
+            ShardMlp([gate, up], Linear(SoleReader(swiglu.Output), parameters, "the projection after swiglu"), "intermediate size");
         }
 
         // Gemma's GeGLU: gelu(gate) * up -> down, split like swiglu's (no fused op: ONNX Runtime's CPU has no kernel for it).
@@ -63,13 +57,7 @@ public sealed class ShardTensorParallelTransform : Transform<TransformConfig>
             if (SoleReader(gelu.Output) is not { Op: "mul" } product) continue;
             var gate = Linear(gelu.Inputs[0].Producer, parameters, "the GeGLU's gate");
             var up = Linear(product.Inputs[ReferenceEquals(product.Inputs[0], gelu.Output) ? 1 : 0].Producer, parameters, "the GeGLU's up");
-            var (start, count) = share.Features(gate.Inputs[1].Shape[0].Size, $"intermediate size {gate.Inputs[1].Shape[0].Size} (config.json {fields.Intermediate})");
-            ShardOutputs(gate, start, count, parameters);
-            ShardOutputs(up, start, count, parameters);
-            var down = Linear(SoleReader(product.Output), parameters, "the projection after the GeGLU");
-            ShardInputs(down, start, count, parameters);
-            rowParallel.Add(down);
-            blocks++;
+            ShardMlp([gate, up], Linear(SoleReader(product.Output), parameters, "the projection after the GeGLU"), "intermediate size");
         }
 
         // GPT-2's MLP: linear -> gelu -> linear, split like swiglu's. A gelu elsewhere (inside a GeGLU, above) is not such a block.
@@ -77,16 +65,24 @@ public sealed class ShardTensorParallelTransform : Transform<TransformConfig>
         {
             if (gelu.Inputs[0].Producer is not { Op: "linear" } up || !parameters.ContainsKey(up.Inputs[1]) || SoleReader(up.Output) != gelu) continue;
             if (SoleReader(gelu.Output) is not { Op: "linear" } down || !parameters.ContainsKey(down.Inputs[1])) continue;
-            var (start, count) = share.Features(up.Inputs[1].Shape[0].Size, $"MLP width {up.Inputs[1].Shape[0].Size} (config.json {fields.Intermediate})");
-            ShardOutputs(up, start, count, parameters);
-            ShardInputs(down, start, count, parameters);
-            rowParallel.Add(down);
-            blocks++;
+            ShardMlp([up], down, "MLP width");
         }
 
         GraphTypes.Refresh(graph);
         foreach (var linear in rowParallel) AllReduceAfter(graph, linear);
         return blocks;
+
+        // An MLP split by its hidden features: the projections into them column-parallel, the one out of them
+        // row-parallel (its partial sums added up by an all_reduce after it).
+        void ShardMlp(Node[] into, Node down, string width)
+        {
+            var size = into[0].Inputs[1].Shape[0].Size;
+            var (start, count) = share.Features(size, $"{width} {size} (config.json {fields.Intermediate})");
+            foreach (var projection in into) ShardOutputs(projection, start, count, parameters);
+            ShardInputs(down, start, count, parameters);
+            rowParallel.Add(down);
+            blocks++;
+        }
     }
 
     // The projection whose output reaches attention input `value` through per-head reshapes, transposes,
