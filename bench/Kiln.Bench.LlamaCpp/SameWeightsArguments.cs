@@ -3,7 +3,7 @@ using System.Globalization;
 namespace Kiln.Bench.LlamaCpp;
 
 /// <summary>One format pair: Kiln's run of a checkpoint folder with extra arguments, llama.cpp's run of a GGUF type.</summary>
-/// <param name="Name">f32, f16 (the 16-bit pair: Kiln f16 or bf16 vs llama.cpp F16), int8 (vs Q8_0), int4 (vs Q4_0).</param>
+/// <param name="Name">f32, f16 (the 16-bit pair: Kiln f16 or bf16 vs llama.cpp F16), int8 (vs Q8_0), int4 and int4_sym (vs Q4_0).</param>
 internal sealed record FormatPair(string Name, string LlamaType, string KilnCheckpoint, string[] KilnArgs);
 
 /// <summary>The options of `same-weights` (see bench/README.md).</summary>
@@ -12,10 +12,10 @@ internal sealed record SameWeightsArguments(
     int AccuracyTokens, string? Half, Dictionary<string, string[]> KilnArgs, string[] KilnBenchArgs, string LlamaKvType, string LlamaFlashAttn,
     bool LlamaPure, long ProbeBytes, bool Speed, bool Accuracy, int ChildTimeoutS)
 {
-    public static readonly string[] AllFormats = ["f32", "f16", "int8", "int4"];
+    public static readonly string[] AllFormats = ["f32", "f16", "int8", "int4", "int4_sym"];
 
     public const string Usage =
-        "usage: same-weights --model DIR [--kiln PATH] [--work DIR] [--threads 1,2] [--formats f32,f16,int8,int4]\n" +
+        "usage: same-weights --model DIR [--kiln PATH] [--work DIR] [--threads 1,2] [--formats f32,f16,int8,int4,int4_sym]\n" +
         "         [--prompt-tokens N=128] [--new-tokens N=128] [--repeats R=5] [--accuracy-tokens N=16] [--half f16|bf16]\n" +
         "         [--kiln-args FORMAT=\"ARGS\" ...] [--kiln-bench-args \"ARGS\"] [--llama-kv-type f16|f32]\n" +
         "         [--llama-flash-attn auto|on|off] [--llama-pure]\n" +
@@ -28,6 +28,8 @@ internal sealed record SameWeightsArguments(
         ["f16"] = [],
         ["int8"] = ["--quantize", "int8"],
         ["int4"] = ["--quantize", "int4"],
+        // Kiln's int4_sym blocks are Q4_0's, byte for byte: the same bits on both sides.
+        ["int4_sym"] = ["--quantize", "int4_sym"],
     };
 
     public static SameWeightsArguments Parse(string[] args)

@@ -1,4 +1,5 @@
 using Kiln.Graph;
+using Kiln.Weights;
 
 namespace Kiln.Benchmarks;
 
@@ -23,6 +24,7 @@ public static class WeightFormat
                 "linear" => new[] { n.Inputs[1] }.Where(parameters.Contains).Select(v => v.DType.Name()),
                 // A packed weight's format is its quantization scheme, not its storage type (u8).
                 "quantized_linear" => [n.String("scheme")],
+                "matmul_nbits" => [QuantScheme.Int4Sym.Name()],
                 _ => [],
             })
             .Distinct()

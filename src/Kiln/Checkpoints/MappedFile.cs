@@ -82,18 +82,7 @@ public sealed unsafe class MappedFile : IDisposable
     /// memory. For tensors read once into a product, so that a product and its sources are not both
     /// resident. Advice only: ignored where the system does not take it.
     /// </summary>
-    public void ReleasePages(TensorInfo tensor)
-    {
-        var start = (long)GetPointer(tensor);
-        long page = Environment.SystemPageSize;
-        var (first, end) = ((start + page - 1) / page * page, (start + tensor.ByteLength) / page * page);
-        if (OperatingSystem.IsLinux() && end > first) _ = madvise((nint)first, (nuint)(end - first), MadvDontNeed);
-    }
-
-    private const int MadvDontNeed = 4;
-
-    [System.Runtime.InteropServices.DllImport("libc")]
-    private static extern int madvise(nint address, nuint length, int advice);
+    public void ReleasePages(TensorInfo tensor) => Weights.ResidentPages.ReleaseFileBacked(GetPointer(tensor), tensor.ByteLength);
 
     public void Dispose()
     {

@@ -6,9 +6,9 @@ using Kiln.Weights;
 namespace Kiln.Kernels;
 
 /// <summary>
-/// The IR ops that run on Kiln's own ONNX Runtime kernels (domain <see cref="CustomOpKernel.Domain"/>),
-/// declared with those kernels rather than among the core ops: the core ops mirror a traced model and
-/// know no backend. <see cref="OpRegistry.Default"/> adds them.
+/// The IR ops that run on a particular kernel: Kiln's own ONNX Runtime kernels (domain <see cref="CustomOpKernel.Domain"/>)
+/// and ONNX Runtime's <c>MatMulNBits</c>, declared with the kernels rather than among the core ops: the core ops mirror a
+/// traced model and know no backend. <see cref="OpRegistry.Default"/> adds them.
 /// </summary>
 public static class KernelOps
 {
@@ -43,6 +43,29 @@ public static class KernelOps
                 throw c.Error($"weight must be [out, {rowBytes}]: {x[^1].Size} inputs in {scheme.Name()} blocks of {QuantSchemes.BlockSize}");
             return [new TensorType(DType.F32, x.With(x.Rank - 1, w[0]))];
         }, l => l.Emit(QuantizedLinearKernel.OpType(Scheme(l.Node.String("scheme"))!.Value), l.Inputs, domain: OnnxGraphBuilder.KilnDomain));
+
+        // matmul_nbits(x, data, scales) = x @ w^T for float32 x [..., k] and an int4_sym weight [out, k] in
+        // ONNX Runtime's MatMulNBits layout (NBitsLayoutStep): data u8 [out, blocks, 16], scales f32 [out, blocks].
+        // Runs on MatMulNBits with int8 activations (accuracy_level 4), MLAS's VNNI kernels. use_matmul_nbits places it.
+        yield return new("matmul_nbits", 3, 3, [], c =>
+        {
+            var (x, data, scales) = (c[0].Shape, c[1].Shape, c[2].Shape);
+            if (c[0].DType != DType.F32 || c[1].DType != DType.U8 || c[2].DType != DType.F32) throw c.Error("x must be float32, data u8 and scales float32");
+            if (x.Rank < 1 || !x[^1].IsKnown) throw c.Error("x must have a known last dimension");
+            var blocks = QuantSchemes.Blocks(x[^1].Size);
+            if (data.Rank != 3 || !data[0].IsKnown || data[1] != Dim.Of(blocks) || data[2] != Dim.Of(QuantSchemes.BlockSize / 2))
+                throw c.Error($"data must be [out, {blocks}, {QuantSchemes.BlockSize / 2}]: {x[^1].Size} inputs in blocks of {QuantSchemes.BlockSize}");
+            if (scales.Rank != 2 || scales[0] != data[0] || scales[1] != Dim.Of(blocks)) throw c.Error($"scales must be [out, {blocks}], as data");
+            return [new TensorType(DType.F32, x.With(x.Rank - 1, data[0]))];
+        }, l => l.Emit("MatMulNBits", l.Inputs, new Dictionary<string, object>
+        {
+            ["K"] = l.Node.Inputs[0].Shape[^1].Size,
+            ["N"] = l.Node.Inputs[1].Shape[0].Size,
+            ["bits"] = 4L,
+            ["block_size"] = (long)QuantSchemes.BlockSize,
+            // Activations quantized to int8 per block, as Kiln's own quantized kernels do.
+            ["accuracy_level"] = 4L,
+        }, domain: OnnxGraphBuilder.MicrosoftDomain));
 
         // all_reduce(x) = the sum of x over every rank of the session's world: after a row-parallel
         // projection each rank holds a partial product (AllReduceKernel). shard_tensor_parallel places it.

@@ -12,8 +12,8 @@ namespace Kiln.Weights;
 /// </summary>
 public sealed record LoadRecipe(IReadOnlyList<string> Sources, IReadOnlyList<RecipeStep> Steps)
 {
-    /// <summary>Bumped whenever a step's meaning or JSON form changes (3: deinterleave_rows and dequantize; 4: offset).</summary>
-    public const int SchemaVersion = 4;
+    /// <summary>Bumped whenever a step's meaning or JSON form changes (3: deinterleave_rows and dequantize; 4: offset; 5: nbits_layout).</summary>
+    public const int SchemaVersion = 5;
 
     public static LoadRecipe FromSource(string name) => new([name], []);
 
@@ -34,6 +34,7 @@ public sealed record LoadRecipe(IReadOnlyList<string> Sources, IReadOnlyList<Rec
 [JsonDerivedType(typeof(DeinterleaveRowsStep), "deinterleave_rows")]
 [JsonDerivedType(typeof(DequantizeStep), "dequantize")]
 [JsonDerivedType(typeof(OffsetStep), "offset")]
+[JsonDerivedType(typeof(NBitsLayoutStep), "nbits_layout")]
 public abstract record RecipeStep;
 
 /// <summary>Swaps the two dimensions of a 2-D tensor.</summary>

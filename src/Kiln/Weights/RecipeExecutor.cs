@@ -102,6 +102,20 @@ public static unsafe class RecipeExecutor
         }
     }
 
+    /// <summary>
+    /// Parameter <paramref name="parameter"/>, a MatMulNBits tensor, re-laid from int4_sym blocks already made
+    /// (a weight's data and scales share them, so they are quantized once), at <paramref name="destination"/> when given.
+    /// </summary>
+    public static ParameterData Relay(string parameter, ParameterData blocks, NBitsLayoutStep layout, DType dtype, IReadOnlyList<long> shape, nint destination)
+    {
+        var result = RecipeShapes.Apply([(blocks.DType, blocks.Shape)], new LoadRecipe([], [layout]), 0)[0];
+        if (result.DType != dtype || !result.Shape.SequenceEqual(shape))
+            throw new KilnException($"parameter {parameter}: {layout}: expected {dtype.Name()} {RecipeShapes.Format(shape)}, but the blocks give {result.DType.Name()} {RecipeShapes.Format(result.Shape)}");
+        var live = new List<NativeBuffer>();
+        var made = ToNBits(new Work(blocks.DType, blocks.Shape, blocks.Pointer, null), layout.Part, result, new Allocator(live, destination));
+        return new ParameterData(parameter, made.DType, made.Shape, made.Pointer, made.ByteLength, made.Owner);
+    }
+
     /// <summary>Whether <see cref="CastStep"/> supports this conversion (the float types among themselves).</summary>
     public static bool CanCast(DType from, DType to) =>
         from == to || (from is DType.F32 or DType.F16 or DType.BF16 && to is (DType.F32 or DType.F16 or DType.BF16));
@@ -118,6 +132,7 @@ public static unsafe class RecipeExecutor
         DeinterleaveRowsStep deinterleave => list.Select((w, i) => deinterleave.AppliesTo(i) ? Deinterleave(w, deinterleave.Group, allocator) : w).ToList(),
         OffsetStep offset => list.Select(w => Offset(w, (float)offset.Value, allocator)).ToList(),
         DequantizeStep dequantize => list.Select((w, i) => Dequantize(w, dequantize.Scheme, shapes[i].Shape, allocator)).ToList(),
+        NBitsLayoutStep layout => list.Select((w, i) => ToNBits(w, layout.Part, shapes[i], allocator)).ToList(),
         _ => throw new ArgumentException($"unknown step {step}", nameof(step)),
     };
 
@@ -239,6 +254,15 @@ public static unsafe class RecipeExecutor
         var target = allocator.Allocate(DType.F32, shape);
         var rows = source.Shape[..^1].Aggregate(1L, (a, b) => a * b);
         BlockQuantizer.Dequantize((byte*)source.Pointer, rows, shape[^1], scheme, (float*)target.Pointer);
+        return target;
+    }
+
+    private static Work ToNBits(Work source, NBitsPart part, (DType DType, long[] Shape) result, Allocator allocator)
+    {
+        var target = allocator.Allocate(result.DType, result.Shape);
+        var blocks = source.Shape[0] * source.Shape[1] / QuantScheme.Int4Sym.BlockBytes();
+        if (part == NBitsPart.Data) NBitsLayout.Data((byte*)source.Pointer, blocks, (byte*)target.Pointer);
+        else NBitsLayout.Scales((byte*)source.Pointer, blocks, (float*)target.Pointer);
         return target;
     }
 

@@ -113,6 +113,14 @@ public static class RecipeShapes
                     ? (DType.F32, (long[])[.. t.Shape[..^1], t.Shape[^1] / blockBytes * QuantSchemes.BlockSize])
                     : throw Fail($"needs u8 rows of whole {blockBytes}-byte blocks, found {t.DType.Name()} {Format(t.Shape)}")).ToList();
 
+            case NBitsLayoutStep layout:
+                var symBytes = QuantScheme.Int4Sym.BlockBytes();
+                return list.Select(t => t.DType == DType.U8 && t.Shape.Length == 2 && t.Shape[1] % symBytes == 0
+                    ? layout.Part == NBitsPart.Data
+                        ? (DType.U8, new[] { t.Shape[0], t.Shape[1] / symBytes, QuantSchemes.BlockSize / 2 })
+                        : (DType.F32, new[] { t.Shape[0], t.Shape[1] / symBytes })
+                    : throw Fail($"needs u8 [n, blocks · {symBytes}] int4_sym rows, found {t.DType.Name()} {Format(t.Shape)}")).ToList();
+
             default:
                 throw Fail("unknown step");
         }

@@ -33,12 +33,28 @@ public sealed class WeightSet : IDisposable
         var total = graph.Parameters.Where(p => given?.ContainsKey(p.Name) != true).Sum(p => WeightsToQuantize(checkpoint, p.Recipe));
         var done = 0L;
         Action<long>? report = progress is null || total == 0 ? null : count => progress.Report(new QuantizeProgress(Interlocked.Add(ref done, count), total));
+        // A weight's MatMulNBits data and scales (adjacent parameters) re-lay the same blocks: made once, for both.
+        (string Recipe, ParameterData Data)? blocks = null;
         try
         {
             foreach (var p in graph.Parameters)
             {
-                weights.Add(given?.GetValueOrDefault(p.Name)
-                    ?? RecipeExecutor.Execute(checkpoint, p.Name, p.Recipe, p.Value.DType, p.Value.Shape.ToSizes(), destinations?.GetValueOrDefault(p.Name) ?? 0, report));
+                var destination = destinations?.GetValueOrDefault(p.Name) ?? 0;
+                if (given?.GetValueOrDefault(p.Name) is { } made) weights.Add(made);
+                else if (p.Recipe.Steps is [.., NBitsLayoutStep layout])
+                {
+                    var before = WithoutLastStep(p.Recipe);
+                    if (blocks?.Recipe != before.ToString())
+                    {
+                        blocks?.Data.Dispose();
+                        blocks = null;
+                        var (dtype, shape) = RecipeShapes.Infer([.. before.Sources.Select(name => checkpoint.Tensors.TryGetValue(name, out var t) ? t
+                            : throw KilnException.InFile(checkpoint.Directory, name, $"tensor not found in the checkpoint (a source of parameter {p.Name})"))], before);
+                        blocks = (before.ToString(), RecipeExecutor.Execute(checkpoint, p.Name, before, dtype, shape, 0, report));
+                    }
+                    weights.Add(RecipeExecutor.Relay(p.Name, blocks.Value.Data, layout, p.Value.DType, p.Value.Shape.ToSizes(), destination));
+                }
+                else weights.Add(RecipeExecutor.Execute(checkpoint, p.Name, p.Recipe, p.Value.DType, p.Value.Shape.ToSizes(), destination, report));
             }
             return new WeightSet(weights, mapping);
         }
@@ -48,15 +64,23 @@ public sealed class WeightSet : IDisposable
             mapping?.Dispose();
             throw;
         }
+        finally
+        {
+            blocks?.Data.Dispose();
+        }
     }
 
+    private static LoadRecipe WithoutLastStep(LoadRecipe recipe) => recipe with { Steps = [.. recipe.Steps.Take(recipe.Steps.Count - 1)] };
+
     // Elements the recipe's quantize step takes (its input [n, k]); 0 without one, or when the recipe does not fit the checkpoint (Execute reports that).
+    // A quantize followed by nbits_layout counts for the data only: the scales are re-laid from the same blocks.
     private static long WeightsToQuantize(Checkpoint checkpoint, LoadRecipe recipe)
     {
+        if (recipe.Steps is [.., QuantizeStep, NBitsLayoutStep { Part: NBitsPart.Data }]) recipe = WithoutLastStep(recipe);
         if (recipe.Steps.Count == 0 || recipe.Steps[^1] is not QuantizeStep || !recipe.Sources.All(checkpoint.Tensors.ContainsKey)) return 0;
         try
         {
-            var before = recipe with { Steps = [.. recipe.Steps.Take(recipe.Steps.Count - 1)] };
+            var before = WithoutLastStep(recipe);
             var (_, shape) = RecipeShapes.Infer([.. recipe.Sources.Select(name => checkpoint.Tensors[name])], before);
             return shape.Aggregate(1L, (a, b) => a * b);
         }

@@ -96,22 +96,25 @@ public sealed class GgufModelTests(ITestOutputHelper output) : IDisposable
         output.WriteLine($"{type} GGUF against the folder with --quantize {scheme}: largest logit difference {error}");
         Assert.Equal(0, error);
         Assert.Equal(Count(folder, "quantized_linear"), Count(gguf, "quantized_linear"));
+        Assert.Equal(Count(folder, "matmul_nbits"), Count(gguf, "matmul_nbits"));
         AssertBlocksReadAsStored(gguf, QuantSchemes.TryParse(scheme, out var s) ? s : throw new ArgumentException(scheme));
     }
 
     [Theory]
-    [InlineData(GgmlType.Q8_0, 0.6)]
-    [InlineData(GgmlType.Q4_0, 9.0)]
-    public void Stored_blocks_run_quantized_without_quantize_set(GgmlType type, double bound)
+    [InlineData(GgmlType.Q8_0, 0.6, true)]
+    [InlineData(GgmlType.Q4_0, 9.0, true)]
+    [InlineData(GgmlType.Q4_0, 9.0, false)]
+    public void Stored_blocks_run_quantized_without_quantize_set(GgmlType type, double bound, bool matMulNBits)
     {
         var path = GgufModels.Convert(GgufModels.Stories260K, dir.File($"stories260K-{type}.gguf"), GgufModels.LinearsIn(type));
         using var folder = LoadedModel.Load(TestPaths.DefaultModel, OneThread);
-        using var gguf = LoadedModel.Load(path, OneThread);
+        using var gguf = LoadedModel.Load(path, OneThread, PipelineConfig.Load(null, [$"use_matmul_nbits.enabled={(matMulNBits ? "true" : "false")}"]));
         var error = LargestDifference(folder, gguf);
-        output.WriteLine($"{type} GGUF, no --quantize, against the float32 folder: largest logit difference {error}");
+        output.WriteLine($"{type} GGUF, no --quantize, use_matmul_nbits {matMulNBits}, against the float32 folder: largest logit difference {error}");
         Assert.InRange(error, 1e-3, bound);
-        // q/k/v, o and gate/up of five layers and the output layer; ffn_down stays float.
-        Assert.Equal(5 * 3 + 1, Count(gguf, "quantized_linear"));
+        // q/k/v, o and gate/up of five layers and the output layer (Q4_0 ones on MatMulNBits by default); ffn_down stays float.
+        Assert.Equal(5 * 3 + 1, Count(gguf, "quantized_linear") + Count(gguf, "matmul_nbits"));
+        Assert.Equal(type == GgmlType.Q4_0 && matMulNBits ? 16 : 0, Count(gguf, "matmul_nbits"));
         AssertBlocksReadAsStored(gguf, type == GgmlType.Q8_0 ? QuantScheme.Int8 : QuantScheme.Int4Sym);
     }
 
@@ -150,18 +153,23 @@ public sealed class GgufModelTests(ITestOutputHelper output) : IDisposable
     }
 
     // Every parameter made from block tensors is their bytes (u8, no dequantize); those made from one tensor are views of the file.
+    // Products read the blocks as stored, never dequantized nor quantized again: Kiln's kernels as views of the file,
+    // MatMulNBits's data and scales re-laid from them (a copy in its own layout).
     private static void AssertBlocksReadAsStored(LoadedModel model, QuantScheme scheme)
     {
         var fromBlocks = model.Graph.Parameters.Where(p => p.Recipe.Sources.All(s => model.Checkpoint.Tensors[s].Blocks is not null)).ToList();
         Assert.NotEmpty(fromBlocks);
         foreach (var parameter in fromBlocks)
         {
-            Assert.Equal(DType.U8, parameter.Value.DType);
-            Assert.DoesNotContain(parameter.Recipe.Steps, s => s is DequantizeStep);
+            var relaid = parameter.Recipe.Steps is [.., NBitsLayoutStep];
+            Assert.Equal(relaid && parameter.Value.DType == DType.F32 ? DType.F32 : DType.U8, parameter.Value.DType);
+            Assert.DoesNotContain(parameter.Recipe.Steps, s => s is DequantizeStep or QuantizeStep);
             Assert.All(parameter.Recipe.Sources, s => Assert.Equal(scheme, model.Checkpoint.Tensors[s].Blocks));
         }
-        foreach (var name in new[] { "model.layers.0.self_attn.o_proj.weight", "lm_head.weight" })
-            Assert.False(model.Weights.Single(w => w.Name == name).IsCopy, $"{name} was copied");
+        var viewed = new[] { "model.layers.0.self_attn.o_proj.weight", "lm_head.weight" };
+        var onMatMulNBits = model.Graph.Nodes.Any(n => n.Op == "matmul_nbits");
+        Assert.Equal(onMatMulNBits ? 0 : 2, model.Weights.Count(w => viewed.Contains(w.Name)));
+        foreach (var weight in model.Weights.Where(w => viewed.Contains(w.Name))) Assert.False(weight.IsCopy, $"{weight.Name} was copied");
     }
 
     private static int Count(LoadedModel model, string op) => model.Graph.Nodes.Count(n => n.Op == op);

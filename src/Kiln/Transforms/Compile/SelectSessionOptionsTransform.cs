@@ -20,7 +20,8 @@ public sealed record SelectSessionOptionsConfig : TransformConfig
 /// overrides them. Pre-packing copies every weight of an ORT MatMul (<c>linear</c> and <c>matmul</c>
 /// nodes; memory and session creation grow by the weights' size) and makes those products faster at
 /// every row count, so it is on unless there is nothing to pack (every product runs on Kiln's
-/// kernel, see use_kiln_linear) or the copy would be too large.
+/// kernel, see use_kiln_linear) or the copy would be too large. A graph with <c>matmul_nbits</c> always
+/// pre-packs: MatMulNBits without its packed weights measured 100 times slower (docs/weights.md).
 /// </summary>
 public sealed class SelectSessionOptionsTransform : Transform<SelectSessionOptionsConfig>
 {
@@ -32,7 +33,7 @@ public sealed class SelectSessionOptionsTransform : Transform<SelectSessionOptio
     {
         var weightBytes = graph.Parameters.Where(p => p.Value.Users.Any(n => n.Op is "linear" or "matmul"))
             .Sum(p => p.Value.Shape.ToSizes().Aggregate(1L, (a, b) => a * b) * p.Value.DType.ByteSize());
-        var prepacking = weightBytes > 0 && weightBytes <= config.PrepackingMaxWeightBytes;
+        var prepacking = (weightBytes > 0 && weightBytes <= config.PrepackingMaxWeightBytes) || graph.Nodes.Any(n => n.Op == "matmul_nbits");
         graph.Metadata[SessionSettings.PrepackingMetadataKey] = prepacking ? "true" : "false";
         return 1;
     }

@@ -10,10 +10,11 @@ namespace Kiln.Tests.Transforms.PostLoadFusion;
 /// <summary>quantize_weights through the default pipeline on real checkpoints: what it rewrites, the recipes it writes, what it refuses.</summary>
 public sealed class QuantizeWeightsTransformTests
 {
+    // With use_matmul_nbits off, which would move the int4_sym products on to ONNX Runtime's MatMulNBits (UseMatMulNBitsTests).
     private static ModelGraph Compile(string model, params string[] sets)
     {
         using var checkpoint = Checkpoint.Open(model);
-        return ModelCompiler.Compile(checkpoint, PipelineConfig.Load(null, sets)).Graph;
+        return ModelCompiler.Compile(checkpoint, PipelineConfig.Load(null, [.. sets, "use_matmul_nbits.enabled=false"])).Graph;
     }
 
     private static int Count(ModelGraph graph, string op) => graph.Nodes.Count(n => n.Op == op);
