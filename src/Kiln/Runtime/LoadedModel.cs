@@ -145,8 +145,8 @@ public sealed class LoadedModel : IDisposable
             var weightsMs = clock.Elapsed.TotalMilliseconds;
 
             var initializers = weights.Parameters.Select(w => new ExternalInitializer(w.Name, w.DType, w.Shape, w.Pointer, w.ByteLength)).ToList();
-            var session = CompiledSession.Create(onnx, initializers, settings.WithGraphChoices(graph.Metadata), world);
-            ReleasePrepacked(graph, weights);
+            CompiledSession session;
+            using (PrepackedSources.ReleasedWhileCreating(graph, weights)) session = CompiledSession.Create(onnx, initializers, settings.WithGraphChoices(graph.Metadata), world);
             var timings = new LoadTimings(pipelineMs, weightsMs, clock.Elapsed.TotalMilliseconds - weightsMs);
             return new LoadedModel(checkpoint, graph, weights, session, timings, context, world);
         }
@@ -155,14 +155,6 @@ public sealed class LoadedModel : IDisposable
             weights?.Dispose();
             throw;
         }
-    }
-
-    // MatMulNBits reads the copy ORT pre-packed at session creation from then on: the data it was made
-    // from need not stay resident beside it when it is mapped from a file (the cache's weights file).
-    private static void ReleasePrepacked(ModelGraph graph, WeightSet weights)
-    {
-        var data = graph.Nodes.Where(n => n.Op == "matmul_nbits").Select(n => n.Inputs[1].Name).ToHashSet(StringComparer.Ordinal);
-        foreach (var w in weights.Parameters.Where(w => !w.IsCopy && data.Contains(w.Name))) ResidentPages.ReleaseFileBacked(w.Pointer, w.ByteLength);
     }
 
     private static ModelFacts FactsOf(ModelGraph graph) =>

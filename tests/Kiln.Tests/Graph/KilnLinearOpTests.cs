@@ -28,7 +28,7 @@ public sealed class KilnLinearOpTests
             Assert.False(OpRegistry.Core.Contains(op), op);
             Assert.True(OpRegistry.Default.Contains(op), op);
         }
-        Assert.Equal(["kiln_linear", "quantized_linear", "all_reduce"], Kiln.Kernels.KernelOps.All().Select(o => o.Name));
+        Assert.Equal(["kiln_linear", "quantized_linear", "matmul_nbits", "all_reduce"], Kiln.Kernels.KernelOps.All().Select(o => o.Name));
     }
 
     [Theory]
