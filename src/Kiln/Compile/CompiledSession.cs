@@ -17,6 +17,11 @@ public sealed class CompiledSession : IDisposable
     private readonly RunOptions _runOptions = new();
     private readonly KilnOpDomain? _kilnOps;
 
+    // ORT adds a custom op domain to ONNX's process-wide table of domains while it creates the session, and two
+    // sessions doing so at once can both find the domain missing: the second then fails ("domain is already exist").
+    // Seen with the ranks of a tensor-parallel model in one process; sessions with Kiln's kernels are created one at a time.
+    private static readonly Lock CustomDomainRegistration = new();
+
     private CompiledSession(InferenceSession session, SessionOptions options, List<OrtValue> initializers, bool prepacking, KilnOpDomain? kilnOps)
     {
         Session = session;
@@ -63,7 +68,9 @@ public sealed class CompiledSession : IDisposable
                 values.Add(value);
                 options.AddInitializer(init.Name, value);
             }
-            var session = new InferenceSession(model, options);
+            InferenceSession session;
+            if (kilnOps is null) session = new InferenceSession(model, options);
+            else lock (CustomDomainRegistration) session = new InferenceSession(model, options);
             return new CompiledSession(session, options, values, prepacking, kilnOps);
         }
         catch (Exception e) when (e is not KilnException)

@@ -90,6 +90,40 @@ public sealed class ShardedModelTests
         Assert.All(errors, e => Assert.Contains("num_attention_heads", e));
     }
 
+    // Row-parallel shares (o_proj's 32 inputs of 64, down_proj's 64 of 128) are whole blocks of 32, so each rank's
+    // blocks are the single process's blocks of its slice, and the sum over ranks gives the same products up to the
+    // order of the float sums. int4_sym runs on MatMulNBits (use_matmul_nbits) or Kiln's kernel, int8 on Kiln's.
+    // int4 (Q4_1) is left out: its ranks' logits differ from the single process's by up to 0.083 here (0.014 for one
+    // token), though every rank's packed weights equal the single process's blocks byte for byte and the kernel's
+    // product over k equals the sum of its products over the two halves to 3e-7; the cause is not found yet
+    // (docs/weights.md, "Not done").
+    [Theory]
+    [InlineData("int8")]
+    [InlineData("int4_sym")]
+    [InlineData("int4_sym use_matmul_nbits.enabled=false")]
+    public void Quantized_ranks_give_the_logits_of_the_quantized_single_process(string settings)
+    {
+        var scheme = settings.Split(' ')[0];
+        var pipeline = Kiln.Transforms.PipelineConfig.Load(null, [$"quantize_weights.scheme={scheme}", .. settings.Split(' ').Skip(1)]);
+        long[] ids = [1, 17, 5, 99, 42, 7, 63, 2];
+        long[] positions = [.. Enumerable.Range(0, ids.Length).Select(i => (long)i)];
+        using var whole = LoadedModel.Load(TestPaths.Oracle("llama_gqa"), pipeline: pipeline);
+        var expected = whole.Forward(ids, positions);
+        var ranks = new FakeWorld(2).Run(world =>
+        {
+            using var model = LoadedModel.Load(TestPaths.Oracle("llama_gqa"), pipeline: pipeline, world: world);
+            var quantized = model.Graph.Nodes.Count(n => n.Op is "quantized_linear" or "matmul_nbits");
+            return (Logits: model.Forward(ids, positions), Quantized: quantized, NBits: model.Graph.Nodes.Count(n => n.Op == "matmul_nbits"));
+        });
+        foreach (var rank in ranks)
+        {
+            // 2 layers × (qkv, o, gate_up, down) + the output layer.
+            Assert.Equal(9, rank.Quantized);
+            Assert.Equal(settings == "int4_sym" ? 9 : 0, rank.NBits);
+            Assert.True(MaxAbsDifference(rank.Logits, expected) <= 1e-4f, $"{scheme}: max difference {MaxAbsDifference(rank.Logits, expected)}");
+        }
+    }
+
     // Without the post-load fusions, every projection keeps its checkpoint name, so shares can be compared tensor by tensor.
     private static Kiln.Transforms.PipelineConfig Unfused() =>
         Kiln.Transforms.PipelineConfig.Load(null, ["fuse_qkv_projections.enabled=false", "fuse_gate_up_projections.enabled=false"]);
