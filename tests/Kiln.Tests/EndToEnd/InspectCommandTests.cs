@@ -44,6 +44,20 @@ public sealed class InspectCommandTests
         Assert.Contains("[64, 172]", result.Stdout);
     }
 
+    [Theory]
+    [InlineData("int8", "int8")]
+    [InlineData("int4", "int4")]
+    [InlineData("int4_sym", "int4_sym (MatMulNBits)")]
+    public void Quantized_weights_are_read_in_their_scheme(string scheme, string read)
+    {
+        var formats = Formats(KilnCli.Run("inspect", "--json", "--set", $"quantize_weights.scheme={scheme}"));
+        Assert.Equal(("f32", read), formats["model.layers.0.mlp.down_proj.weight"]);
+        Assert.Equal(("f32", read), formats["model.layers.0.self_attn.q_proj.weight"]);
+        // The tied embedding: its lookup reads the float table, the output layer a packed copy.
+        Assert.Equal(("f32", $"f32, {read}"), formats["model.embed_tokens.weight"]);
+        Assert.Equal(("f32", "f32"), formats["model.norm.weight"]);
+    }
+
     private static Dictionary<string, (string Stored, string Read)> Formats(CliResult result)
     {
         Assert.True(result.ExitCode == 0, result.Stderr);
