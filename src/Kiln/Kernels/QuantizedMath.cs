@@ -48,7 +48,7 @@ public static unsafe partial class QuantizedMath
     /// <summary>
     /// Quantizes each row of x [rows, k] to blocks of 32 signed bytes q (zero-padded past k) with one scale
     /// d = max|x| / 127 per block: q holds rows · Blocks(k) · 32 bytes, scales and sums rows · Blocks(k) floats.
-    /// Rounding is to nearest, ties to even. sums are each block's Σx of the unquantized x (int4's minimum multiplies it).
+    /// Rounding is to nearest, ties to even. sums are each block's Σx of the quantized x, d·Σq (int4's minimum multiplies it).
     /// </summary>
     public static void QuantizeActivations(float* x, int rows, int k, sbyte* q, float* scales, float* sums)
     {
@@ -63,22 +63,22 @@ public static unsafe partial class QuantizedMath
                 var count = Math.Min(size, k - b * size);
                 var from = xr + b * size;
                 var to = q + ((long)r * blocks + b) * size;
-                // Σx in order, one add at a time: int4's m·Σx term then does not depend on the path.
-                float sum = 0;
-                for (var i = 0; i < count; i++) sum += from[i];
-                sums[(long)r * blocks + b] = sum;
-                if (vector && count == size)
+                float d;
+                if (vector && count == size) d = QuantizeBlock(from, to);
+                else
                 {
-                    scales[(long)r * blocks + b] = QuantizeBlock(from, to);
-                    continue;
+                    float max = 0;
+                    for (var i = 0; i < count; i++) max = Math.Max(max, Math.Abs(from[i]));
+                    d = max / 127f;
+                    var inverse = d == 0 ? 0 : 1 / d;
+                    for (var i = 0; i < count; i++) to[i] = (sbyte)Math.Clamp(MathF.Round(from[i] * inverse), -127f, 127f);
+                    for (var i = count; i < size; i++) to[i] = 0;
                 }
-                float max = 0;
-                for (var i = 0; i < count; i++) max = Math.Max(max, Math.Abs(from[i]));
-                var d = max / 127f;
-                var inverse = d == 0 ? 0 : 1 / d;
-                for (var i = 0; i < count; i++) to[i] = (sbyte)Math.Clamp(MathF.Round(from[i] * inverse), -127f, 127f);
-                for (var i = count; i < size; i++) to[i] = 0;
                 scales[(long)r * blocks + b] = d;
+                // Σx of the quantized x, d·Σq (an exact integer sum): int4's m·Σx term then sees the x its d·q·x term sees.
+                var sum = 0;
+                for (var i = 0; i < size; i++) sum += to[i];
+                sums[(long)r * blocks + b] = d * sum;
             }
         }
     }
