@@ -67,10 +67,12 @@ public sealed class UseMatMulNBitsTests(ITestOutputHelper output)
 
     [Theory]
     // Both quantize the activations to int8 in blocks of 32 and sum the same integer products, so they differ
-    // only in the order of the float sums: measured 1.3e-5, 1.5e-6 and 7.8e-4.
-    [InlineData("default", 1e-3)]
-    [InlineData("llama_gqa", 1e-4)]
-    [InlineData("qwen2", 5e-3)]
+    // only in the order of the float sums: measured 1.3e-5, 1.5e-6 and 7.8e-4 with MLAS's AVX-512 VNNI kernels.
+    // The bounds leave room for its other paths (AVX2, AVX-VNNI), which may round the activations' sums
+    // differently; a wrong nibble order or scale gives errors of the order of the logits themselves.
+    [InlineData("default", 0.05)]
+    [InlineData("llama_gqa", 0.01)]
+    [InlineData("qwen2", 0.01)]
     public void Logits_stay_close_to_the_kiln_int4_sym_kernel(string family, double bound)
     {
         using var temp = new TempDir();
