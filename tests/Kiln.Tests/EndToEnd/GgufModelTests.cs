@@ -152,17 +152,15 @@ public sealed class GgufModelTests(ITestOutputHelper output) : IDisposable
         Assert.InRange(error, 1e-4, 0.6);
     }
 
-    // Every parameter made from block tensors is their bytes (u8, no dequantize); those made from one tensor are views of the file.
-    // Products read the blocks as stored, never dequantized nor quantized again: Kiln's kernels as views of the file,
-    // MatMulNBits's data and scales re-laid from them (a copy in its own layout).
+    // Every parameter made from block tensors is their bytes, never dequantized nor quantized again: for Kiln's kernels u8
+    // views of the file (those made from one tensor), for MatMulNBits its data (u8) and scales (f32) re-laid from them.
     private static void AssertBlocksReadAsStored(LoadedModel model, QuantScheme scheme)
     {
         var fromBlocks = model.Graph.Parameters.Where(p => p.Recipe.Sources.All(s => model.Checkpoint.Tensors[s].Blocks is not null)).ToList();
         Assert.NotEmpty(fromBlocks);
         foreach (var parameter in fromBlocks)
         {
-            var relaid = parameter.Recipe.Steps is [.., NBitsLayoutStep];
-            Assert.Equal(relaid && parameter.Value.DType == DType.F32 ? DType.F32 : DType.U8, parameter.Value.DType);
+            Assert.Equal(parameter.Recipe.Steps is [.., NBitsLayoutStep { Part: NBitsPart.Scales }] ? DType.F32 : DType.U8, parameter.Value.DType);
             Assert.DoesNotContain(parameter.Recipe.Steps, s => s is DequantizeStep or QuantizeStep);
             Assert.All(parameter.Recipe.Sources, s => Assert.Equal(scheme, model.Checkpoint.Tensors[s].Blocks));
         }
