@@ -48,9 +48,10 @@ public sealed class WeightSet : IDisposable
                     {
                         blocks?.Data.Dispose();
                         blocks = null;
-                        var (dtype, shape) = RecipeShapes.Infer([.. before.Sources.Select(name => checkpoint.Tensors.TryGetValue(name, out var t) ? t
-                            : throw KilnException.InFile(checkpoint.Directory, name, $"tensor not found in the checkpoint (a source of parameter {p.Name})"))], before);
-                        blocks = (before.ToString(), RecipeExecutor.Execute(checkpoint, p.Name, before, dtype, shape, 0, report));
+                        // Data [n, blocks, 16] and scales [n, blocks] both re-lay u8 [n, blocks · 18].
+                        var sizes = p.Value.Shape.ToSizes();
+                        long[] shape = [sizes[0], sizes[1] * QuantScheme.Int4Sym.BlockBytes()];
+                        blocks = (before.ToString(), RecipeExecutor.Execute(checkpoint, p.Name, before, DType.U8, shape, 0, report));
                     }
                     weights.Add(RecipeExecutor.Relay(p.Name, blocks.Value.Data, layout, p.Value.DType, p.Value.Shape.ToSizes(), destination));
                 }
