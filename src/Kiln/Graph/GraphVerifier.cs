@@ -9,8 +9,10 @@ public static class GraphVerifier
 {
     public static void Verify(ModelGraph graph)
     {
-        var defined = new HashSet<Value>(ReferenceEqualityComparer.Instance);
-        var names = new HashSet<string>(StringComparer.Ordinal);
+        // Sized for every value up front: a large model's graph has thousands, and growing the sets is most of what verifying allocates.
+        var count = graph.Inputs.Count + graph.Parameters.Count + graph.Buffers.Count + graph.Nodes.Sum(n => n.Outputs.Count);
+        var defined = new HashSet<Value>(count, ReferenceEqualityComparer.Instance);
+        var names = new HashSet<string>(count, StringComparer.Ordinal);
         void Define(Value value)
         {
             if (!defined.Add(value) || !names.Add(value.Name)) throw new GraphException($"value '{value.Name}' is defined twice");
@@ -49,8 +51,12 @@ public static class GraphVerifier
         var returned = new HashSet<Value>(graph.Outputs, ReferenceEqualityComparer.Instance);
         foreach (var value in defined)
         {
-            if (value.Users.FirstOrDefault(user => !user.IsInGraph || !user.Inputs.Contains(value)) is { } stale)
-                throw new GraphException($"value '{value.Name}' lists {stale.Op} as a user, which does not read it");
+            for (var u = 0; u < value.Users.Count; u++)
+            {
+                var user = value.Users[u];
+                if (!user.IsInGraph || !user.Inputs.Contains(value))
+                    throw new GraphException($"value '{value.Name}' lists {user.Op} as a user, which does not read it");
+            }
             if (value.IsGraphOutput != returned.Contains(value)) throw new GraphException($"value '{value.Name}' is wrong about being a graph output");
         }
     }

@@ -17,7 +17,8 @@ public sealed class Node
         _inputs = [.. inputs];
         Inputs = Array.AsReadOnly(_inputs);
         Outputs = outputs;
-        Attributes = new(attributes.ToDictionary(), StringComparer.Ordinal);
+        Attributes = new(StringComparer.Ordinal);
+        foreach (var (name, value) in attributes) Attributes.Add(name, value);
         foreach (var output in outputs) output.Producer = this;
     }
 

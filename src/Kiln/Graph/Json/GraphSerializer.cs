@@ -130,12 +130,18 @@ public static class GraphSerializer
     }
 
     // A node read back carries every optional attribute its op's schema defaults, as the verifier assumes
-    // them: the lowering reads attributes from the node itself.
+    // them: the lowering reads attributes from the node itself. The node copies them, so the document's own
+    // dictionary serves when no default is missing.
     private static SortedDictionary<string, AttributeValue> WithDefaults(OpDefinition op, SortedDictionary<string, AttributeValue> attributes)
     {
-        var complete = new SortedDictionary<string, AttributeValue>(attributes, StringComparer.Ordinal);
-        foreach (var spec in op.Attributes.Where(a => a.Default is not null)) complete.TryAdd(spec.Name, spec.Default!);
-        return complete;
+        SortedDictionary<string, AttributeValue>? complete = null;
+        foreach (var spec in op.Attributes)
+        {
+            if (spec.Default is null || attributes.ContainsKey(spec.Name)) continue;
+            complete ??= new SortedDictionary<string, AttributeValue>(attributes, StringComparer.Ordinal);
+            complete.Add(spec.Name, spec.Default);
+        }
+        return complete ?? attributes;
     }
 
     /// <summary>
