@@ -87,7 +87,6 @@ public static unsafe partial class QuantizedMath
     private static float DotEightBlocks<T>(byte* w, sbyte* qx, float* dx, float* sx, int* xsums, int blocks, bool vnni) where T : struct, IBlocks
     {
         var bytes = T.Bytes;
-        var offsets = Vector256.Create(0, bytes, 2 * bytes, 3 * bytes, 4 * bytes, 5 * bytes, 6 * bytes, 7 * bytes);
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, minimum = default;
         var b = 0;
         for (; b + 8 <= blocks; b += 8)
@@ -97,7 +96,7 @@ public static unsafe partial class QuantizedMath
             // Ask for the weights a little ahead: the hardware prefetcher alone leaves the read short of the bandwidth.
             for (var p = 0; p < 8 * bytes; p += 64) Sse.Prefetch0(w0 + PrefetchAhead + p);
             // Each block's first 32 bits: its scale in the low half, int4's minimum in the high half.
-            var words = Avx2.GatherVector256((int*)w0, offsets, 1);
+            var words = BlockHeads(w0, bytes);
             var d = Avx.Multiply(Halves(Avx2.ShiftLeftLogical(words, 16)), Avx.LoadVector256(dx + b));
             if (T.HasMinimum) minimum = Fma.MultiplyAdd(Halves(words), Avx.LoadVector256(sx + b), minimum);
             // A shift's Σqx term shares the minimum's accumulator: no scheme has both.
@@ -144,7 +143,6 @@ public static unsafe partial class QuantizedMath
     private static void FourRowsEightBlocks<T>(byte* w, sbyte* qx, sbyte* paired, long xStride, float* dx, float* sx, int* xsums, int blocks, float* y, int yStride, bool vnni) where T : struct, IBlocks
     {
         var bytes = T.Bytes;
-        var offsets = Vector256.Create(0, bytes, 2 * bytes, 3 * bytes, 4 * bytes, 5 * bytes, 6 * bytes, 7 * bytes);
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
         Vector256<float> m0 = default, m1 = default, m2 = default, m3 = default;
         var b = 0;
@@ -152,7 +150,7 @@ public static unsafe partial class QuantizedMath
         {
             var w0 = w + (long)b * bytes;
             var x0 = qx + b * 32L;
-            var words = Avx2.GatherVector256((int*)w0, offsets, 1);
+            var words = BlockHeads(w0, bytes);
             var scale = Halves(Avx2.ShiftLeftLogical(words, 16));
             var d0 = Avx.Multiply(scale, Avx.LoadVector256(dx + b));
             var d1 = Avx.Multiply(scale, Avx.LoadVector256(dx + blocks + b));
@@ -235,6 +233,13 @@ public static unsafe partial class QuantizedMath
         y[2L * yStride] = Vector256.Sum(a2 + m2) + r2;
         y[3L * yStride] = Vector256.Sum(a3 + m3) + r3;
     }
+
+    // The first 32 bits of eight consecutive blocks (each block's scale, and int4's minimum): eight loads, not a
+    // vpgatherdd, which made the one-row products 11-20 % slower on Zen 5 (docs/weights.md).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> BlockHeads(byte* w, int bytes) => Vector256.Create(
+        *(int*)w, *(int*)(w + bytes), *(int*)(w + 2 * bytes), *(int*)(w + 3 * bytes),
+        *(int*)(w + 4 * bytes), *(int*)(w + 5 * bytes), *(int*)(w + 6 * bytes), *(int*)(w + 7 * bytes));
 
     // Eight f16 in the high 16 bits of the lanes as f32, exactly as Scale: the arithmetic shift puts the
     // sign in bit 31 and the 15 other bits at 27..13 (the mask drops the copies and the low half), and 2^112 rebiases.

@@ -38,7 +38,6 @@ public static unsafe partial class QuantizedMath
     {
         var bytes = T.Bytes;
         var nibbles = bytes - 16;
-        var offsets = Vector256.Create(0, bytes, 2 * bytes, 3 * bytes, 4 * bytes, 5 * bytes, 6 * bytes, 7 * bytes);
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, minimum = default;
         var b = 0;
         for (; b + 8 <= blocks; b += 8)
@@ -46,7 +45,7 @@ public static unsafe partial class QuantizedMath
             var w0 = w + (long)b * bytes;
             var x0 = paired + b * 32L;
             for (var p = 0; p < 8 * bytes; p += 64) Sse.Prefetch0(w0 + PrefetchAhead + p);
-            var words = Avx2.GatherVector256((int*)w0, offsets, 1);
+            var words = BlockHeads(w0, bytes);
             var d = Avx.Multiply(Halves(Avx2.ShiftLeftLogical(words, 16)), Avx.LoadVector256(dx + b));
             if (T.HasMinimum) minimum = Fma.MultiplyAdd(Halves(words), Avx.LoadVector256(sx + b), minimum);
             if (T.Shift != 0) minimum = Fma.MultiplyAdd(d, Avx.ConvertToVector256Single(Avx.LoadVector256(xsums + b)), minimum);
