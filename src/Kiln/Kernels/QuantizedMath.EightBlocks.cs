@@ -234,12 +234,15 @@ public static unsafe partial class QuantizedMath
         y[3L * yStride] = Vector256.Sum(a3 + m3) + r3;
     }
 
-    // The first 32 bits of eight consecutive blocks (each block's scale, and int4's minimum): eight loads, not a
-    // vpgatherdd, which made the one-row products 11-20 % slower on Zen 5 (docs/weights.md).
+    // The first 32 bits of eight consecutive blocks (each block's scale, and int4's minimum; blocks of 18 bytes leave
+    // them unaligned): eight loads, not a vpgatherdd, which made these products 8-28 % slower on Zen 5 (docs/weights.md).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<int> BlockHeads(byte* w, int bytes) => Vector256.Create(
-        *(int*)w, *(int*)(w + bytes), *(int*)(w + 2 * bytes), *(int*)(w + 3 * bytes),
-        *(int*)(w + 4 * bytes), *(int*)(w + 5 * bytes), *(int*)(w + 6 * bytes), *(int*)(w + 7 * bytes));
+        Head(w), Head(w + bytes), Head(w + 2 * bytes), Head(w + 3 * bytes),
+        Head(w + 4 * bytes), Head(w + 5 * bytes), Head(w + 6 * bytes), Head(w + 7 * bytes));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int Head(byte* block) => Unsafe.ReadUnaligned<int>(block);
 
     // Eight f16 in the high 16 bits of the lanes as f32, exactly as Scale: the arithmetic shift puts the
     // sign in bit 31 and the 15 other bits at 27..13 (the mask drops the copies and the low half), and 2^112 rebiases.
