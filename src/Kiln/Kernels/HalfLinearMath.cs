@@ -9,19 +9,13 @@ namespace Kiln.Kernels;
 /// <see cref="LinearMath"/>'s product over a weight stored as 16-bit floats (bf16 or f16,
 /// <typeparamref name="TWeights"/>): x and y stay float32 and so does every sum; only the weight is read
 /// as stored, half the bytes of float32. One-row products convert each weight vector in registers as
-/// the row streams by (the same single stream, four rows per pass for long rows); products of several
+/// the row streams by (a single stream, one weight row after the other, as LinearMath's); products of several
 /// rows convert a panel of four weight rows once into float32 and run <see cref="FloatPanelTile"/> over
 /// it, so the conversion is paid once per weight row whatever the number of input rows. The caller names
 /// the <see cref="KernelPath"/>: both kinds of product have 256-bit and 512-bit forms.
 /// </summary>
 public static unsafe class HalfLinearMath<TWeights> where TWeights : IHalfWeights
 {
-    /// <summary>
-    /// Longest input row (16 KiB of float32) for which one-row products read one weight row at a time;
-    /// longer rows read four at a time.
-    /// </summary>
-    public const int SingleStreamMaxK = 4096;
-
     /// <summary>Computes y[:, first..end) for every input row; row r of y starts at y + r·yStride.</summary>
     public static void Multiply(float* x, ushort* w, float* y, int rows, int k, int yStride, int first, int end, KernelPath path)
     {
@@ -33,22 +27,12 @@ public static unsafe class HalfLinearMath<TWeights> where TWeights : IHalfWeight
         }
         if (rows == 1 && path == KernelPath.Avx512)
         {
-            var j = first;
-            if (k > SingleStreamMaxK)
-            {
-                for (; j + 4 <= end; j += 4) FourDots512(w + (long)j * k, x, k, y + j);
-            }
-            for (; j < end; j++) y[j] = Dot512(w + (long)j * k, x, k);
+            for (var j = first; j < end; j++) y[j] = Dot512(w + (long)j * k, x, k);
             return;
         }
         if (rows == 1)
         {
-            var j = first;
-            if (k > SingleStreamMaxK)
-            {
-                for (; j + 4 <= end; j += 4) FourDots(w + (long)j * k, x, k, y + j);
-            }
-            for (; j < end; j++) y[j] = Dot(w + (long)j * k, x, k);
+            for (var j = first; j < end; j++) y[j] = Dot(w + (long)j * k, x, k);
             return;
         }
         // Four weight rows widened once, then every input row through the float tile (FloatPanelTile).
@@ -79,7 +63,7 @@ public static unsafe class HalfLinearMath<TWeights> where TWeights : IHalfWeight
     // presumably leaves the core fewer loads in flight for the hardware prefetcher alone.
     private const int PrefetchAhead = 1024;
 
-    // One weight row, four independent accumulators (as LinearMath.Dot).
+    // One weight row, four independent accumulators: consecutive calls read W as one sequential stream.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float Dot(ushort* w, float* x, int k)
     {
@@ -99,46 +83,6 @@ public static unsafe class HalfLinearMath<TWeights> where TWeights : IHalfWeight
         return sum;
     }
 
-    // Each of four rows' cache line PrefetchAhead weights past i, once per line (32 weights).
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void PrefetchFour(ushort* w0, ushort* w1, ushort* w2, ushort* w3, int i)
-    {
-        Sse.Prefetch0(w0 + i + PrefetchAhead);
-        Sse.Prefetch0(w1 + i + PrefetchAhead);
-        Sse.Prefetch0(w2 + i + PrefetchAhead);
-        Sse.Prefetch0(w3 + i + PrefetchAhead);
-    }
-
-    // Four weight rows against one input row (as LinearMath.FourDots): x is loaded a quarter as often.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void FourDots(ushort* w, float* x, int k, float* y)
-    {
-        ushort* w1 = w + k, w2 = w + 2L * k, w3 = w + 3L * k;
-        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        var i = 0;
-        for (; i + 8 <= k; i += 8)
-        {
-            if ((i & 31) == 0) PrefetchFour(w, w1, w2, w3, i);
-            var u = Vector256.Load(x + i);
-            a0 = Fma.MultiplyAdd(TWeights.Load8(w + i), u, a0);
-            a1 = Fma.MultiplyAdd(TWeights.Load8(w1 + i), u, a1);
-            a2 = Fma.MultiplyAdd(TWeights.Load8(w2 + i), u, a2);
-            a3 = Fma.MultiplyAdd(TWeights.Load8(w3 + i), u, a3);
-        }
-        float s0 = Vector256.Sum(a0), s1 = Vector256.Sum(a1), s2 = Vector256.Sum(a2), s3 = Vector256.Sum(a3);
-        for (; i < k; i++)
-        {
-            s0 += TWeights.ToSingle(w[i]) * x[i];
-            s1 += TWeights.ToSingle(w1[i]) * x[i];
-            s2 += TWeights.ToSingle(w2[i]) * x[i];
-            s3 += TWeights.ToSingle(w3[i]) * x[i];
-        }
-        y[0] = s0;
-        y[1] = s1;
-        y[2] = s2;
-        y[3] = s3;
-    }
-
     // Dot with 512-bit vectors: half the instructions per weight, where the f16 conversion dominates.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float Dot512(ushort* w, float* x, int k)
@@ -155,35 +99,6 @@ public static unsafe class HalfLinearMath<TWeights> where TWeights : IHalfWeight
         var sum = Vector512.Sum(a0 + a1);
         for (; i < k; i++) sum += TWeights.ToSingle(w[i]) * x[i];
         return sum;
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void FourDots512(ushort* w, float* x, int k, float* y)
-    {
-        ushort* w1 = w + k, w2 = w + 2L * k, w3 = w + 3L * k;
-        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        var i = 0;
-        for (; i + 16 <= k; i += 16)
-        {
-            if ((i & 31) == 0) PrefetchFour(w, w1, w2, w3, i);
-            var u = Vector512.Load(x + i);
-            a0 = Avx512F.FusedMultiplyAdd(TWeights.Load16(w + i), u, a0);
-            a1 = Avx512F.FusedMultiplyAdd(TWeights.Load16(w1 + i), u, a1);
-            a2 = Avx512F.FusedMultiplyAdd(TWeights.Load16(w2 + i), u, a2);
-            a3 = Avx512F.FusedMultiplyAdd(TWeights.Load16(w3 + i), u, a3);
-        }
-        float s0 = Vector512.Sum(a0), s1 = Vector512.Sum(a1), s2 = Vector512.Sum(a2), s3 = Vector512.Sum(a3);
-        for (; i < k; i++)
-        {
-            s0 += TWeights.ToSingle(w[i]) * x[i];
-            s1 += TWeights.ToSingle(w1[i]) * x[i];
-            s2 += TWeights.ToSingle(w2[i]) * x[i];
-            s3 += TWeights.ToSingle(w3[i]) * x[i];
-        }
-        y[0] = s0;
-        y[1] = s1;
-        y[2] = s2;
-        y[3] = s3;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
