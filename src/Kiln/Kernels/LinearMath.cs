@@ -99,7 +99,7 @@ public static unsafe class LinearMath
         return sum;
     }
 
-    // Into L2, the cache line at i of each of the next group's `width` weight rows.
+    // Into L2, the cache line at i of each of the next group's four weight rows (a tile steps 16 weights, one line).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void PrefetchFour(float* next, int k, int i)
     {
@@ -110,6 +110,7 @@ public static unsafe class LinearMath
         Sse.Prefetch1(next + 3L * k + i);
     }
 
+    // As PrefetchFour for a group of two.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void PrefetchTwo(float* next, int k, int i)
     {
@@ -123,8 +124,8 @@ public static unsafe class LinearMath
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void FourByThree(float* x, float* w, float* y, int yStride, int k, float* next)
     {
-        float* x0 = x, x1 = x + 1L * k, x2 = x + 2L * k;
-        float* w0 = w, w1 = w + 1L * k, w2 = w + 2L * k, w3 = w + 3L * k;
+        float* x0 = x, x1 = x + k, x2 = x + 2L * k;
+        float* w0 = w, w1 = w + k, w2 = w + 2L * k, w3 = w + 3L * k;
         // a{weight row}{input row}{chunk parity}
         Vector256<float> a000 = default, a001 = default, a010 = default, a011 = default, a020 = default, a021 = default;
         Vector256<float> a100 = default, a101 = default, a110 = default, a111 = default, a120 = default, a121 = default;
@@ -207,8 +208,8 @@ public static unsafe class LinearMath
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void FourByTwo(float* x, float* w, float* y, int yStride, int k, float* next)
     {
-        float* x0 = x, x1 = x + 1L * k;
-        float* w0 = w, w1 = w + 1L * k, w2 = w + 2L * k, w3 = w + 3L * k;
+        float* x0 = x, x1 = x + k;
+        float* w0 = w, w1 = w + k, w2 = w + 2L * k, w3 = w + 3L * k;
         // a{weight row}{input row}{chunk parity}
         Vector256<float> a000 = default, a001 = default, a010 = default, a011 = default;
         Vector256<float> a100 = default, a101 = default, a110 = default, a111 = default;
@@ -276,8 +277,8 @@ public static unsafe class LinearMath
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void TwoByThree(float* x, float* w, float* y, int yStride, int k, float* next)
     {
-        float* x0 = x, x1 = x + 1L * k, x2 = x + 2L * k;
-        float* w0 = w, w1 = w + 1L * k;
+        float* x0 = x, x1 = x + k, x2 = x + 2L * k;
+        float* w0 = w, w1 = w + k;
         // a{weight row}{input row}{chunk parity}
         Vector256<float> a000 = default, a001 = default, a010 = default, a011 = default, a020 = default, a021 = default;
         Vector256<float> a100 = default, a101 = default, a110 = default, a111 = default, a120 = default, a121 = default;
@@ -334,8 +335,8 @@ public static unsafe class LinearMath
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void TwoByTwo(float* x, float* w, float* y, int yStride, int k, float* next)
     {
-        float* x0 = x, x1 = x + 1L * k;
-        float* w0 = w, w1 = w + 1L * k;
+        float* x0 = x, x1 = x + k;
+        float* w0 = w, w1 = w + k;
         // a{weight row}{input row}{chunk parity}
         Vector256<float> a000 = default, a001 = default, a010 = default, a011 = default;
         Vector256<float> a100 = default, a101 = default, a110 = default, a111 = default;
