@@ -204,7 +204,7 @@ public static unsafe class LinearMath
         FinishTile(x, w, y, yStride, k, i, s, 4);
     }
 
-    // Four weight rows against the last two input rows: one pass where one-row products would take two.
+    // Four weight rows against the last two input rows: the group read once, where two one-row products would read it twice.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void FourByTwo(float* x, float* w, float* y, int yStride, int k, float* next)
     {
@@ -331,7 +331,7 @@ public static unsafe class LinearMath
         FinishTile(x, w, y, yStride, k, i, s, 2);
     }
 
-    // Two weight rows against the last two input rows.
+    // Two weight rows against the last two input rows, as FourByTwo.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void TwoByTwo(float* x, float* w, float* y, int yStride, int k, float* next)
     {
