@@ -44,7 +44,12 @@ unsafe
         var packed = (nint)NativeMemory.AlignedAlloc((nuint)(n * scheme.RowBytes(k)), 64);
         fixed (float* pw = w) BlockQuantizer.Quantize(DType.F32, pw, n, k, scheme, (byte*)packed);
         foreach (var path in Enum.GetValues<QuantizedPath>().Where(p => p != QuantizedPath.Portable && QuantizedMath.IsSupported(p)))
-            variants.Add(($"{format} {path}", () => QuantizedProduct((float*)px, (byte*)packed, (float*)py, path, scheme, options)));
+        {
+            variants.Add(($"{format} {path}", () => QuantizedProduct((float*)px, (byte*)packed, (float*)py, path, KernelPath.Avx2, scheme, options, integerPanels: false)));
+            if (scheme != QuantScheme.Int8 || path == QuantizedPath.AvxVnni)
+                foreach (var tile in Enum.GetValues<KernelPath>().Where(p => p != KernelPath.Portable && KernelPaths.IsSupported(p) && (p == KernelPath.Avx2 || scheme != QuantScheme.Int8)))
+                    variants.Add(($"{format} ipanels{path}{tile}", () => QuantizedProduct((float*)px, (byte*)packed, (float*)py, path, tile, scheme, options, integerPanels: true)));
+        }
         foreach (var tile in Enum.GetValues<KernelPath>().Where(p => p != KernelPath.Portable && KernelPaths.IsSupported(p)))
             variants.Add(($"{format} panels{tile}", () => QuantizedMath.MultiplyPanels(tile, scheme, (float*)px, (byte*)packed, (float*)py, rows, k, n, 0, n)));
     }
@@ -73,13 +78,14 @@ for (var v = 0; v < variants.Count; v++)
     Console.WriteLine($"{variants[v].Name,-22} cpu best {cpu[v][0],8:F2} ms  median {cpu[v][options.Repeats / 2],8:F2} ms  {flops / cpu[v][0] / 1e6,6:F1} GFLOP/s  wall best {wall[v][0],8:F2} ms");
 }
 
-static unsafe void QuantizedProduct(float* x, byte* w, float* y, QuantizedPath path, QuantScheme scheme, Args options)
+static unsafe void QuantizedProduct(float* x, byte* w, float* y, QuantizedPath path, KernelPath tile, QuantScheme scheme, Args options, bool integerPanels)
 {
     var blocks = QuantSchemes.Blocks(options.K);
     var qx = (sbyte*)NativeMemory.AlignedAlloc((nuint)(options.Rows * blocks * QuantSchemes.BlockSize), 64);
     var dx = (float*)NativeMemory.AlignedAlloc((nuint)(2 * options.Rows * blocks * sizeof(float)), 64);
     QuantizedMath.QuantizeActivations(x, options.Rows, options.K, qx, dx, dx + options.Rows * blocks);
-    QuantizedMath.Multiply(path, scheme, qx, dx, dx + options.Rows * blocks, w, y, options.Rows, options.K, options.N, 0, options.N);
+    if (integerPanels) QuantizedMath.MultiplyIntegerPanels(path, tile, scheme, qx, dx, dx + options.Rows * blocks, w, y, options.Rows, options.K, options.N, 0, options.N);
+    else QuantizedMath.Multiply(path, scheme, qx, dx, dx + options.Rows * blocks, w, y, options.Rows, options.K, options.N, 0, options.N);
     NativeMemory.AlignedFree(qx);
     NativeMemory.AlignedFree(dx);
 }

@@ -14,7 +14,7 @@ public enum KernelPath
     /// <summary>256-bit vectors with AVX2 and FMA.</summary>
     Avx2,
 
-    /// <summary>512-bit vectors with AVX-512F (16-bit weights and the float panel tile; the rest as <see cref="Avx2"/>).</summary>
+    /// <summary>512-bit vectors with AVX-512F and BW (16-bit weights, the float panel tile and the nibble schemes' integer panels; the rest as <see cref="Avx2"/>).</summary>
     Avx512,
 }
 
@@ -28,7 +28,7 @@ public static class KernelPaths
     {
         KernelPath.Portable => true,
         KernelPath.Avx2 => Avx2.IsSupported && Fma.IsSupported,
-        KernelPath.Avx512 => Avx512F.IsSupported && Avx2.IsSupported && Fma.IsSupported,
+        KernelPath.Avx512 => Avx512F.IsSupported && Avx512BW.IsSupported && Avx2.IsSupported && Fma.IsSupported,
         _ => false,
     };
 }

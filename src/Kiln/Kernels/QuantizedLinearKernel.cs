@@ -8,7 +8,8 @@ namespace Kiln.Kernels;
 /// (one instance per scheme): Y = X·Wᵀ for float32 X [..., k] and W u8 [n, RowBytes(k)], a weight packed by the quantize
 /// recipe step (<see cref="BlockQuantizer"/>); Y [..., n]. X is quantized once per product, then output
 /// columns are split over the session's intra-op threads as <see cref="LinearKernel"/> splits them
-/// (<see cref="QuantizedMath"/> on the best instruction set the machine has); int8 products of many rows
+/// (<see cref="QuantizedMath"/> on the best instruction set the machine has; several-row products through integer
+/// panels, <see cref="QuantizedMath.UsesIntegerPanels"/>); int8 products of many rows on a machine without VNNI
 /// instead keep X float and dequantize weight panels (<see cref="QuantizedMath.UsesPanels"/>).
 /// </summary>
 public sealed unsafe class QuantizedLinearKernel : CustomOpKernel
@@ -114,13 +115,13 @@ public sealed unsafe class QuantizedLinearKernel : CustomOpKernel
         }
     }
 
-    // Part i computes an even share of the output columns, rounded to the tile height.
+    // Part i computes an even share of the output columns, rounded to whole integer panels (a multiple of the tile height).
     [UnmanagedCallersOnly]
     private static void RunPart(void* state, nuint part)
     {
         var p = (Product*)state;
         var i = (int)part;
-        const int align = ~(QuantizedMath.TileRows - 1);
+        const int align = ~(QuantizedMath.PanelColumns - 1);
         var first = (int)((long)p->N * i / p->Parts) & align;
         var end = i == p->Parts - 1 ? p->N : (int)((long)p->N * (i + 1) / p->Parts) & align;
         p->Compute(first, end);

@@ -10,10 +10,10 @@ namespace Kiln.Kernels;
 /// Several-row products through float32 panels: four weight rows dequantized once to float32 (d·q, d·q + m
 /// for int4), then every float input row through <see cref="FloatPanelTile"/>. The activations stay
 /// float32, so no activation quantization error; the integer products keep theirs. Measured (docs/weights.md)
-/// against the integer products of several rows: int8 from 32 rows faster this way, as its integer work
+/// against the four-row integer products: int8 from 32 rows faster this way, as its integer work
 /// per block (a conversion, a scale shuffle and an FMA per row) costs about what the float tile does and
-/// the panels skip it; int4 and int4_sym not (their unpacking is dearer to repeat as float than to share),
-/// so they keep the integer products.
+/// the panels skip it; int4 and int4_sym not. The integer panels (QuantizedMath.IntegerPanels.cs) beat both,
+/// so int8 takes float panels only on a machine without VNNI, where the integer panels cannot take it.
 /// </summary>
 public static unsafe partial class QuantizedMath
 {
@@ -22,7 +22,7 @@ public static unsafe partial class QuantizedMath
 
     /// <summary>Whether the kernel computes this product with <see cref="MultiplyPanels"/> (float x) rather than <see cref="Multiply"/> (quantized x).</summary>
     public static bool UsesPanels(QuantizedPath path, QuantScheme scheme, int rows) =>
-        path != QuantizedPath.Portable && scheme == QuantScheme.Int8 && rows >= Int8PanelMinRows;
+        path != QuantizedPath.Portable && scheme == QuantScheme.Int8 && rows >= Int8PanelMinRows && !UsesIntegerPanels(path, scheme, rows);
 
     /// <summary>The float tile's path for the panels: 512-bit where the machine has AVX-512F.</summary>
     public static KernelPath PanelTile => KernelPaths.Best;

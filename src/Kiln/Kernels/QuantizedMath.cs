@@ -24,7 +24,8 @@ public enum QuantizedPath
 /// for one range of output columns so that threads can split W. As llama.cpp does, each row of x is
 /// first quantized to int8 blocks of 32 with one f32 scale (<see cref="QuantizeActivations"/>), so the
 /// inner loop is an integer dot product per block, scaled by the product of the two scales. The AVX2
-/// paths take eight blocks per step (QuantizedMath.EightBlocks.cs); figures in docs/weights.md.
+/// paths take eight blocks per step (QuantizedMath.EightBlocks.cs), and products of several rows go through
+/// integer panels (QuantizedMath.IntegerPanels.cs); figures in docs/weights.md.
 /// </summary>
 public static unsafe partial class QuantizedMath
 {
@@ -117,6 +118,11 @@ public static unsafe partial class QuantizedMath
     public static void Multiply(QuantizedPath path, QuantScheme scheme, sbyte* qx, float* dx, float* sx, byte* w, float* y, int rows, int k, int n, int first, int end)
     {
         if (!IsSupported(path)) throw new PlatformNotSupportedException($"this machine cannot run the {path} path");
+        if (UsesIntegerPanels(path, scheme, rows))
+        {
+            MultiplyIntegerPanels(path, KernelPaths.Best, scheme, qx, dx, sx, w, y, rows, k, n, first, end);
+            return;
+        }
         var blocks = (int)QuantSchemes.Blocks(k);
         // Σqx per block for the products that drop the sign trick (QuantizedMath.ShiftedBlocks.cs).
         var shifted = path != QuantizedPath.Portable && ShiftedDots(path, scheme);

@@ -92,14 +92,18 @@ public sealed class ShardedModelTests
 
     // Row-parallel shares (o_proj's 32 inputs of 64, down_proj's 64 of 128) are whole blocks of 32, so each rank's
     // blocks are the single process's blocks of its slice, and the sum over ranks gives the same products up to the
-    // order of the float sums. int4_sym runs on MatMulNBits (use_matmul_nbits) or Kiln's kernel, int8 on Kiln's.
+    // order of the float sums. int4_sym runs on Kiln's kernel or MatMulNBits (use_matmul_nbits), int8 on Kiln's.
     // int4's minimum term m·Σx sums the quantized activations (QuantizedMath.QuantizeActivations): with the float Σx
-    // its ranks drifted from the single process by up to 0.083 here while the other schemes stayed within 1e-6.
+    // its ranks drifted from the single process by up to 0.083 here. Even so, the order of a row-parallel sum can move
+    // an activation of the next product across a rounding boundary of its int8 quantization, one step of d_x, which
+    // int4's cancelling terms carry to the logits: measured up to 0.017 for some prompts (most stay within 2e-6), on
+    // the four-row and the panel kernels alike. So the bound is 0.05, far below what a wrong shard gives, and the top
+    // token must agree at every position.
     [Theory]
     [InlineData("int8")]
     [InlineData("int4")]
     [InlineData("int4_sym")]
-    [InlineData("int4_sym use_matmul_nbits.enabled=false")]
+    [InlineData("int4_sym use_matmul_nbits.enabled=true")]
     public void Quantized_ranks_give_the_logits_of_the_quantized_single_process(string settings)
     {
         var scheme = settings.Split(' ')[0];
@@ -118,8 +122,11 @@ public sealed class ShardedModelTests
         {
             // 2 layers × (qkv, o, gate_up, down) + the output layer.
             Assert.Equal(9, rank.Quantized);
-            Assert.Equal(settings == "int4_sym" ? 9 : 0, rank.NBits);
-            Assert.True(MaxAbsDifference(rank.Logits, expected) <= 1e-4f, $"{scheme}: max difference {MaxAbsDifference(rank.Logits, expected)}");
+            Assert.Equal(settings.Contains("use_matmul_nbits.enabled=true") ? 9 : 0, rank.NBits);
+            Assert.True(MaxAbsDifference(rank.Logits, expected) <= 0.05f, $"{scheme}: max difference {MaxAbsDifference(rank.Logits, expected)}");
+            var vocab = expected.Length / ids.Length;
+            for (var p = 0; p < ids.Length; p++)
+                Assert.Equal(Sampler.ArgMax(expected.AsSpan(p * vocab, vocab)), Sampler.ArgMax(rank.Logits.AsSpan(p * vocab, vocab)));
         }
     }
 

@@ -112,7 +112,7 @@ public sealed class GgufModelTests(ITestOutputHelper output) : IDisposable
         var error = LargestDifference(folder, gguf);
         output.WriteLine($"{type} GGUF, no --quantize, use_matmul_nbits {matMulNBits}, against the float32 folder: largest logit difference {error}");
         Assert.InRange(error, 1e-3, bound);
-        // q/k/v, o and gate/up of five layers and the output layer (Q4_0 ones on MatMulNBits by default); ffn_down stays float.
+        // q/k/v, o and gate/up of five layers and the output layer (Q4_0 ones on MatMulNBits where enabled); ffn_down stays float.
         Assert.Equal(5 * 3 + 1, Count(gguf, "quantized_linear") + Count(gguf, "matmul_nbits"));
         Assert.Equal(type == GgmlType.Q4_0 && matMulNBits ? 16 : 0, Count(gguf, "matmul_nbits"));
         AssertBlocksReadAsStored(gguf, type == GgmlType.Q8_0 ? QuantScheme.Int8 : QuantScheme.Int4Sym);

@@ -47,10 +47,12 @@ public sealed class InspectCommandTests
     [Theory]
     [InlineData("int8", "int8")]
     [InlineData("int4", "int4")]
-    [InlineData("int4_sym", "int4_sym (MatMulNBits)")]
-    public void Quantized_weights_are_read_in_their_scheme(string scheme, string read)
+    [InlineData("int4_sym", "int4_sym")]
+    [InlineData("int4_sym use_matmul_nbits.enabled=true", "int4_sym (MatMulNBits)")]
+    public void Quantized_weights_are_read_in_their_scheme(string settings, string read)
     {
-        var formats = Formats(KilnCli.Run("inspect", "--json", "--set", $"quantize_weights.scheme={scheme}"));
+        var sets = settings.Split(' ');
+        var formats = Formats(KilnCli.Run(["inspect", "--json", "--set", $"quantize_weights.scheme={sets[0]}", .. sets.Skip(1).SelectMany(s => new[] { "--set", s })]));
         Assert.Equal(("f32", read), formats["model.layers.0.mlp.down_proj.weight"]);
         Assert.Equal(("f32", read), formats["model.layers.0.self_attn.q_proj.weight"]);
         // The tied embedding: its lookup reads the float table, the output layer a packed copy.

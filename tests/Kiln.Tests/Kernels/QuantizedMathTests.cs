@@ -4,7 +4,7 @@ using Xunit;
 
 namespace Kiln.Tests.Kernels;
 
-/// <summary>Every instruction-set path of the quantized product, and the float panels of several-row int8 products, called directly, on awkward shapes.</summary>
+/// <summary>Every instruction-set path of the quantized product, its integer panels, and the float panels of several-row int8 products, called directly, on awkward shapes.</summary>
 public sealed unsafe class QuantizedMathTests
 {
     public static TheoryData<QuantizedPath, QuantScheme, int, int, int, int, int> Cases()
@@ -51,6 +51,9 @@ public sealed unsafe class QuantizedMathTests
     [InlineData(QuantScheme.Int8, 5)]
     [InlineData(QuantScheme.Int4Sym, 5)]
     [InlineData(QuantScheme.Int4, 5)]
+    [InlineData(QuantScheme.Int8, 9)]     // integer panels on the vector paths
+    [InlineData(QuantScheme.Int4Sym, 9)]
+    [InlineData(QuantScheme.Int4, 9)]
     [InlineData(QuantScheme.Int8, 1)]     // one row: int8 (VNNI) and int4_sym as unsigned bytes with a Σx correction
     [InlineData(QuantScheme.Int4Sym, 1)]
     [InlineData(QuantScheme.Int4, 1)]
@@ -123,15 +126,116 @@ public sealed unsafe class QuantizedMathTests
     }
 
     [Fact]
-    public void The_kernel_takes_float_panels_for_int8_from_32_rows_only()
+    public void Several_rows_take_integer_panels_and_int8_without_vnni_float_panels_from_32_rows()
     {
-        var vector = QuantizedMath.Best != QuantizedPath.Portable;
-        Assert.Equal(vector, QuantizedMath.UsesPanels(QuantizedMath.Best, QuantScheme.Int8, QuantizedMath.Int8PanelMinRows));
-        Assert.False(QuantizedMath.UsesPanels(QuantizedMath.Best, QuantScheme.Int8, QuantizedMath.Int8PanelMinRows - 1));
-        Assert.False(QuantizedMath.UsesPanels(QuantizedMath.Best, QuantScheme.Int4, 64));
-        Assert.False(QuantizedMath.UsesPanels(QuantizedMath.Best, QuantScheme.Int4Sym, 64));
-        Assert.False(QuantizedMath.UsesPanels(QuantizedPath.Portable, QuantScheme.Int8, 64));
+        foreach (var path in Enum.GetValues<QuantizedPath>())
+        {
+            var vector = path != QuantizedPath.Portable;
+            var rows = QuantizedMath.IntegerPanelMinRows;
+            Assert.Equal(vector, QuantizedMath.UsesIntegerPanels(path, QuantScheme.Int4, rows));
+            Assert.Equal(vector, QuantizedMath.UsesIntegerPanels(path, QuantScheme.Int4Sym, rows));
+            Assert.Equal(path == QuantizedPath.AvxVnni, QuantizedMath.UsesIntegerPanels(path, QuantScheme.Int8, rows));
+            Assert.False(QuantizedMath.UsesIntegerPanels(path, QuantScheme.Int4, rows - 1));
+            Assert.Equal(path == QuantizedPath.Avx2, QuantizedMath.UsesPanels(path, QuantScheme.Int8, QuantizedMath.Int8PanelMinRows));
+            Assert.False(QuantizedMath.UsesPanels(path, QuantScheme.Int8, QuantizedMath.Int8PanelMinRows - 1));
+            Assert.False(QuantizedMath.UsesPanels(path, QuantScheme.Int4, 64));
+            Assert.False(QuantizedMath.UsesPanels(path, QuantScheme.Int4Sym, 64));
+        }
     }
+
+    public static TheoryData<QuantizedPath, KernelPath, QuantScheme, int, int, int, int, int> IntegerPanelCases()
+    {
+        var data = new TheoryData<QuantizedPath, KernelPath, QuantScheme, int, int, int, int, int>();
+        foreach (var (path, tile, scheme) in IntegerPanelPaths())
+        {
+            // rows, n, k, first, end
+            data.Add(path, tile, scheme, 1, 5, 45, 0, 5);         // one row, a short last block, one part-filled panel
+            data.Add(path, tile, scheme, 3, 16, 32, 0, 16);       // fewer rows than a group of four, one whole panel
+            data.Add(path, tile, scheme, 5, 37, 777, 0, 37);      // a last group of four overlapping the first, a part-filled last panel
+            data.Add(path, tile, scheme, 9, 40, 300, 3, 29);      // a column range cutting panels
+            data.Add(path, tile, scheme, 40, 33, 4113, 0, 33);    // many rows, long rows, a one-value last block
+        }
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(IntegerPanelCases))]
+    public void Integer_panels_are_within_the_activation_quantization_bound_of_the_exact_product(QuantizedPath path, KernelPath tile, QuantScheme scheme, int rows, int n, int k, int first, int end)
+    {
+        var x = LinearMathTests.Random(rows * k, 1);
+        for (var i = 0; i < x.Length; i += 29) x[i] *= 9;
+        var (packed, dequantized) = QuantizedProduct.Pack(LinearMathTests.Random(n * k, 2), n, k, scheme);
+
+        var y = Multiply(path, scheme, x, packed, rows, n, k, first, end, tile);
+
+        QuantizedProduct.AssertClose(x, dequantized, y, rows, n, k, first, end);
+        for (var r = 0; r < rows; r++)
+            for (var j = 0; j < n; j++)
+                if (j < first || j >= end) Assert.True(float.IsNaN(y[r * n + j]), $"row {r}, column {j} was written");
+    }
+
+    [Fact]
+    public void Integer_panels_sum_a_block_of_largest_values_without_overflow()
+    {
+        // Per block: one value at the bottom of the range and 31 at the top, so 31 of 32 nibbles are 15 (int4: q = (w − min) / d;
+        // int4_sym: d = −8 / −8 = 1 and w = 7 gives q − 8 = 7), against x at +127 and −127 in every position: vpmaddubsw's int16
+        // sums over a block reach 16 · 15 · 127 = 30480, just inside 2^15 − 1.
+        const int rows = 8, n = 16, k = 64;
+        foreach (var (path, tile, scheme) in IntegerPanelPaths())
+        {
+            var w = new float[n * k];
+            for (var i = 0; i < w.Length; i++) w[i] = i % 32 == 0 ? -8 : scheme == QuantScheme.Int4Sym ? 7 : 8;
+            var x = new float[rows * k];
+            for (var i = 0; i < x.Length; i++) x[i] = i / k % 2 == 0 ? 1 : -1;
+            var (packed, dequantized) = QuantizedProduct.Pack(w, n, k, scheme);
+
+            var y = Multiply(path, scheme, x, packed, rows, n, k, 0, n, tile);
+
+            QuantizedProduct.AssertClose(x, dequantized, y, rows, n, k, 0, n);
+        }
+    }
+
+    [Fact]
+    public void Integer_panel_rows_are_bit_for_bit_the_same_however_the_rows_are_split_between_calls()
+    {
+        // The last group of four rows overlaps the one before it, and fewer than four rows are computed four times over:
+        // either is right only if a row's result depends on that row alone.
+        const int rows = 13, n = 21, k = 520;
+        var x = LinearMathTests.Random(rows * k, 5);
+        foreach (var (path, tile, scheme) in IntegerPanelPaths())
+        {
+            var (packed, _) = QuantizedProduct.Pack(LinearMathTests.Random(n * k, 6), n, k, scheme);
+            var whole = Multiply(path, scheme, x, packed, rows, n, k, 0, n, tile);
+            var split = new List<float>();
+            foreach (var (start, count) in new[] { (0, 2), (2, 5), (7, 1), (8, 5) })
+                split.AddRange(Multiply(path, scheme, x[(start * k)..((start + count) * k)], packed, count, n, k, 0, n, tile));
+            Assert.Equal(whole.Select(BitConverter.SingleToInt32Bits), split.Select(BitConverter.SingleToInt32Bits));
+        }
+    }
+
+    [Fact]
+    public void Integer_panels_give_the_portable_result_on_every_path_and_tile()
+    {
+        const int rows = 11, n = 23, k = 300;
+        var x = LinearMathTests.Random(rows * k, 3);
+        foreach (var (path, tile, scheme) in IntegerPanelPaths())
+        {
+            var (packed, _) = QuantizedProduct.Pack(LinearMathTests.Random(n * k, 4), n, k, scheme);
+            var portable = Multiply(QuantizedPath.Portable, scheme, x, packed, rows, n, k, 0, n);
+            var y = Multiply(path, scheme, x, packed, rows, n, k, 0, n, tile);
+            for (var i = 0; i < y.Length; i++) Assert.True(Math.Abs(y[i] - portable[i]) <= 1e-4f * (1 + Math.Abs(portable[i])), $"{path} {tile} {scheme}, element {i}: {y[i]} vs {portable[i]}");
+        }
+    }
+
+    // Every path, tile and scheme the integer panels take on this machine.
+    private static IEnumerable<(QuantizedPath Path, KernelPath Tile, QuantScheme Scheme)> IntegerPanelPaths() =>
+        from path in Enum.GetValues<QuantizedPath>()
+        where path != QuantizedPath.Portable && QuantizedMath.IsSupported(path)
+        from tile in Enum.GetValues<KernelPath>()
+        where tile != KernelPath.Portable && KernelPaths.IsSupported(tile)
+        from scheme in Enum.GetValues<QuantScheme>()
+        where scheme != QuantScheme.Int8 || path == QuantizedPath.AvxVnni
+        select (path, tile, scheme);
 
     [Fact]
     public void Whole_blocks_are_quantized_as_the_scalar_steps_quantize_them()
@@ -215,7 +319,8 @@ public sealed unsafe class QuantizedMathTests
         return y;
     }
 
-    internal static float[] Multiply(QuantizedPath path, QuantScheme scheme, float[] x, byte[] packed, int rows, int n, int k, int first, int end)
+    // The quantized product as the kernel computes it, or always through integer panels on integerPanels.
+    internal static float[] Multiply(QuantizedPath path, QuantScheme scheme, float[] x, byte[] packed, int rows, int n, int k, int first, int end, KernelPath? integerPanels = null)
     {
         var blocks = (int)QuantSchemes.Blocks(k);
         var q = new sbyte[rows * blocks * 32];
@@ -230,7 +335,8 @@ public sealed unsafe class QuantizedMathTests
         fixed (float* py = y)
         {
             QuantizedMath.QuantizeActivations(px, rows, k, pq, pd, ps);
-            QuantizedMath.Multiply(path, scheme, pq, pd, ps, pw, py, rows, k, n, first, end);
+            if (integerPanels is { } tile) QuantizedMath.MultiplyIntegerPanels(path, tile, scheme, pq, pd, ps, pw, py, rows, k, n, first, end);
+            else QuantizedMath.Multiply(path, scheme, pq, pd, ps, pw, py, rows, k, n, first, end);
         }
         return y;
     }

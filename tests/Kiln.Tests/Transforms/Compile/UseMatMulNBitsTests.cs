@@ -12,14 +12,14 @@ using Xunit.Abstractions;
 namespace Kiln.Tests.Transforms.Compile;
 
 /// <summary>
-/// use_matmul_nbits: int4_sym products run on ONNX Runtime's MatMulNBits over the same weights re-laid by
-/// recipe steps, with logits close to Kiln's own int4_sym kernel (the transform disabled), pre-packing on,
-/// the re-laid weights saved in and mapped from the weights tier; other schemes stay on Kiln's kernel.
+/// use_matmul_nbits (off by default): int4_sym products run on ONNX Runtime's MatMulNBits over the same weights
+/// re-laid by recipe steps, with logits close to Kiln's own int4_sym kernel (the transform disabled), pre-packing
+/// on, the re-laid weights saved in and mapped from the weights tier; other schemes stay on Kiln's kernel.
 /// </summary>
 public sealed class UseMatMulNBitsTests(ITestOutputHelper output)
 {
     private const string Int4Sym = "quantize_weights.scheme=int4_sym";
-    private const string Off = "use_matmul_nbits.enabled=false";
+    private const string On = "use_matmul_nbits.enabled=true";
 
     private static ModelGraph Compile(string model, params string[] sets)
     {
@@ -30,7 +30,7 @@ public sealed class UseMatMulNBitsTests(ITestOutputHelper output)
     [Fact]
     public void Every_int4_sym_product_becomes_matmul_nbits_over_its_re_laid_blocks()
     {
-        var graph = Compile(TestPaths.DefaultModel, Int4Sym);
+        var graph = Compile(TestPaths.DefaultModel, Int4Sym, On);
 
         // 5 layers × (qkv, o, gate_up, down) + the output layer.
         Assert.Equal(21, graph.Nodes.Count(n => n.Op == "matmul_nbits"));
@@ -53,12 +53,12 @@ public sealed class UseMatMulNBitsTests(ITestOutputHelper output)
     }
 
     [Theory]
-    [InlineData("quantize_weights.scheme=int8")]
-    [InlineData("quantize_weights.scheme=int4")]
-    [InlineData(Off)]
-    public void Other_schemes_and_the_disabled_transform_stay_on_the_kiln_kernel(string setting)
+    [InlineData("quantize_weights.scheme=int8", On)]
+    [InlineData("quantize_weights.scheme=int4", On)]
+    [InlineData(Int4Sym, null)]   // the transform as the default pipeline has it: off
+    public void Other_schemes_and_the_disabled_transform_stay_on_the_kiln_kernel(string scheme, string? setting)
     {
-        var graph = Compile(TestPaths.DefaultModel, Int4Sym, setting);
+        var graph = Compile(TestPaths.DefaultModel, setting is null ? [scheme] : [scheme, setting]);
         Assert.Equal(21, graph.Nodes.Count(n => n.Op == "quantized_linear"));
         Assert.DoesNotContain(graph.Nodes, n => n.Op == "matmul_nbits");
         Assert.DoesNotContain(graph.Parameters, p => p.Name.Contains(".nbits_", StringComparison.Ordinal));
@@ -67,19 +67,20 @@ public sealed class UseMatMulNBitsTests(ITestOutputHelper output)
 
     [Theory]
     // Both quantize the activations to int8 in blocks of 32 and sum the same integer products, so they differ
-    // only in the order of the float sums: measured 1.3e-5, 1.5e-6 and 7.8e-4 with MLAS's AVX-512 VNNI kernels.
-    // The bounds leave room for its other paths (AVX2, AVX-VNNI), which may round the activations' sums
-    // differently; a wrong nibble order or scale gives errors of the order of the logits themselves.
+    // only in the order of the float sums, until that order moves an activation of a later product across a
+    // rounding boundary of its quantization: measured 1.3e-5, 1.5e-6 and 7.8e-4 against Kiln's four-row kernel and
+    // 0.014 (llama_gqa) against its integer panels, with MLAS's AVX-512 VNNI kernels. The bounds leave room for
+    // MLAS's other paths (AVX2, AVX-VNNI); a wrong nibble order or scale gives errors of the order of the logits.
     [InlineData("default", 0.05)]
-    [InlineData("llama_gqa", 0.01)]
-    [InlineData("qwen2", 0.01)]
+    [InlineData("llama_gqa", 0.05)]
+    [InlineData("qwen2", 0.05)]
     public void Logits_stay_close_to_the_kiln_int4_sym_kernel(string family, double bound)
     {
         using var temp = new TempDir();
         var directory = FamilyModels.Directory(family, temp);
         var settings = new SessionSettings(IntraOpThreads: 2);
-        using var nbits = LoadedModel.Load(directory, settings, PipelineConfig.Load(null, [Int4Sym]));
-        using var kiln = LoadedModel.Load(directory, settings, PipelineConfig.Load(null, [Int4Sym, Off]));
+        using var nbits = LoadedModel.Load(directory, settings, PipelineConfig.Load(null, [Int4Sym, On]));
+        using var kiln = LoadedModel.Load(directory, settings, PipelineConfig.Load(null, [Int4Sym]));
         Assert.Contains(nbits.Graph.Nodes, n => n.Op == "matmul_nbits");
         Assert.True(nbits.Session.Prepacking);
 
@@ -99,7 +100,7 @@ public sealed class UseMatMulNBitsTests(ITestOutputHelper output)
     public void The_re_laid_weights_are_saved_once_and_mapped_by_a_warm_start()
     {
         using var cache = new CacheDir();
-        string[] logits = ["logits", "--ids", "1 403 407 300 12", "--json", "--threads", "1", "--quantize", "int4_sym"];
+        string[] logits = ["logits", "--ids", "1 403 407 300 12", "--json", "--threads", "1", "--quantize", "int4_sym", "--set", On];
         var uncached = cache.Run([.. logits, "--no-cache"]);
         var cold = cache.Run(logits);
         var warm = cache.Run(logits);
@@ -122,7 +123,7 @@ public sealed class UseMatMulNBitsTests(ITestOutputHelper output)
     public void Quantizing_reports_each_weight_once_though_two_tensors_are_made_from_it()
     {
         using var checkpoint = Checkpoint.Open(TestPaths.DefaultModel);
-        var graph = ModelCompiler.Compile(checkpoint, PipelineConfig.Load(null, [Int4Sym])).Graph;
+        var graph = ModelCompiler.Compile(checkpoint, PipelineConfig.Load(null, [Int4Sym, On])).Graph;
         var reports = new List<QuantizeProgress>();
         using var weights = WeightSet.Compute(checkpoint, graph, progress: new SynchronousProgress<QuantizeProgress>(reports.Add));
         // Every float weight of the 21 products: the projections, and the tied embedding once for the output layer.
