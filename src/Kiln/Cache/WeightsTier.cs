@@ -36,9 +36,12 @@ public sealed class WeightsTier(CacheSettings settings, string graphKey, ICommun
 
     /// <summary>
     /// Every parameter of <paramref name="graph"/>: the products mapped from the cache on a hit, else computed
-    /// (and saved); <paramref name="progress"/> hears how far computing their quantize steps is.
+    /// (and saved); <paramref name="progress"/> hears how far computing their quantize steps is. With
+    /// <paramref name="saveInBackground"/> a single process's save of computed products (hashing, fsync, publish) runs on
+    /// another thread, so that the caller can create its session meanwhile: <see cref="FinishSaving"/> then waits for it,
+    /// and <see cref="Report"/> is set only after that.
     /// </summary>
-    public WeightSet Load(Checkpoint checkpoint, ModelGraph graph, IProgress<QuantizeProgress>? progress = null)
+    public WeightSet Load(Checkpoint checkpoint, ModelGraph graph, IProgress<QuantizeProgress>? progress = null, bool saveInBackground = false)
     {
         var clock = Stopwatch.StartNew();
         var warnings = new List<string>();
@@ -94,17 +97,33 @@ public sealed class WeightsTier(CacheSettings settings, string graphKey, ICommun
             if (staging is not null && ranks.Rank == 0) SnapshotStore.DeleteQuietly(staging);
             throw;
         }
-        var saved = false;
-        if (hashing is not null)
-        {
-            identity ??= AgreedIdentity(hashing, warnings);
-            saved = identity is { } id && Save(staging, file, FolderOf(id.Key), id.Key, id.Content, clock.Elapsed.TotalMilliseconds, warnings);
-        }
-        if (!saved && staging is not null && ranks.Rank == 0) SnapshotStore.DeleteQuietly(staging);
         var made = weights.Parameters.Where(p => products.Any(s => s.Name == p.Name) && (p.IsCopy || file is not null)).ToList();
-        Report = new WeightsReport("miss", reason, identity?.Key, clock.Elapsed.TotalMilliseconds, made.Count, made.Sum(p => p.ByteLength), saved, warnings);
-        RecordStats(hit: false, reason, quarantined, warnings);
+        // Collectives stay on the calling thread: only a single process saves in the background.
+        if (saveInBackground && ranks.Size == 1 && file is not null) _saving = Task.Run(SaveAndReport);
+        else SaveAndReport();
         return weights;
+
+        void SaveAndReport()
+        {
+            var saved = false;
+            if (hashing is not null)
+            {
+                identity ??= AgreedIdentity(hashing, warnings);
+                saved = identity is { } id && Save(staging, file, FolderOf(id.Key), id.Key, id.Content, clock.Elapsed.TotalMilliseconds, warnings);
+            }
+            if (!saved && staging is not null && ranks.Rank == 0) SnapshotStore.DeleteQuietly(staging);
+            Report = new WeightsReport("miss", reason, identity?.Key, clock.Elapsed.TotalMilliseconds, made.Count, made.Sum(p => p.ByteLength), saved, warnings);
+            RecordStats(hit: false, reason, quarantined, warnings);
+        }
+    }
+
+    private Task? _saving;
+
+    /// <summary>Waits for a save that <see cref="Load"/> left running in the background, if any; <see cref="Report"/> is set after it.</summary>
+    public void FinishSaving()
+    {
+        var saving = Interlocked.Exchange(ref _saving, null);
+        saving?.GetAwaiter().GetResult();
     }
 
     private string FolderOf(string key) => Path.Combine(Entry, FolderPrefix + key);

@@ -141,12 +141,20 @@ public sealed class LoadedModel : IDisposable
         try
         {
             var onnx = GraphLowering.ToOnnx(graph, context);
-            weights = weightsTier?.Load(checkpoint, graph, progress) ?? WeightSet.Compute(checkpoint, graph, progress: progress);
+            // Computed products are saved to the cache while the session is created from them (a single process).
+            weights = weightsTier?.Load(checkpoint, graph, progress, saveInBackground: true) ?? WeightSet.Compute(checkpoint, graph, progress: progress);
             var weightsMs = clock.Elapsed.TotalMilliseconds;
 
             var initializers = weights.Parameters.Select(w => new ExternalInitializer(w.Name, w.DType, w.Shape, w.Pointer, w.ByteLength)).ToList();
             CompiledSession session;
-            using (PrepackedSources.ReleasedWhileCreating(graph, weights)) session = CompiledSession.Create(onnx, initializers, settings.WithGraphChoices(graph.Metadata), world);
+            try
+            {
+                using (PrepackedSources.ReleasedWhileCreating(graph, weights)) session = CompiledSession.Create(onnx, initializers, settings.WithGraphChoices(graph.Metadata), world);
+            }
+            finally
+            {
+                weightsTier?.FinishSaving();
+            }
             var timings = new LoadTimings(pipelineMs, weightsMs, clock.Elapsed.TotalMilliseconds - weightsMs);
             return new LoadedModel(checkpoint, graph, weights, session, timings, context, world);
         }
