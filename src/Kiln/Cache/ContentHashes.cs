@@ -24,12 +24,10 @@ public static class ContentHashes
     /// </summary>
     public static IReadOnlyDictionary<string, string> Of(string root, IEnumerable<string> paths, bool writable)
     {
-        var memoPath = Path.Combine(root, MemoFile);
-        var memo = Read(memoPath);
         var known = new Dictionary<FileIdentity, ContentHashRecord>();
-        foreach (var r in memo) known[r.Identity] = r;
+        foreach (var r in Read(Path.Combine(root, MemoFile))) known[r.Identity] = r;
         var result = new Dictionary<string, string>(StringComparer.Ordinal);
-        var changed = false;
+        var hashed = new List<ContentHashRecord>();
         foreach (var path in paths)
         {
             var before = FileIdentity.Of(path);
@@ -41,12 +39,10 @@ public static class ContentHashes
             var hash = Hash(path);
             if (FileIdentity.Of(path) != before) throw new IOException($"{path} changed while it was hashed");
             result[path] = hash;
-            memo.RemoveAll(r => r.Device == before.Device && r.Inode == before.Inode);
-            memo.Add(ContentHashRecord.From(before, hash));
-            known[before] = memo[^1];
-            changed = true;
+            hashed.Add(ContentHashRecord.From(before, hash));
+            known[before] = hashed[^1];
         }
-        if (changed && writable) Write(root, memoPath, memo.TakeLast(MaxRecords).ToList());
+        if (hashed.Count > 0 && writable) Update(root, hashed);
         return result;
     }
 
@@ -55,13 +51,36 @@ public static class ContentHashes
         Read(Path.Combine(root, MemoFile)).LastOrDefault(r => r.Identity == identity)?.Xxh3;
 
     /// <summary>Records that the file in state <paramref name="identity"/> has hash <paramref name="xxh3"/> (e.g. as it was written).</summary>
-    public static void Remember(string root, FileIdentity identity, string xxh3)
+    public static void Remember(string root, FileIdentity identity, string xxh3) => Update(root, [ContentHashRecord.From(identity, xxh3)]);
+
+    // In-process half of the memo's lock: a second thread would otherwise find the file lock taken and poll for it.
+    private static readonly Lock MemoLock = new();
+
+    // Adds records (replacing any of the same file) by reading, changing and writing the memo under one lock, in this
+    // process and between processes: one start's weights and tokenizer tiers hash at the same time, and an update lost to
+    // a race would cost reading the whole checkpoint again on the next start. Without the lock, nothing is recorded.
+    private static void Update(string root, IReadOnlyList<ContentHashRecord> records)
     {
-        var memoPath = Path.Combine(root, MemoFile);
-        var memo = Read(memoPath);
-        memo.RemoveAll(r => r.Device == identity.Device && r.Inode == identity.Inode);
-        memo.Add(ContentHashRecord.From(identity, xxh3));
-        Write(root, memoPath, memo.TakeLast(MaxRecords).ToList());
+        lock (MemoLock)
+        {
+            try
+            {
+                using var guard = CacheLock.Acquire(root, "content-hashes", TimeSpan.FromSeconds(5));
+                if (guard is null) return;
+                var memoPath = Path.Combine(root, MemoFile);
+                var memo = Read(memoPath);
+                foreach (var record in records)
+                {
+                    memo.RemoveAll(r => r.Device == record.Device && r.Inode == record.Inode);
+                    memo.Add(record);
+                }
+                Write(root, memoPath, memo.TakeLast(MaxRecords).ToList());
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // An unrecorded hash costs a rehash next time, nothing else.
+            }
+        }
     }
 
     /// <summary>XXH3-128 of a whole file, as 32 lowercase hex digits.</summary>
