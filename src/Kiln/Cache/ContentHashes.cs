@@ -93,7 +93,8 @@ public static class ContentHashes
     public static string Hash(Stream stream)
     {
         var hash = new XxHash128();
-        var buffer = GC.AllocateUninitializedArray<byte>(ReadBuffer);
+        // No larger than the file: each page of a fresh buffer is a page fault, a large share of hashing a small file.
+        var buffer = GC.AllocateUninitializedArray<byte>((int)Math.Clamp(stream.CanSeek ? stream.Length - stream.Position : ReadBuffer, 1, ReadBuffer));
         int read;
         while ((read = stream.Read(buffer)) > 0) hash.Append(buffer.AsSpan(0, read));
         return Convert.ToHexStringLower(hash.GetCurrentHash());
