@@ -145,14 +145,15 @@ public sealed class LoadedModel : IDisposable
             weights = weightsTier?.Load(checkpoint, graph, progress, saveInBackground: true) ?? WeightSet.Compute(checkpoint, graph, progress: progress);
             var weightsMs = clock.Elapsed.TotalMilliseconds;
 
-            var initializers = weights.Parameters.Select(w => new ExternalInitializer(w.Name, w.DType, w.Shape, w.Pointer, w.ByteLength)).ToList();
             CompiledSession session;
             try
             {
+                var initializers = weights.Parameters.Select(w => new ExternalInitializer(w.Name, w.DType, w.Shape, w.Pointer, w.ByteLength)).ToList();
                 using (PrepackedSources.ReleasedWhileCreating(graph, weights)) session = CompiledSession.Create(onnx, initializers, settings.WithGraphChoices(graph.Metadata), world);
             }
             finally
             {
+                // Before anything can unmap the weights the save reads.
                 weightsTier?.FinishSaving();
             }
             var timings = new LoadTimings(pipelineMs, weightsMs, clock.Elapsed.TotalMilliseconds - weightsMs);
