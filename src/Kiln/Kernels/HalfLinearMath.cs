@@ -56,12 +56,13 @@ public static unsafe class HalfLinearMath<TWeights> where TWeights : IHalfWeight
         }
     }
 
-    // Weights a one-row loop asks the cache for ahead of its reads (2 KB; the next row's start near
+    // Weights a one-row loop asks the cache for ahead of its reads (4 KB; the next row's start near
     // a row's end, since rows are contiguous; a prefetch past the weight's end is harmless). One line per
-    // 32 weights of each row read. Measured (docs/performance.md, loaded machine): one-row products over a weight far
-    // larger than the cache ran 15-30% faster for bf16 with it, and more for f16, whose conversion
-    // presumably leaves the core fewer loads in flight for the hardware prefetcher alone.
-    private const int PrefetchAhead = 1024;
+    // 32 weights of each row read. Measured (docs/performance.md): one-row products over a weight far larger than the
+    // cache ran 15-30% faster for bf16 with a 2 KB prefetch, and more for f16, whose conversion presumably leaves the
+    // core fewer loads in flight for the hardware prefetcher alone; 4 KB then gave whole-model bf16 decode 8-12% more
+    // at one thread than 2 KB.
+    private const int PrefetchAhead = 2048;
 
     // One weight row, four independent accumulators: consecutive calls read W as one sequential stream.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
