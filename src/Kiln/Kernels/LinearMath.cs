@@ -78,7 +78,8 @@ public static unsafe class LinearMath
     }
 
     // One weight row: chunks 0, 2, 4, ... into a0, chunks 1, 3, 5, ... into a1 (two chains of multiply-adds,
-    // so that the core is not waiting on one).
+    // so that the core is not waiting on one). Each step asks for the line 4 KB ahead (the next row's start near a
+    // row's end; past the weight's end is harmless): whole-model f32 decode measured 4-8 % faster with it (docs/performance.md).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float Dot(float* w, float* x, int k)
     {
@@ -86,6 +87,7 @@ public static unsafe class LinearMath
         var i = 0;
         for (; i + 16 <= k; i += 16)
         {
+            Sse.Prefetch0(w + i + PrefetchAhead);
             a0 = Fma.MultiplyAdd(Vector256.Load(w + i), Vector256.Load(x + i), a0);
             a1 = Fma.MultiplyAdd(Vector256.Load(w + i + 8), Vector256.Load(x + i + 8), a1);
         }
@@ -98,6 +100,9 @@ public static unsafe class LinearMath
         for (; i < k; i++) sum += w[i] * x[i];
         return sum;
     }
+
+    /// <summary>Floats ahead of its reads (4 KB) that the one-row loop prefetches.</summary>
+    private const int PrefetchAhead = 1024;
 
     // Into L2, the cache line at i of each of the next group's four weight rows (a tile steps 16 weights, one line).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
