@@ -5,7 +5,7 @@ using Kiln.Graph;
 using Kiln.Kernels;
 using Kiln.Weights;
 
-// In-process microbenchmark of the 16-bit and quantized Linear kernels (bench/README.md): one product
+// In-process microbenchmark of the f32, 16-bit and quantized Linear kernels (bench/README.md): one product
 // y = x·Wᵀ over all n output columns on the calling thread, as one part of ai.kiln.Linear /
 // ai.kiln.LinearInt* computes it (quantized: the activations quantized first where the kernel does).
 // Every variant (format × path) is warmed up, then the variants run in turn, round after round, so that
@@ -38,6 +38,14 @@ unsafe
                     ? () => HalfLinearMath<BFloat16Weights>.Multiply((float*)px, (ushort*)h, (float*)py, rows, k, n, 0, n, path)
                     : () => HalfLinearMath<HalfWeights>.Multiply((float*)px, (ushort*)h, (float*)py, rows, k, n, 0, n, path)));
             }
+            continue;
+        }
+        if (format == "f32")
+        {
+            var f = (nint)NativeMemory.AlignedAlloc((nuint)(w.LongLength * 4), 64);
+            for (var i = 0L; i < w.Length; i++) ((float*)f)[i] = w[i];
+            foreach (var path in Enum.GetValues<KernelPath>().Where(p => p != KernelPath.Portable && KernelPaths.IsSupported(p)))
+                variants.Add(($"f32 {path}", () => LinearMath.Multiply(path, (float*)px, (float*)f, (float*)py, rows, k, n, 0, n)));
             continue;
         }
         if (!QuantSchemes.TryParse(format, out var scheme)) throw new ArgumentException($"unknown format {format}");
@@ -113,7 +121,7 @@ internal sealed record Args(int Rows, int N, int K, int Repeats, string[] Format
 {
     public static Args Parse(string[] args)
     {
-        var (rows, n, k, repeats, formats) = (32, 5632, 2048, 7, "bf16,f16,int8,int4,int4_sym");
+        var (rows, n, k, repeats, formats) = (32, 5632, 2048, 7, "f32,bf16,f16,int8,int4,int4_sym");
         for (var i = 0; i + 1 < args.Length; i += 2)
         {
             switch (args[i])

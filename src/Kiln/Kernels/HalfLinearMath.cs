@@ -64,15 +64,20 @@ public static unsafe class HalfLinearMath<TWeights> where TWeights : IHalfWeight
     // at one thread than 2 KB.
     private const int PrefetchAhead = 2048;
 
+    // Whether those prefetches are made at all (the format's choice, SoftwarePrefetch): a constant once the loops are compiled at tier 1.
+    private static readonly bool Prefetches = TWeights.PrefetchesAhead;
+
     // One weight row, four independent accumulators: consecutive calls read W as one sequential stream.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float Dot(ushort* w, float* x, int k)
     {
+        // Read once per row: a generic class's static field in the loop would be looked up at every step in Native AOT.
+        var prefetches = Prefetches;
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
         var i = 0;
         for (; i + 32 <= k; i += 32)
         {
-            Sse.Prefetch0(w + i + PrefetchAhead);
+            if (prefetches) Sse.Prefetch0(w + i + PrefetchAhead);
             a0 = Fma.MultiplyAdd(TWeights.Load8(w + i), Vector256.Load(x + i), a0);
             a1 = Fma.MultiplyAdd(TWeights.Load8(w + i + 8), Vector256.Load(x + i + 8), a1);
             a2 = Fma.MultiplyAdd(TWeights.Load8(w + i + 16), Vector256.Load(x + i + 16), a2);
@@ -88,11 +93,12 @@ public static unsafe class HalfLinearMath<TWeights> where TWeights : IHalfWeight
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float Dot512(ushort* w, float* x, int k)
     {
+        var prefetches = Prefetches;
         Vector512<float> a0 = default, a1 = default;
         var i = 0;
         for (; i + 32 <= k; i += 32)
         {
-            Sse.Prefetch0(w + i + PrefetchAhead);
+            if (prefetches) Sse.Prefetch0(w + i + PrefetchAhead);
             a0 = Avx512F.FusedMultiplyAdd(TWeights.Load16(w + i), Vector512.Load(x + i), a0);
             a1 = Avx512F.FusedMultiplyAdd(TWeights.Load16(w + i + 16), Vector512.Load(x + i + 16), a1);
         }

@@ -13,6 +13,9 @@ public unsafe interface IHalfWeights
 {
     static abstract float ToSingle(ushort bits);
 
+    /// <summary>Whether one-row loops over this format prefetch the weights ahead of their reads on this CPU (<see cref="SoftwarePrefetch"/>).</summary>
+    static abstract bool PrefetchesAhead { get; }
+
     /// <summary>Eight elements at <paramref name="p"/> as float32 (needs AVX2).</summary>
     static abstract Vector256<float> Load8(ushort* p);
 
@@ -25,6 +28,8 @@ public readonly unsafe struct BFloat16Weights : IHalfWeights
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float ToSingle(ushort bits) => BitConverter.UInt32BitsToSingle((uint)bits << 16);
+
+    public static bool PrefetchesAhead => SoftwarePrefetch.Bf16WeightRows;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Load8(ushort* p) =>
@@ -61,6 +66,9 @@ public readonly unsafe struct HalfWeights : IHalfWeights
     private const uint InfinityExponent = 0x7F800000;
     private const uint SignMask = 0x80000000;
     private const uint SignAndExponent = 0xFF800000;
+
+    // The conversion's integer steps leave the core fewer loads in flight: the prefetch helps on every CPU measured.
+    public static bool PrefetchesAhead => true;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float ToSingle(ushort bits)
