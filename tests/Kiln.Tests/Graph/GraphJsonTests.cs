@@ -138,6 +138,57 @@ public sealed class GraphJsonTests
         Assert.Equal(0, graph.Nodes.First(n => n.Op == "gather").Int("axis"));
     }
 
+    // GraphDocumentReader against the source-generated metadata it stands in for, on a real model's graph.
+    [Theory]
+    [MemberData(nameof(Configs))]
+    public void The_field_by_field_reader_reads_what_the_generated_metadata_reads(string configPath)
+    {
+        var graph = ModelFactory.Export(JsonNode.Parse(File.ReadAllText(configPath))!.AsObject(), configPath, OpRegistry.Core);
+        var json = GraphSerializer.ToJson(graph);
+
+        var generated = System.Text.Json.JsonSerializer.Deserialize(json, GraphJsonContext.Default.GraphDocument)!;
+        var read = GraphSerializer.ReadDocument(System.Text.Encoding.UTF8.GetBytes(json));
+
+        Assert.Equal(System.Text.Json.JsonSerializer.Serialize(generated, GraphJsonContext.Default.GraphDocument),
+            System.Text.Json.JsonSerializer.Serialize(read, GraphJsonContext.Default.GraphDocument));
+    }
+
+    [Fact]
+    public void A_value_name_read_twice_is_one_string_and_escaped_names_read_as_written()
+    {
+        var document = JsonNode.Parse(DefaultGraphJson())!;
+        // A name with characters JSON escapes, written by the serializer as \u escapes and a quote escape.
+        var input = document["inputs"]![0]!;
+        var old = (string)input["name"]!;
+        const string renamed = "ids \"<&>\" é";
+        input["name"] = renamed;
+        foreach (var node in document["nodes"]!.AsArray())
+        {
+            var inputs = node!["inputs"]!.AsArray();
+            for (var i = 0; i < inputs.Count; i++) if ((string)inputs[i]! == old) inputs[i] = renamed;
+        }
+
+        var read = GraphSerializer.ReadDocument(System.Text.Encoding.UTF8.GetBytes(document.ToJsonString()));
+
+        Assert.Equal(renamed, read.Inputs[0].Name);
+        var reader = read.Nodes.First(n => n.Inputs.Contains(renamed));
+        Assert.Same(read.Inputs[0].Name, reader.Inputs.First(i => i == renamed));
+        var produced = read.Nodes[0].Outputs[0].Name;
+        Assert.Same(produced, read.Nodes.First(n => n.Inputs.Contains(produced)).Inputs.First(i => i == produced));
+    }
+
+    [Theory]
+    [InlineData("{}", "lacks its required property")]
+    [InlineData("[]", "must be an object")]
+    [InlineData("null", "must be an object")]
+    [InlineData("{\"schema_version\": 2, \"unknown\": 1}", "unknown member 'unknown'")]
+    public void A_graph_without_its_members_or_with_others_is_refused(string text, string expected)
+    {
+        var error = Assert.Throws<GraphException>(() => GraphSerializer.ReadDocument(System.Text.Encoding.UTF8.GetBytes(text)));
+        Assert.StartsWith("malformed graph JSON: ", error.Message);
+        Assert.Contains(expected, error.Message);
+    }
+
     private static string DefaultGraphJson()
     {
         var configPath = Path.Combine(TestPaths.DefaultModel, "config.json");

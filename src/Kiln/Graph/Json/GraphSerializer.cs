@@ -36,15 +36,16 @@ public static class GraphSerializer
 
     /// <summary>
     /// Parses a graph file's bytes: strict UTF-8 (invalid bytes are refused, not replaced), then the JSON
-    /// straight from the bytes. No string of the whole file is made: at a large model's size it would be
-    /// a large-object allocation that starts a full garbage collection in a fresh process.
+    /// straight from the bytes (<see cref="GraphDocumentReader"/>). No string of the whole file is made: at a large
+    /// model's size it would be a large-object allocation that starts a full garbage collection in a fresh process.
+    /// Malformed JSON (duplicated properties, too deep, unknown or missing members) is a <see cref="GraphException"/>.
     /// </summary>
     public static GraphDocument ReadDocument(ReadOnlySpan<byte> utf8)
     {
         if (!System.Text.Unicode.Utf8.IsValid(utf8)) throw new GraphException("graph JSON is not valid UTF-8");
         try
         {
-            return Checked(JsonSerializer.Deserialize(utf8, GraphJsonContext.Default.GraphDocument));
+            return RefuseNulls(GraphDocumentReader.Read(utf8));
         }
         catch (Exception e) when (IsMalformed(e))
         {
@@ -52,25 +53,13 @@ public static class GraphSerializer
         }
     }
 
-    /// <summary>Parses the JSON form without building the graph; malformed JSON (duplicated properties, too deep, unknown members) is a <see cref="GraphException"/>.</summary>
-    public static GraphDocument ReadDocument(string json)
-    {
-        try
-        {
-            return Checked(JsonSerializer.Deserialize(json, GraphJsonContext.Default.GraphDocument));
-        }
-        catch (Exception e) when (IsMalformed(e))
-        {
-            throw Malformed(e);
-        }
-    }
+    /// <summary>Parses the JSON form without building the graph, as <see cref="ReadDocument(ReadOnlySpan{byte})"/>.</summary>
+    public static GraphDocument ReadDocument(string json) => ReadDocument(System.Text.Encoding.UTF8.GetBytes(json));
 
     // System.Text.Json reports a recipe step or attribute without its "op"/"kind" discriminator as NotSupportedException.
     private static bool IsMalformed(Exception e) => e is JsonException or NotSupportedException;
 
     private static GraphException Malformed(Exception e) => new($"malformed graph JSON: {e.Message}");
-
-    private static GraphDocument Checked(GraphDocument? document) => RefuseNulls(document ?? throw new GraphException("graph JSON is null"));
 
     // System.Text.Json refuses a null for a non-nullable property, but not inside a list or as a
     // dictionary's value: those are refused here, so nothing that reads the document meets a null.
