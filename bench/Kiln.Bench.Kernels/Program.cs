@@ -54,8 +54,9 @@ unsafe
         foreach (var path in Enum.GetValues<QuantizedPath>().Where(p => p != QuantizedPath.Portable && QuantizedMath.IsSupported(p)))
         {
             variants.Add(($"{format} {path}", () => QuantizedProduct((float*)px, (byte*)packed, (float*)py, path, KernelPath.Avx2, scheme, options, integerPanels: false)));
-            if (scheme != QuantScheme.Int8 || path == QuantizedPath.AvxVnni)
-                foreach (var tile in Enum.GetValues<KernelPath>().Where(p => p != KernelPath.Portable && KernelPaths.IsSupported(p) && (p == KernelPath.Avx2 || scheme != QuantScheme.Int8)))
+            // int8's integer panels: 256-bit vpdpbusd with VNNI, else signed on the 512-bit tile.
+            foreach (var tile in Enum.GetValues<KernelPath>().Where(p => p != KernelPath.Portable && KernelPaths.IsSupported(p)
+                && (scheme != QuantScheme.Int8 || (path == QuantizedPath.AvxVnni ? p == KernelPath.Avx2 : p == KernelPath.Avx512))))
                     variants.Add(($"{format} ipanels{path}{tile}", () => QuantizedProduct((float*)px, (byte*)packed, (float*)py, path, tile, scheme, options, integerPanels: true)));
         }
         foreach (var tile in Enum.GetValues<KernelPath>().Where(p => p != KernelPath.Portable && KernelPaths.IsSupported(p)))

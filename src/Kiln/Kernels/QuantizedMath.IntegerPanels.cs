@@ -17,8 +17,9 @@ namespace Kiln.Kernels;
 /// (q + 8) and int8's q + 128, whose shift comes off the integer sums exactly (shift · Σqx per block and row).
 /// On 512-bit vectors (AVX-512BW) the nibble schemes use vpmaddubsw, whose int16 pair sums stay exact over a whole
 /// block (≤ 16 · 15 · 127 < 2^15), so a block costs eight of them and one vpmaddwd; on 256-bit vectors, eight
-/// columns at a time, vpdpbusd (AVX-VNNI) or the same vpmaddubsw sums. int8 needs vpdpbusd: its int16 pairs would
-/// overflow (2 · 255 · 127). Figures in docs/weights.md.
+/// columns at a time, vpdpbusd (AVX-VNNI) or the same vpmaddubsw sums. int8 as q + 128 needs vpdpbusd: its int16 pairs
+/// would overflow (2 · 255 · 127); without VNNI, on 512-bit vectors, int8 keeps its signed values and vpmaddubsw takes
+/// |q| against x with q's sign (pairs ≤ 2 · 127², widened at every group). Figures in docs/weights.md.
 /// </summary>
 public static unsafe partial class QuantizedMath
 {
@@ -36,21 +37,27 @@ public static unsafe partial class QuantizedMath
 
     /// <summary>Whether <see cref="Multiply"/> computes this product through integer panels.</summary>
     public static bool UsesIntegerPanels(QuantizedPath path, QuantScheme scheme, int rows) =>
-        rows >= IntegerPanelMinRows && path != QuantizedPath.Portable && (scheme != QuantScheme.Int8 || path == QuantizedPath.AvxVnni);
+        rows >= IntegerPanelMinRows && path != QuantizedPath.Portable && HasIntegerPanels(path, KernelPaths.Best, scheme);
+
+    // int8 needs vpdpbusd or, signed, the 512-bit tile; the nibble schemes run on any vector path.
+    private static bool HasIntegerPanels(QuantizedPath path, KernelPath tile, QuantScheme scheme) =>
+        scheme != QuantScheme.Int8 || path == QuantizedPath.AvxVnni || tile == KernelPath.Avx512;
 
     /// <summary>
     /// As <see cref="Multiply"/>, always through integer panels: y[r, first..end) for every row r of the quantized x, W's packed
     /// rows <paramref name="w"/>, y's rows <paramref name="n"/> apart. <paramref name="path"/> is AvxVnni, or Avx2 for the nibble
-    /// schemes; <paramref name="tile"/> Avx512 takes the nibble schemes' products on 512-bit vectors.
+    /// schemes and, with the Avx512 tile, int8; <paramref name="tile"/> Avx512 takes the nibble schemes' products (and int8's
+    /// without VNNI) on 512-bit vectors.
     /// </summary>
     public static void MultiplyIntegerPanels(QuantizedPath path, KernelPath tile, QuantScheme scheme, sbyte* qx, float* dx, float* sx, byte* w, float* y, int rows, int k, int n, int first, int end)
     {
-        if (path == QuantizedPath.Portable || !IsSupported(path) || (scheme == QuantScheme.Int8 && path != QuantizedPath.AvxVnni))
-            throw new PlatformNotSupportedException($"no integer panels for {scheme} on the {path} path here");
+        if (path == QuantizedPath.Portable || !IsSupported(path) || !HasIntegerPanels(path, tile, scheme))
+            throw new PlatformNotSupportedException($"no integer panels for {scheme} on the {path} path and the {tile} tile here");
         if (tile == KernelPath.Portable || !KernelPaths.IsSupported(tile)) throw new PlatformNotSupportedException($"no {tile} tile here");
-        var wide = tile == KernelPath.Avx512 && scheme != QuantScheme.Int8;
+        var wide = tile == KernelPath.Avx512 && (scheme != QuantScheme.Int8 || path != QuantizedPath.AvxVnni);
         if (scheme == QuantScheme.Int4) MultiplyIntegerPanels<Int4Blocks>(path, wide, qx, dx, sx, w, y, rows, k, n, first, end);
         else if (scheme == QuantScheme.Int4Sym) MultiplyIntegerPanels<Int4SymShifted>(path, wide, qx, dx, sx, w, y, rows, k, n, first, end);
+        else if (wide) MultiplyIntegerPanels<Int8Blocks>(path, wide, qx, dx, sx, w, y, rows, k, n, first, end);
         else MultiplyIntegerPanels<Int8Shifted>(path, wide, qx, dx, sx, w, y, rows, k, n, first, end);
     }
 
@@ -64,10 +71,14 @@ public static unsafe partial class QuantizedMath
         var scales = (float*)(panel + (long)blocks * PanelBlockBytes);
         // The shifted schemes' Σqx of every block of every row.
         var xsums = T.Shift == 0 ? null : (int*)NativeMemory.Alloc((nuint)((long)rows * blocks), sizeof(int));
+        // Signed int8 (SignedPanel): −qx beside qx, so that each product picks x or −x by its weight's sign with one blend.
+        var signed = IsSignedInt8<T>();
+        var negated = signed ? (sbyte*)NativeMemory.Alloc((nuint)(rows * xStride)) : null;
         var sums = stackalloc float[4 * PanelColumns];
         try
         {
             if (xsums != null) BlockSums(qx, rows * blocks, xsums);
+            if (signed) Negate(qx, rows * xStride, negated);
             for (var j0 = first; j0 < end; j0 += PanelColumns)
             {
                 var columns = Math.Min(PanelColumns, end - j0);
@@ -90,8 +101,10 @@ public static unsafe partial class QuantizedMath
                     var direct = columns == PanelColumns && step != 0;
                     var target = direct ? y + (long)r * n + j0 : sums;
                     var stride = direct ? n : PanelColumns;
-                    var group = new PanelRows(qx + r * xStride, step * xStride, dx + (long)r * blocks, sx + (long)r * blocks, xsums == null ? null : xsums + (long)r * blocks, step * blocks);
-                    if (wide) FourRowsPanel512<T>(panel, scales, blocks, group, target, stride);
+                    var group = new PanelRows(qx + r * xStride, step * xStride, dx + (long)r * blocks, sx + (long)r * blocks, xsums == null ? null : xsums + (long)r * blocks, step * blocks,
+                        negated == null ? null : negated + r * xStride);
+                    if (signed) FourRowsSignedPanel512(panel, scales, blocks, group, target, stride);
+                    else if (wide) FourRowsPanel512<T>(panel, scales, blocks, group, target, stride);
                     else if (path == QuantizedPath.AvxVnni) FourRowsPanel<T, VnniBytes>(panel, scales, blocks, group, target, stride);
                     else FourRowsPanel<T, MaddBytes>(panel, scales, blocks, group, target, stride);
                     if (direct) return;
@@ -104,16 +117,28 @@ public static unsafe partial class QuantizedMath
         {
             NativeMemory.AlignedFree(panel);
             NativeMemory.Free(xsums);
+            NativeMemory.Free(negated);
         }
+    }
+
+    // int8's blocks laid out as stored, signed (Int8Blocks), rather than shifted for vpdpbusd (Int8Shifted).
+    private static bool IsSignedInt8<T>() where T : struct, IBlocks => T.Bytes == Int8Blocks.Bytes && T.Shift == 0;
+
+    // to[i] = −from[i] (the quantized values are within ±127, so none overflows).
+    private static void Negate(sbyte* from, long count, sbyte* to)
+    {
+        var i = 0L;
+        for (; i + 32 <= count; i += 32) Avx2.Subtract(Vector256<sbyte>.Zero, Avx.LoadVector256(from + i)).Store(to + i);
+        for (; i < count; i++) to[i] = (sbyte)-from[i];
     }
 
     /// <summary>
     /// Four input rows of a panel product: row i's quantized values at X + i·XStep, and its block scales Dx, block sums Sx
-    /// (int4) or Σqx XSums (the shifted schemes) at i·ScaleStep.
+    /// (int4) or Σqx XSums (the shifted schemes) at i·ScaleStep; signed int8's −x at Negated + i·XStep, else null.
     /// </summary>
-    private readonly struct PanelRows(sbyte* x, long xStep, float* dx, float* sx, int* xsums, long scaleStep)
+    private readonly struct PanelRows(sbyte* x, long xStep, float* dx, float* sx, int* xsums, long scaleStep, sbyte* negated)
     {
-        public readonly sbyte* X = x;
+        public readonly sbyte* X = x, Negated = negated;
         public readonly long XStep = xStep;
         public readonly float* Dx = dx, Sx = sx;
         public readonly int* XSums = xsums;
@@ -283,6 +308,51 @@ public static unsafe partial class QuantizedMath
         Avx512F.Store(y + yStride, a1);
         Avx512F.Store(y + 2 * yStride, a2);
         Avx512F.Store(y + 3 * yStride, a3);
+    }
+
+    // int8 without VNNI, sixteen columns per 512-bit vector: per group, |q| of the sixteen columns (vpabsb) against four
+    // activations whose sign each byte takes from its q (a blend of x and −x by q < 0), vpmaddubsw's pairs (≤ 2 · 127²,
+    // exact) widened by vpmaddwd into int32 sums; then one conversion and one FMA per block, as AddBlock512.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void FourRowsSignedPanel512(byte* panel, float* scales, int blocks, PanelRows rows, float* y, long yStride)
+    {
+        var (xStep, scaleStep) = (rows.XStep, rows.ScaleStep);
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        for (var b = 0; b < blocks; b++)
+        {
+            var p = panel + (long)b * PanelBlockBytes;
+            var x = rows.X + b * 32L;
+            var negated = rows.Negated + b * 32L;
+            Vector512<int> s0 = default, s1 = default, s2 = default, s3 = default;
+            for (var g = 0; g < 8; g++)
+            {
+                var w = Avx512F.LoadVector512((sbyte*)p + g * PanelGroupBytes);
+                var magnitude = Avx512BW.Abs(w);
+                var negative = Avx512BW.CompareLessThan(w, Vector512<sbyte>.Zero);
+                var at = 4 * g;
+                s0 = SignedGroup(s0, magnitude, negative, x + at, negated + at);
+                s1 = SignedGroup(s1, magnitude, negative, x + xStep + at, negated + xStep + at);
+                s2 = SignedGroup(s2, magnitude, negative, x + 2 * xStep + at, negated + 2 * xStep + at);
+                s3 = SignedGroup(s3, magnitude, negative, x + 3 * xStep + at, negated + 3 * xStep + at);
+            }
+            var d = Avx512F.LoadVector512(scales + b * PanelBlockScales);
+            a0 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(s0), Avx512F.Multiply(d, Vector512.Create(rows.Dx[b])), a0);
+            a1 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(s1), Avx512F.Multiply(d, Vector512.Create(rows.Dx[b + scaleStep])), a1);
+            a2 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(s2), Avx512F.Multiply(d, Vector512.Create(rows.Dx[b + 2 * scaleStep])), a2);
+            a3 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(s3), Avx512F.Multiply(d, Vector512.Create(rows.Dx[b + 3 * scaleStep])), a3);
+        }
+        Avx512F.Store(y, a0);
+        Avx512F.Store(y + yStride, a1);
+        Avx512F.Store(y + 2 * yStride, a2);
+        Avx512F.Store(y + 3 * yStride, a3);
+    }
+
+    // sums + one group's products of |q| with the four activations at x, each byte's taken from −x where its q is negative.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<int> SignedGroup(Vector512<int> sums, Vector512<byte> magnitude, Vector512<sbyte> negative, sbyte* x, sbyte* negated)
+    {
+        var signed = Avx512BW.BlendVariable(Vector512.Create(*(int*)x).AsSByte(), Vector512.Create(*(int*)negated).AsSByte(), negative);
+        return Avx512F.Add(sums, Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(magnitude, signed), Vector512.Create((short)1)));
     }
 
     // As AddBlock256 from a block's int16 pair sums, widened here.

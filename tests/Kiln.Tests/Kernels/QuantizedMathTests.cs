@@ -126,17 +126,18 @@ public sealed unsafe class QuantizedMathTests
     }
 
     [Fact]
-    public void Several_rows_take_integer_panels_and_int8_without_vnni_float_panels_from_32_rows()
+    public void Several_rows_take_integer_panels_and_int8_without_vnni_or_avx512_float_panels_from_32_rows()
     {
+        var wide = KernelPaths.Best == KernelPath.Avx512;
         foreach (var path in Enum.GetValues<QuantizedPath>())
         {
             var vector = path != QuantizedPath.Portable;
             var rows = QuantizedMath.IntegerPanelMinRows;
             Assert.Equal(vector, QuantizedMath.UsesIntegerPanels(path, QuantScheme.Int4, rows));
             Assert.Equal(vector, QuantizedMath.UsesIntegerPanels(path, QuantScheme.Int4Sym, rows));
-            Assert.Equal(path == QuantizedPath.AvxVnni, QuantizedMath.UsesIntegerPanels(path, QuantScheme.Int8, rows));
+            Assert.Equal(path == QuantizedPath.AvxVnni || (vector && wide), QuantizedMath.UsesIntegerPanels(path, QuantScheme.Int8, rows));
             Assert.False(QuantizedMath.UsesIntegerPanels(path, QuantScheme.Int4, rows - 1));
-            Assert.Equal(path == QuantizedPath.Avx2, QuantizedMath.UsesPanels(path, QuantScheme.Int8, QuantizedMath.Int8PanelMinRows));
+            Assert.Equal(path == QuantizedPath.Avx2 && !wide, QuantizedMath.UsesPanels(path, QuantScheme.Int8, QuantizedMath.Int8PanelMinRows));
             Assert.False(QuantizedMath.UsesPanels(path, QuantScheme.Int8, QuantizedMath.Int8PanelMinRows - 1));
             Assert.False(QuantizedMath.UsesPanels(path, QuantScheme.Int4, 64));
             Assert.False(QuantizedMath.UsesPanels(path, QuantScheme.Int4Sym, 64));
@@ -227,14 +228,14 @@ public sealed unsafe class QuantizedMathTests
         }
     }
 
-    // Every path, tile and scheme the integer panels take on this machine.
+    // Every path, tile and scheme the integer panels take on this machine (int8: with VNNI, or signed on the 512-bit tile).
     private static IEnumerable<(QuantizedPath Path, KernelPath Tile, QuantScheme Scheme)> IntegerPanelPaths() =>
         from path in Enum.GetValues<QuantizedPath>()
         where path != QuantizedPath.Portable && QuantizedMath.IsSupported(path)
         from tile in Enum.GetValues<KernelPath>()
         where tile != KernelPath.Portable && KernelPaths.IsSupported(tile)
         from scheme in Enum.GetValues<QuantScheme>()
-        where scheme != QuantScheme.Int8 || path == QuantizedPath.AvxVnni
+        where scheme != QuantScheme.Int8 || path == QuantizedPath.AvxVnni || tile == KernelPath.Avx512
         select (path, tile, scheme);
 
     [Fact]
