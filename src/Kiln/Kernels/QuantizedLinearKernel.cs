@@ -9,8 +9,8 @@ namespace Kiln.Kernels;
 /// recipe step (<see cref="BlockQuantizer"/>); Y [..., n]. X is quantized once per product, then output
 /// columns are split over the session's intra-op threads as <see cref="LinearKernel"/> splits them
 /// (<see cref="QuantizedMath"/> on the best instruction set the machine has; several-row products through integer
-/// panels, <see cref="QuantizedMath.UsesIntegerPanels"/>); int8 products of many rows on a machine without VNNI
-/// instead keep X float and dequantize weight panels (<see cref="QuantizedMath.UsesPanels"/>).
+/// panels, <see cref="QuantizedMath.UsesIntegerPanels"/>); int8 products of many rows on a machine with neither VNNI
+/// nor AVX-512 instead keep X float and dequantize weight panels (<see cref="QuantizedMath.UsesPanels"/>).
 /// </summary>
 public sealed unsafe class QuantizedLinearKernel : CustomOpKernel
 {

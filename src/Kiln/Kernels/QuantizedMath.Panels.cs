@@ -13,7 +13,7 @@ namespace Kiln.Kernels;
 /// against the four-row integer products: int8 from 32 rows faster this way, as its integer work
 /// per block (a conversion, a scale shuffle and an FMA per row) costs about what the float tile does and
 /// the panels skip it; int4 and int4_sym not. The integer panels (QuantizedMath.IntegerPanels.cs) beat both,
-/// so int8 takes float panels only on a machine without VNNI, where the integer panels cannot take it.
+/// so int8 takes float panels only on a machine with neither VNNI nor AVX-512, where the integer panels cannot take it.
 /// </summary>
 public static unsafe partial class QuantizedMath
 {
