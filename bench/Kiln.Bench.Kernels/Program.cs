@@ -57,7 +57,7 @@ unsafe
             // int8's integer panels: 256-bit vpdpbusd with VNNI, else signed on the 512-bit tile.
             foreach (var tile in Enum.GetValues<KernelPath>().Where(p => p != KernelPath.Portable && KernelPaths.IsSupported(p)
                 && (scheme != QuantScheme.Int8 || (path == QuantizedPath.AvxVnni ? p == KernelPath.Avx2 : p == KernelPath.Avx512))))
-                    variants.Add(($"{format} ipanels{path}{tile}", () => QuantizedProduct((float*)px, (byte*)packed, (float*)py, path, tile, scheme, options, integerPanels: true)));
+                variants.Add(($"{format} ipanels{path}{tile}", () => QuantizedProduct((float*)px, (byte*)packed, (float*)py, path, tile, scheme, options, integerPanels: true)));
         }
         foreach (var tile in Enum.GetValues<KernelPath>().Where(p => p != KernelPath.Portable && KernelPaths.IsSupported(p)))
             variants.Add(($"{format} panels{tile}", () => QuantizedMath.MultiplyPanels(tile, scheme, (float*)px, (byte*)packed, (float*)py, rows, k, n, 0, n)));

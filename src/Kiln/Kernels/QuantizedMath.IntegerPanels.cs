@@ -71,7 +71,7 @@ public static unsafe partial class QuantizedMath
         var scales = (float*)(panel + (long)blocks * PanelBlockBytes);
         // The shifted schemes' Σqx of every block of every row.
         var xsums = T.Shift == 0 ? null : (int*)NativeMemory.Alloc((nuint)((long)rows * blocks), sizeof(int));
-        // Signed int8 (SignedPanel): −qx beside qx, so that each product picks x or −x by its weight's sign with one blend.
+        // Signed int8 (FourRowsSignedPanel512): −qx beside qx, so that each product picks x or −x by its weight's sign with one blend.
         var signed = IsSignedInt8<T>();
         var negated = signed ? (sbyte*)NativeMemory.Alloc((nuint)(rows * xStride)) : null;
         var sums = stackalloc float[4 * PanelColumns];

@@ -5,7 +5,7 @@ namespace Kiln.Kernels;
 /// <summary>
 /// Where the one-row (decode) loops ask for weights ahead of their reads. Which CPUs gain is a matter of
 /// measurement, not of instruction sets: streaming a bf16 weight from memory, a prefetch 4 KB ahead made one-row
-/// products faster on Zen 5 and Intel Xeon hosts, and 27-40 % slower on a Zen 4 host, whose hardware prefetchers
+/// products faster on the Zen 5 and the earlier hosts measured, and 27-40 % slower on a Zen 4 host, whose hardware prefetchers
 /// alone read more there (f16, whose conversion leaves fewer loads in flight, stayed 6 % faster with it;
 /// docs/performance.md). The CPU is named by CPUID's vendor and family.
 /// </summary>
