@@ -199,7 +199,7 @@ internal static class Filters
         }
         if (args.Positional.Count == 0 || args.Positional[0] is not string filter)
             throw new JinjaError("map: expected a filter name or attribute=");
-        if (!Exists(filter)) throw new JinjaError($"no filter named '{filter}'");
+        if (!Exists(filter)) throw new JinjaError($"no filter named {ValueText.Repr(filter)}");
         var filterArgs = args.From(1);
         return items.Select(item => Apply(filter, item, filterArgs)).ToList();
     }
@@ -221,7 +221,7 @@ internal static class Filters
     private static Func<object?, bool> TestFor(object? name, Args testArgs, string filter)
     {
         if (name is not string test) throw new JinjaError($"{filter}(): the test name must be a string");
-        if (!TestFunctions.Exists(test)) throw new JinjaError($"no test named '{test}'");
+        if (!TestFunctions.Exists(test)) throw new JinjaError($"no test named {ValueText.Repr(test)}");
         return item => TestFunctions.Apply(test, item, testArgs);
     }
 
