@@ -1,5 +1,3 @@
-using System.Runtime.InteropServices;
-
 namespace Kiln.Kernels;
 
 /// <summary>
@@ -7,8 +5,8 @@ namespace Kiln.Kernels;
 /// (a Linear weight as the checkpoint stores it, used in place: float32, float16 or bfloat16, summed in
 /// float32), Y [..., n] float32. W may come in several pieces W1 [n1, k], W2 [n2, k], ... of one element
 /// type (variadic last input): Y is then X·[W1; W2; ...]ᵀ, so fused projections read the checkpoint's own
-/// tensors and need no concatenated copy. Output columns are split over the session's intra-op threads
-/// (ORT's own pool, so its thread count and spinning settings hold), and each thread streams its own
+/// tensors and need no concatenated copy. Output columns are split into as many parts as the session has intra-op
+/// threads, run on <see cref="KernelWorkers"/> (ORT's pool when those are busy), and each thread streams its own
 /// contiguous part of W (<see cref="LinearMath"/>, <see cref="HalfLinearMath{TWeights}"/>). Why not
 /// ORT's MatMul: for the one-row products of decoding, MLAS draws well below the machine's read
 /// bandwidth (docs/performance.md), and it has no float32 product over 16-bit weights.
@@ -77,7 +75,7 @@ public sealed unsafe class LinearKernel : CustomOpKernel
         product.K = (int)k;
         product.Parts = rows * n * k < ParallelMinimumWork ? 1 : _parts;
         if (product.Parts == 1) product.Compute(0, product.N);
-        else OrtNative.ParallelFor(context, &RunPart, product.Parts, &product);
+        else KernelWorkers.Run(context, product.Parts, &RunPart, &product);
         return 0;
     }
 
@@ -116,11 +114,9 @@ public sealed unsafe class LinearKernel : CustomOpKernel
     }
 
     // Part i computes an even share of the output columns, rounded to fours (LinearMath's tile width).
-    [UnmanagedCallersOnly]
-    private static void RunPart(void* state, nuint part)
+    private static void RunPart(void* state, int i)
     {
         var p = (Product*)state;
-        var i = (int)part;
         var first = (int)((long)p->N * i / p->Parts) & ~3;
         var end = i == p->Parts - 1 ? p->N : (int)((long)p->N * (i + 1) / p->Parts) & ~3;
         p->Compute(first, end);

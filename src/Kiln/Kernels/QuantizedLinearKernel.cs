@@ -94,7 +94,7 @@ public sealed unsafe class QuantizedLinearKernel : CustomOpKernel
     private static void Run(nint context, Product* product)
     {
         if (product->Parts == 1) product->Compute(0, product->N);
-        else OrtNative.ParallelFor(context, &RunPart, product->Parts, product);
+        else KernelWorkers.Run(context, product->Parts, &RunPart, product);
     }
 
     // Panels: float X through dequantized weight panels; else X quantized to Qx, Dx, Sx.
@@ -116,11 +116,9 @@ public sealed unsafe class QuantizedLinearKernel : CustomOpKernel
     }
 
     // Part i computes an even share of the output columns, rounded to whole integer panels (a multiple of the tile height).
-    [UnmanagedCallersOnly]
-    private static void RunPart(void* state, nuint part)
+    private static void RunPart(void* state, int i)
     {
         var p = (Product*)state;
-        var i = (int)part;
         const int align = ~(QuantizedMath.PanelColumns - 1);
         var first = (int)((long)p->N * i / p->Parts) & align;
         var end = i == p->Parts - 1 ? p->N : (int)((long)p->N * (i + 1) / p->Parts) & align;
