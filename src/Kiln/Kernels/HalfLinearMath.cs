@@ -12,7 +12,8 @@ namespace Kiln.Kernels;
 /// the row streams by (a single stream, one weight row after the other, as LinearMath's); products of several
 /// rows convert a panel of four weight rows once into float32 and run <see cref="FloatPanelTile"/> over
 /// it, so the conversion is paid once per weight row whatever the number of input rows. The caller names
-/// the <see cref="KernelPath"/>: both kinds of product have 256-bit and 512-bit forms.
+/// the <see cref="KernelPath"/>: both kinds of product have 256-bit and 512-bit forms (a one-row product on the
+/// AVX-512 path reads rows shorter than the format's <see cref="IHalfWeights.Wide512MinimumK"/> with the 256-bit loop).
 /// </summary>
 public static unsafe class HalfLinearMath<TWeights> where TWeights : IHalfWeights
 {
@@ -25,7 +26,7 @@ public static unsafe class HalfLinearMath<TWeights> where TWeights : IHalfWeight
             Portable(x, w, y, rows, k, yStride, first, end);
             return;
         }
-        if (rows == 1 && path == KernelPath.Avx512)
+        if (rows == 1 && path == KernelPath.Avx512 && k >= Wide512MinimumK)
         {
             for (var j = first; j < end; j++) y[j] = Dot512(w + (long)j * k, x, k);
             return;
@@ -64,8 +65,12 @@ public static unsafe class HalfLinearMath<TWeights> where TWeights : IHalfWeight
     // at one thread than 2 KB.
     private const int PrefetchAhead = 2048;
 
-    // Whether those prefetches are made at all (the format's choice, SoftwarePrefetch): a constant once the loops are compiled at tier 1.
+    // Whether those prefetches are made at all (the format's choice, CpuTuning): a constant once the loops are compiled at tier 1.
     private static readonly bool Prefetches = TWeights.PrefetchesAhead;
+
+    // The shortest row a one-row product on the AVX-512 path reads with 512-bit vectors (the format's choice, CpuTuning);
+    // shorter rows take the 256-bit loop.
+    private static readonly int Wide512MinimumK = TWeights.Wide512MinimumK;
 
     // One weight row, four independent accumulators: consecutive calls read W as one sequential stream.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

@@ -13,8 +13,11 @@ public unsafe interface IHalfWeights
 {
     static abstract float ToSingle(ushort bits);
 
-    /// <summary>Whether one-row loops over this format prefetch the weights ahead of their reads on this CPU (<see cref="SoftwarePrefetch"/>).</summary>
+    /// <summary>Whether one-row loops over this format prefetch the weights ahead of their reads on this CPU (<see cref="CpuTuning"/>).</summary>
     static abstract bool PrefetchesAhead { get; }
+
+    /// <summary>The shortest row (in weights) a one-row product on the AVX-512 path reads with 512-bit vectors on this CPU (<see cref="CpuTuning"/>).</summary>
+    static abstract int Wide512MinimumK { get; }
 
     /// <summary>Eight elements at <paramref name="p"/> as float32 (needs AVX2).</summary>
     static abstract Vector256<float> Load8(ushort* p);
@@ -29,7 +32,9 @@ public readonly unsafe struct BFloat16Weights : IHalfWeights
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float ToSingle(ushort bits) => BitConverter.UInt32BitsToSingle((uint)bits << 16);
 
-    public static bool PrefetchesAhead => SoftwarePrefetch.Bf16WeightRows;
+    public static bool PrefetchesAhead => CpuTuning.Bf16Prefetches;
+
+    public static int Wide512MinimumK => CpuTuning.Bf16Wide512MinimumK;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Load8(ushort* p) =>
@@ -69,6 +74,9 @@ public readonly unsafe struct HalfWeights : IHalfWeights
 
     // The conversion's integer steps leave the core fewer loads in flight: the prefetch helps on every CPU measured.
     public static bool PrefetchesAhead => true;
+
+    // The conversion's steps dominate, and 512-bit vectors halve them: every row length.
+    public static int Wide512MinimumK => 0;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float ToSingle(ushort bits)

@@ -6,8 +6,8 @@ namespace Kiln.Tests.Kernels;
 
 /// <summary>
 /// HalfLinearMath over bf16 and f16 weights on every kernel path this machine supports (the portable
-/// one always), against a double-precision product over the exact 16-bit values: one row (single stream
-/// and four weight rows per pass), several rows (converted panels through FloatPanelTile's six-by-four or
+/// one always), against a double-precision product over the exact 16-bit values: one row (one weight stream,
+/// on 256-bit and 512-bit vectors), several rows (converted panels through FloatPanelTile's six-by-four or
 /// three-by-four tile, its leftovers and its slices over k), vector tails, column ranges and outputs that are
 /// blocks of a wider matrix.
 /// </summary>
@@ -22,8 +22,9 @@ public sealed unsafe class HalfLinearMathTests
             (1, 7, 1),       // k below one vector
             (1, 9, 64),
             (1, 5, 515),     // k tail after 32-wide and 8-wide steps
-            (1, 13, 4096),   // longest single-stream row
-            (1, 9, 4103),    // four rows per pass, one leftover row, k tail
+            (1, 13, 4096),   // the longest row a Zen 4 reads with 256-bit vectors on the AVX-512 path (CpuTuning)
+            (1, 9, 4103),    // the shortest it reads with 512-bit ones, a k tail
+            (1, 5, 4117),    // a 16-wide step and a k tail after the 32-wide steps
             (2, 6, 33),      // several rows, fewer than a tile
             (6, 8, 64),      // whole tiles only
             (3, 4, 13),      // one tile with a k tail

@@ -3,7 +3,7 @@ using Xunit;
 
 namespace Kiln.Tests.Kernels;
 
-public sealed class SoftwarePrefetchTests
+public sealed class CpuTuningTests
 {
     // CPUID's vendor and family against what the Linux kernel reports for the first CPU in /proc/cpuinfo.
     [Fact]
@@ -18,8 +18,10 @@ public sealed class SoftwarePrefetchTests
         var amd = fields["vendor_id"] == "AuthenticAMD";
         var family = int.Parse(fields["cpu family"]);
 
-        Assert.Equal(amd, SoftwarePrefetch.IsAmdFamily(family));
-        Assert.False(SoftwarePrefetch.IsAmdFamily(family + 1));
-        Assert.Equal(!(amd && family == 0x19), SoftwarePrefetch.Bf16WeightRows);
+        Assert.Equal(amd, CpuTuning.IsAmdFamily(family));
+        Assert.False(CpuTuning.IsAmdFamily(family + 1));
+        var zen4 = amd && family == 0x19;
+        Assert.Equal(!zen4, CpuTuning.Bf16Prefetches);
+        Assert.Equal(zen4 ? 4097 : 0, CpuTuning.Bf16Wide512MinimumK);
     }
 }
