@@ -39,14 +39,10 @@ public static class CommandRunner
         }
     }
 
-    // An error is one line even when it quotes input holding a line break (a transform name, an id).
-    private static string OneLine(string message) =>
-        string.Concat(message.Select(c => c switch { '\n' => "\\n", '\r' => "\\r", _ when char.IsControl(c) => $"\\u{(int)c:x4}", _ => c.ToString() }));
-
     private static void Fail(Exception e, bool verbose)
     {
         Console.Out.Flush();
-        TensorParallel.ReportError($"kiln: error: {TensorParallel.RankPrefix}{OneLine(e.Message)}");
+        TensorParallel.ReportError($"kiln: error: {TensorParallel.RankPrefix}{KilnException.OneLine(e.Message)}");
         if (verbose) TensorParallel.Errors.WriteLine(e);
     }
 }

@@ -71,7 +71,7 @@ public sealed class JinjaTemplate
     private static KilnException Located(string name, string text, JinjaError e)
     {
         // A message may quote the template's own text; an error stays one line whatever that text holds.
-        var message = string.Concat(e.Message.Select(c => char.IsControl(c) ? $"\\u{(int)c:x4}" : c.ToString()));
+        var message = KilnException.OneLine(e.Message);
         if (e.Offset is not { } offset) return new KilnException($"{name}: {message}");
         var line = text.AsSpan(0, offset).Count('\n') + 1;
         var lineStart = offset == 0 ? 0 : text.LastIndexOf('\n', offset - 1) + 1;
