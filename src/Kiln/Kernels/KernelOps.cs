@@ -16,18 +16,25 @@ public static class KernelOps
     {
         // x @ [w1; w2; ...]^T on Kiln's own kernel (LinearKernel): float32 x, weights of one float
         // type (f32, f16 or bf16, read as stored), float32 out. The weights are the pieces of one
-        // [out, in] matrix, in order. use_kiln_linear places it.
+        // [out, in] matrix, in order. use_kiln_linear places it. A single weight may instead be
+        // [parts, out, in / parts], its columns in blocks (SplitColumnsStep; split_long_rows places it).
         yield return new("kiln_linear", 2, 1 + LinearKernel.MaxWeights, [], c =>
         {
             var x = c[0].Shape;
             var weights = c.Inputs.Skip(1).Select(i => i.Shape).ToList();
-            if (x.Rank < 1 || weights.Any(w => w.Rank != 2 || w[1] != x[^1] || !w[0].IsKnown))
+            if (x.Rank < 1) throw c.Error("x must have rank >= 1");
+            if (weights is [{ Rank: 3 } split])
+            {
+                if (!split[0].IsKnown || !split[1].IsKnown || !split[2].IsKnown || !x[^1].IsKnown || split[0].Size * split[2].Size != x[^1].Size)
+                    throw c.Error("a weight in column blocks must be [parts, out, in / parts] with known sizes and in = x's last dimension");
+            }
+            else if (weights.Any(w => w.Rank != 2 || w[1] != x[^1] || !w[0].IsKnown))
                 throw c.Error("each weight must be [out, in] with a known out and in = x's last dimension");
             if (c[0].DType != DType.F32) throw c.Error("x must be float32");
             var dtype = c[1].DType;
             if (dtype is not (DType.F32 or DType.F16 or DType.BF16) || c.Inputs.Skip(1).Any(w => w.DType != dtype))
                 throw c.Error("weights must all be f32, all f16 or all bf16");
-            return [new TensorType(DType.F32, x.With(x.Rank - 1, Dim.Of(weights.Sum(w => w[0].Size))))];
+            return [new TensorType(DType.F32, x.With(x.Rank - 1, Dim.Of(weights.Sum(w => w[^2].Size))))];
         }, l => l.Emit(LinearKernel.OpType, l.Inputs, domain: OnnxGraphBuilder.KilnDomain));
 
         // quantized_linear(x, w) = x @ dequantize(w)^T for float32 x [..., k] and w u8 [out, RowBytes(k)]

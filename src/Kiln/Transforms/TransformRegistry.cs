@@ -42,6 +42,7 @@ public sealed class TransformRegistry
         new QuantizeWeightsTransform(),
         new InsertKvCacheTransform(),
         new UseKilnLinearTransform(),
+        new SplitLongRowsTransform(),
         new UseMatMulNBitsTransform(),
         new SelectSessionOptionsTransform(),
     ]);

@@ -12,8 +12,8 @@ namespace Kiln.Weights;
 /// </summary>
 public sealed record LoadRecipe(IReadOnlyList<string> Sources, IReadOnlyList<RecipeStep> Steps)
 {
-    /// <summary>Bumped whenever a step's meaning or JSON form changes (3: deinterleave_rows and dequantize; 4: offset; 5: nbits_layout).</summary>
-    public const int SchemaVersion = 5;
+    /// <summary>Bumped whenever a step's meaning or JSON form changes (3: deinterleave_rows and dequantize; 4: offset; 5: nbits_layout; 6: split_columns).</summary>
+    public const int SchemaVersion = 6;
 
     public static LoadRecipe FromSource(string name) => new([name], []);
 
@@ -35,6 +35,7 @@ public sealed record LoadRecipe(IReadOnlyList<string> Sources, IReadOnlyList<Rec
 [JsonDerivedType(typeof(DequantizeStep), "dequantize")]
 [JsonDerivedType(typeof(OffsetStep), "offset")]
 [JsonDerivedType(typeof(NBitsLayoutStep), "nbits_layout")]
+[JsonDerivedType(typeof(SplitColumnsStep), "split_columns")]
 public abstract record RecipeStep;
 
 /// <summary>Swaps the two dimensions of a 2-D tensor.</summary>

@@ -133,6 +133,7 @@ public static unsafe class RecipeExecutor
         OffsetStep offset => list.Select(w => Offset(w, (float)offset.Value, allocator)).ToList(),
         DequantizeStep dequantize => list.Select((w, i) => Dequantize(w, dequantize.Scheme, shapes[i].Shape, allocator)).ToList(),
         NBitsLayoutStep layout => list.Select((w, i) => ToNBits(w, layout.Part, shapes[i], allocator)).ToList(),
+        SplitColumnsStep => list.Select((w, i) => SplitColumns(w, shapes[i].Shape, allocator)).ToList(),
         _ => throw new ArgumentException($"unknown step {step}", nameof(step)),
     };
 
@@ -231,6 +232,22 @@ public static unsafe class RecipeExecutor
     {
         var target = allocator.Allocate(DType.U8, shape);
         BlockQuantizer.Quantize(source.DType, (void*)source.Pointer, source.Shape[0], source.Shape[1], scheme, (byte*)target.Pointer, weightsQuantized);
+        return target;
+    }
+
+    // Block p of the result is columns [p·width, (p + 1)·width) of every row, rows in order.
+    private static Work SplitColumns(Work source, long[] shape, Allocator allocator)
+    {
+        var target = allocator.Allocate(source.DType, shape);
+        var (parts, rows) = (shape[0], shape[1]);
+        var blockBytes = shape[2] * source.DType.ByteSize();
+        var rowBytes = parts * blockBytes;
+        var to = (byte*)target.Pointer;
+        for (long p = 0; p < parts; p++)
+        {
+            for (long row = 0; row < rows; row++, to += blockBytes)
+                Buffer.MemoryCopy((byte*)source.Pointer + row * rowBytes + p * blockBytes, to, blockBytes, blockBytes);
+        }
         return target;
     }
 

@@ -121,6 +121,11 @@ public static class RecipeShapes
                         : (DType.F32, new[] { t.Shape[0], t.Shape[1] / symBytes })
                     : throw Fail($"needs u8 [n, blocks · {symBytes}] int4_sym rows, found {t.DType.Name()} {Format(t.Shape)}")).ToList();
 
+            case SplitColumnsStep split:
+                return list.Select(t => t.Shape.Length == 2 && split.Parts >= 2 && t.Shape[1] % split.Parts == 0
+                    ? (t.DType, new[] { split.Parts, t.Shape[0], t.Shape[1] / split.Parts })
+                    : throw Fail($"needs a 2-D tensor whose columns split into {split.Parts} equal blocks (at least 2), found shape {Format(t.Shape)}")).ToList();
+
             default:
                 throw Fail("unknown step");
         }

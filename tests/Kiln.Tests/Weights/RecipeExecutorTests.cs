@@ -144,6 +144,19 @@ public sealed class RecipeExecutorTests : IDisposable
     }
 
     [Fact]
+    public void SplitColumnsStoresEachBlockOfColumnsRowsInOrder()
+    {
+        using var wide = Run(new LoadRecipe(["a", "a"], [new ConcatStep(1)]).Then(new SplitColumnsStep(3)), DType.F32, [3, 2, 2]);
+        Assert.True(wide.IsCopy);
+        Assert.Equal(0, wide.Pointer % 64);
+        // a is [[0, 1, 2], [3, 4, 5]]; joined with itself, [[0, 1, 2, 0, 1, 2], [3, 4, 5, 3, 4, 5]].
+        Assert.Equal([0f, 1, 3, 4, 2, 0, 5, 3, 1, 2, 4, 5], Floats(wide));
+
+        using var bf16 = Run(LoadRecipe.FromSource("b").Then(new CastStep(DType.BF16)).Then(new SplitColumnsStep(3)), DType.BF16, [3, 1, 1]);
+        Assert.Equal([(ushort)0x4120, (ushort)0x4130, (ushort)0x4140], MemoryMarshal.Cast<byte, ushort>(bf16.Bytes).ToArray());
+    }
+
+    [Fact]
     public void CastBFloat16ToSingleIsExact()
     {
         using var data = Run(LoadRecipe.FromSource("h").Then(new CastStep(DType.F32)), DType.F32, [3]);

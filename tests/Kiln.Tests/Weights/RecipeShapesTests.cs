@@ -42,6 +42,24 @@ public sealed class RecipeShapesTests
         Assert.Contains(problem, e.Message);
     }
 
+    [Theory]
+    [InlineData(2, new long[] { 4, 6 }, "")]
+    [InlineData(4, new long[] { 4, 6 }, "columns split into 4 equal blocks")]
+    [InlineData(1, new long[] { 4, 6 }, "columns split into 1 equal blocks (at least 2)")]
+    [InlineData(2, new long[] { 24 }, "found shape [24]")]
+    public void SplitColumnsNeedsEqualBlocksOfATwoDimensionalTensor(int parts, long[] shape, string problem)
+    {
+        var recipe = LoadRecipe.FromSource("a").Then(new SplitColumnsStep(parts));
+        if (problem == "")
+        {
+            Assert.Equal([2L, 4, 3], RecipeShapes.Infer([Tensor("a", DType.BF16, shape)], recipe).Shape);
+            return;
+        }
+        var e = Assert.Throws<KilnException>(() => RecipeShapes.Infer([Tensor("a", DType.BF16, shape)], recipe));
+        Assert.Contains($"step 1 split_columns(parts={parts})", e.Message);
+        Assert.Contains(problem, e.Message);
+    }
+
     [Fact]
     public void TransposeNeedsTwoDimensions()
     {
