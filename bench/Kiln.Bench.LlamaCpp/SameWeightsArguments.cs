@@ -3,20 +3,20 @@ using System.Globalization;
 namespace Kiln.Bench.LlamaCpp;
 
 /// <summary>One format pair: Kiln's run of a checkpoint folder with extra arguments, llama.cpp's run of a GGUF type.</summary>
-/// <param name="Name">f32, f16 (the 16-bit pair: Kiln f16 or bf16 vs llama.cpp F16), int8 (vs Q8_0), int4 and int4_sym (vs Q4_0).</param>
+/// <param name="Name">f32, f16 (the 16-bit pair: Kiln f16 or bf16 vs llama.cpp F16), int8 (vs Q8_0), int4_sym (vs Q4_0) and int4 (vs Q4_1): each quantized pair the same block layout on both sides.</param>
 internal sealed record FormatPair(string Name, string LlamaType, string KilnCheckpoint, string[] KilnArgs);
 
 /// <summary>The options of `same-weights` (see bench/README.md).</summary>
 internal sealed record SameWeightsArguments(
     string Model, string? Kiln, string? Work, int[] Threads, string[] Formats, int PromptTokens, int NewTokens, int Repeats,
     int AccuracyTokens, string? Half, Dictionary<string, string[]> KilnArgs, string[] KilnBenchArgs, string LlamaKvType, string LlamaFlashAttn,
-    bool LlamaPure, long ProbeBytes, bool Speed, bool Accuracy, int ChildTimeoutS)
+    bool LlamaPure, long ProbeBytes, bool Speed, bool Accuracy, int ChildTimeoutS, int Rounds)
 {
     public static readonly string[] AllFormats = ["f32", "f16", "int8", "int4", "int4_sym"];
 
     public const string Usage =
         "usage: same-weights --model DIR [--kiln PATH] [--work DIR] [--threads 1,2] [--formats f32,f16,int8,int4,int4_sym]\n" +
-        "         [--prompt-tokens N=128] [--new-tokens N=128] [--repeats R=5] [--accuracy-tokens N=16] [--half f16|bf16]\n" +
+        "         [--prompt-tokens N=128] [--new-tokens N=128] [--repeats R=5] [--rounds N=1] [--accuracy-tokens N=16] [--half f16|bf16]\n" +
         "         [--kiln-args FORMAT=\"ARGS\" ...] [--kiln-bench-args \"ARGS\"] [--llama-kv-type f16|f32]\n" +
         "         [--llama-flash-attn auto|on|off] [--llama-pure]\n" +
         "         [--probe-bytes B] [--no-speed] [--no-accuracy] [--child-timeout-s S=3600]";
@@ -27,8 +27,8 @@ internal sealed record SameWeightsArguments(
         ["f32"] = [],
         ["f16"] = [],
         ["int8"] = ["--quantize", "int8"],
+        // Kiln's int4 blocks are Q4_1's and its int4_sym blocks Q4_0's, byte for byte: the same bits on both sides.
         ["int4"] = ["--quantize", "int4"],
-        // Kiln's int4_sym blocks are Q4_0's, byte for byte: the same bits on both sides.
         ["int4_sym"] = ["--quantize", "int4_sym"],
     };
 
@@ -37,7 +37,7 @@ internal sealed record SameWeightsArguments(
         string? model = null, kiln = null, work = null, half = null;
         int[] threads = [1, 2];
         var formats = AllFormats;
-        int prompt = 128, newTokens = 128, repeats = 5, accuracy = 16, timeout = 3600;
+        int prompt = 128, newTokens = 128, repeats = 5, rounds = 1, accuracy = 16, timeout = 3600;
         var kilnArgs = DefaultKilnArgs();
         string[] benchArgs = [];
         var kv = "f16";
@@ -63,6 +63,7 @@ internal sealed record SameWeightsArguments(
                 case "--prompt-tokens": prompt = Positive(); break;
                 case "--new-tokens": newTokens = Positive(); break;
                 case "--repeats": repeats = Positive(); break;
+                case "--rounds": rounds = Positive(); break;
                 case "--accuracy-tokens": accuracy = Positive(); break;
                 case "--child-timeout-s": timeout = Positive(); break;
                 case "--half":
@@ -94,6 +95,6 @@ internal sealed record SameWeightsArguments(
         if (newTokens < 2) throw new ArgumentException("--new-tokens: at least 2 (decode speed is measured after the first token)");
         if (threads.Length == 0 || threads.Any(t => t < 1)) throw new ArgumentException("--threads: a comma-separated list of positive counts");
         return new SameWeightsArguments(model, kiln, work, threads, formats, prompt, newTokens, repeats, accuracy, half, kilnArgs, benchArgs,
-            kv, flash, pure, probe, speed, acc, timeout);
+            kv, flash, pure, probe, speed, acc, timeout, rounds);
     }
 }

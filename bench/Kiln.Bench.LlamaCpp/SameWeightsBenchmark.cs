@@ -22,10 +22,17 @@ internal sealed record EngineRun(string Engine, string Format, int Threads, bool
 {
     /// <summary>The 1-minute load average when the run started (this machine may be shared).</summary>
     public double? LoadAverageAtStart { get; init; }
+
+    /// <summary>Which round of the pair's alternating runs this is (1-based).</summary>
+    public int Round { get; init; } = 1;
 }
 
-/// <summary>Kiln / llama.cpp for one format and thread count.</summary>
-internal sealed record PairRatio(string Format, int Threads, double? Decode, double? Prefill, double? PeakRss, double? FractionOfBoundKiln, double? FractionOfBoundLlama);
+/// <summary>
+/// Kiln / llama.cpp for one format and thread count: the ratios of the two engines' medians over the rounds (each
+/// engine's figure, e.g. decode tokens/s, the median of its rounds), and the decode ratio of each round on its own.
+/// </summary>
+internal sealed record PairRatio(string Format, int Threads, double? Decode, double? Prefill, double? PeakRss, double? FractionOfBoundKiln, double? FractionOfBoundLlama,
+    double?[] DecodeByRound);
 
 /// <summary>An engine's logits for the accuracy ids against Kiln's f32 logits (every position, every vocabulary entry).</summary>
 internal sealed record Accuracy(string Engine, string Format, bool Ok, string? Error, int Positions, double? MaxAbsError,
@@ -33,13 +40,13 @@ internal sealed record Accuracy(string Engine, string Format, bool Ok, string? E
 
 internal sealed record SameWeightsResult(string DateUtc, string? Commit, string Cpu, int LogicalProcessors, double MemoryGiB, double[] LoadAverageAtStart, double[] LoadAverage,
     string Model, string SourceDtype, string KilnF32Checkpoint, string Kiln16Checkpoint, string Kiln16Dtype, string Kiln, string VocabularySource,
-    int PromptTokens, int NewTokens, int Repeats, int[] PromptIds, int[] AccuracyIds, string LlamaKvType, string LlamaFlashAttn, bool LlamaPure,
+    int PromptTokens, int NewTokens, int Repeats, int Rounds, int[] PromptIds, int[] AccuracyIds, string LlamaKvType, string LlamaFlashAttn, bool LlamaPure,
     Dictionary<string, string[]> KilnArgs, string[] KilnBenchArgs, List<GgufProduct> Ggufs, List<Accuracy> Accuracy,
     List<EngineRun> Runs, List<PairRatio> Ratios, double? F32LlamaMaxAbsError);
 
 /// <summary>
 /// `same-weights`: Kiln and llama.cpp on the same weights in one run. From a Llama checkpoint folder it
-/// writes the GGUFs (F32, F16, and Q8_0/Q4_0 by llama.cpp's quantizer), the Kiln checkpoints each format
+/// writes the GGUFs (F32, F16, and Q8_0/Q4_0/Q4_1 by llama.cpp's quantizer), the Kiln checkpoints each format
 /// pair needs, then measures accuracy against Kiln's f32 logits and speed at each thread count, every
 /// engine run in a child process of its own.
 /// </summary>
@@ -73,7 +80,7 @@ internal static class SameWeightsBenchmark
         if (a.Formats.Contains("f16") && kiln16 != model)
             Timed($"{halfName} copy of the checkpoint -> {kiln16}", () => CheckpointCopy.Write(model, kiln16, halfDtype));
 
-        // The GGUFs: F32 from the f32 values, F16 from the 16-bit checkpoint's, Q8_0 and Q4_0 quantized by llama.cpp from F32.
+        // The GGUFs: F32 from the f32 values, F16 from the 16-bit checkpoint's, Q8_0, Q4_0 and Q4_1 quantized by llama.cpp from F32.
         var ggufs = new List<GgufProduct>();
         var f32Gguf = Path.Combine(work, $"{name}-F32.gguf");
         var clock = Stopwatch.StartNew();
@@ -88,8 +95,11 @@ internal static class SameWeightsBenchmark
             ggufs.Add(Product("f16", "F16", path, clock.Elapsed.TotalMilliseconds,
                 $"written from {kiln16} ({halfName}{(halfDtype == DType.BF16 ? ", converted to f16" : "")})"));
         }
-        // int4 and int4_sym are both paired with Q4_0: one file serves both.
-        foreach (var (formats, type, ftype) in new[] { (new[] { "int8" }, "Q8_0", LLamaFtype.MOSTLY_Q8_0), (["int4", "int4_sym"], "Q4_0", LLamaFtype.MOSTLY_Q4_0) })
+        // Each quantized format against llama.cpp's type of the same block layout: int8 Q8_0, int4_sym Q4_0, int4 Q4_1.
+        foreach (var (formats, type, ftype) in new[]
+        {
+            (new[] { "int8" }, "Q8_0", LLamaFtype.MOSTLY_Q8_0), (["int4_sym"], "Q4_0", LLamaFtype.MOSTLY_Q4_0), (["int4"], "Q4_1", LLamaFtype.MOSTLY_Q4_1),
+        })
         {
             var format = formats.FirstOrDefault(a.Formats.Contains);
             if (format is null) continue;
@@ -127,21 +137,40 @@ internal static class SameWeightsBenchmark
             {
                 foreach (var pair in pairs)
                 {
-                    var load = LoadAverage().FirstOrDefault();
-                    var k = KilnBench(a, kiln, pair, threads) with { LoadAverageAtStart = load };
-                    load = LoadAverage().FirstOrDefault();
-                    var l = LlamaBench(a, ggufs.Single(g => g.Format == pair.Name), pair.Name, promptIds, threads) with { LoadAverageAtStart = load };
-                    runs.Add(k);
-                    runs.Add(l);
-                    ratios.Add(new PairRatio(pair.Name, threads, Ratio(k.DecodeTokensPerS, l.DecodeTokensPerS), Ratio(k.PrefillTokensPerS, l.PrefillTokensPerS),
-                        Ratio(k.PeakRssBytes, l.PeakRssBytes), k.DecodeFractionOfBound, l.DecodeFractionOfBound));
+                    // The engines alternate, Kiln first in odd rounds and llama.cpp first in even ones, so that the
+                    // machine's changing bandwidth falls on both alike.
+                    var (kilnRuns, llamaRuns) = (new List<EngineRun>(), new List<EngineRun>());
+                    for (var round = 1; round <= a.Rounds; round++)
+                    {
+                        EngineRun RunKiln() => KilnBench(a, kiln, pair, threads) with { LoadAverageAtStart = LoadAverage().FirstOrDefault(), Round = round };
+                        EngineRun RunLlama() => LlamaBench(a, ggufs.Single(g => g.Format == pair.Name), pair.Name, promptIds, threads) with
+                            { LoadAverageAtStart = LoadAverage().FirstOrDefault(), Round = round };
+                        if (round % 2 == 1)
+                        {
+                            kilnRuns.Add(RunKiln());
+                            llamaRuns.Add(RunLlama());
+                        }
+                        else
+                        {
+                            llamaRuns.Add(RunLlama());
+                            kilnRuns.Add(RunKiln());
+                        }
+                        runs.Add(kilnRuns[^1]);
+                        runs.Add(llamaRuns[^1]);
+                    }
+                    ratios.Add(new PairRatio(pair.Name, threads,
+                        Ratio(Median(kilnRuns, r => r.DecodeTokensPerS), Median(llamaRuns, r => r.DecodeTokensPerS)),
+                        Ratio(Median(kilnRuns, r => r.PrefillTokensPerS), Median(llamaRuns, r => r.PrefillTokensPerS)),
+                        Ratio(Median(kilnRuns, r => r.PeakRssBytes), Median(llamaRuns, r => r.PeakRssBytes)),
+                        Median(kilnRuns, r => r.DecodeFractionOfBound), Median(llamaRuns, r => r.DecodeFractionOfBound),
+                        [.. kilnRuns.Zip(llamaRuns, (k, l) => Ratio(k.DecodeTokensPerS, l.DecodeTokensPerS))]));
                 }
             }
         }
 
         var result = new SameWeightsResult(DateTime.UtcNow.ToString("O"), BenchEnvironment.GitCommit(repo), BenchEnvironment.CpuModel(), Environment.ProcessorCount,
             Math.Round(BenchEnvironment.MemoryGiB(), 1), loadAtStart, LoadAverage(), model, sourceDtype.ToString().ToLowerInvariant(), kilnF32, kiln16, halfName, kiln,
-            conversion.VocabularySource, a.PromptTokens, a.NewTokens, a.Repeats, promptIds, accuracyIds, a.LlamaKvType, a.LlamaFlashAttn, a.LlamaPure, a.KilnArgs, a.KilnBenchArgs,
+            conversion.VocabularySource, a.PromptTokens, a.NewTokens, a.Repeats, a.Rounds, promptIds, accuracyIds, a.LlamaKvType, a.LlamaFlashAttn, a.LlamaPure, a.KilnArgs, a.KilnBenchArgs,
             ggufs, accuracy, runs, ratios, accuracy.FirstOrDefault(x => x.Engine == "llama.cpp" && x.Format == "f32")?.MaxAbsError);
         Print(result);
         var dir = Path.Combine(repo, "bench", "results");
@@ -316,6 +345,15 @@ internal static class SameWeightsBenchmark
     private static long? L(JsonNode j, string key) => j[key] is JsonValue v && v.TryGetValue<long>(out var d) ? d : null;
     private static double? Ratio(double? a, double? b) => a is { } x && b is { } y && y != 0 ? x / y : null;
 
+    // The median of the runs' figure (the middle two averaged), over the runs that report it; null when none does.
+    private static double? Median(List<EngineRun> runs, Func<EngineRun, double?> figure)
+    {
+        var values = runs.Select(figure).OfType<double>().Order().ToArray();
+        if (values.Length == 0) return null;
+        var middle = values.Length / 2;
+        return values.Length % 2 == 1 ? values[middle] : (values[middle - 1] + values[middle]) / 2;
+    }
+
     // ---- output ----
 
     private static void Print(SameWeightsResult r)
@@ -341,14 +379,16 @@ internal static class SameWeightsBenchmark
         Console.WriteLine($"  {"format",-6} {"thr",3} {"engine",-10} {"prefill t/s",12} {"decode t/s",11} {"RSS MB",9} {"GB/s",6} {"MB/token",9} {"bound t/s",10} {"dec/bound",9}");
         foreach (var x in r.Runs)
         {
+            var engine = r.Rounds == 1 ? x.Engine : $"{x.Engine} #{x.Round}";
             Console.WriteLine(x.Ok
-                ? $"  {x.Format,-6} {x.Threads,3} {x.Engine,-10} {F(x.PrefillTokensPerS, 12, 1)} {F(x.DecodeTokensPerS, 11, 1)} {F(x.PeakRssBytes / 1e6, 9, 1)} {F(x.ReadBandwidthBytesPerS / 1e9, 6, 1)} {F(x.WeightBytesPerToken / 1e6, 9, 2)} {F(x.DecodeBoundTokensPerS, 10, 1)} {F(x.DecodeFractionOfBound, 9, 2)}"
-                : $"  {x.Format,-6} {x.Threads,3} {x.Engine,-10} failed: {x.Error}");
+                ? $"  {x.Format,-6} {x.Threads,3} {engine,-10} {F(x.PrefillTokensPerS, 12, 1)} {F(x.DecodeTokensPerS, 11, 1)} {F(x.PeakRssBytes / 1e6, 9, 1)} {F(x.ReadBandwidthBytesPerS / 1e9, 6, 1)} {F(x.WeightBytesPerToken / 1e6, 9, 2)} {F(x.DecodeBoundTokensPerS, 10, 1)} {F(x.DecodeFractionOfBound, 9, 2)}"
+                : $"  {x.Format,-6} {x.Threads,3} {engine,-10} failed: {x.Error}");
         }
-        Console.WriteLine("Kiln / llama.cpp:");
+        Console.WriteLine(r.Rounds == 1 ? "Kiln / llama.cpp:" : $"Kiln / llama.cpp (medians of {r.Rounds} alternating rounds; decode by round after them):");
         Console.WriteLine($"  {"format",-6} {"thr",3} {"decode",8} {"prefill",8} {"peak RSS",9}");
         foreach (var x in r.Ratios)
-            Console.WriteLine($"  {x.Format,-6} {x.Threads,3} {F(x.Decode, 8, 3)} {F(x.Prefill, 8, 3)} {F(x.PeakRss, 9, 3)}");
+            Console.WriteLine($"  {x.Format,-6} {x.Threads,3} {F(x.Decode, 8, 3)} {F(x.Prefill, 8, 3)} {F(x.PeakRss, 9, 3)}" +
+                (r.Rounds == 1 ? "" : "   " + string.Join(" ", x.DecodeByRound.Select(d => F(d, 5, 2)))));
     }
 
     private static string F(double? value, int width, int decimals) =>
