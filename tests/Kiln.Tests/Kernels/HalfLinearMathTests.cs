@@ -9,7 +9,7 @@ namespace Kiln.Tests.Kernels;
 /// one always), against a double-precision product over the exact 16-bit values: one row (one weight stream,
 /// on 256-bit and 512-bit vectors), several rows (converted panels through FloatPanelTile's six-by-four or
 /// three-by-four tile, its leftovers and its slices over k), vector tails, column ranges and outputs that are
-/// blocks of a wider matrix.
+/// blocks of a wider matrix; every 16-bit pattern read exactly, f16's finite ones also by the short steps runs of them take.
 /// </summary>
 public sealed unsafe class HalfLinearMathTests
 {
@@ -147,6 +147,36 @@ public sealed unsafe class HalfLinearMathTests
                     Assert.True(expected.Equals(y[j]) || (float.IsNaN(expected) && float.IsNaN(y[j])),
                         $"{format}, {rows} rows, pattern 0x{offset + j % count:X4}: read {y[j]}, exact {expected}");
                 }
+            }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Paths))]
+    public void Runs_of_finite_f16_weights_take_the_short_steps_and_stay_exact(KernelPath path)
+    {
+        // Every finite f16 pattern (zeros and subnormals included, both signs), 64 to a weight row, so every run
+        // of 32 is all finite and takes the short steps (Every_16_bit_pattern_is_read_as_its_exact_value has the
+        // infinities and NaNs, each in a run of its own, on the full steps). A one-hot x picks out one column at a
+        // time, so y[j] is that weight's value; one input row per call, the loops that check runs.
+        var finite = Enumerable.Range(0, 1 << 16).Select(i => (ushort)i).Where(h => (h & 0x7C00) != 0x7C00).ToArray();
+        const int k = 64;
+        var n = finite.Length / k;
+        var w = finite[..(n * k)];
+        var x = new float[k];
+        var y = new float[n];
+        for (var c = 0; c < k; c++)
+        {
+            Array.Clear(x);
+            x[c] = 1;
+            fixed (float* px = x, py = y)
+            fixed (ushort* pw = w)
+                Multiply(Format.Float16, px, pw, py, 1, k, n, 0, n, path);
+            for (var j = 0; j < n; j++)
+            {
+                var expected = (float)BitConverter.UInt16BitsToHalf(w[j * k + c]);
+                if (BitConverter.SingleToInt32Bits(expected) != BitConverter.SingleToInt32Bits(y[j]) && !(expected == 0 && y[j] == 0))
+                    Assert.Fail($"pattern 0x{w[j * k + c]:X4} (row {j}, column {c}): read {y[j]}, exact {expected}");
             }
         }
     }
