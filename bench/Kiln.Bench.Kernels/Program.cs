@@ -13,12 +13,14 @@ using Kiln.Weights;
 // of the calling thread's CPU time (wall time on a shared machine mostly measures the other processes),
 // the GFLOP/s (2·rows·n·k) of the best, and the best wall time.
 var options = Args.Parse(args);
-Console.WriteLine($"rows {options.Rows}, n {options.N}, k {options.K}, rounds {options.Repeats}, load {File.ReadAllText("/proc/loadavg").Split(' ')[0]}");
+Console.WriteLine($"rows {options.Rows}, n {options.N}, k {options.K}, {(options.Gaussian ? "Gaussian" : "uniform")} weights, rounds {options.Repeats}, load {File.ReadAllText("/proc/loadavg").Split(' ')[0]}");
 var random = new Random(1);
 var x = GC.AllocateArray<float>(options.Rows * options.K, pinned: true);
 for (var i = 0; i < x.Length; i++) x[i] = (float)(random.NextDouble() * 2 - 1);
 var w = new float[(long)options.N * options.K];
-for (var i = 0L; i < w.Length; i++) w[i] = (float)((random.NextDouble() * 2 - 1) * 0.05);
+for (var i = 0L; i < w.Length; i++) w[i] = options.Gaussian
+    ? (float)(Math.Sqrt(-2 * Math.Log(1 - random.NextDouble())) * Math.Cos(2 * Math.PI * random.NextDouble()) * 0.02)
+    : (float)((random.NextDouble() * 2 - 1) * 0.05);
 var y = GC.AllocateArray<float>(options.Rows * options.N, pinned: true);
 var variants = new List<(string Name, Action Product)>();
 unsafe
@@ -118,11 +120,12 @@ internal static partial class ThreadCpu
     }
 }
 
-internal sealed record Args(int Rows, int N, int K, int Repeats, string[] Formats)
+// Weights uniform in ±0.05, or with --weights gaussian normal with std 0.02 (like trained weights: 0.24 % of them f16 subnormals).
+internal sealed record Args(int Rows, int N, int K, int Repeats, string[] Formats, bool Gaussian)
 {
     public static Args Parse(string[] args)
     {
-        var (rows, n, k, repeats, formats) = (32, 5632, 2048, 7, "f32,bf16,f16,int8,int4,int4_sym");
+        var (rows, n, k, repeats, formats, gaussian) = (32, 5632, 2048, 7, "f32,bf16,f16,int8,int4,int4_sym", false);
         for (var i = 0; i + 1 < args.Length; i += 2)
         {
             switch (args[i])
@@ -132,9 +135,12 @@ internal sealed record Args(int Rows, int N, int K, int Repeats, string[] Format
                 case "--k": k = int.Parse(args[i + 1]); break;
                 case "--rounds": repeats = int.Parse(args[i + 1]); break;
                 case "--formats": formats = args[i + 1]; break;
+                case "--weights":
+                    gaussian = args[i + 1] switch { "gaussian" => true, "uniform" => false, _ => throw new ArgumentException("--weights: uniform or gaussian") };
+                    break;
                 default: throw new ArgumentException($"unknown option {args[i]}");
             }
         }
-        return new Args(rows, n, k, repeats, formats.Split(','));
+        return new Args(rows, n, k, repeats, formats.Split(','), gaussian);
     }
 }

@@ -84,10 +84,11 @@ public readonly unsafe struct BFloat16Weights : IHalfWeights
 /// elements in a row are finite (<see cref="AllFinite32"/>: two instructions on 16 of them): step 1, then the
 /// float32 read from those bits times 2^112, which moves exponent e to e + 112 and a subnormal's m·2^-149 to
 /// m·2^-24, both exactly (an f16 zero stays a signed zero; exact as long as the thread does not treat subnormal
-/// operands as zero, which neither .NET nor ONNX Runtime sets by default). The multiply's operand is then an f32 subnormal
-/// for an f16 subnormal; measured on a Zen 4 over uniform weights (0.1 % subnormal), the one-row product took
-/// 7-9 ms against 13-15 ms with the full steps (docs/performance.md). Both forms are exact; a run holding an
-/// infinity or NaN takes the full steps.
+/// operands as zero, which neither .NET nor ONNX Runtime sets by default). The multiply's operand is then an f32
+/// subnormal for an f16 subnormal, which an earlier host took a microcode assist on; on the Zen 4 host, over
+/// Gaussian weights (std 0.02, 0.24 % subnormal, like trained ones), the one-row product took 14-15 ms against
+/// 22 ms with the full steps, and 22 ms when runs holding a subnormal took the full steps instead
+/// (docs/performance.md). Both forms are exact; a run holding an infinity or NaN takes the full steps.
 /// </summary>
 public readonly unsafe struct HalfWeights : IHalfWeights
 {
