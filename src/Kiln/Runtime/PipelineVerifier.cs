@@ -63,7 +63,7 @@ public sealed class PipelineVerifier
     // A copy of the graph (through its JSON form) runs on its own session, leaving the pipeline's graph untouched.
     private LoadedModel Run(ModelGraph graph)
     {
-        var copy = GraphSerializer.FromJson(GraphSerializer.ToJson(graph), graph.Registry);
+        var copy = GraphSerializer.Copy(graph);
         var checkpoint = Checkpoint.Open(_modelDirectory);
         try
         {

@@ -34,6 +34,10 @@ public static class GraphSerializer
     /// <summary>Reads a graph; any problem (bad JSON, other schema version, unknown op, failed verification) is a <see cref="GraphException"/>.</summary>
     public static ModelGraph FromJson(string json, OpRegistry registry) => FromDocument(ReadDocument(json), registry);
 
+    /// <summary>An independent copy of the graph, through its JSON form as UTF-8 bytes (no string of it is made).</summary>
+    public static ModelGraph Copy(ModelGraph graph) =>
+        FromDocument(ReadDocument(JsonSerializer.SerializeToUtf8Bytes(ToDocument(graph), GraphJsonContext.Default.GraphDocument)), graph.Registry);
+
     /// <summary>
     /// Parses a graph file's bytes: strict UTF-8 (invalid bytes are refused, not replaced), then the JSON
     /// straight from the bytes (<see cref="GraphDocumentReader"/>). No string of the whole file is made: at a large
