@@ -83,11 +83,11 @@ public static unsafe class HalfLinearMath<TWeights> where TWeights : IHalfWeight
         for (; i + 32 <= k; i += 32)
         {
             if (prefetches) Sse.Prefetch0(w + i + PrefetchAhead);
-            var normal = TWeights.AllFinite32(w + i);
-            a0 = Fma.MultiplyAdd(Load8(w + i, normal), Vector256.Load(x + i), a0);
-            a1 = Fma.MultiplyAdd(Load8(w + i + 8, normal), Vector256.Load(x + i + 8), a1);
-            a2 = Fma.MultiplyAdd(Load8(w + i + 16, normal), Vector256.Load(x + i + 16), a2);
-            a3 = Fma.MultiplyAdd(Load8(w + i + 24, normal), Vector256.Load(x + i + 24), a3);
+            var finite = TWeights.AllFinite32(w + i);
+            a0 = Fma.MultiplyAdd(Load8(w + i, finite), Vector256.Load(x + i), a0);
+            a1 = Fma.MultiplyAdd(Load8(w + i + 8, finite), Vector256.Load(x + i + 8), a1);
+            a2 = Fma.MultiplyAdd(Load8(w + i + 16, finite), Vector256.Load(x + i + 16), a2);
+            a3 = Fma.MultiplyAdd(Load8(w + i + 24, finite), Vector256.Load(x + i + 24), a3);
         }
         for (; i + 8 <= k; i += 8) a0 = Fma.MultiplyAdd(TWeights.Load8(w + i), Vector256.Load(x + i), a0);
         var sum = Vector256.Sum((a0 + a1) + (a2 + a3));
@@ -105,9 +105,9 @@ public static unsafe class HalfLinearMath<TWeights> where TWeights : IHalfWeight
         for (; i + 32 <= k; i += 32)
         {
             if (prefetches) Sse.Prefetch0(w + i + PrefetchAhead);
-            var normal = TWeights.AllFinite32(w + i);
-            a0 = Avx512F.FusedMultiplyAdd(Load16(w + i, normal), Vector512.Load(x + i), a0);
-            a1 = Avx512F.FusedMultiplyAdd(Load16(w + i + 16, normal), Vector512.Load(x + i + 16), a1);
+            var finite = TWeights.AllFinite32(w + i);
+            a0 = Avx512F.FusedMultiplyAdd(Load16(w + i, finite), Vector512.Load(x + i), a0);
+            a1 = Avx512F.FusedMultiplyAdd(Load16(w + i + 16, finite), Vector512.Load(x + i + 16), a1);
         }
         for (; i + 16 <= k; i += 16) a0 = Avx512F.FusedMultiplyAdd(TWeights.Load16(w + i), Vector512.Load(x + i), a0);
         var sum = Vector512.Sum(a0 + a1);
@@ -117,10 +117,10 @@ public static unsafe class HalfLinearMath<TWeights> where TWeights : IHalfWeight
 
     // A run of 32 weights widened by the format's shorter steps where it vouched for them (IHalfWeights.AllFinite32).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> Load8(ushort* w, bool normal) => normal ? TWeights.LoadFinite8(w) : TWeights.Load8(w);
+    private static Vector256<float> Load8(ushort* w, bool finite) => finite ? TWeights.LoadFinite8(w) : TWeights.Load8(w);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Load16(ushort* w, bool normal) => normal ? TWeights.LoadFinite16(w) : TWeights.Load16(w);
+    private static Vector512<float> Load16(ushort* w, bool finite) => finite ? TWeights.LoadFinite16(w) : TWeights.Load16(w);
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Widen(ushort* w, float* target, int count, KernelPath path)
