@@ -58,9 +58,12 @@ public static unsafe class WeightsFile
     }
 
     // MADV_POPULATE_READ (Linux 5.14): the kernel maps every page of the file in one call, instead of one
-    // page fault per 4 KiB page as the hash (and then the kernel) first touches it. Advice only: an older
-    // kernel refuses it and the pages fault in as usual.
+    // page fault per 4 KiB page as the hash (and then the kernel) first touches it. MADV_HUGEPAGE first: pages
+    // read back from disk (the file evicted from the page cache) come in 2 MiB folios where the filesystem
+    // keeps large folios, mapped as huge pages (StagedWeightsFile makes them so when it writes the file).
+    // Advice only: an older kernel refuses either and the pages fault in as usual.
     private const int MadvPopulateRead = 22;
+    private const int MadvHugePage = 14;
 
     /// <summary>Maps every page of the file into the process in one call (advice; see MadvPopulateRead).</summary>
     public static void Populate(SafetensorsFile file)
@@ -68,7 +71,9 @@ public static unsafe class WeightsFile
         if (!OperatingSystem.IsLinux() || file.Length == 0) return;
         fixed (byte* start = file.GetRange(0, 1))
         {
-            if ((nint)start % PageBytes == 0) _ = madvise((nint)start, (nuint)file.Length, MadvPopulateRead);
+            if ((nint)start % PageBytes != 0) return;
+            _ = madvise((nint)start, (nuint)file.Length, MadvHugePage);
+            _ = madvise((nint)start, (nuint)file.Length, MadvPopulateRead);
         }
     }
 
