@@ -1,5 +1,6 @@
 using System.IO.Hashing;
 using System.Runtime.InteropServices;
+using Kiln.Weights;
 
 namespace Kiln.Cache;
 
@@ -15,7 +16,6 @@ public sealed unsafe class StagedWeightsFile : IDisposable
     private const int ProtReadWrite = 0x1 | 0x2;
     private const int MapShared = 0x01;
     private const int HashChunk = 1 << 24;
-    private const int MadvHugePage = 14;
 
     private nint _address;
     private readonly long _length;
@@ -43,9 +43,8 @@ public sealed unsafe class StagedWeightsFile : IDisposable
                 throw new IOException($"cannot reserve {length} bytes for {relativePath}: errno {error}");
             address = mmap(0, (nuint)length, ProtReadWrite, MapShared, (int)stream.SafeFileHandle.DangerousGetHandle(), 0);
             if (address == -1) throw new IOException($"cannot map {relativePath} ({length} bytes) for writing: errno {Marshal.GetLastPInvokeError()}");
-            // Advice only: where the filesystem keeps large folios (ext4 since Linux 6.16), the products' pages are
-            // made as 2 MiB folios, which this run and every later start's mapping then map as huge pages.
-            _ = madvise(address, (nuint)length, MadvHugePage);
+            // The products' pages made as 2 MiB folios, which this run and every later start's mapping map as huge pages.
+            PageAdvice.OfferHugePages(address, length);
         }
         BitConverter.TryWriteBytes(new Span<byte>((void*)address, 8), (ulong)header.Length);
         header.CopyTo(new Span<byte>((void*)(address + 8), header.Length));
@@ -79,7 +78,4 @@ public sealed unsafe class StagedWeightsFile : IDisposable
 
     [DllImport("libc", SetLastError = true)]
     private static extern int munmap(nint address, nuint length);
-
-    [DllImport("libc", SetLastError = true)]
-    private static extern int madvise(nint address, nuint length, int advice);
 }

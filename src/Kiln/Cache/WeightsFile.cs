@@ -57,28 +57,21 @@ public static unsafe class WeightsFile
         return Convert.ToHexStringLower(hash.GetCurrentHash());
     }
 
-    // MADV_POPULATE_READ (Linux 5.14): the kernel maps every page of the file in one call, instead of one
-    // page fault per 4 KiB page as the hash (and then the kernel) first touches it. MADV_HUGEPAGE first: pages
-    // read back from disk (the file evicted from the page cache) come in 2 MiB folios where the filesystem
-    // keeps large folios, mapped as huge pages (StagedWeightsFile makes them so when it writes the file).
-    // Advice only: an older kernel refuses either and the pages fault in as usual.
-    private const int MadvPopulateRead = 22;
-    private const int MadvHugePage = 14;
-
-    /// <summary>Maps every page of the file into the process in one call (advice; see MadvPopulateRead).</summary>
+    /// <summary>
+    /// Maps every page of the file into the process in one call, instead of one page fault per 4 KiB page as the
+    /// hash (and then the kernel) first touches it; huge pages offered first, so pages read back from disk (the
+    /// file evicted from the page cache) come as 2 MiB folios, as StagedWeightsFile made them (advice: <see cref="PageAdvice"/>).
+    /// </summary>
     public static void Populate(SafetensorsFile file)
     {
-        if (!OperatingSystem.IsLinux() || file.Length == 0) return;
+        if (file.Length == 0) return;
         fixed (byte* start = file.GetRange(0, 1))
         {
             if ((nint)start % PageBytes != 0) return;
-            _ = madvise((nint)start, (nuint)file.Length, MadvHugePage);
-            _ = madvise((nint)start, (nuint)file.Length, MadvPopulateRead);
+            PageAdvice.OfferHugePages((nint)start, file.Length);
+            PageAdvice.PopulateRead((nint)start, file.Length);
         }
     }
-
-    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
-    private static extern int madvise(nint address, nuint length, int advice);
 
     private static int Padding(long bytes) => (int)((PageBytes - bytes % PageBytes) % PageBytes);
 

@@ -82,7 +82,7 @@ public sealed unsafe class MappedFile : IDisposable
     /// memory. For tensors read once into a product, so that a product and its sources are not both
     /// resident. Advice only: ignored where the system does not take it.
     /// </summary>
-    public void ReleasePages(TensorInfo tensor) => Weights.ResidentPages.ReleaseFileBacked(GetPointer(tensor), tensor.ByteLength);
+    public void ReleasePages(TensorInfo tensor) => Weights.PageAdvice.ReleaseFileBacked(GetPointer(tensor), tensor.ByteLength);
 
     public void Dispose()
     {

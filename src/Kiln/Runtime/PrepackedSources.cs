@@ -37,7 +37,7 @@ public sealed class PrepackedSources : IDisposable
     {
         lock (_lock)
         {
-            foreach (var source in _sources) ResidentPages.ReleaseFileBacked(source.Pointer, source.ByteLength);
+            foreach (var source in _sources) PageAdvice.ReleaseFileBacked(source.Pointer, source.ByteLength);
         }
     }
 

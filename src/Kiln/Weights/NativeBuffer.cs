@@ -19,7 +19,6 @@ internal sealed unsafe class NativeBuffer : SafeHandle
 
     private const int ProtReadWrite = 0x1 | 0x2;
     private const int MapPrivateAnonymous = 0x02 | 0x20;
-    private const int MadvHugePage = 14;
 
     private readonly bool _mapped;
 
@@ -34,7 +33,7 @@ internal sealed unsafe class NativeBuffer : SafeHandle
             SetHandle(address);
             _mapped = true;
             // Advice only: without huge pages available the mapping still works with small ones.
-            madvise(address, (nuint)byteLength, MadvHugePage);
+            PageAdvice.OfferHugePages(address, byteLength);
             return;
         }
         // A zero-byte request still gets a real allocation, so the pointer is never null.
@@ -59,7 +58,4 @@ internal sealed unsafe class NativeBuffer : SafeHandle
 
     [DllImport("libc", SetLastError = true)]
     private static extern int munmap(nint address, nuint length);
-
-    [DllImport("libc", SetLastError = true)]
-    private static extern int madvise(nint address, nuint length, int advice);
 }
