@@ -19,8 +19,6 @@ public sealed class SplitLongRowsTests(ITestOutputHelper output)
 
     private const string Short = "split_long_rows.longest_row=32";
 
-    public static TheoryData<string> Families => ["llama_gqa", "qwen2", "mistral", "phi3", "default", "bf16"];
-
     [Theory]
     [InlineData(5632, 4096, 2)]   // Llama down projection (TinyLlama, the 1.07B bench model): 2 × 2816
     [InlineData(14336, 4096, 4)]  // Llama-3-8B: 4 × 3584
@@ -33,7 +31,7 @@ public sealed class SplitLongRowsTests(ITestOutputHelper output)
         Assert.Equal(parts, SplitLongRowsTransform.Parts(k, longestRow));
 
     [Theory]
-    [MemberData(nameof(Families))]
+    [MemberData(nameof(UseKilnLinearTests.Families), MemberType = typeof(UseKilnLinearTests))]
     public void Long_rows_are_read_in_column_blocks_with_the_same_logits(string family)
     {
         using var temp = new TempDir();
