@@ -96,28 +96,26 @@ internal static class SameWeightsBenchmark
                 $"written from {kiln16} ({halfName}{(halfDtype == DType.BF16 ? ", converted to f16" : "")})"));
         }
         // Each quantized format against llama.cpp's type of the same block layout: int8 Q8_0, int4_sym Q4_0, int4 Q4_1.
-        foreach (var (formats, type, ftype) in new[]
+        foreach (var (format, type, ftype) in new[]
         {
-            (new[] { "int8" }, "Q8_0", LLamaFtype.MOSTLY_Q8_0), (["int4_sym"], "Q4_0", LLamaFtype.MOSTLY_Q4_0), (["int4"], "Q4_1", LLamaFtype.MOSTLY_Q4_1),
+            ("int8", "Q8_0", LLamaFtype.MOSTLY_Q8_0), ("int4_sym", "Q4_0", LLamaFtype.MOSTLY_Q4_0), ("int4", "Q4_1", LLamaFtype.MOSTLY_Q4_1),
         })
         {
-            var format = formats.FirstOrDefault(a.Formats.Contains);
-            if (format is null) continue;
+            if (!a.Formats.Contains(format)) continue;
             var path = Path.Combine(work, $"{name}-{type}.gguf");
             clock.Restart();
             var how = $"llama_model_quantize({Path.GetFileName(f32Gguf)}, {ftype}{(a.LlamaPure ? ", pure" : "")})";
             try
             {
                 LlamaQuantize.Run(f32Gguf, path, ftype, a.LlamaPure, Environment.ProcessorCount);
-                var product = Product(format, type, path, clock.Elapsed.TotalMilliseconds, how);
-                ggufs.AddRange(formats.Where(a.Formats.Contains).Select(f => product with { Format = f }));
+                ggufs.Add(Product(format, type, path, clock.Elapsed.TotalMilliseconds, how));
             }
             catch (InvalidOperationException e)
             {
                 // E.g. rows that are not whole 32-element blocks (stories260K's 172): llama.cpp has no fallback
                 // for them. Kiln's side of the pair still runs; llama.cpp's is reported as failed.
                 Log($"  {type}: {e.Message}");
-                ggufs.AddRange(formats.Where(a.Formats.Contains).Select(f => new GgufProduct(f, type, path, 0, 0, [], Math.Round(clock.Elapsed.TotalMilliseconds, 1), how, e.Message)));
+                ggufs.Add(new GgufProduct(format, type, path, 0, 0, [], Math.Round(clock.Elapsed.TotalMilliseconds, 1), how, e.Message));
             }
         }
         foreach (var g in ggufs.Where(g => g.Error is null)) Log($"  {g.LlamaType,-5} {g.Bytes,14:N0} bytes, {g.WeightBytesPerToken,14:N0} weight bytes/token, tensors {string.Join(" ", g.TensorTypes.Select(kv => $"{kv.Key}:{kv.Value}"))}");
