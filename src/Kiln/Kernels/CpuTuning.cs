@@ -3,13 +3,13 @@ using System.Runtime.Intrinsics.X86;
 namespace Kiln.Kernels;
 
 /// <summary>
-/// Choices of the one-row (decode) loops over bf16 weights that depend on the CPU, not on its instruction sets:
+/// Choices of the one-row (decode) loops over 16-bit weights that depend on the CPU, not on its instruction sets:
 /// each is a measurement (docs/performance.md), and the CPU is named by CPUID's vendor and family.
 /// <list type="bullet">
 /// <item>A software prefetch 4 KB ahead made them faster on the Zen 5 and the earlier hosts measured, and 27-40 %
-/// slower on a Zen 4 host, whose hardware prefetchers alone read more there (f16, whose conversion leaves fewer
-/// loads in flight, stayed 6 % faster with it).</item>
-/// <item>On that Zen 4 host, which runs a 512-bit instruction as two 256-bit halves, the 256-bit loop streamed rows
+/// slower on a Zen 4 host, whose hardware prefetchers alone read more there (bf16, and f16 in its placed form:
+/// 9.2-10.0 ms against 10.1-12.7 ms with the prefetch over 268 MB).</item>
+/// <item>On that Zen 4 host, which runs a 512-bit instruction as two 256-bit halves, the 256-bit loop streamed bf16 rows
 /// of up to 4096 weights 10-20 % faster than the 512-bit one, and the 512-bit loop longer rows 10-15 % faster.</item>
 /// </list>
 /// </summary>
@@ -20,8 +20,8 @@ public static class CpuTuning
 
     private static readonly bool IsAmdFamily19h = IsAmdFamily(AmdFamily19h);
 
-    /// <summary>Whether the bf16 one-row loops prefetch: everywhere but AMD family 19h.</summary>
-    public static bool Bf16Prefetches { get; } = !IsAmdFamily19h;
+    /// <summary>Whether the one-row loops over 16-bit weights prefetch: everywhere but AMD family 19h.</summary>
+    public static bool HalfPrefetches { get; } = !IsAmdFamily19h;
 
     /// <summary>
     /// The shortest bf16 row (in weights) the one-row product runs with 512-bit vectors where it may: 4097 on AMD

@@ -26,14 +26,9 @@ public static unsafe class HalfLinearMath<TWeights> where TWeights : IHalfWeight
             Portable(x, w, y, rows, k, yStride, first, end);
             return;
         }
-        if (rows == 1 && path == KernelPath.Avx512 && k >= Wide512MinimumK)
-        {
-            for (var j = first; j < end; j++) y[j] = Dot512(w + (long)j * k, x, k);
-            return;
-        }
         if (rows == 1)
         {
-            for (var j = first; j < end; j++) y[j] = Dot(w + (long)j * k, x, k);
+            OneRow(x, w, y, k, first, end, path == KernelPath.Avx512 && k >= Wide512MinimumK);
             return;
         }
         // Four weight rows widened once, then every input row through the float tile (FloatPanelTile).
@@ -65,62 +60,126 @@ public static unsafe class HalfLinearMath<TWeights> where TWeights : IHalfWeight
     // at one thread than 2 KB.
     private const int PrefetchAhead = 2048;
 
-    // Whether those prefetches are made at all (the format's choice, CpuTuning): a constant once the loops are compiled at tier 1.
-    private static readonly bool Prefetches = TWeights.PrefetchesAhead;
+    // Whether those prefetches are made at all (CpuTuning): a constant once the loops are compiled at tier 1.
+    private static readonly bool Prefetches = CpuTuning.HalfPrefetches;
 
     // The shortest row a one-row product on the AVX-512 path reads with 512-bit vectors (the format's choice, CpuTuning);
     // shorter rows take the 256-bit loop.
     private static readonly int Wide512MinimumK = TWeights.Wide512MinimumK;
 
-    // One weight row, four independent accumulators: consecutive calls read W as one sequential stream.
+    // y[first..end) for one input row: each weight row in the format's placed form (IHalfWeights.PlacedExponent)
+    // against x times 2^PlacedExponent, 32 weights a step, then the row's tail with the full steps against x itself.
+    // Should x hold a magnitude the full multiply would overflow, it takes a smaller power of two and the sum the
+    // rest, which changes no product; x holding an infinity or NaN, or a weight row holding a special pattern,
+    // is read with the full steps.
+    private static void OneRow(float* x, ushort* w, float* y, int k, int first, int end, bool wide)
+    {
+        var whole = k & ~31;
+        var placedX = x;
+        var rescale = 1f;
+        if (TWeights.PlacedExponent != 0)
+        {
+            var exponent = InputExponent(x, k);
+            if (exponent < 0)
+            {
+                for (var j = first; j < end; j++) y[j] = FullSteps(w + (long)j * k, x, 0, k);
+                return;
+            }
+            placedX = (float*)NativeMemory.AlignedAlloc((nuint)Math.Max(whole, 1) * sizeof(float), 64);
+            Scale(x, placedX, whole, PowerOfTwo(exponent));
+            rescale = PowerOfTwo(TWeights.PlacedExponent - exponent);
+        }
+        try
+        {
+            for (var j = first; j < end; j++)
+            {
+                var wj = w + (long)j * k;
+                var sum = wide ? Dot512(wj, placedX, whole, out var special) : Dot(wj, placedX, whole, out special);
+                y[j] = special ? FullSteps(wj, x, 0, k) : sum * rescale + FullSteps(wj, x, whole, k);
+            }
+        }
+        finally
+        {
+            if (placedX != x) NativeMemory.AlignedFree(placedX);
+        }
+    }
+
+    // The power of two x is multiplied by for the placed weights: 2^PlacedExponent where that keeps every |x| below
+    // 2^127 (float32's largest power of two), less where x holds larger magnitudes, -1 where it holds an infinity or NaN.
+    private static int InputExponent(float* x, int k)
+    {
+        // The bits of |x| order as the magnitudes do, infinity and NaN above every finite value.
+        var largest = 0;
+        for (var i = 0; i < k; i++) largest = Math.Max(largest, BitConverter.SingleToInt32Bits(x[i]) & int.MaxValue);
+        var biased = largest >> 23;
+        // |x| < 2^(biased - 126), so |x|·2^e < 2^127 for e <= 253 - biased.
+        return biased == 255 ? -1 : Math.Min(TWeights.PlacedExponent, 253 - biased);
+    }
+
+    private static float PowerOfTwo(int exponent) => BitConverter.Int32BitsToSingle((exponent + 127) << 23);
+
+    private static void Scale(float* x, float* target, int count, float factor)
+    {
+        var i = 0;
+        for (; i + 8 <= count; i += 8) (Vector256.Load(x + i) * factor).Store(target + i);
+        for (; i < count; i++) target[i] = x[i] * factor;
+    }
+
+    // The sum over weights first..k of one row with the full steps: the tail after the placed loops, or a whole
+    // row they cannot read.
+    private static float FullSteps(ushort* w, float* x, int first, int k)
+    {
+        var i = first;
+        var a = Vector256<float>.Zero;
+        for (; i + 8 <= k; i += 8) a = Fma.MultiplyAdd(TWeights.Load8(w + i), Vector256.Load(x + i), a);
+        var sum = Vector256.Sum(a);
+        for (; i < k; i++) sum += TWeights.ToSingle(w[i]) * x[i];
+        return sum;
+    }
+
+    // One weight row's first `whole` weights (a multiple of 32) in the placed form, four independent accumulators:
+    // consecutive calls read W as one sequential stream. `special`: the row holds a pattern the placed form misreads.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static float Dot(ushort* w, float* x, int k)
+    private static float Dot(ushort* w, float* x, int whole, out bool special)
     {
         // Read once per row: a generic class's static field in the loop would be looked up at every step in Native AOT.
         var prefetches = Prefetches;
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        var i = 0;
-        for (; i + 32 <= k; i += 32)
+        var largest = Vector256<ushort>.Zero;
+        for (var i = 0; i < whole; i += 32)
         {
             if (prefetches) Sse.Prefetch0(w + i + PrefetchAhead);
-            var finite = TWeights.AllFinite32(w + i);
-            a0 = Fma.MultiplyAdd(Load8(w + i, finite), Vector256.Load(x + i), a0);
-            a1 = Fma.MultiplyAdd(Load8(w + i + 8, finite), Vector256.Load(x + i + 8), a1);
-            a2 = Fma.MultiplyAdd(Load8(w + i + 16, finite), Vector256.Load(x + i + 16), a2);
-            a3 = Fma.MultiplyAdd(Load8(w + i + 24, finite), Vector256.Load(x + i + 24), a3);
+            if (TWeights.HasSpecials)
+            {
+                largest = Vector256.Max(largest, Vector256.Load(w + i) & Vector256.Create((ushort)0x7FFF));
+                largest = Vector256.Max(largest, Vector256.Load(w + i + 16) & Vector256.Create((ushort)0x7FFF));
+            }
+            a0 = Fma.MultiplyAdd(TWeights.LoadPlaced8(w + i), Vector256.Load(x + i), a0);
+            a1 = Fma.MultiplyAdd(TWeights.LoadPlaced8(w + i + 8), Vector256.Load(x + i + 8), a1);
+            a2 = Fma.MultiplyAdd(TWeights.LoadPlaced8(w + i + 16), Vector256.Load(x + i + 16), a2);
+            a3 = Fma.MultiplyAdd(TWeights.LoadPlaced8(w + i + 24), Vector256.Load(x + i + 24), a3);
         }
-        for (; i + 8 <= k; i += 8) a0 = Fma.MultiplyAdd(TWeights.Load8(w + i), Vector256.Load(x + i), a0);
-        var sum = Vector256.Sum((a0 + a1) + (a2 + a3));
-        for (; i < k; i++) sum += TWeights.ToSingle(w[i]) * x[i];
-        return sum;
+        special = TWeights.HasSpecials && Vector256.GreaterThanOrEqualAny(largest, Vector256.Create(TWeights.SpecialMagnitude));
+        return Vector256.Sum((a0 + a1) + (a2 + a3));
     }
 
-    // Dot with 512-bit vectors: half the instructions per weight, where the f16 conversion dominates.
+    // Dot with 512-bit vectors: half the instructions per weight.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static float Dot512(ushort* w, float* x, int k)
+    private static float Dot512(ushort* w, float* x, int whole, out bool special)
     {
         var prefetches = Prefetches;
         Vector512<float> a0 = default, a1 = default;
-        var i = 0;
-        for (; i + 32 <= k; i += 32)
+        var largest = Vector512<ushort>.Zero;
+        for (var i = 0; i < whole; i += 32)
         {
             if (prefetches) Sse.Prefetch0(w + i + PrefetchAhead);
-            var finite = TWeights.AllFinite32(w + i);
-            a0 = Avx512F.FusedMultiplyAdd(Load16(w + i, finite), Vector512.Load(x + i), a0);
-            a1 = Avx512F.FusedMultiplyAdd(Load16(w + i + 16, finite), Vector512.Load(x + i + 16), a1);
+            if (TWeights.HasSpecials) largest = Vector512.Max(largest, Vector512.Load(w + i) & Vector512.Create((ushort)0x7FFF));
+            a0 = Avx512F.FusedMultiplyAdd(TWeights.LoadPlaced16(w + i), Vector512.Load(x + i), a0);
+            a1 = Avx512F.FusedMultiplyAdd(TWeights.LoadPlaced16(w + i + 16), Vector512.Load(x + i + 16), a1);
         }
-        for (; i + 16 <= k; i += 16) a0 = Avx512F.FusedMultiplyAdd(TWeights.Load16(w + i), Vector512.Load(x + i), a0);
-        var sum = Vector512.Sum(a0 + a1);
-        for (; i < k; i++) sum += TWeights.ToSingle(w[i]) * x[i];
-        return sum;
+        special = TWeights.HasSpecials && Vector512.GreaterThanOrEqualAny(largest, Vector512.Create(TWeights.SpecialMagnitude));
+        return Vector512.Sum(a0 + a1);
     }
-
-    // A run of 32 weights widened by the format's shorter steps where it vouched for them (IHalfWeights.AllFinite32).
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> Load8(ushort* w, bool finite) => finite ? TWeights.LoadFinite8(w) : TWeights.Load8(w);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Load16(ushort* w, bool finite) => finite ? TWeights.LoadFinite16(w) : TWeights.Load16(w);
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Widen(ushort* w, float* target, int count, KernelPath path)

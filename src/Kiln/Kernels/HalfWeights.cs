@@ -13,9 +13,6 @@ public unsafe interface IHalfWeights
 {
     static abstract float ToSingle(ushort bits);
 
-    /// <summary>Whether one-row loops over this format prefetch the weights ahead of their reads on this CPU (<see cref="CpuTuning"/>).</summary>
-    static abstract bool PrefetchesAhead { get; }
-
     /// <summary>The shortest row (in weights) a one-row product on the AVX-512 path reads with 512-bit vectors on this CPU (<see cref="CpuTuning"/>).</summary>
     static abstract int Wide512MinimumK { get; }
 
@@ -26,16 +23,25 @@ public unsafe interface IHalfWeights
     static abstract Vector512<float> Load16(ushort* p);
 
     /// <summary>
-    /// Whether the 32 elements at <paramref name="p"/> may be widened by <see cref="LoadFinite8"/> and
-    /// <see cref="LoadFinite16"/>, shorter steps that are exact for finite values only (needs AVX2).
+    /// The placed form: <see cref="LoadPlaced8"/> and <see cref="LoadPlaced16"/> read each element as its value
+    /// times 2^-PlacedExponent, in fewer steps than <see cref="Load8"/>; a one-row product multiplies x by
+    /// 2^PlacedExponent instead, once per call (<see cref="HalfLinearMath{TWeights}"/>).
     /// </summary>
-    static abstract bool AllFinite32(ushort* p);
+    static abstract int PlacedExponent { get; }
 
-    /// <summary>As <see cref="Load8"/> for elements <see cref="AllFinite32"/> vouched for.</summary>
-    static abstract Vector256<float> LoadFinite8(ushort* p);
+    /// <summary>
+    /// Whether the placed form misreads some elements (infinities and NaNs): those whose bits without the sign are
+    /// at least <see cref="SpecialMagnitude"/>. A row holding one is read again with the full steps.
+    /// </summary>
+    static abstract bool HasSpecials { get; }
 
-    /// <summary>As <see cref="Load16"/> for elements <see cref="AllFinite32"/> vouched for.</summary>
-    static abstract Vector512<float> LoadFinite16(ushort* p);
+    static abstract ushort SpecialMagnitude { get; }
+
+    /// <summary>Eight elements at <paramref name="p"/> in the placed form (needs AVX2).</summary>
+    static abstract Vector256<float> LoadPlaced8(ushort* p);
+
+    /// <summary>Sixteen elements at <paramref name="p"/> in the placed form (needs AVX-512F).</summary>
+    static abstract Vector512<float> LoadPlaced16(ushort* p);
 }
 
 /// <summary>bfloat16: the top half of a float32, so widening is a zero-extend and a shift.</summary>
@@ -43,8 +49,6 @@ public readonly unsafe struct BFloat16Weights : IHalfWeights
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float ToSingle(ushort bits) => BitConverter.UInt32BitsToSingle((uint)bits << 16);
-
-    public static bool PrefetchesAhead => CpuTuning.Bf16Prefetches;
 
     public static int Wide512MinimumK => CpuTuning.Bf16Wide512MinimumK;
 
@@ -56,14 +60,18 @@ public readonly unsafe struct BFloat16Weights : IHalfWeights
     public static Vector512<float> Load16(ushort* p) =>
         Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512Int32(Vector256.Load(p)), 16).AsSingle();
 
-    // Widening has no special cases: every element takes the one form.
-    public static bool AllFinite32(ushort* p) => true;
+    // Widening is already a shift: the placed form is the value itself, and no pattern is special.
+    public static int PlacedExponent => 0;
+
+    public static bool HasSpecials => false;
+
+    public static ushort SpecialMagnitude => 0;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> LoadFinite8(ushort* p) => Load8(p);
+    public static Vector256<float> LoadPlaced8(ushort* p) => Load8(p);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> LoadFinite16(ushort* p) => Load16(p);
+    public static Vector512<float> LoadPlaced16(ushort* p) => Load16(p);
 }
 
 /// <summary>
@@ -80,15 +88,15 @@ public readonly unsafe struct BFloat16Weights : IHalfWeights
 /// </list>
 /// In every lane whose result is kept the subtraction's operands are normal (exponent 113), so a
 /// denormals-are-zero mode cannot flush them and no subnormal operand takes the slow microcode path.
-/// The one-row loops, which stream the weights and are bound by these steps, take a shorter form wherever 32
-/// elements in a row are finite (<see cref="AllFinite32"/>: two instructions on 16 of them): step 1, then the
-/// float32 read from those bits times 2^112, which moves exponent e to e + 112 and a subnormal's m·2^-149 to
-/// m·2^-24, both exactly (an f16 zero stays a signed zero; exact as long as the thread does not treat subnormal
-/// operands as zero, which neither .NET nor ONNX Runtime sets by default). The multiply's operand is then an f32
-/// subnormal for an f16 subnormal, which an earlier host took a microcode assist on; on the Zen 4 host, over
-/// Gaussian weights (std 0.02, 0.24 % subnormal, like trained ones), the one-row product took 14-15 ms against
-/// 22 ms with the full steps, and 22 ms when runs holding a subnormal took the full steps instead
-/// (docs/performance.md). Both forms are exact; a run holding an infinity or NaN takes the full steps.
+/// The one-row loops, which stream the weights, would be bound by these steps; they read the placed form instead:
+/// step 1 alone, three instructions per eight elements. Its bits read as a float32 are the value times 2^-112 for
+/// every finite f16 (exponent e becomes e - 15 + 127 - 112; a subnormal's m·2^-24 becomes the float32 subnormal
+/// m·2^-136), and x is multiplied by 2^112 once per call, so each product, and so every rounding of the sum, is the
+/// same as with the full steps. An infinity or NaN (exponent 31) reads as a finite float32; the loops keep the
+/// largest magnitude they read and read such a row again with the full steps. Measured on the Zen 4 host over
+/// Gaussian weights (std 0.02, 0.24 % subnormal, like trained ones): a one-row product over 268 MB took 9.3-10 ms, as
+/// bf16, against 13-15 ms when runs of 32 finite weights were checked first and widened by step 1 and a multiply by
+/// 2^112, and 22 ms with the full steps (docs/performance.md).
 /// </summary>
 public readonly unsafe struct HalfWeights : IHalfWeights
 {
@@ -99,10 +107,7 @@ public readonly unsafe struct HalfWeights : IHalfWeights
     private const uint SignMask = 0x80000000;
     private const uint SignAndExponent = 0xFF800000;
 
-    // The conversion's integer steps leave the core fewer loads in flight: the prefetch helps on every CPU measured.
-    public static bool PrefetchesAhead => true;
-
-    // The conversion's steps dominate, and 512-bit vectors halve them: every row length.
+    // The placed form on 512-bit vectors was as fast or faster than on 256-bit ones at every row length measured.
     public static int Wide512MinimumK => 0;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -132,32 +137,21 @@ public readonly unsafe struct HalfWeights : IHalfWeights
         return Avx.BlendVariable(normal.AsSingle(), small, Avx2.CompareEqual(exponent, Vector256<int>.Zero).AsSingle());
     }
 
-    // f16's exponent field: all ones for an infinity or NaN.
-    private const ushort Exponent16 = 0x7C00;
+    // Step 1 alone: the value times 2^-112 for every finite element.
+    public static int PlacedExponent => 112;
 
-    // 2^112: an f16's bits placed by step 1, read as a float32, times this is its value.
-    private const float Rescale = 5.192296858534828e33f;
+    public static bool HasSpecials => true;
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static bool AllFinite32(ushort* p)
-    {
-        var mask = Vector256.Create(Exponent16).AsInt16();
-        var a = Avx2.CompareEqual(Avx2.And(Vector256.Load((short*)p), mask), mask);
-        var b = Avx2.CompareEqual(Avx2.And(Vector256.Load((short*)p + 16), mask), mask);
-        var special = Avx2.Or(a, b);
-        return Avx.TestZ(special, special);
-    }
-
-    // Step 1, then the times 2^112 (exact for every finite value).
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> LoadFinite8(ushort* p) =>
-        Avx.Multiply(Avx2.And(Avx2.ShiftLeftLogical(Avx2.ConvertToVector256Int32(Vector128.Load((short*)p)), 13), Vector256.Create(Placed).AsInt32()).AsSingle(),
-            Vector256.Create(Rescale));
+    // Exponent 31: an infinity or a NaN.
+    public static ushort SpecialMagnitude => 0x7C00;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> LoadFinite16(ushort* p) =>
-        Avx512F.Multiply(Avx512F.And(Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512Int32(Vector256.Load((short*)p)), 13), Vector512.Create(Placed).AsInt32()).AsSingle(),
-            Vector512.Create(Rescale));
+    public static Vector256<float> LoadPlaced8(ushort* p) =>
+        Avx2.And(Avx2.ShiftLeftLogical(Avx2.ConvertToVector256Int32(Vector128.Load((short*)p)), 13), Vector256.Create(Placed).AsInt32()).AsSingle();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> LoadPlaced16(ushort* p) =>
+        Avx512F.And(Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512Int32(Vector256.Load((short*)p)), 13), Vector512.Create(Placed).AsInt32()).AsSingle();
 
     // Load8's steps on sixteen elements.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

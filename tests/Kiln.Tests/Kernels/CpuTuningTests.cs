@@ -21,7 +21,7 @@ public sealed class CpuTuningTests
         Assert.Equal(amd, CpuTuning.IsAmdFamily(family));
         Assert.False(CpuTuning.IsAmdFamily(family + 1));
         var zen4 = amd && family == 0x19;
-        Assert.Equal(!zen4, CpuTuning.Bf16Prefetches);
+        Assert.Equal(!zen4, CpuTuning.HalfPrefetches);
         Assert.Equal(zen4 ? 4097 : 0, CpuTuning.Bf16Wide512MinimumK);
     }
 }

@@ -9,7 +9,8 @@ namespace Kiln.Tests.Kernels;
 /// one always), against a double-precision product over the exact 16-bit values: one row (one weight stream,
 /// on 256-bit and 512-bit vectors), several rows (converted panels through FloatPanelTile's six-by-four or
 /// three-by-four tile, its leftovers and its slices over k), vector tails, column ranges and outputs that are
-/// blocks of a wider matrix; every 16-bit pattern read exactly, f16's finite ones also by the short steps runs of them take.
+/// blocks of a wider matrix; every 16-bit pattern read exactly, f16's finite ones also in the placed form of one-row
+/// products, whatever the magnitude of x.
 /// </summary>
 public sealed unsafe class HalfLinearMathTests
 {
@@ -153,12 +154,12 @@ public sealed unsafe class HalfLinearMathTests
 
     [Theory]
     [MemberData(nameof(Paths))]
-    public void Runs_of_finite_f16_weights_take_the_short_steps_and_stay_exact(KernelPath path)
+    public void Every_finite_f16_weight_is_read_exactly_in_the_placed_form(KernelPath path)
     {
-        // Every finite f16 pattern (zeros and subnormals included, both signs), 64 to a weight row, so every run
-        // of 32 is all finite and takes the short steps (Every_16_bit_pattern_is_read_as_its_exact_value has the
-        // infinities and NaNs, each in a run of its own, on the full steps). A one-hot x picks out one column at a
-        // time, so y[j] is that weight's value; one input row per call, the loops that check runs.
+        // Every finite f16 pattern (zeros and subnormals included, both signs), 64 to a weight row, so every row is
+        // read in the placed form against x times 2^112 (Every_16_bit_pattern_is_read_as_its_exact_value has the
+        // infinities and NaNs, whose rows are read again with the full steps). A one-hot x picks out one column at a
+        // time, so y[j] is that weight's value; one input row per call, the loops that read the placed form.
         var finite = Enumerable.Range(0, 1 << 16).Select(i => (ushort)i).Where(h => (h & 0x7C00) != 0x7C00).ToArray();
         const int k = 64;
         var n = finite.Length / k;
@@ -177,6 +178,34 @@ public sealed unsafe class HalfLinearMathTests
                 var expected = (float)BitConverter.UInt16BitsToHalf(w[j * k + c]);
                 if (BitConverter.SingleToInt32Bits(expected) != BitConverter.SingleToInt32Bits(y[j]) && !(expected == 0 && y[j] == 0))
                     Assert.Fail($"pattern 0x{w[j * k + c]:X4} (row {j}, column {c}): read {y[j]}, exact {expected}");
+            }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Paths))]
+    public void Inputs_of_any_magnitude_give_the_products_of_the_full_steps(KernelPath path)
+    {
+        // The placed form multiplies x by 2^112: x up to 2^15 keeps that power, larger x a smaller one, and x holding
+        // an infinity or NaN is read with the full steps. One input row, every weight a finite f16.
+        const int n = 6, k = 100;
+        var w = Narrow(Format.Float16, LinearMathTests.Random(n * k, 11));
+        foreach (var largest in new[] { 1e-30f, 1f, 32767f, 32768f, 1e20f, 3e38f, float.PositiveInfinity, float.NaN })
+        {
+            var x = LinearMathTests.Random(k, 12).Select(v => v * 1e-3f).ToArray();
+            x[37] = largest;
+            x[90] = -largest / 3;
+            var y = new float[n];
+            fixed (float* px = x, py = y)
+            fixed (ushort* pw = w)
+                Multiply(Format.Float16, px, pw, py, 1, k, n, 0, n, path);
+            var widened = Widen(Format.Float16, w);
+            for (var j = 0; j < n; j++)
+            {
+                var exact = 0.0;
+                for (var i = 0; i < k; i++) exact += (double)widened[j * k + i] * x[i];
+                if (double.IsNaN(exact) || double.IsInfinity(exact)) Assert.Equal((float)exact, y[j]);
+                else Assert.True(Math.Abs(y[j] - exact) <= 1e-5 * Math.Abs(exact) + 1e-35, $"largest |x| {largest}, y[{j}] = {y[j]}, exact {exact}");
             }
         }
     }
