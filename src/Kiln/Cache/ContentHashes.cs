@@ -4,19 +4,18 @@ using System.Text.Json;
 namespace Kiln.Cache;
 
 /// <summary>
-/// XXH3-128 of checkpoint files (the content the weights tier is keyed by) and of the weights tier's own
+/// Content hashes (<see cref="ChunkedHash"/>) of checkpoint files (the content the weights tier is keyed by) and of the weights tier's own
 /// files (their check on a hit), memoized in &lt;root&gt;/content-hashes.json by <see cref="FileIdentity"/>
 /// so that an unchanged file is never read again; any write to a file changes its identity (ctime) and so invalidates its record. A memo that
 /// cannot be read is an empty one: a file is then hashed again, never trusted on a damaged record.
 /// </summary>
-public static class ContentHashes
+public static unsafe class ContentHashes
 {
     public const string MemoFile = "content-hashes.json";
 
     // A record is about 150 bytes; the memo keeps the most recent ones.
     private const int MaxRecords = 4096;
     private const int MaxMemoBytes = 1 << 20;
-    private const int ReadBuffer = 1 << 20;
 
     /// <summary>
     /// The content hash (32 lowercase hex digits) of each of <paramref name="paths"/>. The memo is updated
@@ -83,22 +82,20 @@ public static class ContentHashes
         }
     }
 
-    /// <summary>XXH3-128 of a whole file, as 32 lowercase hex digits.</summary>
+    /// <summary>The content hash of a whole file (<see cref="ChunkedHash"/>), mapped and hashed on every core.</summary>
     public static string Hash(string path)
     {
-        using var stream = RegularFile.OpenRead(path);
-        return Hash(stream);
+        var stream = RegularFile.OpenRead(path);
+        if (stream.Length == 0)
+        {
+            using (stream) return ChunkedHash.Of(stream);
+        }
+        using var mapped = Checkpoints.MappedFile.Map(path, stream);
+        return ChunkedHash.Of((byte*)mapped.Address, mapped.Length, releaseChunks: true);
     }
 
-    public static string Hash(Stream stream)
-    {
-        var hash = new XxHash128();
-        // No larger than the file: each page of a fresh buffer is a page fault, a large share of hashing a small file.
-        var buffer = GC.AllocateUninitializedArray<byte>((int)Math.Clamp(stream.CanSeek ? stream.Length - stream.Position : ReadBuffer, 1, ReadBuffer));
-        int read;
-        while ((read = stream.Read(buffer)) > 0) hash.Append(buffer.AsSpan(0, read));
-        return Convert.ToHexStringLower(hash.GetCurrentHash());
-    }
+    /// <summary>The content hash of the rest of <paramref name="stream"/> (<see cref="ChunkedHash"/>).</summary>
+    public static string Hash(Stream stream) => ChunkedHash.Of(stream);
 
     private static List<ContentHashRecord> Read(string memoPath)
     {
@@ -109,7 +106,9 @@ public static class ContentHashes
             var bytes = new byte[stream.Length];
             stream.ReadExactly(bytes);
             var memo = JsonSerializer.Deserialize(StrictUtf8.Decode(bytes, MemoFile), CacheJsonContext.Default.ContentHashMemo);
-            return memo?.Files.Where(r => r.Xxh3.Length == 32 && r.Xxh3.All(char.IsAsciiHexDigitLower)).ToList() ?? [];
+            // Hashes of another definition would give other keys than this Kiln's: the files are hashed again.
+            if (memo?.Scheme != ChunkedHash.Scheme) return [];
+            return memo.Files.Where(r => r.Xxh3.Length == 32 && r.Xxh3.All(char.IsAsciiHexDigitLower)).ToList() ?? [];
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException or CorruptEntryException or ArgumentException)
         {
@@ -125,7 +124,7 @@ public static class ContentHashes
         {
             using (var stream = PrivateFiles.CreateNew(temporary))
             {
-                JsonSerializer.Serialize(stream, new ContentHashMemo(records), CacheJsonContext.Default.ContentHashMemo);
+                JsonSerializer.Serialize(stream, new ContentHashMemo(ChunkedHash.Scheme, records), CacheJsonContext.Default.ContentHashMemo);
                 stream.Flush(flushToDisk: true);
             }
             DurableFiles.Rename(temporary, memoPath);
@@ -138,8 +137,8 @@ public static class ContentHashes
     }
 }
 
-/// <summary>content-hashes.json: the content hash of each file identity seen.</summary>
-public sealed record ContentHashMemo(List<ContentHashRecord> Files);
+/// <summary>content-hashes.json: the content hash (of definition <paramref name="Scheme"/>) of each file identity seen.</summary>
+public sealed record ContentHashMemo(string? Scheme, List<ContentHashRecord> Files);
 
 /// <summary>One file identity (<see cref="FileIdentity"/>) and the XXH3-128 of its bytes.</summary>
 public sealed record ContentHashRecord(ulong Device, ulong Inode, long Size, long MtimeNs, long CtimeNs, string Xxh3)

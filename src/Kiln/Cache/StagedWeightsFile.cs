@@ -1,4 +1,3 @@
-using System.IO.Hashing;
 using System.Runtime.InteropServices;
 using Kiln.Weights;
 
@@ -15,7 +14,6 @@ public sealed unsafe class StagedWeightsFile : IDisposable
 {
     private const int ProtReadWrite = 0x1 | 0x2;
     private const int MapShared = 0x01;
-    private const int HashChunk = 1 << 24;
 
     private nint _address;
     private readonly long _length;
@@ -56,10 +54,7 @@ public sealed unsafe class StagedWeightsFile : IDisposable
     public WeightsFileRecord Complete()
     {
         ObjectDisposedException.ThrowIf(_address == 0, this);
-        var hash = new XxHash128();
-        for (long at = 0; at < _length; at += HashChunk)
-            hash.Append(new ReadOnlySpan<byte>((void*)(_address + (nint)at), (int)Math.Min(HashChunk, _length - at)));
-        return new WeightsFileRecord(_relativePath, _length, Convert.ToHexStringLower(hash.GetCurrentHash()));
+        return new WeightsFileRecord(_relativePath, _length, ChunkedHash.Of((byte*)_address, _length));
     }
 
     public void Dispose()

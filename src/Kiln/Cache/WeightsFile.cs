@@ -1,4 +1,3 @@
-using System.IO.Hashing;
 using System.Text.Json;
 using Kiln.Checkpoints;
 using Kiln.Graph;
@@ -18,8 +17,6 @@ public static unsafe class WeightsFile
 
     /// <summary>Names of the padding tensors; a parameter with such a name is not cached.</summary>
     public const string PadPrefix = "__kiln_pad_";
-
-    private const int HashChunk = 1 << 24;
 
     /// <summary>One product's entry in a weights file: its name, element type, shape and byte length.</summary>
     public readonly record struct Product(string Name, DType DType, long[] Shape, long ByteLength);
@@ -48,13 +45,11 @@ public static unsafe class WeightsFile
     public static IEnumerable<TensorInfo> Products(SafetensorsFile file) =>
         file.Tensors.Values.Where(t => !t.Name.StartsWith(PadPrefix, StringComparison.Ordinal));
 
-    /// <summary>XXH3-128 of the whole mapped file.</summary>
+    /// <summary>The content hash of the whole mapped file (<see cref="ChunkedHash"/>).</summary>
     public static string Hash(SafetensorsFile file)
     {
         Populate(file);
-        var hash = new XxHash128();
-        for (long at = 0; at < file.Length; at += HashChunk) hash.Append(file.GetRange(at, (int)Math.Min(HashChunk, file.Length - at)));
-        return Convert.ToHexStringLower(hash.GetCurrentHash());
+        return ChunkedHash.Of((byte*)file.Mapping.Address, file.Length);
     }
 
     /// <summary>

@@ -20,7 +20,8 @@ namespace Kiln.Cache;
 /// </summary>
 public sealed class WeightsTier(CacheSettings settings, string graphKey, ICommunicator ranks, IProgress<SaveProgress>? saveProgress = null)
 {
-    public const int SchemaVersion = 1;
+    /// <summary>2: files hashed in chunks (<see cref="ChunkedHash"/>).</summary>
+    public const int SchemaVersion = 2;
     public const string ManifestFile = "weights.json";
     public const string DataFile = "weights.safetensors";
     public const string FolderPrefix = "weights-";

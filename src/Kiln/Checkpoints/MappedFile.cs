@@ -26,6 +26,16 @@ public sealed unsafe class MappedFile : IDisposable
     /// <summary>The path the file was opened with.</summary>
     public string Path { get; }
 
+    /// <summary>Address of the file's first byte in the mapping; valid until this file is disposed.</summary>
+    public nint Address
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_base == null, this);
+            return (nint)_base;
+        }
+    }
+
     /// <summary>The file's size in bytes.</summary>
     public long Length { get; }
 
