@@ -53,17 +53,28 @@ public sealed unsafe class ChunkedHashTests : IDisposable
         var expected = ChunkedHash.Of(new MemoryStream(bytes));
         Assert.Equal(expected, ContentHashes.Hash(path));
 
-        // A memo written by a Kiln that hashed files whole: its record for this very file is not taken.
+        // A memo whose record for this very file says 00..0: taken under this definition's scheme, and not when
+        // written by a Kiln that hashed files whole (no scheme) or under another scheme.
         var identity = FileIdentity.Of(path);
-        var memo = new JsonObject
+        var memoPath = Path.Combine(_cache.Root, ContentHashes.MemoFile);
+        string Memo(string? scheme)
         {
-            ["Files"] = new JsonArray(new JsonObject
+            var memo = new JsonObject
             {
-                ["Device"] = identity.Device, ["Inode"] = identity.Inode, ["Size"] = identity.Size,
-                ["MtimeNs"] = identity.MtimeNs, ["CtimeNs"] = identity.CtimeNs, ["Xxh3"] = new string('0', 32),
-            }),
-        };
-        File.WriteAllText(Path.Combine(_cache.Root, ContentHashes.MemoFile), memo.ToJsonString());
+                ["files"] = new JsonArray(new JsonObject
+                {
+                    ["device"] = identity.Device, ["inode"] = identity.Inode, ["size"] = identity.Size,
+                    ["mtime_ns"] = identity.MtimeNs, ["ctime_ns"] = identity.CtimeNs, ["xxh3"] = new string('0', 32),
+                }),
+            };
+            if (scheme is not null) memo["scheme"] = scheme;
+            return memo.ToJsonString();
+        }
+        File.WriteAllText(memoPath, Memo(ChunkedHash.Scheme));
+        Assert.Equal(new string('0', 32), ContentHashes.Known(_cache.Root, identity));
+        File.WriteAllText(memoPath, Memo("xxh3-128, whole files"));
+        Assert.Null(ContentHashes.Known(_cache.Root, identity));
+        File.WriteAllText(memoPath, Memo(null));
         Assert.Null(ContentHashes.Known(_cache.Root, identity));
 
         Assert.Equal(expected, ContentHashes.Of(_cache.Root, [path], writable: true)[path]);
