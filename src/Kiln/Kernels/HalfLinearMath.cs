@@ -109,8 +109,12 @@ public static unsafe class HalfLinearMath<TWeights> where TWeights : IHalfWeight
     private static int InputExponent(float* x, int k)
     {
         // The bits of |x| order as the magnitudes do, infinity and NaN above every finite value.
+        var magnitudes = Vector256<int>.Zero;
+        var i = 0;
+        for (; i + 8 <= k; i += 8) magnitudes = Vector256.Max(magnitudes, Vector256.Load((int*)x + i) & Vector256.Create(int.MaxValue));
         var largest = 0;
-        for (var i = 0; i < k; i++) largest = Math.Max(largest, BitConverter.SingleToInt32Bits(x[i]) & int.MaxValue);
+        for (var lane = 0; lane < Vector256<int>.Count; lane++) largest = Math.Max(largest, magnitudes[lane]);
+        for (; i < k; i++) largest = Math.Max(largest, BitConverter.SingleToInt32Bits(x[i]) & int.MaxValue);
         var biased = largest >> 23;
         // |x| < 2^(biased - 126), so |x|·2^e < 2^127 for e <= 253 - biased.
         return biased == 255 ? -1 : Math.Min(TWeights.PlacedExponent, 253 - biased);
