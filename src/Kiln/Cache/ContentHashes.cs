@@ -1,4 +1,3 @@
-using System.IO.Hashing;
 using System.Text.Json;
 
 namespace Kiln.Cache;
@@ -85,11 +84,9 @@ public static unsafe class ContentHashes
     /// <summary>The content hash of a whole file (<see cref="ChunkedHash"/>), mapped and hashed on every core.</summary>
     public static string Hash(string path)
     {
-        var stream = RegularFile.OpenRead(path);
-        if (stream.Length == 0)
-        {
-            using (stream) return ChunkedHash.Of(stream);
-        }
+        // Disposed by the mapping too, which takes it over: a second dispose does nothing.
+        using var stream = RegularFile.OpenRead(path);
+        if (stream.Length == 0) return ChunkedHash.Of(stream);
         using var mapped = Checkpoints.MappedFile.Map(path, stream);
         return ChunkedHash.Of((byte*)mapped.Address, mapped.Length, releaseChunks: true);
     }
@@ -108,7 +105,7 @@ public static unsafe class ContentHashes
             var memo = JsonSerializer.Deserialize(StrictUtf8.Decode(bytes, MemoFile), CacheJsonContext.Default.ContentHashMemo);
             // Hashes of another definition would give other keys than this Kiln's: the files are hashed again.
             if (memo?.Scheme != ChunkedHash.Scheme) return [];
-            return memo.Files.Where(r => r.Xxh3.Length == 32 && r.Xxh3.All(char.IsAsciiHexDigitLower)).ToList() ?? [];
+            return memo.Files.Where(r => r.Xxh3.Length == 32 && r.Xxh3.All(char.IsAsciiHexDigitLower)).ToList();
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException or CorruptEntryException or ArgumentException)
         {

@@ -9,7 +9,8 @@ namespace Kiln.Kernels;
 /// <see cref="LinearMath"/>'s product over a weight stored as 16-bit floats (bf16 or f16,
 /// <typeparamref name="TWeights"/>): x and y stay float32 and so does every sum; only the weight is read
 /// as stored, half the bytes of float32. One-row products convert each weight vector in registers as
-/// the row streams by (a single stream, one weight row after the other, as LinearMath's); products of several
+/// the row streams by (a single stream, one weight row after the other, as LinearMath's; f16 in its placed form
+/// against x scaled once per call, <see cref="IHalfWeights.PlacedExponent"/>); products of several
 /// rows convert a panel of four weight rows once into float32 and run <see cref="FloatPanelTile"/> over
 /// it, so the conversion is paid once per weight row whatever the number of input rows. The caller names
 /// the <see cref="KernelPath"/>: both kinds of product have 256-bit and 512-bit forms (a one-row product on the
@@ -70,8 +71,8 @@ public static unsafe class HalfLinearMath<TWeights> where TWeights : IHalfWeight
     // y[first..end) for one input row: each weight row in the format's placed form (IHalfWeights.PlacedExponent)
     // against x times 2^PlacedExponent, 32 weights a step, then the row's tail with the full steps against x itself.
     // Should x hold a magnitude the full multiply would overflow, it takes a smaller power of two and the sum the
-    // rest, which changes no product; x holding an infinity or NaN, or a weight row holding a special pattern,
-    // is read with the full steps.
+    // rest, which changes no product above float32's subnormal range; x holding an infinity or NaN, or a weight row
+    // holding a special pattern, is read with the full steps.
     private static void OneRow(float* x, ushort* w, float* y, int k, int first, int end, bool wide)
     {
         var whole = k & ~31;
