@@ -8,7 +8,10 @@ namespace Kiln.Kernels;
 /// <list type="bullet">
 /// <item>A software prefetch 4 KB ahead made them faster on the Zen 5 and the earlier hosts measured, and 27-40 %
 /// slower on a Zen 4 host, whose hardware prefetchers alone read more there (bf16, and f16 in its placed form:
-/// 9.2-10.0 ms against 10.1-12.7 ms with the prefetch over 268 MB).</item>
+/// 9.2-10.0 ms against 10.1-12.7 ms with the prefetch over 268 MB; whole-model decode at one thread, bf16 14.0-14.8
+/// tok/s against 10.7-10.9, f16 14.3-15.2 against 11.6-11.9). f32's loop (LinearMath) keeps its prefetch everywhere:
+/// there the same host decoded the 2 GB f32 model at 16.3-16.7 tok/s with it and 8.8-9.3 without, though one 268 MB
+/// product alone in the kernel bench ran faster without (8.5-9.8 against 11.4-11.7 ms).</item>
 /// <item>On that Zen 4 host, which runs a 512-bit instruction as two 256-bit halves, the 256-bit loop streamed bf16 rows
 /// of up to 4096 weights 10-20 % faster than the 512-bit one, and the 512-bit loop longer rows 10-15 % faster.</item>
 /// </list>
