@@ -5,10 +5,9 @@ namespace Kiln.Cache;
 /// <summary>
 /// The content hash of checkpoint files and of the weights tier's own files: XXH3-128 of the bytes for content
 /// of up to one chunk (64 MiB), and for longer content XXH3-128, seeded with its length, of the chunks' own
-/// XXH3-128 digests in order, so that the chunks of a mapped file are hashed on every core at once. A start that
-/// saves the weights tier hashes the checkpoint and the products it writes: on one thread (about 10 GB/s here)
-/// that was most of what such a start cost beyond an uncached one (docs/cache.md). A stream gives the same hash,
-/// read in order.
+/// XXH3-128 digests in order, so that the chunks of a mapped file are hashed on every core at once (one thread
+/// hashes about 10 GB/s here): a warm start whose memo does not know the checkpoint or its weights file waits for
+/// their hashes (docs/cache.md). A stream gives the same hash, read in order.
 /// </summary>
 public static unsafe class ChunkedHash
 {
