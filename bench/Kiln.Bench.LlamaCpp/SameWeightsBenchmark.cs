@@ -343,13 +343,11 @@ internal static class SameWeightsBenchmark
     private static long? L(JsonNode j, string key) => j[key] is JsonValue v && v.TryGetValue<long>(out var d) ? d : null;
     private static double? Ratio(double? a, double? b) => a is { } x && b is { } y && y != 0 ? x / y : null;
 
-    // The median of the runs' figure (the middle two averaged), over the runs that report it; null when none does.
+    // The median of the runs' figure, over the runs that report it; null when none does.
     private static double? Median(List<EngineRun> runs, Func<EngineRun, double?> figure)
     {
-        var values = runs.Select(figure).OfType<double>().Order().ToArray();
-        if (values.Length == 0) return null;
-        var middle = values.Length / 2;
-        return values.Length % 2 == 1 ? values[middle] : (values[middle - 1] + values[middle]) / 2;
+        var values = runs.Select(figure).OfType<double>().ToList();
+        return values.Count == 0 ? null : LlamaCppChild.Median(values);
     }
 
     // ---- output ----

@@ -59,13 +59,10 @@ public static unsafe class WeightsFile
     /// </summary>
     public static void Populate(SafetensorsFile file)
     {
-        if (file.Length == 0) return;
-        fixed (byte* start = file.GetRange(0, 1))
-        {
-            if ((nint)start % PageBytes != 0) return;
-            PageAdvice.OfferHugePages((nint)start, file.Length);
-            PageAdvice.PopulateRead((nint)start, file.Length);
-        }
+        var start = file.Mapping.Address;
+        if (file.Length == 0 || start % PageBytes != 0) return;
+        PageAdvice.OfferHugePages(start, file.Length);
+        PageAdvice.PopulateRead(start, file.Length);
     }
 
     private static int Padding(long bytes) => (int)((PageBytes - bytes % PageBytes) % PageBytes);

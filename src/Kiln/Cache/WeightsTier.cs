@@ -397,8 +397,8 @@ public sealed class WeightsTier(CacheSettings settings, string graphKey, ICommun
 
     private static WeightsFileRecord Describe(string staging, string relative)
     {
-        using var stream = File.OpenRead(Path.Combine(staging, relative));
-        return new WeightsFileRecord(relative, stream.Length, ContentHashes.Hash(stream));
+        var path = Path.Combine(staging, relative);
+        return new WeightsFileRecord(relative, new FileInfo(path).Length, ContentHashes.Hash(path));
     }
 
     /// <summary>
