@@ -16,28 +16,51 @@ public static unsafe class ChunkedHash
     /// <summary>Names this definition in the content-hash memo, whose records of another definition are not used.</summary>
     public const string Scheme = "xxh3-128, 64 MiB chunks";
 
-    private const int DigestBytes = 16;
+    /// <summary>Threads for a hash that runs beside other work of a start: every core but the one that work needs.</summary>
+    public static int BesideOtherWork => Math.Max(1, Environment.ProcessorCount - 1);
+
+    public const int DigestBytes = 16;
     private const int ReadBuffer = 1 << 20;
 
     /// <summary>
     /// The hash of <paramref name="length"/> bytes at <paramref name="data"/> (32 lowercase hex digits).
     /// With <paramref name="releaseChunks"/>, a mapped file's pages are unmapped from the process once their chunk
     /// is hashed (<see cref="Weights.PageAdvice.ReleaseFileBacked"/>), so hashing a file adds nothing to the
-    /// resident memory.
+    /// resident memory. <paramref name="threads"/> hash chunks at once (0: one per core); a hash that runs beside other
+    /// work of the same start leaves that work its core.
     /// </summary>
-    public static string Of(byte* data, long length, bool releaseChunks = false)
+    public static string Of(byte* data, long length, bool releaseChunks = false, int threads = 0)
     {
-        var chunks = (int)Math.Max(1, (length + ChunkBytes - 1) / ChunkBytes);
-        var digests = new byte[chunks * DigestBytes];
-        var start = (nint)data;
-        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, i =>
-        {
-            var at = (long)i * ChunkBytes;
-            var count = (int)Math.Min(ChunkBytes, length - at);
-            XxHash128.Hash(new ReadOnlySpan<byte>((byte*)(start + (nint)at), count), digests.AsSpan(i * DigestBytes, DigestBytes));
-            if (releaseChunks) Weights.PageAdvice.ReleaseFileBacked(start + (nint)at, count);
-        });
+        var digests = new byte[Chunks(length) * DigestBytes];
+        HashChunks(data, length, digests, _ => true, releaseChunks, threads);
         return Combine(digests, length);
+    }
+
+    /// <summary>How many chunks <paramref name="length"/> bytes make (at least one).</summary>
+    public static int Chunks(long length) => (int)Math.Max(1, (length + ChunkBytes - 1) / ChunkBytes);
+
+    /// <summary>
+    /// The digest of each chunk <c>i</c> of the <paramref name="length"/> bytes at <paramref name="data"/> for which
+    /// <paramref name="wanted"/>(i), written to <paramref name="digests"/> at <c>16 i</c>; <see cref="Combine"/> makes
+    /// the hash of them all. Chunks are independent, so they may be hashed in any order, as their bytes become final.
+    /// </summary>
+    public static void HashChunks(byte* data, long length, byte[] digests, Func<int, bool> wanted, bool releaseChunks = false, int threads = 0)
+    {
+        var start = (nint)data;
+        Parallel.For(0, Chunks(length), new ParallelOptions { MaxDegreeOfParallelism = threads > 0 ? threads : Environment.ProcessorCount }, i =>
+        {
+            if (!wanted(i)) return;
+            HashChunk((byte*)start, length, i, digests);
+            if (releaseChunks) Weights.PageAdvice.ReleaseFileBacked(start + (nint)((long)i * ChunkBytes), (int)Math.Min(ChunkBytes, length - (long)i * ChunkBytes));
+        });
+    }
+
+    /// <summary>The digest of chunk <paramref name="chunk"/>, written to <paramref name="digests"/> at 16 · <paramref name="chunk"/>.</summary>
+    public static void HashChunk(byte* data, long length, int chunk, byte[] digests)
+    {
+        var at = (long)chunk * ChunkBytes;
+        var count = (int)Math.Min(ChunkBytes, length - at);
+        XxHash128.Hash(new ReadOnlySpan<byte>(data + at, count), digests.AsSpan(chunk * DigestBytes, DigestBytes));
     }
 
     /// <summary>The hash of the rest of <paramref name="stream"/>, read in order.</summary>
@@ -68,8 +91,11 @@ public static unsafe class ChunkedHash
         return Combine([.. digests], length);
     }
 
-    // One chunk: its digest is the hash. Several: their digests hashed, seeded with the length, so that no content
-    // of one chunk that happens to equal a list of digests shares its hash.
-    private static string Combine(byte[] digests, long length) => Convert.ToHexStringLower(
+    /// <summary>
+    /// The hash of <paramref name="length"/> bytes from their chunks' digests, in order. One chunk: its digest is the
+    /// hash. Several: their digests hashed, seeded with the length, so that no content of one chunk that happens to
+    /// equal a list of digests shares its hash.
+    /// </summary>
+    public static string Combine(byte[] digests, long length) => Convert.ToHexStringLower(
         length <= ChunkBytes ? digests : XxHash128.Hash(digests, length));
 }

@@ -19,8 +19,9 @@ public static unsafe class ContentHashes
     /// <summary>
     /// The content hash (32 lowercase hex digits) of each of <paramref name="paths"/>. The memo is updated
     /// when <paramref name="writable"/>. A file that changes while it is hashed is an <see cref="IOException"/>.
+    /// <paramref name="threads"/>: as <see cref="ChunkedHash.Of(byte*, long, bool, int)"/>.
     /// </summary>
-    public static IReadOnlyDictionary<string, string> Of(string root, IEnumerable<string> paths, bool writable)
+    public static IReadOnlyDictionary<string, string> Of(string root, IEnumerable<string> paths, bool writable, int threads = 0)
     {
         var known = new Dictionary<FileIdentity, ContentHashRecord>();
         foreach (var r in Read(Path.Combine(root, MemoFile))) known[r.Identity] = r;
@@ -34,7 +35,7 @@ public static unsafe class ContentHashes
                 result[path] = record.Xxh3;
                 continue;
             }
-            var hash = Hash(path);
+            var hash = Hash(path, threads);
             if (FileIdentity.Of(path) != before) throw new IOException($"{path} changed while it was hashed");
             result[path] = hash;
             hashed.Add(ContentHashRecord.From(before, hash));
@@ -81,14 +82,14 @@ public static unsafe class ContentHashes
         }
     }
 
-    /// <summary>The content hash of a whole file (<see cref="ChunkedHash"/>), mapped and hashed on every core.</summary>
-    public static string Hash(string path)
+    /// <summary>The content hash of a whole file (<see cref="ChunkedHash"/>), mapped and hashed on <paramref name="threads"/> (0: every core).</summary>
+    public static string Hash(string path, int threads = 0)
     {
         // Disposed by the mapping too, which takes it over: a second dispose does nothing.
         using var stream = RegularFile.OpenRead(path);
         if (stream.Length == 0) return ChunkedHash.Of(stream);
         using var mapped = Checkpoints.MappedFile.Map(path, stream);
-        return ChunkedHash.Of((byte*)mapped.Address, mapped.Length, releaseChunks: true);
+        return ChunkedHash.Of((byte*)mapped.Address, mapped.Length, releaseChunks: true, threads);
     }
 
     /// <summary>The content hash of the rest of <paramref name="stream"/> (<see cref="ChunkedHash"/>).</summary>

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
 using Kiln.Weights;
 
@@ -19,10 +20,25 @@ public sealed unsafe class StagedWeightsFile : IDisposable
     private readonly long _length;
     private readonly string _relativePath;
 
-    private StagedWeightsFile(nint address, long length, string relativePath, Dictionary<string, nint> places)
+    // Hashing as the products are written: each chunk's digest (ChunkedHash) once every product on it is in place.
+    private readonly Dictionary<string, (long Start, long End)> _spans;
+    private readonly int[] _unwritten; // per chunk: products on it not yet written
+    private readonly byte[] _digests;
+    private readonly bool[] _hashed;
+    private readonly Lock _writtenLock = new();
+    private BlockingCollection<int>? _finalChunks;
+    private Task? _hasher;
+    private volatile bool _stopping;
+
+    private StagedWeightsFile(nint address, long length, string relativePath, Dictionary<string, nint> places, Dictionary<string, (long, long)> spans)
     {
         (_address, _length, _relativePath) = (address, length, relativePath);
         Places = places;
+        _spans = spans;
+        var chunks = ChunkedHash.Chunks(length);
+        (_unwritten, _digests, _hashed) = (new int[chunks], new byte[chunks * ChunkedHash.DigestBytes], new bool[chunks]);
+        foreach (var (start, end) in spans.Values)
+            for (var c = ChunkOf(start); c <= ChunkOf(end - 1); c++) _unwritten[c]++;
     }
 
     /// <summary>Where each product's bytes go (page-aligned), by parameter name.</summary>
@@ -47,22 +63,81 @@ public sealed unsafe class StagedWeightsFile : IDisposable
         BitConverter.TryWriteBytes(new Span<byte>((void*)address, 8), (ulong)header.Length);
         header.CopyTo(new Span<byte>((void*)(address + 8), header.Length));
         // The padding between products is already zero: reserved blocks read as zeros.
-        return new StagedWeightsFile(address, length, relativePath, offsets.ToDictionary(o => o.Key, o => address + (nint)o.Value, StringComparer.Ordinal));
+        var spans = products.ToDictionary(p => p.Name, p => (offsets[p.Name], offsets[p.Name] + p.ByteLength), StringComparer.Ordinal);
+        return new StagedWeightsFile(address, length, relativePath, offsets.ToDictionary(o => o.Key, o => address + (nint)o.Value, StringComparer.Ordinal), spans);
     }
 
-    /// <summary>The file's size and XXH3-128, once every product is in place.</summary>
-    public WeightsFileRecord Complete()
+    /// <summary>
+    /// Starts hashing the file on one thread as its products are written (<see cref="Written"/>), once
+    /// <paramref name="after"/> has finished (other work of the start, left its core until then), so that
+    /// <see cref="Complete"/> finds most of the file hashed: the chunks of the file are hashed as they become final,
+    /// while their bytes may still be in the cache.
+    /// </summary>
+    public void HashAsWritten(Task? after)
     {
         ObjectDisposedException.ThrowIf(_address == 0, this);
-        return new WeightsFileRecord(_relativePath, _length, ChunkedHash.Of((byte*)_address, _length));
+        if (_hasher is not null) throw new InvalidOperationException("the file is already being hashed");
+        _finalChunks = [];
+        lock (_writtenLock)
+            for (var c = 0; c < _unwritten.Length; c++)
+                if (_unwritten[c] == 0) _finalChunks.Add(c);
+        var chunks = _finalChunks;
+        _hasher = Task.Run(() =>
+        {
+            // Waits without taking on the other work's failure: that is its caller's to hear.
+            if (after is not null) Task.WhenAny(after).Wait();
+            foreach (var chunk in chunks.GetConsumingEnumerable())
+            {
+                if (_stopping) return;
+                ChunkedHash.HashChunk((byte*)_address, _length, chunk, _digests);
+                _hashed[chunk] = true;
+            }
+        });
+    }
+
+    /// <summary>Says that product <paramref name="name"/> is in its place and will not change; other names are ignored.</summary>
+    public void Written(string name)
+    {
+        lock (_writtenLock)
+        {
+            if (!_spans.Remove(name, out var span)) return;
+            for (var c = ChunkOf(span.Start); c <= ChunkOf(span.End - 1); c++)
+                if (--_unwritten[c] == 0) _finalChunks?.Add(c);
+        }
+    }
+
+    /// <summary>
+    /// The file's size and XXH3-128, once every product is in place: the chunks not hashed as they were written are
+    /// hashed on <paramref name="threads"/> (0: every core).
+    /// </summary>
+    public WeightsFileRecord Complete(int threads = 0)
+    {
+        ObjectDisposedException.ThrowIf(_address == 0, this);
+        StopHashing(finishQueued: true);
+        ChunkedHash.HashChunks((byte*)_address, _length, _digests, chunk => !_hashed[chunk], threads: threads);
+        return new WeightsFileRecord(_relativePath, _length, ChunkedHash.Combine(_digests, _length));
     }
 
     public void Dispose()
     {
         if (_address == 0) return;
+        // The hasher reads the mapping: it stops before the mapping goes.
+        StopHashing(finishQueued: false);
         munmap(_address, (nuint)_length);
         _address = 0;
     }
+
+    private void StopHashing(bool finishQueued)
+    {
+        if (_finalChunks is null) return;
+        _stopping = !finishQueued;
+        _finalChunks.CompleteAdding();
+        _hasher!.Wait();
+        _finalChunks.Dispose();
+        (_finalChunks, _hasher) = (null, null);
+    }
+
+    private static int ChunkOf(long offset) => (int)(offset / ChunkedHash.ChunkBytes);
 
     [DllImport("libc", SetLastError = true)]
     private static extern nint mmap(nint address, nuint length, int protection, int flags, int fd, long offset);

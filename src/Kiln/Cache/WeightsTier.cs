@@ -56,7 +56,9 @@ public sealed class WeightsTier(CacheSettings settings, string graphKey, ICommun
         // The key needs the checkpoint's content hash; for a file the memo does not know, that reads all of it.
         // With no weights in the entry there is nothing to look up, so the products are computed meanwhile.
         var lookUp = ranks.AllAgree(OtherFolders(null).Any());
-        var hashing = lookUp || Writable ? Task.Run(() => Identify(checkpoint, sources)) : null;
+        // A look-up waits for the hash, which then has every core; beside the products it leaves them one.
+        var hashThreads = lookUp ? 0 : ChunkedHash.BesideOtherWork;
+        var hashing = lookUp || Writable ? Task.Run(() => Identify(checkpoint, sources, hashThreads)) : null;
         (string Key, List<ContentComponent> Content)? identity = null;
         string? reason = "no weights in the entry";
         var quarantined = false;
@@ -87,10 +89,12 @@ public sealed class WeightsTier(CacheSettings settings, string graphKey, ICommun
         // A miss: the products are computed, straight into the file that saves them when there is one.
         var products = graph.Parameters.Where(WeightSet.MayBeProduct).ToList();
         var (staging, file) = Writable ? Stage(products, warnings) : (null, null);
+        // The products' file is hashed as they are written, once the checkpoint's hash has left the core to it.
+        file?.HashAsWritten(after: hashing);
         WeightSet weights;
         try
         {
-            weights = WeightSet.Compute(checkpoint, graph, mapping: file, destinations: file?.Places, progress: progress);
+            weights = WeightSet.Compute(checkpoint, graph, mapping: file, destinations: file?.Places, progress: progress, made: file is null ? null : file.Written);
         }
         catch
         {
@@ -100,17 +104,18 @@ public sealed class WeightsTier(CacheSettings settings, string graphKey, ICommun
         }
         var made = weights.Parameters.Where(p => products.Any(s => s.Name == p.Name) && (p.IsCopy || file is not null)).ToList();
         // Collectives stay on the calling thread: only a single process saves in the background.
-        if (saveInBackground && ranks.Size == 1 && file is not null) _saving = Task.Run(SaveAndReport);
-        else SaveAndReport();
+        if (saveInBackground && ranks.Size == 1 && file is not null) _saving = Task.Run(() => SaveAndReport(ChunkedHash.BesideOtherWork));
+        else SaveAndReport(0);
         return weights;
 
-        void SaveAndReport()
+        // threads: for hashing the products (0: every core).
+        void SaveAndReport(int threads)
         {
             var saved = false;
             if (hashing is not null)
             {
                 identity ??= AgreedIdentity(hashing, warnings);
-                saved = identity is { } id && Save(staging, file, FolderOf(id.Key), id.Key, id.Content, clock.Elapsed.TotalMilliseconds, warnings);
+                saved = identity is { } id && Save(staging, file, FolderOf(id.Key), id.Key, id.Content, clock.Elapsed.TotalMilliseconds, threads, warnings);
             }
             if (!saved && staging is not null && ranks.Rank == 0) SnapshotStore.DeleteQuietly(staging);
             Report = new WeightsReport("miss", reason, identity?.Key, clock.Elapsed.TotalMilliseconds, made.Count, made.Sum(p => p.ByteLength), saved, warnings);
@@ -192,9 +197,9 @@ public sealed class WeightsTier(CacheSettings settings, string graphKey, ICommun
     /// The checkpoint files read by a parameter that may be a product, with their content hashes (memoized),
     /// sorted by name; and the key they form with the graph key.
     /// </summary>
-    public (string Key, List<ContentComponent> Content) Identify(Checkpoint checkpoint, IReadOnlyCollection<string> sources)
+    public (string Key, List<ContentComponent> Content) Identify(Checkpoint checkpoint, IReadOnlyCollection<string> sources, int threads = 0)
     {
-        var hashes = ContentHashes.Of(settings.Root, sources, Writable);
+        var hashes = ContentHashes.Of(settings.Root, sources, Writable, threads);
         var content = sources.Select(path => new ContentComponent(Path.GetRelativePath(checkpoint.Directory, path).Replace('\\', '/'), hashes[path]))
             .OrderBy(c => c.File, StringComparer.Ordinal).ToList();
         return (KeyOf(graphKey, content), content);
@@ -331,7 +336,7 @@ public sealed class WeightsTier(CacheSettings settings, string graphKey, ICommun
     }
 
     // Publishes the staged products under their key once every rank has its file complete; a collective.
-    private bool Save(string? staging, StagedWeightsFile? file, string folder, string key, List<ContentComponent> content, double computeMs, List<string> warnings)
+    private bool Save(string? staging, StagedWeightsFile? file, string folder, string key, List<ContentComponent> content, double computeMs, int threads, List<string> warnings)
     {
         if (!ranks.AllAgree(file is not null && EntryExists() && FolderAbsent(folder))) return false;
         var rankName = SnapshotStore.RankDirectory(ranks.Rank);
@@ -339,7 +344,7 @@ public sealed class WeightsTier(CacheSettings settings, string graphKey, ICommun
         string? failure = null;
         try
         {
-            written = file!.Complete();
+            written = file!.Complete(threads);
             ReportStep(SaveStep.FilesWritten);
             DurableFiles.SyncDirectory(Path.Combine(staging!, rankName));
         }

@@ -21,6 +21,10 @@ public sealed unsafe class MappedFile : IDisposable
         // Acquired once: every later access is plain pointer arithmetic.
         view.SafeMemoryMappedViewHandle.AcquirePointer(ref _base);
         _base += view.PointerOffset;
+        // Pages this mapping reads in from disk come as 2 MiB page-cache folios where the filesystem keeps large
+        // folios, mapped as huge pages by this and every later mapping: mapping a 2 GB file then takes a thousand
+        // faults instead of a few hundred thousand page entries to make and tear down (docs/cache.md).
+        Weights.PageAdvice.OfferHugePages((nint)_base, length);
     }
 
     /// <summary>The path the file was opened with.</summary>

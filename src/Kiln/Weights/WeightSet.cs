@@ -23,11 +23,11 @@ public sealed class WeightSet : IDisposable
     /// Applies each parameter's load recipe, except those in <paramref name="given"/> (already made,
     /// e.g. mapped from the cache), which are taken as they are. A parameter with a place in
     /// <paramref name="destinations"/> (a weights file being saved, which <paramref name="mapping"/> keeps
-    /// mapped) is made there. <paramref name="progress"/> hears how far the quantize steps are (from worker
-    /// threads), when there are any.
+    /// mapped) is made there, and <paramref name="made"/> hears its name once it is. <paramref name="progress"/> hears
+    /// how far the quantize steps are (from worker threads), when there are any.
     /// </summary>
     public static WeightSet Compute(Checkpoint checkpoint, ModelGraph graph, IReadOnlyDictionary<string, ParameterData>? given = null, IDisposable? mapping = null,
-        IReadOnlyDictionary<string, nint>? destinations = null, IProgress<QuantizeProgress>? progress = null)
+        IReadOnlyDictionary<string, nint>? destinations = null, IProgress<QuantizeProgress>? progress = null, Action<string>? made = null)
     {
         var weights = new List<ParameterData>();
         var total = graph.Parameters.Where(p => given?.ContainsKey(p.Name) != true).Sum(p => WeightsToQuantize(checkpoint, p.Recipe));
@@ -40,7 +40,7 @@ public sealed class WeightSet : IDisposable
             foreach (var p in graph.Parameters)
             {
                 var destination = destinations?.GetValueOrDefault(p.Name) ?? 0;
-                if (given?.GetValueOrDefault(p.Name) is { } made) weights.Add(made);
+                if (given?.GetValueOrDefault(p.Name) is { } ready) weights.Add(ready);
                 else if (p.Recipe.Steps is [.., NBitsLayoutStep layout])
                 {
                     var before = WithoutLastStep(p.Recipe);
@@ -56,6 +56,7 @@ public sealed class WeightSet : IDisposable
                     weights.Add(RecipeExecutor.Relay(p.Name, blocks.Value.Data, layout, p.Value.DType, p.Value.Shape.ToSizes(), destination));
                 }
                 else weights.Add(RecipeExecutor.Execute(checkpoint, p.Name, p.Recipe, p.Value.DType, p.Value.Shape.ToSizes(), destination, report));
+                if (destination != 0) made?.Invoke(p.Name);
             }
             return new WeightSet(weights, mapping);
         }
