@@ -152,7 +152,7 @@ public static unsafe class RecipeExecutor
     private static Work Copy(Work source, Allocator allocator)
     {
         var target = allocator.Allocate(source.DType, source.Shape);
-        Buffer.MemoryCopy((void*)source.Pointer, (void*)target.Pointer, target.ByteLength, source.ByteLength);
+        ParallelCopy.Run([new ParallelCopy.Range(source.Pointer, target.Pointer, source.ByteLength)]);
         return target;
     }
 
@@ -215,16 +215,18 @@ public static unsafe class RecipeExecutor
         var target = allocator.Allocate(parts[0].DType, shape);
         var outer = shape.Take(dim).Aggregate(1L, (a, b) => a * b);
         var inner = shape.Skip(dim + 1).Aggregate(1L, (a, b) => a * b) * target.DType.ByteSize();
-        var to = (byte*)target.Pointer;
+        var copies = new List<ParallelCopy.Range>();
+        var to = target.Pointer;
         for (long o = 0; o < outer; o++)
         {
             foreach (var part in parts)
             {
                 var chunk = part.Shape[dim] * inner;
-                Buffer.MemoryCopy((byte*)part.Pointer + o * chunk, to, chunk, chunk);
-                to += chunk;
+                copies.Add(new ParallelCopy.Range(part.Pointer + (nint)(o * chunk), to, chunk));
+                to += (nint)chunk;
             }
         }
+        ParallelCopy.Run(copies);
         return target;
     }
 
@@ -242,12 +244,14 @@ public static unsafe class RecipeExecutor
         var (parts, rows) = (shape[0], shape[1]);
         var blockBytes = shape[2] * source.DType.ByteSize();
         var rowBytes = parts * blockBytes;
-        var to = (byte*)target.Pointer;
+        var copies = new List<ParallelCopy.Range>();
+        var to = target.Pointer;
         for (long p = 0; p < parts; p++)
         {
-            for (long row = 0; row < rows; row++, to += blockBytes)
-                Buffer.MemoryCopy((byte*)source.Pointer + row * rowBytes + p * blockBytes, to, blockBytes, blockBytes);
+            for (long row = 0; row < rows; row++, to += (nint)blockBytes)
+                copies.Add(new ParallelCopy.Range(source.Pointer + (nint)(row * rowBytes + p * blockBytes), to, blockBytes));
         }
+        ParallelCopy.Run(copies);
         return target;
     }
 
