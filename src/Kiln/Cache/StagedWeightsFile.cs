@@ -9,7 +9,8 @@ namespace Kiln.Cache;
 /// the load recipes write their products straight into their places in it. A start that saves its products
 /// so computes them once, into the page cache that the next start maps, instead of into memory and then
 /// through write(2) a second time. The mapping stays valid after the file is renamed into the cache or
-/// deleted, so the products it holds serve the run either way; it is unmapped on dispose.
+/// deleted, so the products it holds serve the run either way; it is unmapped on dispose. Its checksum is made
+/// chunk by chunk as the products are written (<see cref="HashAsWritten"/>), beside the products still to come.
 /// </summary>
 public sealed unsafe class StagedWeightsFile : IDisposable
 {
@@ -70,8 +71,8 @@ public sealed unsafe class StagedWeightsFile : IDisposable
     /// <summary>
     /// Starts hashing the file on one thread as its products are written (<see cref="Written"/>), once
     /// <paramref name="after"/> has finished (other work of the start, left its core until then), so that
-    /// <see cref="Complete"/> finds most of the file hashed: the chunks of the file are hashed as they become final,
-    /// while their bytes may still be in the cache.
+    /// <see cref="Complete"/>, which the session waits for, finds most of the file hashed: each chunk of the file is
+    /// hashed once every product on it is in place.
     /// </summary>
     public void HashAsWritten(Task? after)
     {
@@ -131,10 +132,19 @@ public sealed unsafe class StagedWeightsFile : IDisposable
     {
         if (_finalChunks is null) return;
         _stopping = !finishQueued;
-        _finalChunks.CompleteAdding();
-        _hasher!.Wait();
-        _finalChunks.Dispose();
+        var (chunks, hasher) = (_finalChunks, _hasher!);
         (_finalChunks, _hasher) = (null, null);
+        chunks.CompleteAdding();
+        try
+        {
+            // Completing, a failed hash is the save's failure (its own exception); disposing, nothing is left to hash.
+            if (finishQueued) hasher.GetAwaiter().GetResult();
+            else ((IAsyncResult)hasher).AsyncWaitHandle.WaitOne();
+        }
+        finally
+        {
+            chunks.Dispose();
+        }
     }
 
     private static int ChunkOf(long offset) => (int)(offset / ChunkedHash.ChunkBytes);
