@@ -109,10 +109,11 @@ public sealed class LoadedModel : IDisposable
         // ONNX Runtime's process-wide environment is made on another thread while the pipeline restores and the
         // weights are mapped (its singleton is thread-safe: the session waits for it if need be). A fresh warm start of
         // the default model then creates its session in about 17 instead of 27 ms (docs/cache.md).
-        _ = Task.Run(Microsoft.ML.OnnxRuntime.OrtEnv.Instance);
-        var checkpoint = Checkpoint.Open(directory);
+        var ortEnvironment = Task.Run(Microsoft.ML.OnnxRuntime.OrtEnv.Instance);
+        Checkpoint? checkpoint = null;
         try
         {
+            checkpoint = Checkpoint.Open(directory);
             pipeline ??= PipelineConfig.Load();
             var compiled = cache is null ? ModelCompiler.Compile(checkpoint, pipeline, world: world) : cache.Compile(checkpoint, pipeline);
             afterCompile?.Invoke(compiled.Cache);
@@ -124,7 +125,10 @@ public sealed class LoadedModel : IDisposable
         }
         catch
         {
-            checkpoint.Dispose();
+            checkpoint?.Dispose();
+            // A process that exits while another thread is still loading ONNX Runtime can crash in the library's exit
+            // handlers (SIGSEGV instead of the error's exit code): an error leaves only once the environment is made.
+            ((IAsyncResult)ortEnvironment).AsyncWaitHandle.WaitOne();
             throw;
         }
     }
