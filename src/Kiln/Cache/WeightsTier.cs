@@ -199,10 +199,22 @@ public sealed class WeightsTier(CacheSettings settings, string graphKey, ICommun
     /// </summary>
     public (string Key, List<ContentComponent> Content) Identify(Checkpoint checkpoint, IReadOnlyCollection<string> sources, int threads = 0)
     {
+        // The files are hashed by path, the products made from the checkpoint's open files: a file renamed over one of
+        // them since it was opened would give the new file's hash to products of the old (and a hit, the new file's
+        // products beside the old one's views). Checked before and after: renaming a file changes its ctime too.
+        EnsureOpenedFiles(checkpoint, sources);
         var hashes = ContentHashes.Of(settings.Root, sources, Writable, threads);
+        EnsureOpenedFiles(checkpoint, sources);
         var content = sources.Select(path => new ContentComponent(Path.GetRelativePath(checkpoint.Directory, path).Replace('\\', '/'), hashes[path]))
             .OrderBy(c => c.File, StringComparer.Ordinal).ToList();
         return (KeyOf(graphKey, content), content);
+    }
+
+    private static void EnsureOpenedFiles(Checkpoint checkpoint, IReadOnlyCollection<string> sources)
+    {
+        foreach (var path in sources)
+            if (FileIdentity.Of(path) != FileIdentity.Of(checkpoint.FileAt(path).Handle))
+                throw new IOException($"{Path.GetFileName(path)} was replaced while the model loaded");
     }
 
     /// <summary>Paths of the checkpoint files that parameters which may be products read from.</summary>

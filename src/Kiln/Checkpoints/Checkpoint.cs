@@ -126,6 +126,10 @@ public sealed class Checkpoint : IDisposable
             ? file
             : throw new ArgumentException($"{tensor.Name} ({tensor.File}) is not a tensor of {Directory}", nameof(tensor));
 
+    /// <summary>The open weight file at <paramref name="path"/> (a path its tensors give as their file).</summary>
+    public MappedFile FileAt(string path) =>
+        _fileByPath.TryGetValue(path, out var file) ? file : throw new ArgumentException($"{path} is not a weight file of {Directory}", nameof(path));
+
     /// <summary>The named tensor's bytes, a view of the mapped file.</summary>
     public ReadOnlySpan<byte> GetBytes(string name)
     {

@@ -10,14 +10,16 @@ public sealed unsafe class MappedFile : IDisposable
 {
     private readonly MemoryMappedFile _map;
     private readonly MemoryMappedViewAccessor _view;
+    private readonly Microsoft.Win32.SafeHandles.SafeFileHandle _handle;
     private byte* _base;
 
-    private MappedFile(string path, long length, MemoryMappedFile map, MemoryMappedViewAccessor view)
+    private MappedFile(string path, long length, MemoryMappedFile map, MemoryMappedViewAccessor view, Microsoft.Win32.SafeHandles.SafeFileHandle handle)
     {
         Path = path;
         Length = length;
         _map = map;
         _view = view;
+        _handle = handle;
         // Acquired once: every later access is plain pointer arithmetic.
         view.SafeMemoryMappedViewHandle.AcquirePointer(ref _base);
         _base += view.PointerOffset;
@@ -43,6 +45,16 @@ public sealed unsafe class MappedFile : IDisposable
     /// <summary>The file's size in bytes.</summary>
     public long Length { get; }
 
+    /// <summary>The open file that is mapped (for fstat: the file mapped, whatever its path names now); valid until this file is disposed.</summary>
+    public Microsoft.Win32.SafeHandles.SafeFileHandle Handle
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_base == null, this);
+            return _handle;
+        }
+    }
+
     /// <summary>Maps the file <paramref name="stream"/> reads (it must not be empty); the mapping takes the stream over.</summary>
     public static MappedFile Map(string path, FileStream stream)
     {
@@ -50,7 +62,7 @@ public sealed unsafe class MappedFile : IDisposable
         var map = MemoryMappedFile.CreateFromFile(stream, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
         try
         {
-            return new MappedFile(path, length, map, map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read));
+            return new MappedFile(path, length, map, map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read), stream.SafeFileHandle);
         }
         catch
         {

@@ -138,6 +138,36 @@ public sealed class WeightsTierTests : IDisposable
         Assert.Contains("hit; weights hit", _cache.Run("cache", "explain", "--model", _model).Stdout);
     }
 
+    // The products are made from the checkpoint's open files, the key from hashing them by path: a new file renamed over
+    // one while a model loads must not have the old file's products saved under its content.
+    [Fact]
+    public void ACheckpointFileReplacedWhileLoadingIsNotCachedUnderTheNewContent()
+    {
+        var compiled = CachedCompile.Run(_model, _cache.Settings());
+        var weights = Path.Combine(_model, "model.safetensors");
+        using var opened = Checkpoint.Open(_model);
+        var offset = opened.Tensor("model.layers.0.self_attn.q_proj.weight").DataOffset;
+        var replacement = _cache.Outside("replacement.safetensors");
+        var bytes = File.ReadAllBytes(weights);
+        BitConverter.GetBytes(3.5f).CopyTo(bytes, offset);
+        File.WriteAllBytes(replacement, bytes);
+        File.Move(replacement, weights, overwrite: true);
+
+        var tier = new WeightsTier(_cache.Settings(), compiled.Cache!.Key!, Kiln.Distributed.SingleProcess.Instance);
+        using (tier.Load(opened, compiled.Graph)) { }
+        Assert.False(tier.Report!.Saved, tier.Report.Summary);
+        Assert.Contains("model.safetensors was replaced while the model loaded", string.Join("\n", tier.Report.Warnings));
+
+        // A start on the new file computes its own products: nothing saved from the old file is mapped.
+        using var current = Checkpoint.Open(_model);
+        var next = new WeightsTier(_cache.Settings(), compiled.Cache!.Key!, Kiln.Distributed.SingleProcess.Instance);
+        using var loaded = next.Load(current, compiled.Graph);
+        using var expected = Kiln.Weights.WeightSet.Compute(current, compiled.Graph);
+        Assert.Equal("miss", next.Report!.Status);
+        foreach (var parameter in expected.Parameters)
+            Assert.True(parameter.Bytes.SequenceEqual(loaded.Parameters.Single(p => p.Name == parameter.Name).Bytes), parameter.Name);
+    }
+
     [Fact]
     public void AFlippedByteInCachedWeightsIsQuarantinedAndRecomputed()
     {
