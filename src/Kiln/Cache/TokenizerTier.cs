@@ -52,8 +52,10 @@ public sealed class TokenizerTier(CacheSettings settings, string graphKey)
         if (!File.Exists(TokenizerJsonPath(model))) return null;
         var sources = new[] { TokenizerJsonPath(model), Path.Combine(model, TokenizerConfig.FileName) }.Where(File.Exists).ToList();
         string key;
+        IReadOnlyList<FileIdentity> hashed;
         try
         {
+            hashed = [.. sources.Select(FileIdentity.Of)];
             key = KeyOf(model, ContentHashes.Of(settings.Root, sources, Writable));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -71,7 +73,9 @@ public sealed class TokenizerTier(CacheSettings settings, string graphKey)
         if (reason is not null && Writable) SnapshotStore.DeleteQuietly(folder);
 
         var (source, facts, coreJson) = Tokenizer.Prepare(model);
-        var saved = Writable && Save(folder, facts, coreJson);
+        // Prepare read the files by path again: the result is saved under the key only if they are still the files that
+        // were hashed (any write or rename changes a file's ctime, so its identity), and no tokenizer_config.json came.
+        var saved = Writable && Unchanged(model, sources, hashed) && Save(folder, facts, coreJson);
         // Loaded from the saved file when there is one, which is then checked by the library as a hit's would be.
         var tokenizer = saved ? Tokenizer.FromPreparedFile(source, facts, Path.Combine(folder, CoreFile)) : Tokenizer.FromPrepared(source, facts, coreJson);
         Report = new TokenizerReport("miss", reason ?? "not in the entry", key, clock.Elapsed.TotalMilliseconds, saved);
@@ -79,6 +83,19 @@ public sealed class TokenizerTier(CacheSettings settings, string graphKey)
     }
 
     private static string TokenizerJsonPath(string model) => Path.Combine(model, Runtime.TokenizerJson.FileName);
+
+    private static bool Unchanged(string model, IReadOnlyList<string> sources, IReadOnlyList<FileIdentity> hashed)
+    {
+        try
+        {
+            return sources.Select(FileIdentity.Of).SequenceEqual(hashed)
+                && sources.Contains(Path.Combine(model, TokenizerConfig.FileName)) == File.Exists(Path.Combine(model, TokenizerConfig.FileName));
+        }
+        catch (IOException)
+        {
+            return false; // a file gone
+        }
+    }
 
     // The files' content, and which of them exists (a tokenizer_config.json added later is another key).
     private static string KeyOf(string model, IReadOnlyDictionary<string, string> hashes)
