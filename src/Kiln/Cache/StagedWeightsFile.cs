@@ -108,14 +108,15 @@ public sealed unsafe class StagedWeightsFile : IDisposable
     }
 
     /// <summary>
-    /// The file's size and XXH3-128, once every product is in place: the chunks not hashed as they were written are
-    /// hashed on <paramref name="threads"/> (0: every core).
+    /// The file's size and XXH3-128, once every product is in place: the hashing as written stops, and the chunks it
+    /// has not hashed are hashed here on every core but one (a single process completes the file while it creates its
+    /// session).
     /// </summary>
-    public WeightsFileRecord Complete(int threads = 0)
+    public WeightsFileRecord Complete()
     {
         ObjectDisposedException.ThrowIf(_address == 0, this);
-        StopHashing(finishQueued: true);
-        ChunkedHash.HashChunks((byte*)_address, _length, _digests, chunk => !_hashed[chunk], threads: threads);
+        StopHashing();
+        ChunkedHash.HashChunks((byte*)_address, _length, _digests, chunk => !_hashed[chunk], threads: ChunkedHash.BesideOtherWork);
         return new WeightsFileRecord(_relativePath, _length, ChunkedHash.Combine(_digests, _length));
     }
 
@@ -123,28 +124,20 @@ public sealed unsafe class StagedWeightsFile : IDisposable
     {
         if (_address == 0) return;
         // The hasher reads the mapping: it stops before the mapping goes.
-        StopHashing(finishQueued: false);
+        StopHashing();
         munmap(_address, (nuint)_length);
         _address = 0;
     }
 
-    private void StopHashing(bool finishQueued)
+    // Stops the hasher after the chunk it is on; a chunk it did not finish (or failed on) is not marked hashed.
+    private void StopHashing()
     {
         if (_finalChunks is null) return;
-        _stopping = !finishQueued;
-        var (chunks, hasher) = (_finalChunks, _hasher!);
+        _stopping = true;
+        _finalChunks.CompleteAdding();
+        ((IAsyncResult)_hasher!).AsyncWaitHandle.WaitOne();
+        _finalChunks.Dispose();
         (_finalChunks, _hasher) = (null, null);
-        chunks.CompleteAdding();
-        try
-        {
-            // Completing, a failed hash is the save's failure (its own exception); disposing, nothing is left to hash.
-            if (finishQueued) hasher.GetAwaiter().GetResult();
-            else ((IAsyncResult)hasher).AsyncWaitHandle.WaitOne();
-        }
-        finally
-        {
-            chunks.Dispose();
-        }
     }
 
     private static int ChunkOf(long offset) => (int)(offset / ChunkedHash.ChunkBytes);

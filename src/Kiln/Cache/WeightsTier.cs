@@ -104,18 +104,17 @@ public sealed class WeightsTier(CacheSettings settings, string graphKey, ICommun
         }
         var made = weights.Parameters.Where(p => products.Any(s => s.Name == p.Name) && (p.IsCopy || file is not null)).ToList();
         // Collectives stay on the calling thread: only a single process saves in the background.
-        if (saveInBackground && ranks.Size == 1 && file is not null) _saving = Task.Run(() => SaveAndReport(ChunkedHash.BesideOtherWork));
-        else SaveAndReport(0);
+        if (saveInBackground && ranks.Size == 1 && file is not null) _saving = Task.Run(SaveAndReport);
+        else SaveAndReport();
         return weights;
 
-        // threads: for hashing the products (0: every core).
-        void SaveAndReport(int threads)
+        void SaveAndReport()
         {
             var saved = false;
             if (hashing is not null)
             {
                 identity ??= AgreedIdentity(hashing, warnings);
-                saved = identity is { } id && Save(staging, file, FolderOf(id.Key), id.Key, id.Content, clock.Elapsed.TotalMilliseconds, threads, warnings);
+                saved = identity is { } id && Save(staging, file, FolderOf(id.Key), id.Key, id.Content, clock.Elapsed.TotalMilliseconds, warnings);
             }
             if (!saved && staging is not null && ranks.Rank == 0) SnapshotStore.DeleteQuietly(staging);
             Report = new WeightsReport("miss", reason, identity?.Key, clock.Elapsed.TotalMilliseconds, made.Count, made.Sum(p => p.ByteLength), saved, warnings);
@@ -348,7 +347,7 @@ public sealed class WeightsTier(CacheSettings settings, string graphKey, ICommun
     }
 
     // Publishes the staged products under their key once every rank has its file complete; a collective.
-    private bool Save(string? staging, StagedWeightsFile? file, string folder, string key, List<ContentComponent> content, double computeMs, int threads, List<string> warnings)
+    private bool Save(string? staging, StagedWeightsFile? file, string folder, string key, List<ContentComponent> content, double computeMs, List<string> warnings)
     {
         if (!ranks.AllAgree(file is not null && EntryExists() && FolderAbsent(folder))) return false;
         var rankName = SnapshotStore.RankDirectory(ranks.Rank);
@@ -356,7 +355,7 @@ public sealed class WeightsTier(CacheSettings settings, string graphKey, ICommun
         string? failure = null;
         try
         {
-            written = file!.Complete(threads);
+            written = file!.Complete();
             ReportStep(SaveStep.FilesWritten);
             DurableFiles.SyncDirectory(Path.Combine(staging!, rankName));
         }
