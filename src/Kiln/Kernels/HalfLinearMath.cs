@@ -87,8 +87,8 @@ public static unsafe class HalfLinearMath<TWeights> where TWeights : IHalfWeight
                 return;
             }
             placedX = (float*)NativeMemory.AlignedAlloc((nuint)Math.Max(whole, 1) * sizeof(float), 64);
-            Scale(x, placedX, whole, PowerOfTwo(exponent));
-            rescale = PowerOfTwo(TWeights.PlacedExponent - exponent);
+            Scale(x, placedX, whole, MathF.ScaleB(1f, exponent));
+            rescale = MathF.ScaleB(1f, TWeights.PlacedExponent - exponent);
         }
         try
         {
@@ -120,8 +120,6 @@ public static unsafe class HalfLinearMath<TWeights> where TWeights : IHalfWeight
         // |x| < 2^(biased - 126), so |x|·2^e < 2^127 for e <= 253 - biased.
         return biased == 255 ? -1 : Math.Min(TWeights.PlacedExponent, 253 - biased);
     }
-
-    private static float PowerOfTwo(int exponent) => BitConverter.Int32BitsToSingle((exponent + 127) << 23);
 
     private static void Scale(float* x, float* target, int count, float factor)
     {
